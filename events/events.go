@@ -1,0 +1,170 @@
+package events
+
+import (
+	"fmt"
+	"time"
+)
+
+// Type names an event type. It is written in each record's "event-type"
+// header and selects the Avro schema.
+type Type string
+
+// The event types of the chat log. Names are past tense: each is a fact.
+const (
+	TypeMessageSent       Type = "MessageSent"
+	TypeMessageEdited     Type = "MessageEdited"
+	TypeMessageDeleted    Type = "MessageDeleted"
+	TypeReactionAdded     Type = "ReactionAdded"
+	TypeReactionRemoved   Type = "ReactionRemoved"
+	TypeMemberJoined      Type = "MemberJoined"
+	TypeMemberLeft        Type = "MemberLeft"
+	TypeWebhookRegistered Type = "WebhookRegistered"
+)
+
+// Types lists every event type in a fixed order (the order schema ids are
+// assigned in when rtstack serves its own registry).
+var Types = []Type{
+	TypeMessageSent,
+	TypeMessageEdited,
+	TypeMessageDeleted,
+	TypeReactionAdded,
+	TypeReactionRemoved,
+	TypeMemberJoined,
+	TypeMemberLeft,
+	TypeWebhookRegistered,
+}
+
+// Envelope is what every event carries. Time is the event's own time in
+// Unix milliseconds, set once when the command is decided; projections use
+// it instead of the wall clock so a replay yields identical state.
+type Envelope struct {
+	ID   string `avro:"id"`
+	Room string `avro:"room"`
+	User string `avro:"user"`
+	Time int64  `avro:"ts"`
+}
+
+// Env returns the envelope; it lets every event satisfy Event by embedding.
+func (e Envelope) Env() Envelope { return e }
+
+// At returns the event time as a time.Time in UTC.
+func (e Envelope) At() time.Time { return time.UnixMilli(e.Time).UTC() }
+
+// Key is the stream key: events of one room share a partition and so a total
+// order.
+func (e Envelope) Key() string { return e.Room }
+
+// Event is any chat event. Events travel as pointers (*MessageSent, …):
+// only the pointer types implement Event, so a type switch has one case per
+// type.
+type Event interface {
+	Env() Envelope
+	Type() Type
+}
+
+// MessageSent: a user posted a message. MessageID is derived from the room,
+// the user and the client's idempotency key, so a resent command yields the
+// same id and projections keep one row.
+type MessageSent struct {
+	Envelope
+	MessageID string `avro:"message_id"`
+	ClientID  string `avro:"client_id"`
+	Text      string `avro:"text"`
+	// Mentions are the user ids named with @ in Text (schema version 2;
+	// events written with version 1 read as nil).
+	Mentions []string `avro:"mentions"`
+}
+
+// MessageEdited: the author replaced the text of a message.
+type MessageEdited struct {
+	Envelope
+	MessageID string `avro:"message_id"`
+	Text      string `avro:"text"`
+}
+
+// MessageDeleted: the author deleted a message.
+type MessageDeleted struct {
+	Envelope
+	MessageID string `avro:"message_id"`
+}
+
+// ReactionAdded: a user reacted to a message with an emoji.
+type ReactionAdded struct {
+	Envelope
+	MessageID string `avro:"message_id"`
+	Emoji     string `avro:"emoji"`
+}
+
+// ReactionRemoved: a user took back a reaction.
+type ReactionRemoved struct {
+	Envelope
+	MessageID string `avro:"message_id"`
+	Emoji     string `avro:"emoji"`
+}
+
+// MemberJoined: a user became a member of a room. Membership is durable;
+// online presence is not an event.
+type MemberJoined struct {
+	Envelope
+}
+
+// MemberLeft: a user stopped being a member of a room.
+type MemberLeft struct {
+	Envelope
+}
+
+// WebhookRegistered: a user registered a URL to receive the room's messages.
+// WebhookID is unique per registration; Secret signs deliveries.
+type WebhookRegistered struct {
+	Envelope
+	WebhookID string `avro:"webhook_id"`
+	URL       string `avro:"url"`
+	Secret    string `avro:"secret"`
+}
+
+func (*MessageSent) Type() Type       { return TypeMessageSent }
+func (*MessageEdited) Type() Type     { return TypeMessageEdited }
+func (*MessageDeleted) Type() Type    { return TypeMessageDeleted }
+func (*ReactionAdded) Type() Type     { return TypeReactionAdded }
+func (*ReactionRemoved) Type() Type   { return TypeReactionRemoved }
+func (*MemberJoined) Type() Type      { return TypeMemberJoined }
+func (*MemberLeft) Type() Type        { return TypeMemberLeft }
+func (*WebhookRegistered) Type() Type { return TypeWebhookRegistered }
+
+// New returns a pointer to a zero event of type t, ready to be decoded into.
+func New(t Type) (Event, error) {
+	switch t {
+	case TypeMessageSent:
+		return &MessageSent{}, nil
+	case TypeMessageEdited:
+		return &MessageEdited{}, nil
+	case TypeMessageDeleted:
+		return &MessageDeleted{}, nil
+	case TypeReactionAdded:
+		return &ReactionAdded{}, nil
+	case TypeReactionRemoved:
+		return &ReactionRemoved{}, nil
+	case TypeMemberJoined:
+		return &MemberJoined{}, nil
+	case TypeMemberLeft:
+		return &MemberLeft{}, nil
+	case TypeWebhookRegistered:
+		return &WebhookRegistered{}, nil
+	}
+	return nil, fmt.Errorf("unknown event type %q", t)
+}
+
+// Position is where a record sits in the log. Positions are ordered only
+// within one partition.
+type Position struct {
+	Partition int32 `json:"partition"`
+	Offset    int64 `json:"offset"`
+}
+
+func (p Position) String() string { return fmt.Sprintf("%d:%d", p.Partition, p.Offset) }
+
+// Record is a decoded event with its position in the log.
+type Record struct {
+	Position
+	Event Event
+}

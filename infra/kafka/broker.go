@@ -1,0 +1,78 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// BrokerConfig configures the embedded broker.
+type BrokerConfig struct {
+	// Addr is host:port to listen on; port 0 picks a free one. Default
+	// 127.0.0.1:9092.
+	Addr string
+	// DataDir is the state directory; the log is kept in DataDir/kafka.
+	// Required: without it the broker forgets everything on exit and is
+	// several times slower.
+	DataDir string
+	// Logger receives the broker's own logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Broker is a running embedded Kafka-protocol broker.
+type Broker struct {
+	c *kfake.Cluster
+}
+
+// StartBroker starts an embedded broker that reloads the log persisted under
+// cfg.DataDir. Close it to flush and release the port.
+func StartBroker(cfg BrokerConfig) (*Broker, error) {
+	if cfg.DataDir == "" {
+		return nil, fmt.Errorf("embedded broker: DataDir is required")
+	}
+	addr := cfg.Addr
+	if addr == "" {
+		addr = "127.0.0.1:9092"
+	}
+	opts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.DataDir(filepath.Join(cfg.DataDir, "kafka")),
+		// kfake asks for 127.0.0.1:port; listen where we were told instead.
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			return net.Listen(network, addr)
+		}),
+	}
+	if cfg.Logger != nil {
+		opts = append(opts, kfake.WithLogger(slogAdapter{cfg.Logger}))
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded broker on %s: %w", addr, err)
+	}
+	return &Broker{c: c}, nil
+}
+
+// Addr is the address clients should dial.
+func (b *Broker) Addr() string { return b.c.ListenAddrs()[0] }
+
+// Close stops the broker and flushes its log to disk. It is idempotent.
+func (b *Broker) Close() { b.c.Close() }
+
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Logf(level kfake.LogLevel, msg string, args ...any) {
+	lv := slog.LevelDebug
+	switch level {
+	case kfake.LogLevelError:
+		lv = slog.LevelError
+	case kfake.LogLevelWarn:
+		lv = slog.LevelWarn
+	case kfake.LogLevelInfo:
+		lv = slog.LevelInfo
+	}
+	a.l.Log(context.Background(), lv, fmt.Sprintf(msg, args...), "component", "broker")
+}

@@ -1,0 +1,141 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kslog"
+)
+
+// DefaultTopic is the event log's name.
+const DefaultTopic = "chat.events"
+
+// DefaultPartitions is the partition count a new log is created with. It is
+// fixed for the life of the topic: adding partitions would move rooms.
+const DefaultPartitions = 6
+
+// ClientConfig configures a client of the chat log.
+type ClientConfig struct {
+	// Brokers are the seed brokers. Required.
+	Brokers []string
+	// Logger receives franz-go's warnings; nil discards them.
+	Logger *slog.Logger
+	// DeliveryTimeout bounds how long a produced record may wait for the
+	// broker before the append fails. Default 10s, so a client whose broker
+	// went away gets an error rather than waiting forever.
+	DeliveryTimeout time.Duration
+}
+
+// NewClient returns a franz-go client: idempotent producer with acks=all
+// (kgo's defaults, stated here because the log's guarantees rest on them),
+// key-hash partitioning compatible with the Java client, plus opts.
+func NewClient(cfg ClientConfig, opts ...kgo.Opt) (*kgo.Client, error) {
+	if len(cfg.Brokers) == 0 {
+		return nil, errors.New("kafka client: no seed brokers")
+	}
+	timeout := cfg.DeliveryTimeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	base := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordDeliveryTimeout(timeout),
+		kgo.ProducerLinger(0),
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		kgo.FetchMaxWait(200 * time.Millisecond),
+	}
+	if cfg.Logger != nil {
+		base = append(base, kgo.WithLogger(kslog.New(cfg.Logger.With("component", "kafka"))))
+	}
+	cl, err := kgo.NewClient(append(base, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client for %s: %w", strings.Join(cfg.Brokers, ","), err)
+	}
+	return cl, nil
+}
+
+// TopicInfo describes the log topic as the cluster has it.
+type TopicInfo struct {
+	Name       string
+	Partitions int32
+	// ID changes when the topic is deleted and created again: positions from
+	// an older ID mean nothing in the new log.
+	ID string
+}
+
+// EnsureTopic creates topic with partitions and unlimited retention if it
+// does not exist, and returns what the cluster has. An existing topic keeps
+// its partition count; a mismatch is reported in the returned info, not
+// fixed, because repartitioning would break each room's order.
+func EnsureTopic(ctx context.Context, cl *kgo.Client, topic string, partitions int32) (TopicInfo, error) {
+	adm := kadm.NewClient(cl)
+	retention := "-1"
+	resp, err := adm.CreateTopic(ctx, partitions, -1, map[string]*string{
+		"retention.ms":    &retention,
+		"retention.bytes": &retention,
+	}, topic)
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
+		return TopicInfo{}, fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	if resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
+		return TopicInfo{}, fmt.Errorf("create topic %s: %w", topic, resp.Err)
+	}
+	return DescribeTopic(ctx, cl, topic)
+}
+
+// DescribeTopic returns the partition count and id of topic.
+func DescribeTopic(ctx context.Context, cl *kgo.Client, topic string) (TopicInfo, error) {
+	adm := kadm.NewClient(cl)
+	var last error
+	// Metadata can lag a creation by a moment; a short bounded retry hides that.
+	for range 50 {
+		md, err := adm.Metadata(ctx, topic)
+		if err != nil {
+			return TopicInfo{}, fmt.Errorf("describe topic %s: %w", topic, err)
+		}
+		td, ok := md.Topics[topic]
+		switch {
+		case !ok:
+			last = fmt.Errorf("topic %s not in metadata", topic)
+		case td.Err != nil:
+			last = fmt.Errorf("describe topic %s: %w", topic, td.Err)
+		default:
+			return TopicInfo{Name: topic, Partitions: int32(len(td.Partitions)), ID: td.ID.String()}, nil
+		}
+		select {
+		case <-ctx.Done():
+			return TopicInfo{}, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return TopicInfo{}, last
+}
+
+// EndOffsets returns, per partition, the offset the next record will get.
+func EndOffsets(ctx context.Context, cl *kgo.Client, topic string) (map[int32]int64, error) {
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
+	}
+	out := map[int32]int64{}
+	var errs []error
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil {
+			errs = append(errs, o.Err)
+			return
+		}
+		out[o.Partition] = o.Offset
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,99 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/rtstack/rtstack/events"
+	"github.com/rtstack/rtstack/schemas"
+)
+
+// Record headers that make the log readable without a schema registry.
+const (
+	HeaderEventType = "event-type"
+	HeaderEventID   = "event-id"
+)
+
+// Log appends events to the chat log. It is safe for concurrent use; the
+// caller owns the client and closes it after the last Append returned.
+type Log struct {
+	cl    *kgo.Client
+	codec *schemas.Codec
+	topic string
+}
+
+// NewLog returns an appender writing to topic through cl.
+func NewLog(cl *kgo.Client, codec *schemas.Codec, topic string) *Log {
+	return &Log{cl: cl, codec: codec, topic: topic}
+}
+
+// Append writes ev and returns its position once the broker acknowledged it
+// (acks=all). An error means the client must not be told the event exists;
+// the event may still have reached the log (a timeout after the broker wrote
+// it), which is why commands carry idempotency keys.
+func (l *Log) Append(ctx context.Context, ev events.Event) (events.Position, error) {
+	rec, err := NewRecord(l.codec, l.topic, ev)
+	if err != nil {
+		return events.Position{}, err
+	}
+	res := l.cl.ProduceSync(ctx, rec)
+	r, err := res.First()
+	if err != nil {
+		return events.Position{}, fmt.Errorf("append %s to %s: %w", ev.Type(), l.topic, err)
+	}
+	return events.Position{Partition: r.Partition, Offset: r.Offset}, nil
+}
+
+// NewRecord encodes ev as a record of topic: key = room, value = wire format,
+// headers naming its type and id.
+func NewRecord(codec *schemas.Codec, topic string, ev events.Event) (*kgo.Record, error) {
+	value, err := codec.Encode(ev)
+	if err != nil {
+		return nil, err
+	}
+	env := ev.Env()
+	return &kgo.Record{
+		Topic: topic,
+		Key:   []byte(env.Room),
+		Value: value,
+		Headers: []kgo.RecordHeader{
+			{Key: HeaderEventType, Value: []byte(ev.Type())},
+			{Key: HeaderEventID, Value: []byte(env.ID)},
+		},
+	}, nil
+}
+
+// Decode turns a fetched record into an event with its position. Errors wrap
+// schemas.ErrMalformed or schemas.ErrUnknownSchema: the record can never be
+// decoded by this binary and belongs in the parking topic.
+func Decode(codec *schemas.Codec, r *kgo.Record) (events.Record, error) {
+	pos := events.Position{Partition: r.Partition, Offset: r.Offset}
+	ev, err := codec.Decode(r.Value)
+	if err != nil {
+		return events.Record{Position: pos}, fmt.Errorf("decode %s at %s: %w", r.Topic, pos, err)
+	}
+	return events.Record{Position: pos, Event: ev}, nil
+}
+
+// IsRetryable reports whether err from an append or fetch is worth retrying
+// (the broker is away or busy) rather than a permanent failure.
+func IsRetryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrRecordTimeout) {
+		return true
+	}
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Retriable
+	}
+	return kgo.IsRetryableBrokerErr(err)
+}

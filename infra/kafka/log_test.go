@@ -1,0 +1,105 @@
+package kafka_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/rtstack/rtstack/events"
+	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
+)
+
+func TestAppendSurvivesBrokerRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration: embedded broker over TCP")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	codec := kafkatest.Codec(t)
+
+	appendN := func(b *kafka.Broker, from, n int) []events.Position {
+		info := kafkatest.Topic(t, b.Addr(), kafka.DefaultTopic, 3)
+		if info.Partitions != 3 {
+			t.Fatalf("topic has %d partitions, want 3", info.Partitions)
+		}
+		log := kafka.NewLog(kafkatest.Client(t, b.Addr()), codec, kafka.DefaultTopic)
+		var out []events.Position
+		for i := from; i < from+n; i++ {
+			ev := &events.MessageSent{Envelope: events.Envelope{ID: fmt.Sprint("e", i), Room: "room-1", User: "u", Time: int64(i)}, MessageID: fmt.Sprint("m", i), Text: "hi"}
+			pos, err := log.Append(ctx, ev)
+			if err != nil {
+				t.Fatalf("append %d: %v", i, err)
+			}
+			out = append(out, pos)
+		}
+		return out
+	}
+
+	b := kafkatest.Broker(t, dir)
+	first := appendN(b, 0, 5)
+	id1 := kafkatest.Topic(t, b.Addr(), kafka.DefaultTopic, 3).ID
+	b.Close()
+
+	b2 := kafkatest.Broker(t, dir)
+	second := appendN(b2, 5, 5)
+	if id2 := kafkatest.Topic(t, b2.Addr(), kafka.DefaultTopic, 3).ID; id2 != id1 {
+		t.Errorf("topic id changed across restart: %s → %s", id1, id2)
+	}
+	last := first[len(first)-1]
+	if second[0].Partition != last.Partition || second[0].Offset != last.Offset+1 {
+		t.Fatalf("offsets do not continue after restart: last %v, next %v", last, second[0])
+	}
+
+	cl := kafkatest.Client(t, b2.Addr(), kgo.ConsumeTopics(kafka.DefaultTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	var got []events.Record
+	for len(got) < 10 {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if string(r.Key) != "room-1" || len(r.Headers) < 2 || r.Headers[0].Key != kafka.HeaderEventType || string(r.Headers[0].Value) != "MessageSent" {
+				t.Errorf("record at %d: key %q headers %v", r.Offset, r.Key, r.Headers)
+			}
+			rec, err := kafka.Decode(codec, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, rec)
+		})
+	}
+	for i, r := range got {
+		if want := fmt.Sprint("m", i); r.Event.(*events.MessageSent).MessageID != want {
+			t.Fatalf("record %d is %s, want %s (order lost)", i, r.Event.(*events.MessageSent).MessageID, want)
+		}
+	}
+}
+
+func TestAppendFailsWhenBrokerIsGone(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration: embedded broker over TCP")
+	}
+	b := kafkatest.Broker(t, "")
+	kafkatest.Topic(t, b.Addr(), kafka.DefaultTopic, 1)
+	cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: []string{b.Addr()}, DeliveryTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	log := kafka.NewLog(cl, kafkatest.Codec(t), kafka.DefaultTopic)
+	b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = log.Append(ctx, &events.MemberJoined{Envelope: events.Envelope{ID: "e", Room: "r", User: "u"}})
+	if err == nil {
+		t.Fatal("append acknowledged with the broker gone")
+	}
+	if !kafka.IsRetryable(err) {
+		t.Errorf("broker gone should be retryable: %v", err)
+	}
+}

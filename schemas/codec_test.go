@@ -1,0 +1,158 @@
+package schemas_test
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/hamba/avro/v2"
+
+	"github.com/rtstack/rtstack/events"
+	"github.com/rtstack/rtstack/schemas"
+)
+
+func codec(t testing.TB) *schemas.Codec {
+	t.Helper()
+	reg, err := schemas.Embedded()
+	if err != nil {
+		t.Fatalf("embedded schemas: %v", err)
+	}
+	return schemas.NewCodec(reg)
+}
+
+func sample() []events.Event {
+	env := events.Envelope{ID: "e1", Room: "room-1", User: "alice", Time: 1700000000123}
+	return []events.Event{
+		&events.MessageSent{Envelope: env, MessageID: "m1", ClientID: "c1", Text: "héllo @bob", Mentions: []string{"bob"}},
+		&events.MessageEdited{Envelope: env, MessageID: "m1", Text: "edited"},
+		&events.MessageDeleted{Envelope: env, MessageID: "m1"},
+		&events.ReactionAdded{Envelope: env, MessageID: "m1", Emoji: "👍"},
+		&events.ReactionRemoved{Envelope: env, MessageID: "m1", Emoji: "👍"},
+		&events.MemberJoined{Envelope: env},
+		&events.MemberLeft{Envelope: env},
+		&events.WebhookRegistered{Envelope: env, WebhookID: "w1", URL: "https://example.test/hook", Secret: "s"},
+	}
+}
+
+func TestRoundTripEveryType(t *testing.T) {
+	c := codec(t)
+	seen := map[events.Type]bool{}
+	for _, ev := range sample() {
+		t.Run(string(ev.Type()), func(t *testing.T) {
+			b, err := c.Encode(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, err := schemas.SchemaID(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Registry().ByID(id); got != c.Registry().Latest(ev.Type()) {
+				t.Fatalf("record names schema %d, want the latest %s", id, ev.Type())
+			}
+			got, err := c.Decode(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, ev) {
+				t.Fatalf("round trip: got %#v, want %#v", got, ev)
+			}
+		})
+		seen[ev.Type()] = true
+	}
+	for _, typ := range events.Types {
+		if !seen[typ] {
+			t.Errorf("no round-trip case for %s", typ)
+		}
+	}
+}
+
+// An event written with MessageSent v1 (no mentions) reads with v2's default.
+func TestOldVersionReadsWithDefaults(t *testing.T) {
+	c := codec(t)
+	ev := &events.MessageSent{Envelope: events.Envelope{ID: "e", Room: "r", User: "u", Time: 5}, MessageID: "m", ClientID: "c", Text: "hi @x", Mentions: []string{"x"}}
+	b, err := c.EncodeVersion(ev, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := got.(*events.MessageSent)
+	if m.Text != "hi @x" || len(m.Mentions) != 0 {
+		t.Fatalf("v1 record read as %#v: want text kept and no mentions", m)
+	}
+}
+
+func TestDecodeRejectsBadInput(t *testing.T) {
+	c := codec(t)
+	good, err := c.Encode(sample()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		in   []byte
+		want error
+	}{
+		{"empty", nil, schemas.ErrMalformed},
+		{"no magic byte", append([]byte{1}, good[1:]...), schemas.ErrMalformed},
+		{"short header", good[:3], schemas.ErrMalformed},
+		{"unknown id", append([]byte{0, 0, 0, 0x7f, 0}, good[5:]...), schemas.ErrUnknownSchema},
+		{"truncated body", good[:len(good)-4], schemas.ErrMalformed},
+		{"negative length", []byte("\x00\x00\x00\x00\x01\x7f"), schemas.ErrMalformed},
+		{"huge length", []byte("\x00\x00\x00\x00\x01\xfe\xff\xff\xff\x0f"), schemas.ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := c.Decode(tt.in)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Decode: got %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+// Every version of a type must read data written by every older version, so
+// a schema change that would strand old events fails CI.
+func TestEveryVersionReadsEveryOlder(t *testing.T) {
+	reg, err := schemas.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	compat := avro.NewSchemaCompatibility()
+	for _, typ := range events.Types {
+		versions := reg.Versions(typ)
+		for i, reader := range versions {
+			for _, writer := range versions[:i+1] {
+				if err := compat.Compatible(reader.Avro, writer.Avro); err != nil {
+					t.Errorf("%s v%d cannot read v%d: %v", typ, reader.Version, writer.Version, err)
+				}
+			}
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	c := codec(f)
+	for _, ev := range sample() {
+		b, err := c.Encode(ev)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ev, err := c.Decode(b)
+		if err != nil {
+			if !errors.Is(err, schemas.ErrMalformed) && !errors.Is(err, schemas.ErrUnknownSchema) {
+				t.Fatalf("unclassified error: %v", err)
+			}
+			return
+		}
+		if _, err := c.Encode(ev); err != nil {
+			t.Fatalf("decoded event does not re-encode: %v", err)
+		}
+	})
+}
