@@ -1,0 +1,58 @@
+package projections
+
+import (
+	"context"
+
+	"github.com/rtstack/rtstack/events"
+)
+
+// Store is a projection's target. The runtime feeds it the log one
+// partition at a time, in order.
+type Store interface {
+	// Name identifies the projection in logs and metrics ("postgres", "redis").
+	Name() string
+	// Checkpoints returns, per partition, the offset of the next record to
+	// apply. A partition never applied is absent (start at zero).
+	Checkpoints(ctx context.Context) (map[int32]int64, error)
+	// Apply folds recs (all of one partition, ascending offsets, possibly
+	// empty) and sets that partition's checkpoint to next, atomically: after
+	// a crash either all of it is visible or none. Records whose offset is
+	// below the stored checkpoint must be ignored, so a batch retried after
+	// an unknown outcome applies once.
+	Apply(ctx context.Context, partition int32, recs []events.Record, next int64) error
+}
+
+// Message is one chat message as the history API returns it.
+type Message struct {
+	MessageID string              `json:"message_id"`
+	Room      string              `json:"room"`
+	User      string              `json:"user"`
+	Text      string              `json:"text"`
+	TS        int64               `json:"ts"`
+	Partition int32               `json:"partition"`
+	Offset    int64               `json:"offset"`
+	Edited    bool                `json:"edited"`
+	Deleted   bool                `json:"deleted"`
+	Reactions map[string][]string `json:"reactions,omitempty"` // emoji → users, sorted
+	Mentions  []string            `json:"mentions,omitempty"`
+}
+
+// MinuteCount is the number of messages in one minute of event time.
+type MinuteCount struct {
+	Minute int64 `json:"minute"` // start of the minute, Unix milliseconds
+	Count  int64 `json:"count"`
+}
+
+// Counters are a room's counters as the counters API returns them.
+type Counters struct {
+	Room      string        `json:"room"`
+	Total     int64         `json:"total"`
+	Members   int64         `json:"members"`
+	PerMinute []MinuteCount `json:"per_minute"` // oldest first, last 60 minutes of event time
+}
+
+// ScoreEntry is one row of a leaderboard.
+type ScoreEntry struct {
+	User  string `json:"user"`
+	Score int64  `json:"score"`
+}
