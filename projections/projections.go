@@ -56,3 +56,25 @@ type ScoreEntry struct {
 	User  string `json:"user"`
 	Score int64  `json:"score"`
 }
+
+// Versioned is a projection that can be rebuilt blue/green. The Store it
+// embeds is the live one: every Apply and Checkpoints call works on the
+// version active at that instant (read under a shared lock), so a swap never
+// needs the live projector to stop or re-seek.
+type Versioned interface {
+	Store
+	// Begin creates a new, empty version and returns a Store that writes
+	// only into it, with the version's name.
+	Begin(ctx context.Context) (Store, string, error)
+	// Promote makes version active, atomically, if its checkpoints have
+	// reached the active version's on every partition (both are the same
+	// pure function of the log, so the rebuilt one may be ahead), then drops
+	// the old version. ok is false when it is still behind: catch up more
+	// and call again.
+	Promote(ctx context.Context, version string) (ok bool, err error)
+	// Abandon drops a version that will not be promoted.
+	Abandon(ctx context.Context, version string) error
+	// Digest is a stable hash of the active version's content: not of
+	// version names or checkpoints. Equal digests mean equal state.
+	Digest(ctx context.Context) (string, error)
+}
