@@ -38,10 +38,10 @@ var Types = []Type{
 // Unix milliseconds, set once when the command is decided; projections use
 // it instead of the wall clock so a replay yields identical state.
 type Envelope struct {
-	ID   string `avro:"id"`
-	Room string `avro:"room"`
-	User string `avro:"user"`
-	Time int64  `avro:"ts"`
+	ID   string `avro:"id" json:"id"`
+	Room string `avro:"room" json:"room"`
+	User string `avro:"user" json:"user"`
+	Time int64  `avro:"ts" json:"ts"`
 }
 
 // Env returns the envelope; it lets every event satisfy Event by embedding.
@@ -67,39 +67,39 @@ type Event interface {
 // same id and projections keep one row.
 type MessageSent struct {
 	Envelope
-	MessageID string `avro:"message_id"`
-	ClientID  string `avro:"client_id"`
-	Text      string `avro:"text"`
+	MessageID string `avro:"message_id" json:"message_id"`
+	ClientID  string `avro:"client_id" json:"client_id"`
+	Text      string `avro:"text" json:"text"`
 	// Mentions are the user ids named with @ in Text (schema version 2;
 	// events written with version 1 read as nil).
-	Mentions []string `avro:"mentions"`
+	Mentions []string `avro:"mentions" json:"mentions,omitempty"`
 }
 
 // MessageEdited: the author replaced the text of a message.
 type MessageEdited struct {
 	Envelope
-	MessageID string `avro:"message_id"`
-	Text      string `avro:"text"`
+	MessageID string `avro:"message_id" json:"message_id"`
+	Text      string `avro:"text" json:"text"`
 }
 
 // MessageDeleted: the author deleted a message.
 type MessageDeleted struct {
 	Envelope
-	MessageID string `avro:"message_id"`
+	MessageID string `avro:"message_id" json:"message_id"`
 }
 
 // ReactionAdded: a user reacted to a message with an emoji.
 type ReactionAdded struct {
 	Envelope
-	MessageID string `avro:"message_id"`
-	Emoji     string `avro:"emoji"`
+	MessageID string `avro:"message_id" json:"message_id"`
+	Emoji     string `avro:"emoji" json:"emoji"`
 }
 
 // ReactionRemoved: a user took back a reaction.
 type ReactionRemoved struct {
 	Envelope
-	MessageID string `avro:"message_id"`
-	Emoji     string `avro:"emoji"`
+	MessageID string `avro:"message_id" json:"message_id"`
+	Emoji     string `avro:"emoji" json:"emoji"`
 }
 
 // MemberJoined: a user became a member of a room. Membership is durable;
@@ -117,9 +117,9 @@ type MemberLeft struct {
 // WebhookID is unique per registration; Secret signs deliveries.
 type WebhookRegistered struct {
 	Envelope
-	WebhookID string `avro:"webhook_id"`
-	URL       string `avro:"url"`
-	Secret    string `avro:"secret"`
+	WebhookID string `avro:"webhook_id" json:"webhook_id"`
+	URL       string `avro:"url" json:"url"`
+	Secret    string `avro:"secret" json:"secret"`
 }
 
 func (*MessageSent) Type() Type       { return TypeMessageSent }
