@@ -1,0 +1,241 @@
+package gateway
+
+import (
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+)
+
+// conn is one WebSocket client. Its reader runs in ServeHTTP's goroutine
+// (reader.go); its writer is the only goroutine writing data frames, and
+// packs everything queued into one text frame with objects separated by \n.
+type conn struct {
+	s    *Server
+	ws   *websocket.Conn
+	id   string
+	user string
+
+	limiter  *rate.Limiter // reader only
+	rejected int           // reader only: frames refused in a row for rate
+
+	wake chan struct{} // capacity 1: the writer has something to do
+	done chan struct{} // closed when the writer has returned
+
+	mu        sync.Mutex // guards the fields below
+	space     *sync.Cond // on mu: signalled when the writer drained the queue or the conn closes
+	queue     [][]byte   // frames waiting for the writer; never longer than cfg.SendQueue
+	spare     [][]byte   // the writer's previous batch, reused as the next queue
+	closing   bool       // no more frames accepted
+	closeCode int
+	closeText string
+	flush     bool                // write what is queued before the close frame
+	rooms     map[string]struct{} // rooms joined (membership for actions)
+	boards    map[string]struct{} // board channels subscribed
+}
+
+func newConn(s *Server, ws *websocket.Conn, id, user string) *conn {
+	c := &conn{
+		s: s, ws: ws, id: id, user: user,
+		limiter: rate.NewLimiter(s.cfg.RateLimit, s.cfg.Burst),
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		queue:   make([][]byte, 0, 64),
+		rooms:   map[string]struct{}{},
+		boards:  map[string]struct{}{},
+	}
+	c.space = sync.NewCond(&c.mu)
+	return c
+}
+
+func (c *conn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// push queues frame without blocking. A full queue closes the connection
+// with CloseSlowClient: it never slows the sender (the fanout). It reports
+// whether the frame was queued.
+func (c *conn) push(frame []byte) bool {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return false
+	}
+	if len(c.queue) >= c.s.cfg.SendQueue {
+		c.closeLocked(CloseSlowClient, "slow client: send queue full", false)
+		c.mu.Unlock()
+		c.s.m.drops.WithLabelValues("slow_client").Inc()
+		c.s.log.Info("slow client closed", "conn", c.id, "user", c.user)
+		return false
+	}
+	c.queue = append(c.queue, frame)
+	c.mu.Unlock()
+	c.signal()
+	return true
+}
+
+// pushWait queues frame, waiting for room in the queue: the reader uses it
+// for its own replies and recovery, where waiting slows only this client.
+func (c *conn) pushWait(frame []byte) bool {
+	c.mu.Lock()
+	for !c.closing && len(c.queue) >= c.s.cfg.SendQueue {
+		c.space.Wait()
+	}
+	if c.closing {
+		c.mu.Unlock()
+		return false
+	}
+	c.queue = append(c.queue, frame)
+	c.mu.Unlock()
+	c.signal()
+	return true
+}
+
+// close asks the writer to send a close frame with code and end the
+// connection; with flush, what is already queued is written first. Only the
+// first call counts.
+func (c *conn) close(code int, text string, flush bool) {
+	c.mu.Lock()
+	c.closeLocked(code, text, flush)
+	c.mu.Unlock()
+}
+
+func (c *conn) closeLocked(code int, text string, flush bool) {
+	if c.closing {
+		return
+	}
+	c.closing, c.closeCode, c.closeText, c.flush = true, code, text, flush
+	c.space.Broadcast()
+	c.signal()
+}
+
+// isClosing reports whether the connection is ending.
+func (c *conn) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
+// writeLoop is the connection's writer. It returns after the close frame
+// (or a failed write) and always closes the socket, which ends the reader.
+func (c *conn) writeLoop() {
+	defer close(c.done)
+	defer c.ws.Close()
+	ping := time.NewTicker(c.s.cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case <-c.wake:
+		case <-ping.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.cfg.WriteWait)); err != nil {
+				c.abort()
+				return
+			}
+			continue
+		}
+		c.mu.Lock()
+		batch := c.queue
+		c.queue, c.spare = c.spare[:0], nil
+		closing, code, text, flush := c.closing, c.closeCode, c.closeText, c.flush
+		c.space.Broadcast()
+		c.mu.Unlock()
+
+		var err error
+		if !closing || flush {
+			err = c.writeBatch(batch)
+		}
+		clear(batch) // drop references to shared frames
+		c.mu.Lock()
+		c.spare = batch[:0]
+		c.mu.Unlock()
+		if err != nil {
+			c.abort()
+			return
+		}
+		if closing {
+			_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(c.s.cfg.WriteWait))
+			return
+		}
+	}
+}
+
+// abort marks the connection closed after a failed write.
+func (c *conn) abort() {
+	c.mu.Lock()
+	c.closeLocked(websocket.CloseAbnormalClosure, "", false)
+	c.mu.Unlock()
+}
+
+// writeBatch writes frames packed into text frames of at most
+// cfg.MaxPackBytes (a single larger object gets a frame of its own).
+func (c *conn) writeBatch(batch [][]byte) error {
+	for len(batch) > 0 {
+		if err := c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteWait)); err != nil {
+			return err
+		}
+		w, err := c.ws.NextWriter(websocket.TextMessage)
+		if err != nil {
+			return err
+		}
+		size := 0
+		n := 0
+		for n < len(batch) && (n == 0 || size+1+len(batch[n]) <= c.s.cfg.MaxPackBytes) {
+			if n > 0 {
+				if _, err := w.Write(newline); err != nil {
+					return err
+				}
+				size++
+			}
+			if _, err := w.Write(batch[n]); err != nil {
+				return err
+			}
+			size += len(batch[n])
+			n++
+		}
+		if err := w.Close(); err != nil {
+			return err
+		}
+		c.s.m.frames.Inc()
+		batch = batch[n:]
+	}
+	return nil
+}
+
+var newline = []byte{'\n'}
+
+// member reports whether the connection has joined room.
+func (c *conn) member(room string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.rooms[room]
+	return ok
+}
+
+func (c *conn) setMember(room string, in bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if in {
+		c.rooms[room] = struct{}{}
+	} else {
+		delete(c.rooms, room)
+	}
+}
+
+// memberships returns the rooms joined and board channels subscribed, and
+// forgets them (the connection is ending).
+func (c *conn) takeMemberships() (rooms, boards []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for r := range c.rooms {
+		rooms = append(rooms, r)
+	}
+	for b := range c.boards {
+		boards = append(boards, b)
+	}
+	c.rooms, c.boards = map[string]struct{}{}, map[string]struct{}{}
+	return rooms, boards
+}

@@ -1,0 +1,380 @@
+package gateway
+
+import (
+	"bytes"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// delivery is one log record ready for fanout: its frame is encoded once and
+// shared by every recipient.
+type delivery struct {
+	room      string
+	partition int32
+	offset    int64
+	messageID string // MessageSent only, for duplicate suppression
+	frame     []byte // nil: not shown to clients, only advances the position
+}
+
+// sub is one connection's subscription to one room.
+type sub struct {
+	c *conn
+	// last is the offset of the newest record delivered (or known to the
+	// client, from its since): fanout sends only records after it, so a
+	// position is never delivered twice.
+	last int64
+	// recovering: live records are buffered in buf while the connection's
+	// reader replays the log; overflow means buf hit its bound and the
+	// client must resync.
+	recovering bool
+	buf        []delivery
+	overflow   bool
+	// leaveAt is the offset of the connection's own MemberLeft: the
+	// subscription ends once it is delivered (-1: not leaving).
+	leaveAt int64
+}
+
+// room is a room's local subscribers.
+type room struct {
+	subs map[*conn]*sub
+}
+
+// dedupe remembers the first offset of the last n message ids of a room.
+type dedupe struct {
+	first map[string]int64
+	ring  []string
+	pos   int
+}
+
+func (d *dedupe) seen(id string, off int64, n int) (dup bool) {
+	if first, ok := d.first[id]; ok {
+		return first < off
+	}
+	if len(d.ring) < n {
+		d.ring = append(d.ring, id)
+	} else {
+		delete(d.first, d.ring[d.pos])
+		d.ring[d.pos] = id
+		d.pos = (d.pos + 1) % n
+	}
+	d.first[id] = off
+	return false
+}
+
+// maxDedupeRooms bounds how many rooms' message ids are remembered.
+const maxDedupeRooms = 10000
+
+// hub holds the rooms, the tail's position and the board subscriptions. The
+// tail is its only writer of positions; joins and leaves change rooms.
+type hub struct {
+	dedupeWindow int
+	bufCap       int
+
+	mu     sync.Mutex         // guards every field below
+	rooms  map[string]*room   // room → local subscribers
+	next   []int64            // per partition: offset of the next record fanout will see
+	topic  string             //
+	id     string             // topic id the tail reads
+	part   kgo.TopicPartitioner
+	dedupe map[string]*dedupe // room → recent message ids
+	boards map[string]*board  // "leaderboard" or "counters\x00room"
+	ready  bool
+}
+
+// board is one leaderboard or counters channel with its subscribers and the
+// last frame sent, so an unchanged board is not sent again.
+type board struct {
+	room  string // counters only
+	conns map[*conn]struct{}
+	last  []byte
+}
+
+func newHub(dedupeWindow, bufCap int) *hub {
+	return &hub{
+		dedupeWindow: dedupeWindow,
+		bufCap:       bufCap,
+		rooms:        map[string]*room{},
+		dedupe:       map[string]*dedupe{},
+		boards:       map[string]*board{},
+	}
+}
+
+// start records the log the tail reads from and where it begins.
+func (h *hub) start(topic, id string, next []int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.topic, h.id, h.next, h.ready = topic, id, next, true
+	h.part = kgo.StickyKeyPartitioner(nil).ForTopic(topic)
+}
+
+// partitionOf returns the partition the producer puts room in: the same
+// partitioner on key = room.
+func (h *hub) partitionOf(room string) int32 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.partitionLocked(room)
+}
+
+func (h *hub) partitionLocked(room string) int32 {
+	return int32(h.part.Partition(&kgo.Record{Key: []byte(room)}, len(h.next)))
+}
+
+// position returns the room's partition, the tail's next offset on it, and
+// the topic id.
+func (h *hub) position(room string) (p int32, next int64, id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p = h.partitionLocked(room)
+	return p, h.next[p], h.id
+}
+
+// subscribe adds c to room. With since (recover), live records are buffered
+// until finishRecovery and the subscription starts after from; otherwise it
+// starts at the tail's live point. It returns the tail's next offset at the
+// moment of subscribing: a recovery must read up to just before it.
+func (h *hub) subscribe(c *conn, roomName string, recover bool, from int64) (next int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.rooms[roomName]
+	if r == nil {
+		r = &room{subs: map[*conn]*sub{}}
+		h.rooms[roomName] = r
+	}
+	next = h.next[h.partitionLocked(roomName)]
+	s := &sub{c: c, last: next - 1, leaveAt: -1}
+	if recover {
+		s.last, s.recovering = from, true
+	}
+	r.subs[c] = s
+	return next
+}
+
+// unsubscribe removes c from room at once.
+func (h *hub) unsubscribe(c *conn, roomName string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.removeLocked(c, roomName)
+}
+
+func (h *hub) removeLocked(c *conn, roomName string) {
+	r := h.rooms[roomName]
+	if r == nil {
+		return
+	}
+	delete(r.subs, c)
+	if len(r.subs) == 0 {
+		delete(h.rooms, roomName)
+	}
+}
+
+// leave ends c's subscription once its own MemberLeft at offset has been
+// delivered, so the leaver sees its left frame like everyone else.
+func (h *hub) leave(c *conn, roomName string, offset int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.rooms[roomName]
+	if r == nil || r.subs[c] == nil {
+		return
+	}
+	s := r.subs[c]
+	if s.last >= offset && !s.recovering {
+		h.removeLocked(c, roomName)
+		return
+	}
+	s.leaveAt = offset
+}
+
+// firstSeen returns the offset a message id was first seen at in room, if
+// it is still remembered.
+func (h *hub) firstSeen(roomName, id string) (int64, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	d := h.dedupe[roomName]
+	if d == nil {
+		return 0, false
+	}
+	off, ok := d.first[id]
+	return off, ok
+}
+
+// finishRecovery ends c's recovery of room: buffered live records after
+// last are delivered and the subscription goes live. ok is false when the
+// buffer overflowed (the subscription is removed: the client must resync).
+func (h *hub) finishRecovery(c *conn, roomName string, last int64) (ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.rooms[roomName]
+	if r == nil || r.subs[c] == nil {
+		return false
+	}
+	s := r.subs[c]
+	if s.overflow {
+		h.removeLocked(c, roomName)
+		return false
+	}
+	s.last = max(s.last, last)
+	s.recovering = false
+	for _, d := range s.buf {
+		h.deliverLocked(r, s, d)
+	}
+	s.buf = nil
+	return true
+}
+
+// deliverLocked sends d to s if it is after s's position; it reports
+// whether it was sent.
+func (h *hub) deliverLocked(r *room, s *sub, d delivery) bool {
+	if d.offset <= s.last {
+		return false
+	}
+	s.last = d.offset
+	sent := d.frame != nil && s.c.push(d.frame)
+	if s.leaveAt >= 0 && d.offset >= s.leaveAt {
+		delete(r.subs, s.c)
+	}
+	return sent
+}
+
+// fanout delivers a batch of records of one partition, in offset order, to
+// the rooms' subscribers, and advances the tail position. It never blocks:
+// a connection whose queue is full is closed as slow.
+func (h *hub) fanout(ds []delivery) (delivered, duplicates int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, d := range ds {
+		if int(d.partition) < len(h.next) && d.offset >= h.next[d.partition] {
+			h.next[d.partition] = d.offset + 1
+		}
+		if d.messageID != "" && h.isDupLocked(d.room, d.messageID, d.offset) {
+			duplicates++
+			continue
+		}
+		r := h.rooms[d.room]
+		if r == nil {
+			continue
+		}
+		for _, s := range r.subs {
+			if s.recovering {
+				if len(s.buf) >= h.bufCap {
+					s.overflow = true
+					continue
+				}
+				s.buf = append(s.buf, d)
+				continue
+			}
+			if h.deliverLocked(r, s, d) {
+				delivered++
+			}
+		}
+		if len(r.subs) == 0 {
+			delete(h.rooms, d.room)
+		}
+	}
+	return delivered, duplicates
+}
+
+func (h *hub) isDupLocked(roomName, id string, off int64) bool {
+	d := h.dedupe[roomName]
+	if d == nil {
+		if len(h.dedupe) >= maxDedupeRooms {
+			for k := range h.dedupe { // evict one arbitrary room: the memory bound matters more
+				delete(h.dedupe, k)
+				break
+			}
+		}
+		d = &dedupe{first: map[string]int64{}}
+		h.dedupe[roomName] = d
+	}
+	return d.seen(id, off, h.dedupeWindow)
+}
+
+// broadcast pushes a frame outside the log order (presence) to every local
+// subscriber of room.
+func (h *hub) broadcast(roomName string, frame []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if r := h.rooms[roomName]; r != nil {
+		for c := range r.subs {
+			c.push(frame)
+		}
+	}
+}
+
+// resyncAll ends every subscription with a resync frame (the log was
+// recreated) and moves the tail to a new log. It returns the connections
+// affected, whose memberships the caller drops.
+func (h *hub) resyncAll(reason, id string, next []int64) map[*conn][]string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := map[*conn][]string{}
+	for name, r := range h.rooms {
+		f := mustJSON(resyncFrame{Type: "resync", Room: name, Reason: reason})
+		for c := range r.subs {
+			c.push(f)
+			out[c] = append(out[c], name)
+		}
+	}
+	h.rooms = map[string]*room{}
+	h.dedupe = map[string]*dedupe{}
+	h.id, h.next = id, next
+	return out
+}
+
+func boardKey(channel, roomName string) string {
+	if channel == "counters" {
+		return "counters\x00" + roomName
+	}
+	return channel
+}
+
+// subscribeBoard adds c to a board channel and records snap as the last
+// frame sent.
+func (h *hub) subscribeBoard(c *conn, key, roomName string, snap []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	b := h.boards[key]
+	if b == nil {
+		b = &board{room: roomName, conns: map[*conn]struct{}{}}
+		h.boards[key] = b
+	}
+	b.conns[c] = struct{}{}
+	b.last = snap
+}
+
+func (h *hub) unsubscribeBoard(c *conn, key string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if b := h.boards[key]; b != nil {
+		delete(b.conns, c)
+		if len(b.conns) == 0 {
+			delete(h.boards, key)
+		}
+	}
+}
+
+// boardKeys lists the subscribed board channels.
+func (h *hub) boardKeys() map[string]string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[string]string, len(h.boards))
+	for k, b := range h.boards {
+		out[k] = b.room
+	}
+	return out
+}
+
+// publishBoard sends frame to key's subscribers if it differs from the last
+// one sent.
+func (h *hub) publishBoard(key string, frame []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	b := h.boards[key]
+	if b == nil || bytes.Equal(b.last, frame) {
+		return
+	}
+	b.last = frame
+	for c := range b.conns {
+		c.push(frame)
+	}
+}

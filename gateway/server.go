@@ -1,0 +1,332 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/rtstack/rtstack/commands"
+	"github.com/rtstack/rtstack/projections"
+)
+
+// Server is the WebSocket gateway. ServeHTTP serves GET /ws; Run tails the
+// log and fans it out; Shutdown ends every connection. Safe for concurrent
+// use.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	m        *metrics
+	up       websocket.Upgrader
+	hub      *hub
+	recovery chan struct{} // semaphore bounding concurrent recovery reads
+	ready    chan struct{} // closed once the tail knows the log's shape and position
+
+	mu       sync.Mutex // guards closing, conns, byUser, and Adds to inflight
+	closing  bool
+	conns    map[*conn]struct{}
+	byUser   map[string]map[*conn]struct{}
+	inflight sync.WaitGroup // client actions being appended
+	connWG   sync.WaitGroup // ServeHTTP calls holding a connection
+
+	readyOnce sync.Once
+}
+
+// New returns a Server for cfg. It does no I/O: Run connects to the log.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "gateway"),
+		m:        m,
+		hub:      newHub(cfg.DedupeWindow, cfg.SendQueue),
+		recovery: make(chan struct{}, cfg.MaxRecoveries),
+		ready:    make(chan struct{}),
+		conns:    map[*conn]struct{}{},
+		byUser:   map[string]map[*conn]struct{}{},
+	}
+	s.up = websocket.Upgrader{
+		ReadBufferSize:  4096,
+		WriteBufferSize: 16384,
+		CheckOrigin:     s.checkOrigin,
+		// Pooled write buffers: idle connections hold none.
+		WriteBufferPool: &sync.Pool{},
+	}
+	return s, nil
+}
+
+// checkOrigin applies AllowedOrigins. Requests without an Origin header are
+// not from a browser and carry their own token.
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	if len(s.cfg.AllowedOrigins) == 0 {
+		u, err := url.Parse(origin)
+		return err == nil && strings.EqualFold(u.Host, r.Host)
+	}
+	for _, o := range s.cfg.AllowedOrigins {
+		if o == "*" || strings.EqualFold(strings.TrimSuffix(o, "/"), origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// ServeHTTP serves GET /ws: the token is verified before the upgrade
+// (HTTP 401 when missing, bad or expired), the Origin against
+// AllowedOrigins (403). It returns when the connection ends.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	claims, err := s.cfg.Keys.Authenticate(r)
+	if err != nil {
+		s.m.refused.WithLabelValues("unauthorized").Inc()
+		w.Header().Set("WWW-Authenticate", `Bearer realm="rtstack"`)
+		http.Error(w, "unauthorized: "+err.Error(), http.StatusUnauthorized)
+		return
+	}
+	if !s.checkOrigin(r) {
+		s.m.refused.WithLabelValues("origin").Inc()
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	s.connWG.Add(1)
+	s.mu.Unlock()
+	defer s.connWG.Done()
+
+	ws, err := s.up.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered with an HTTP error
+	}
+	c := newConn(s, ws, commands.RandomID(), claims.User())
+	if !s.remember(c) {
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
+		_ = ws.Close()
+		return
+	}
+	go c.writeLoop()
+	c.readLoop()
+}
+
+// remember registers a live connection; false when shutting down.
+func (s *Server) remember(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	if s.byUser[c.user] == nil {
+		s.byUser[c.user] = map[*conn]struct{}{}
+	}
+	s.byUser[c.user][c] = struct{}{}
+	s.m.connections.Inc()
+	return true
+}
+
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.conns[c]; !ok {
+		return
+	}
+	delete(s.conns, c)
+	if u := s.byUser[c.user]; u != nil {
+		delete(u, c)
+		if len(u) == 0 {
+			delete(s.byUser, c.user)
+		}
+	}
+	s.m.connections.Dec()
+}
+
+func (s *Server) beginCommand() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.inflight.Add(1)
+	return true
+}
+
+func (s *Server) endCommand() { s.inflight.Done() }
+
+// Shutdown stops accepting connections and actions, waits for the actions
+// being appended (so their acks go out), then closes every connection with
+// 1001 going away after flushing what was queued, and waits for them to
+// end. It is idempotent; ctx bounds the waiting.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	if err := waitCtx(ctx, &s.inflight); err != nil {
+		return fmt.Errorf("gateway shutdown: waiting for appends: %w", err)
+	}
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.close(websocket.CloseGoingAway, "server shutting down", true)
+	}
+	if err := waitCtx(ctx, &s.connWG); err != nil {
+		return fmt.Errorf("gateway shutdown: waiting for connections: %w", err)
+	}
+	return nil
+}
+
+func waitCtx(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// BroadcastPresence sends {"type":"presence","room","users"} to the room's
+// local connections. The presence component calls it when the room's
+// online set changed.
+func (s *Server) BroadcastPresence(room string, users []string) {
+	if users == nil {
+		users = []string{}
+	}
+	s.hub.broadcast(room, mustJSON(presenceFrame{Type: "presence", Room: room, Users: users}))
+}
+
+// DeliverToUser sends frame, one JSON object, to every local connection of
+// user, and reports whether there was any. A frame that is not a JSON
+// object is refused (false).
+func (s *Server) DeliverToUser(user string, frame []byte) bool {
+	frame = bytes.TrimSpace(frame)
+	if len(frame) == 0 || frame[0] != '{' || !json.Valid(frame) {
+		return false
+	}
+	if bytes.IndexByte(frame, '\n') >= 0 { // newlines separate objects in a frame
+		var buf bytes.Buffer
+		if json.Compact(&buf, frame) != nil {
+			return false
+		}
+		frame = buf.Bytes()
+	}
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.byUser[user]))
+	for c := range s.byUser[user] {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	any := false
+	for _, c := range conns {
+		if c.push(frame) {
+			any = true
+		}
+	}
+	return any
+}
+
+func (s *Server) presenceJoin(room string, c *conn) {
+	if s.cfg.Presence == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.cfg.Presence.Join(ctx, room, c.user, c.id); err != nil {
+		s.log.Warn("presence join", "room", room, "conn", c.id, "err", err)
+	}
+}
+
+func (s *Server) presenceLeave(room string, c *conn) {
+	if s.cfg.Presence == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.cfg.Presence.Leave(ctx, room, c.user, c.id); err != nil {
+		s.log.Warn("presence leave", "room", room, "conn", c.id, "err", err)
+	}
+}
+
+// readBoard reads one board channel and encodes its frame.
+func (s *Server) readBoard(ctx context.Context, channel, room string) ([]byte, error) {
+	if channel == "leaderboard" {
+		entries, err := s.cfg.Boards.Leaderboard(ctx, s.cfg.LeaderboardSize)
+		if err != nil {
+			return nil, fmt.Errorf("%w: leaderboard: %w", errUnavailable, err)
+		}
+		if entries == nil {
+			entries = []projections.ScoreEntry{}
+		}
+		return json.Marshal(leaderboardFrame{Type: "leaderboard", Entries: entries})
+	}
+	cs, err := s.cfg.Boards.Counters(ctx, room)
+	if err != nil {
+		return nil, fmt.Errorf("%w: counters of %s: %w", errUnavailable, room, err)
+	}
+	cs.Room = room
+	return json.Marshal(countersFrame{Type: "counters", Counters: cs})
+}
+
+// boardLoop re-reads subscribed boards every BoardInterval and sends those
+// that changed.
+func (s *Server) boardLoop(ctx context.Context) {
+	if s.cfg.Boards == nil {
+		return
+	}
+	t := time.NewTicker(s.cfg.BoardInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for key, room := range s.hub.boardKeys() {
+			channel := "leaderboard"
+			if room != "" {
+				channel = "counters"
+			}
+			rctx, cancel := context.WithTimeout(ctx, s.cfg.BoardInterval*5)
+			frame, err := s.readBoard(rctx, channel, room)
+			cancel()
+			if err != nil {
+				if !errors.Is(err, context.Canceled) {
+					s.log.Warn("read board", "channel", channel, "room", room, "err", err)
+				}
+				continue
+			}
+			s.hub.publishBoard(key, frame)
+		}
+	}
+}

@@ -1,0 +1,317 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/rtstack/rtstack/commands"
+)
+
+// readLoop is the connection's reader: it runs in ServeHTTP's goroutine,
+// handles one client frame at a time, and on return tears the connection
+// down (subscriptions, presence, writer).
+func (c *conn) readLoop() {
+	defer c.teardown()
+	c.ws.SetReadLimit(c.s.cfg.MaxFrameBytes)
+	_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.PongWait))
+	c.ws.SetPongHandler(func(string) error {
+		return c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.PongWait))
+	})
+	for {
+		_, data, err := c.ws.ReadMessage()
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				// gorilla has sent the 1009 close frame already.
+				c.s.m.drops.WithLabelValues("frame_too_big").Inc()
+				c.close(websocket.CloseMessageTooBig, "frame too big", false)
+			}
+			return
+		}
+		_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.PongWait))
+		if !c.handle(data) {
+			return
+		}
+	}
+}
+
+// teardown runs when the reader ends: the writer is stopped and waited for,
+// and the connection leaves every room and board.
+func (c *conn) teardown() {
+	c.close(websocket.CloseNormalClosure, "", false)
+	<-c.done
+	rooms, boards := c.takeMemberships()
+	for _, r := range rooms {
+		c.s.hub.unsubscribe(c, r)
+		c.s.presenceLeave(r, c)
+	}
+	for _, b := range boards {
+		c.s.hub.unsubscribeBoard(c, b)
+	}
+	c.s.forget(c)
+}
+
+// handle processes one client frame; false ends the connection.
+func (c *conn) handle(data []byte) bool {
+	if !c.limiter.Allow() {
+		c.rejected++
+		c.s.m.drops.WithLabelValues("rate_limited").Inc()
+		if c.rejected >= c.s.cfg.AbuseAfter {
+			c.s.log.Warn("abusive client closed", "conn", c.id, "user", c.user)
+			c.close(websocket.ClosePolicyViolation, "too many frames", false)
+			return false
+		}
+		f, _ := parseFrame(data)
+		c.sendError(CodeRateLimited, "rate limited: slow down", f.ClientID)
+		return true
+	}
+	c.rejected = 0
+	if !utf8.Valid(data) {
+		c.sendError(CodeInvalidUTF8, "frame is not valid UTF-8", nil)
+		return true
+	}
+	f, err := parseFrame(data)
+	if err != nil {
+		code := CodeInvalid
+		if errors.Is(err, errBadJSON) {
+			code = CodeBadJSON
+		}
+		c.sendError(code, err.Error(), f.ClientID)
+		return true
+	}
+	switch f.Type {
+	case "join":
+		c.join(&f)
+	case "leave":
+		c.leave(&f)
+	case "send", "edit", "delete", "react":
+		c.act(&f)
+	case "subscribe":
+		c.subscribe(&f)
+	case "unsubscribe":
+		c.unsubscribe(&f)
+	case "":
+		c.sendError(CodeInvalid, "missing type", f.ClientID)
+	default:
+		c.sendError(CodeUnknownType, fmt.Sprintf("unknown type %q", f.Type), f.ClientID)
+	}
+	return true
+}
+
+func (c *conn) sendError(code, msg string, ref *string) {
+	c.s.m.errors.WithLabelValues(code).Inc()
+	c.pushWait(mustJSON(errorFrame{Type: "error", Code: code, Message: msg, Ref: ref}))
+}
+
+// fail answers err from a command with its client code.
+func (c *conn) fail(op string, err error, ref *string) {
+	code, expected := codeOf(err)
+	if !expected {
+		c.s.log.Error("client action failed", "op", op, "conn", c.id, "err", err)
+	} else if code == CodeUnavailable {
+		c.s.log.Warn("client action unavailable", "op", op, "conn", c.id, "err", err)
+	}
+	c.sendError(code, clientMessage(code, err), ref)
+}
+
+func (c *conn) ack(clientID string, res commands.Result) {
+	c.pushWait(mustJSON(ackFrame{
+		Type: "ack", ClientID: clientID, MessageID: res.MessageID,
+		Partition: res.Position.Partition, Offset: res.Position.Offset, Duplicate: res.Duplicate,
+	}))
+}
+
+// command runs one client action against the log with the command timeout.
+// It refuses when the server is shutting down, and Shutdown waits for the
+// actions it let through.
+func (c *conn) command(op string, fn func(ctx context.Context) (commands.Result, error)) (commands.Result, error) {
+	if !c.s.beginCommand() {
+		return commands.Result{}, errShuttingDown
+	}
+	defer c.s.endCommand()
+	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.CommandTimeout)
+	defer cancel()
+	start := time.Now()
+	res, err := fn(ctx)
+	if err == nil {
+		c.s.m.appendSeconds.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	}
+	return res, err
+}
+
+var errShuttingDown = errors.New("gateway shutting down")
+
+func (c *conn) failOrShutdown(op string, err error, ref *string) {
+	if errors.Is(err, errShuttingDown) {
+		c.sendError(CodeShuttingDown, "server shutting down, reconnect", ref)
+		return
+	}
+	c.fail(op, err, ref)
+}
+
+// act handles send, edit, delete and react: the room must be valid and
+// joined by this connection.
+func (c *conn) act(f *clientFrame) {
+	if err := commands.ValidateRoom(f.Room); err != nil {
+		c.fail(f.Type, err, f.ClientID)
+		return
+	}
+	if !c.member(f.Room) {
+		c.sendError(CodeNotMember, fmt.Sprintf("join %s first", f.Room), f.ClientID)
+		return
+	}
+	res, err := c.command(f.Type, func(ctx context.Context) (commands.Result, error) {
+		cmds := c.s.cfg.Commands
+		switch f.Type {
+		case "send":
+			return cmds.SendMessage(ctx, commands.SendMessage{Room: f.Room, User: c.user, ClientID: f.refString(), Text: f.Text})
+		case "edit":
+			return cmds.EditMessage(ctx, commands.EditMessage{Room: f.Room, User: c.user, MessageID: f.MessageID, Text: f.Text})
+		case "delete":
+			return cmds.DeleteMessage(ctx, commands.DeleteMessage{Room: f.Room, User: c.user, MessageID: f.MessageID})
+		default:
+			return cmds.React(ctx, commands.React{Room: f.Room, User: c.user, MessageID: f.MessageID, Emoji: f.Emoji, Remove: f.Remove})
+		}
+	})
+	if err != nil {
+		c.failOrShutdown(f.Type, err, f.ClientID)
+		return
+	}
+	if f.Type == "send" || f.ClientID != nil {
+		c.ack(f.refString(), res)
+	}
+}
+
+// join appends MemberJoined and subscribes the connection to the room,
+// first replaying the log after since when it is given.
+func (c *conn) join(f *clientFrame) {
+	if err := commands.ValidateRoom(f.Room); err != nil {
+		c.fail("join", err, f.ClientID)
+		return
+	}
+	if c.member(f.Room) {
+		c.sendError(CodeAlreadyJoined, fmt.Sprintf("already in %s", f.Room), f.ClientID)
+		return
+	}
+	if !c.s.waitReady() {
+		c.fail("join", fmt.Errorf("%w: the log tail is not running", errUnavailable), f.ClientID)
+		return
+	}
+	var from int64
+	if f.Since != nil {
+		if f.Since.Partition == nil || f.Since.Offset == nil {
+			c.sendError(CodeInvalid, "since needs partition and offset", f.ClientID)
+			return
+		}
+		var reason string
+		var err error
+		from, reason, err = c.s.checkSince(f.Room, *f.Since)
+		if err != nil {
+			c.fail("join", err, f.ClientID)
+			return
+		}
+		if reason != "" {
+			c.s.m.resyncs.Inc()
+			c.pushWait(mustJSON(resyncFrame{Type: "resync", Room: f.Room, Reason: reason}))
+			return
+		}
+	}
+	// Subscribe before appending, so the joiner's own MemberJoined (and
+	// everything after it) reaches it.
+	next := c.s.hub.subscribe(c, f.Room, f.Since != nil, from)
+	res, err := c.command("join", func(ctx context.Context) (commands.Result, error) {
+		return c.s.cfg.Commands.JoinRoom(ctx, commands.JoinRoom{Room: f.Room, User: c.user})
+	})
+	if err != nil {
+		c.s.hub.unsubscribe(c, f.Room)
+		c.failOrShutdown("join", err, f.ClientID)
+		return
+	}
+	c.setMember(f.Room, true)
+	if f.Since != nil {
+		if reason, err := c.s.recoverRoom(c, f.Room, *f.Since.Partition, from, next); err != nil || reason != "" {
+			c.s.hub.unsubscribe(c, f.Room)
+			c.setMember(f.Room, false)
+			if err != nil {
+				c.fail("join", err, f.ClientID)
+			} else {
+				c.s.m.resyncs.Inc()
+				c.pushWait(mustJSON(resyncFrame{Type: "resync", Room: f.Room, Reason: reason}))
+			}
+			return
+		}
+	}
+	c.s.presenceJoin(f.Room, c)
+	if f.ClientID != nil {
+		c.ack(*f.ClientID, res)
+	}
+}
+
+// leave appends MemberLeft; the subscription ends once that record has been
+// delivered to this connection too.
+func (c *conn) leave(f *clientFrame) {
+	if err := commands.ValidateRoom(f.Room); err != nil {
+		c.fail("leave", err, f.ClientID)
+		return
+	}
+	if !c.member(f.Room) {
+		c.sendError(CodeNotMember, fmt.Sprintf("not in %s", f.Room), f.ClientID)
+		return
+	}
+	res, err := c.command("leave", func(ctx context.Context) (commands.Result, error) {
+		return c.s.cfg.Commands.LeaveRoom(ctx, commands.LeaveRoom{Room: f.Room, User: c.user})
+	})
+	if err != nil {
+		c.failOrShutdown("leave", err, f.ClientID)
+		return
+	}
+	c.setMember(f.Room, false)
+	c.s.hub.leave(c, f.Room, res.Position.Offset)
+	c.s.presenceLeave(f.Room, c)
+	if f.ClientID != nil {
+		c.ack(*f.ClientID, res)
+	}
+}
+
+// subscribe adds the connection to a board channel and sends a snapshot.
+func (c *conn) subscribe(f *clientFrame) {
+	if f.Channel != "leaderboard" && f.Channel != "counters" {
+		c.sendError(CodeInvalid, fmt.Sprintf("unknown channel %q: leaderboard or counters", f.Channel), f.ClientID)
+		return
+	}
+	if f.Channel == "counters" {
+		if err := commands.ValidateRoom(f.Room); err != nil {
+			c.fail("subscribe", err, f.ClientID)
+			return
+		}
+	}
+	if c.s.cfg.Boards == nil {
+		c.sendError(CodeUnavailable, f.Channel+" channel is not available on this server", f.ClientID)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.CommandTimeout)
+	defer cancel()
+	snap, err := c.s.readBoard(ctx, f.Channel, f.Room)
+	if err != nil {
+		c.fail("subscribe", err, f.ClientID)
+		return
+	}
+	key := boardKey(f.Channel, f.Room)
+	c.mu.Lock()
+	c.boards[key] = struct{}{}
+	c.mu.Unlock()
+	c.s.hub.subscribeBoard(c, key, f.Room, snap)
+	c.pushWait(snap)
+}
+
+func (c *conn) unsubscribe(f *clientFrame) {
+	key := boardKey(f.Channel, f.Room)
+	c.mu.Lock()
+	delete(c.boards, key)
+	c.mu.Unlock()
+	c.s.hub.unsubscribeBoard(c, key)
+}
