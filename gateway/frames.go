@@ -13,15 +13,15 @@ import (
 // clientFrame is every field any client frame may carry; type selects which
 // matter. Unknown fields are ignored.
 type clientFrame struct {
-	Type      string     `json:"type"`
-	Room      string     `json:"room"`
-	Since     *sincePos  `json:"since"`
-	Text      string     `json:"text"`
-	ClientID  *string    `json:"client_id"`
-	MessageID string     `json:"message_id"`
-	Emoji     string     `json:"emoji"`
-	Remove    bool       `json:"remove"`
-	Channel   string     `json:"channel"`
+	Type      string    `json:"type"`
+	Room      string    `json:"room"`
+	Since     *sincePos `json:"since"`
+	Text      string    `json:"text"`
+	ClientID  *string   `json:"client_id"`
+	MessageID string    `json:"message_id"`
+	Emoji     string    `json:"emoji"`
+	Remove    bool      `json:"remove"`
+	Channel   string    `json:"channel"`
 }
 
 // sincePos is a join's recovery position. TopicID is optional: a client that

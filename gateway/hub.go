@@ -71,11 +71,11 @@ type hub struct {
 	dedupeWindow int
 	bufCap       int
 
-	mu     sync.Mutex         // guards every field below
-	rooms  map[string]*room   // room → local subscribers
-	next   []int64            // per partition: offset of the next record fanout will see
-	topic  string             //
-	id     string             // topic id the tail reads
+	mu     sync.Mutex       // guards every field below
+	rooms  map[string]*room // room → local subscribers
+	next   []int64          // per partition: offset of the next record fanout will see
+	topic  string           //
+	id     string           // topic id the tail reads
 	part   kgo.TopicPartitioner
 	dedupe map[string]*dedupe // room → recent message ids
 	boards map[string]*board  // "leaderboard" or "counters\x00room"
