@@ -1,0 +1,68 @@
+// Package redisproj is the Redis projection of the chat log: room counters
+// (total messages, members, messages per minute of event time) and
+// sorted-set leaderboards (messages sent, globally and per room; reactions
+// received), with its checkpoints, versions for blue/green rebuilds, and the
+// read queries the gateway serves. It implements projections.Versioned.
+//
+// It imports events, projections and go-redis; never gateway, commands,
+// tasks or another projection.
+//
+// # Keys
+//
+// With P the configured prefix (default "rtstack:"):
+//
+//	P active              string: name of the active version ("v<N>")
+//	P seq                 string: last version number handed out
+//	P versions            set: versions that exist (active and being built)
+//	P dropping            set: versions whose keys are being deleted
+//	P v<N>:cp             hash: partition -> next offset to apply
+//	P v<N>:lb:sent        zset: user -> -(messages sent, all rooms)
+//	P v<N>:lb:rx          zset: user -> -(reactions received)
+//	P v<N>:r:<room>:meta  hash: total (messages), newest (newest event minute, ms)
+//	P v<N>:r:<room>:pm    hash: minute start (ms) -> messages in that minute
+//	P v<N>:r:<room>:members set: member user ids
+//	P v<N>:r:<room>:msgs  hash: message id -> author (dedupe and reaction author)
+//	P v<N>:r:<room>:rx    set: reactions (message id, user, emoji; length-prefixed)
+//	P v<N>:r:<room>:lb    zset: user -> -(messages sent in the room)
+//
+// Scores are stored negated so that ZRANGE gives highest first and ties by
+// user id ascending; a score that comes back to zero is removed. Room names
+// cannot collide across key kinds: every kind's suffix is a single word
+// without ':'. Scripts build key names from their arguments, so the
+// projection needs one Redis instance (not a cluster).
+//
+// # Rules (all from the log, in event time; never the wall clock)
+//
+//   - MessageSent counts once per (room, message id): the msgs hash is the
+//     dedupe set, and is part of the projected state. It adds one to the
+//     room's total, to the sender's score on the global and room boards, and
+//     to the bucket of the event's minute.
+//   - Buckets: the room's newest event minute only moves forward; when it
+//     does, buckets older than Window minutes before it are deleted. A
+//     message older than the window (relative to the room's newest minute,
+//     not to now) counts in the total and boards but gets no bucket. Replaying
+//     old events later gives the same buckets as the live run did.
+//   - MessageEdited and MessageDeleted change nothing here: the counters and
+//     boards count messages sent, and a deleted message was still sent.
+//     Reactions on a deleted message follow the usual rules.
+//   - ReactionAdded on a known message adds (message, user, emoji) to the
+//     room's reaction set; if it was not there, the message's author gets a
+//     point on the reactions board. ReactionRemoved takes the point back only
+//     if the reaction was in the set. Reactions on unknown messages are
+//     ignored. Self-reactions count.
+//   - MemberJoined/MemberLeft add/remove the user in the room's member set
+//     (idempotent). WebhookRegistered changes nothing.
+//
+// # Atomicity
+//
+// Apply sends a partition's batch as chunks (ChunkSize records each, one
+// pipeline), each an EVALSHA of one script that reads the active pointer,
+// skips records below the partition's checkpoint, folds the rest and
+// advances the checkpoint, all atomically. A chunk refuses to run if the
+// checkpoint is below where the previous chunk left it, so a failed chunk
+// never lets a later one skip records. Promote flips the pointer in a script
+// too (only if the new version's checkpoints are at or past the active
+// one's on every partition), so every live chunk lands wholly in one version.
+// The old version's keys are then deleted with SCAN + UNLINK in batches;
+// a crash in between is finished by the next Open.
+package redisproj

@@ -1,0 +1,207 @@
+package redisproj_test
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/rtstack/rtstack/events"
+	"github.com/rtstack/rtstack/projections"
+	redisproj "github.com/rtstack/rtstack/projections/redis"
+)
+
+func counters(t *testing.T, p *redisproj.Projection, room string) projections.Counters {
+	t.Helper()
+	c, err := p.Counters(context.Background(), room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// nonZero returns the buckets with a count, as minute offsets from base.
+func nonZero(c projections.Counters) map[int64]int64 {
+	out := map[int64]int64{}
+	for _, m := range c.PerMinute {
+		if m.Count != 0 {
+			out[(m.Minute-base)/minute] = m.Count
+		}
+	}
+	return out
+}
+
+func board(t *testing.T, f func(context.Context, int) ([]projections.ScoreEntry, error)) []projections.ScoreEntry {
+	t.Helper()
+	b, err := f(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestMessagesCountOncePerID(t *testing.T) {
+	p, _, _ := open(t)
+	applyAll(t, p,
+		sent("a", "ann", "m1", base),
+		sent("a", "ann", "m1", base+10), // resent: same id
+		sent("a", "bob", "m2", base+20),
+		sent("b", "ann", "m1", base+30), // same id, other room: another message
+	)
+	applyAll(t, p, sent("a", "ann", "m1", base+40)) // and again in a later batch
+	if c := counters(t, p, "a"); c.Total != 2 {
+		t.Errorf("room a total = %d, want 2", c.Total)
+	}
+	if c := counters(t, p, "b"); c.Total != 1 {
+		t.Errorf("room b total = %d, want 1", c.Total)
+	}
+	want := []projections.ScoreEntry{{User: "ann", Score: 2}, {User: "bob", Score: 1}}
+	if got := board(t, p.Leaderboard); !reflect.DeepEqual(got, want) {
+		t.Errorf("leaderboard = %v, want %v", got, want)
+	}
+	wantA := []projections.ScoreEntry{{User: "ann", Score: 1}, {User: "bob", Score: 1}}
+	got, err := p.RoomLeaderboard(context.Background(), "a", 5)
+	if err != nil || !reflect.DeepEqual(got, wantA) {
+		t.Errorf("room leaderboard = %v, %v; want %v (ties by user id)", got, err, wantA)
+	}
+}
+
+func TestPerMinuteBucketsByEventTime(t *testing.T) {
+	p, _, _ := open(t)
+	applyAll(t, p,
+		sent("a", "ann", "m1", base+1_000),
+		sent("a", "ann", "m2", base+59_999),
+		sent("a", "ann", "m3", base+60_000),
+		sent("a", "ann", "m4", base+5*minute+1),
+		sent("a", "ann", "m5", base+2*minute), // late but inside the window
+	)
+	c := counters(t, p, "a")
+	if len(c.PerMinute) != 60 {
+		t.Fatalf("per_minute has %d entries, want 60", len(c.PerMinute))
+	}
+	if last := c.PerMinute[59].Minute; last != base+5*minute {
+		t.Errorf("last minute = %d, want the newest event minute %d", last, base+5*minute)
+	}
+	for i := 1; i < len(c.PerMinute); i++ {
+		if c.PerMinute[i].Minute != c.PerMinute[i-1].Minute+minute {
+			t.Fatalf("per_minute not consecutive oldest first at %d: %v", i, c.PerMinute[i-1:i+1])
+		}
+	}
+	want := map[int64]int64{0: 2, 1: 1, 2: 1, 5: 1}
+	if got := nonZero(c); !reflect.DeepEqual(got, want) {
+		t.Errorf("buckets = %v, want %v", got, want)
+	}
+	if c := counters(t, p, "nobody"); c.Total != 0 || len(c.PerMinute) != 0 || c.Members != 0 {
+		t.Errorf("unknown room = %+v, want zeros and no buckets", c)
+	}
+}
+
+func TestTrimmingFollowsEventTime(t *testing.T) {
+	p, rdb, prefix := open(t, func(c *redisproj.Config) { c.Window = 10 * time.Minute })
+	ctx := context.Background()
+	// Events years before the wall clock: nothing is trimmed by now.
+	applyAll(t, p, sent("a", "ann", "m1", base), sent("a", "ann", "m2", base+3*minute))
+	if got, want := nonZero(counters(t, p, "a")), map[int64]int64{0: 1, 3: 1}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("buckets = %v, want %v", got, want)
+	}
+	// The newest minute moves to 10: minute 0 falls out of the 10-minute window.
+	applyAll(t, p, sent("a", "ann", "m3", base+10*minute))
+	c := counters(t, p, "a")
+	if got, want := nonZero(c), map[int64]int64{3: 1, 10: 1}; !reflect.DeepEqual(got, want) {
+		t.Errorf("buckets = %v, want %v", got, want)
+	}
+	if len(c.PerMinute) != 10 || c.PerMinute[0].Minute != base+minute {
+		t.Errorf("per_minute = %d entries from %d, want 10 from minute 1", len(c.PerMinute), c.PerMinute[0].Minute)
+	}
+	// The trimmed bucket is gone from Redis, not just hidden.
+	active, _ := p.ActiveVersion(ctx)
+	fields, err := rdb.HKeys(ctx, prefix+active+":r:a:pm").Result()
+	if err != nil || len(fields) != 2 {
+		t.Errorf("pm hash fields = %v, %v; want 2", fields, err)
+	}
+	// A late event older than the window counts in the total but gets no
+	// bucket; one inside the window does.
+	applyAll(t, p, sent("a", "bob", "m4", base+30_000), sent("a", "bob", "m5", base+9*minute))
+	c = counters(t, p, "a")
+	if got, want := nonZero(c), map[int64]int64{3: 1, 9: 1, 10: 1}; !reflect.DeepEqual(got, want) {
+		t.Errorf("buckets after late events = %v, want %v", got, want)
+	}
+	if c.Total != 5 {
+		t.Errorf("total = %d, want 5", c.Total)
+	}
+}
+
+func TestReactionsReceived(t *testing.T) {
+	p, _, _ := open(t)
+	applyAll(t, p,
+		sent("a", "ann", "m1", base),
+		sent("a", "bob", "m2", base),
+		react("a", "bob", "m1", "+1", base),
+		react("a", "bob", "m1", "+1", base), // duplicate add: once
+		react("a", "cat", "m1", "+1", base),
+		react("a", "cat", "m1", "heart", base),
+		react("a", "ann", "m2", "tada", base),
+		react("a", "ann", "nope", "tada", base),  // unknown message: ignored
+		unreact("a", "cat", "m2", "+1", base),    // never added: nothing to take back
+		unreact("a", "ann", "nope", "tada", base), // unknown message
+	)
+	want := []projections.ScoreEntry{{User: "ann", Score: 3}, {User: "bob", Score: 1}}
+	if got := board(t, p.ReactionsBoard); !reflect.DeepEqual(got, want) {
+		t.Fatalf("reactions board = %v, want %v", got, want)
+	}
+	applyAll(t, p,
+		unreact("a", "cat", "m1", "heart", base),
+		unreact("a", "cat", "m1", "heart", base), // removed twice: once
+		unreact("a", "ann", "m2", "tada", base),
+		react("a", "bob", "m1", "+1", base), // still in the set: no point
+	)
+	want = []projections.ScoreEntry{{User: "ann", Score: 2}}
+	if got := board(t, p.ReactionsBoard); !reflect.DeepEqual(got, want) {
+		t.Errorf("reactions board after removals = %v, want %v (zero scores removed)", got, want)
+	}
+	// Deleting and editing a message changes no counter.
+	applyAll(t, p,
+		&events.MessageDeleted{Envelope: env("a", "ann", base), MessageID: "m1"},
+		&events.MessageEdited{Envelope: env("a", "bob", base), MessageID: "m2", Text: "x"},
+		react("a", "dan", "m1", "tada", base),
+	)
+	if c := counters(t, p, "a"); c.Total != 2 {
+		t.Errorf("total after delete = %d, want 2 (deleted messages were sent)", c.Total)
+	}
+	want = []projections.ScoreEntry{{User: "ann", Score: 3}}
+	if got := board(t, p.ReactionsBoard); !reflect.DeepEqual(got, want) {
+		t.Errorf("reactions board after delete = %v, want %v", got, want)
+	}
+}
+
+func TestMembers(t *testing.T) {
+	p, _, _ := open(t)
+	applyAll(t, p,
+		join("a", "ann", base), join("a", "ann", base), join("a", "bob", base),
+		join("b", "ann", base), leave("a", "cat", base),
+	)
+	if c := counters(t, p, "a"); c.Members != 2 {
+		t.Errorf("members of a = %d, want 2", c.Members)
+	}
+	applyAll(t, p, leave("a", "ann", base), leave("a", "ann", base))
+	if c := counters(t, p, "a"); c.Members != 1 {
+		t.Errorf("members of a after leave = %d, want 1", c.Members)
+	}
+	if c := counters(t, p, "b"); c.Members != 1 {
+		t.Errorf("members of b = %d, want 1", c.Members)
+	}
+}
+
+func TestLeaderboardLimit(t *testing.T) {
+	p, _, _ := open(t)
+	var evs []events.Event
+	for i, u := range []string{"a", "b", "b", "c", "c", "c", "d"} {
+		evs = append(evs, sent("r", u, "m"+string(rune('0'+i)), base))
+	}
+	applyAll(t, p, evs...)
+	got, err := p.Leaderboard(context.Background(), 2)
+	want := []projections.ScoreEntry{{User: "c", Score: 3}, {User: "b", Score: 2}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("top 2 = %v, %v; want %v", got, err, want)
+	}
+}

@@ -1,0 +1,284 @@
+package redisproj
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rtstack/rtstack/events"
+	"github.com/rtstack/rtstack/projections"
+)
+
+// Defaults of Config.
+const (
+	DefaultPrefix    = "rtstack:"
+	DefaultWindow    = 60 * time.Minute
+	DefaultChunkSize = 1000
+)
+
+// Config configures the Redis projection.
+type Config struct {
+	// Redis is the client of the one Redis instance holding the projection.
+	// Required; the caller owns it and closes it after the last call.
+	Redis *redis.Client
+	// Prefix starts every key of the projection. Default "rtstack:".
+	Prefix string
+	// Window is how much event time the per-minute buckets of a room keep,
+	// counted back from the room's newest event minute. A whole number of
+	// minutes; default 60 minutes.
+	Window time.Duration
+	// ChunkSize is the number of records folded by one script call (each
+	// chunk is atomic with its own checkpoint advance; a batch's chunks go in
+	// one pipeline). Default 1000. Larger chunks block Redis longer.
+	ChunkSize int
+	// Logger receives version drops; nil discards.
+	Logger *slog.Logger
+}
+
+// Validate reports every problem of c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Redis == nil {
+		errs = append(errs, errors.New("redis projection: no Redis client"))
+	}
+	if c.Window < 0 || c.Window%time.Minute != 0 {
+		errs = append(errs, fmt.Errorf("redis projection: window %s is not a positive whole number of minutes", c.Window))
+	}
+	if c.ChunkSize < 0 {
+		errs = append(errs, fmt.Errorf("redis projection: chunk size %d is negative", c.ChunkSize))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) defaults() {
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if c.Window == 0 {
+		c.Window = DefaultWindow
+	}
+	if c.ChunkSize == 0 {
+		c.ChunkSize = DefaultChunkSize
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+}
+
+// Projection is the Redis projection: room counters, per-minute buckets and
+// leaderboards, rebuilt blue/green under versioned key prefixes. Its Store
+// methods work on the version active at the instant of each call. It is
+// safe for concurrent use.
+type Projection struct {
+	cfg  Config
+	rdb  *redis.Client
+	span int64 // (window-1) minutes in ms: the buckets kept below the newest
+}
+
+var (
+	_ projections.Versioned = (*Projection)(nil)
+	_ projections.Store     = (*versionStore)(nil)
+)
+
+// Open loads the scripts, makes sure an active version exists (an empty one
+// on a fresh Redis) and finishes dropping versions a crash left behind.
+func Open(ctx context.Context, cfg Config) (*Projection, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.defaults()
+	p := &Projection{cfg: cfg, rdb: cfg.Redis, span: int64(cfg.Window/time.Millisecond) - 60_000}
+	if err := p.loadScripts(ctx); err != nil {
+		return nil, err
+	}
+	if _, err := p.run(ctx, initScript, cfg.Prefix).Text(); err != nil {
+		return nil, fmt.Errorf("redis projection: init: %w", err)
+	}
+	dropping, err := p.rdb.SMembers(ctx, cfg.Prefix+"dropping").Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis projection: list dropped versions: %w", err)
+	}
+	for _, v := range dropping {
+		if err := p.drop(ctx, v); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func (p *Projection) loadScripts(ctx context.Context) error {
+	// One at a time: Script.Load on a pipeline would record the empty
+	// reply as the script's hash before the pipeline runs.
+	for _, s := range allScripts {
+		if err := s.Load(ctx, p.rdb).Err(); err != nil {
+			return fmt.Errorf("redis projection: load scripts: %w", err)
+		}
+	}
+	return nil
+}
+
+// run calls a script by its hash, loading it if Redis lost it (a restart).
+func (p *Projection) run(ctx context.Context, s *redis.Script, args ...any) *redis.Cmd {
+	return s.Run(ctx, p.rdb, nil, args...)
+}
+
+// Name implements projections.Store.
+func (p *Projection) Name() string { return "redis" }
+
+// Checkpoints returns the active version's checkpoints.
+func (p *Projection) Checkpoints(ctx context.Context) (map[int32]int64, error) {
+	return p.checkpoints(ctx, "")
+}
+
+// Apply folds recs into the active version; see projections.Store.
+func (p *Projection) Apply(ctx context.Context, partition int32, recs []events.Record, next int64) error {
+	return p.apply(ctx, "", partition, recs, next)
+}
+
+func (p *Projection) checkpoints(ctx context.Context, version string) (map[int32]int64, error) {
+	kv, err := p.run(ctx, checkpointsScript, p.cfg.Prefix, version).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("redis projection: read checkpoints: %w", err)
+	}
+	out := make(map[int32]int64, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		part, err1 := strconv.ParseInt(kv[i], 10, 32)
+		off, err2 := strconv.ParseInt(kv[i+1], 10, 64)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, fmt.Errorf("redis projection: checkpoint %q=%q: %w", kv[i], kv[i+1], err)
+		}
+		out[int32(part)] = off
+	}
+	return out, nil
+}
+
+// apply encodes recs in chunks and sends every chunk's script call in one
+// pipeline. Each chunk advances the checkpoint to the offset of the chunk
+// after it (next for the last), and requires the checkpoint the chunk
+// before it set, so a failed chunk stops the ones after it from skipping
+// records. A failed Apply is safe to call again with the same arguments.
+func (p *Projection) apply(ctx context.Context, version string, partition int32, recs []events.Record, next int64) error {
+	if n := len(recs); n > 0 && recs[n-1].Offset >= next {
+		return fmt.Errorf("redis projection: next %d is not past the last record's offset %d", next, recs[n-1].Offset)
+	}
+	part := strconv.FormatInt(int64(partition), 10)
+	span := strconv.FormatInt(p.span, 10)
+	var calls [][]any
+	req := int64(-1)
+	for start := 0; start == 0 || start < len(recs); start += p.cfg.ChunkSize {
+		end := min(start+p.cfg.ChunkSize, len(recs))
+		cp := next
+		if end < len(recs) {
+			cp = recs[end].Offset
+		}
+		args := make([]any, 6, 6+6*(end-start))
+		args[0], args[1], args[2] = p.cfg.Prefix, version, part
+		args[3], args[4], args[5] = strconv.FormatInt(cp, 10), strconv.FormatInt(req, 10), span
+		for _, r := range recs[start:end] {
+			if r.Partition != partition {
+				return fmt.Errorf("redis projection: record at %s in a batch of partition %d", r.Position, partition)
+			}
+			args = appendOp(args, r)
+		}
+		calls = append(calls, args)
+		req = cp
+	}
+	err := p.exec(ctx, calls)
+	if err != nil && isNoScript(err) {
+		if err := p.loadScripts(ctx); err != nil {
+			return err
+		}
+		err = p.exec(ctx, calls)
+	}
+	if err != nil {
+		return fmt.Errorf("redis projection: apply %d records of partition %d: %w", len(recs), partition, err)
+	}
+	return nil
+}
+
+func (p *Projection) exec(ctx context.Context, calls [][]any) error {
+	if len(calls) == 1 {
+		return applyScript.EvalSha(ctx, p.rdb, nil, calls[0]...).Err()
+	}
+	pipe := p.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(calls))
+	for i, args := range calls {
+		cmds[i] = applyScript.EvalSha(ctx, pipe, nil, args...)
+	}
+	_, _ = pipe.Exec(ctx)
+	for _, c := range cmds {
+		if err := c.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func isNoScript(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
+}
+
+// appendOp appends the script's encoding of r's event; events that change
+// nothing here (edits, deletes, webhooks) are left out: the checkpoint
+// still moves past them.
+func appendOp(args []any, r events.Record) []any {
+	off := strconv.FormatInt(r.Offset, 10)
+	switch e := r.Event.(type) {
+	case *events.MessageSent:
+		return append(args, "S", off, e.Room, e.User, strconv.FormatInt(minuteOf(e.Time), 10), e.MessageID)
+	case *events.ReactionAdded:
+		return append(args, "A", off, e.Room, e.User, e.MessageID, reactionMember(e.MessageID, e.User, e.Emoji))
+	case *events.ReactionRemoved:
+		return append(args, "D", off, e.Room, e.User, e.MessageID, reactionMember(e.MessageID, e.User, e.Emoji))
+	case *events.MemberJoined:
+		return append(args, "J", off, e.Room, e.User)
+	case *events.MemberLeft:
+		return append(args, "L", off, e.Room, e.User)
+	}
+	return args
+}
+
+// minuteOf returns the start of the event-time minute of ms.
+func minuteOf(ms int64) int64 {
+	m := ms - ms%60_000
+	if ms < 0 && ms%60_000 != 0 {
+		m -= 60_000
+	}
+	return m
+}
+
+// reactionMember is a reaction's entry in its room's reaction set: length
+// prefixes make it unambiguous whatever the ids contain.
+func reactionMember(messageID, user, emoji string) string {
+	return strconv.Itoa(len(messageID)) + ":" + messageID + strconv.Itoa(len(user)) + ":" + user + emoji
+}
+
+// IsRetryable reports whether err from the projection is worth retrying
+// later (Redis is away, busy or loading) rather than a bug or bad input.
+func IsRetryable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, redis.ErrClosed) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	msg := err.Error()
+	for _, p := range []string{"LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN", "READONLY", "NOSCRIPT", "connection refused", "connection reset", "broken pipe", "i/o timeout"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,218 @@
+package redisproj
+
+import "github.com/redis/go-redis/v9"
+
+// The Lua scripts. Each one resolves the version it works on inside the
+// script, so it is atomic with respect to Promote. Key names are built from
+// ARGV (the projection runs on one Redis instance, not a cluster; see doc.go).
+//
+// A script that raised an error half-way would keep its earlier writes
+// (Redis scripts do not roll back), so the scripts validate before they
+// write, and Go validates and encodes every argument before calling them.
+
+// applyScript folds one chunk of a partition's records and advances that
+// partition's checkpoint, in one atomic step.
+//
+// ARGV: 1 prefix, 2 version ("" = the active one), 3 partition, 4 next
+// checkpoint, 5 required checkpoint (-1 = none: the chunk must not start past
+// a gap left by an earlier chunk that failed), 6 kept span in ms
+// ((window-1) minutes), then the records, each an op code followed by
+// fixed fields:
+//
+//	S off room user minute mid     message sent (minute = event minute, ms)
+//	A off room user mid member     reaction added (member = reaction set entry)
+//	D off room user mid member     reaction removed
+//	J off room user                member joined
+//	L off room user                member left
+//
+// Returns the number of records folded (those at or above the checkpoint).
+var applyScript = redis.NewScript(`
+local P = ARGV[1]
+local ver = ARGV[2]
+if ver == '' then
+  ver = redis.call('GET', P .. 'active')
+  if not ver then return redis.error_reply('RTSTACK no active version') end
+elseif redis.call('SISMEMBER', P .. 'versions', ver) == 0 then
+  return redis.error_reply('RTSTACK version ' .. ver .. ' does not exist')
+end
+local V = P .. ver .. ':'
+local part = ARGV[3]
+local nxt = tonumber(ARGV[4])
+local req = tonumber(ARGV[5])
+local span = tonumber(ARGV[6])
+local cp = tonumber(redis.call('HGET', V .. 'cp', part) or '0')
+if cp < req then
+  return redis.error_reply('RTSTACK gap: checkpoint ' .. cp .. ' below ' .. req)
+end
+local applied = 0
+local i = 7
+local n = #ARGV
+while i <= n do
+  local op = ARGV[i]
+  local off = tonumber(ARGV[i+1])
+  local R = V .. 'r:' .. ARGV[i+2] .. ':'
+  local user = ARGV[i+3]
+  if op == 'S' then
+    if off >= cp then
+      applied = applied + 1
+      if redis.call('HSETNX', R .. 'msgs', ARGV[i+5], user) == 1 then
+        local meta = R .. 'meta'
+        redis.call('HINCRBY', meta, 'total', 1)
+        redis.call('ZINCRBY', V .. 'lb:sent', -1, user)
+        redis.call('ZINCRBY', R .. 'lb', -1, user)
+        local ms = ARGV[i+4]
+        local m = tonumber(ms)
+        local newest = tonumber(redis.call('HGET', meta, 'newest') or '')
+        if newest == nil or m > newest then
+          redis.call('HSET', meta, 'newest', ms)
+          if newest ~= nil then
+            local keep = m - span
+            local pm = R .. 'pm'
+            for _, f in ipairs(redis.call('HKEYS', pm)) do
+              if tonumber(f) < keep then redis.call('HDEL', pm, f) end
+            end
+          end
+          newest = m
+        end
+        if m >= newest - span then
+          redis.call('HINCRBY', R .. 'pm', ms, 1)
+        end
+      end
+    end
+    i = i + 6
+  elseif op == 'A' or op == 'D' then
+    if off >= cp then
+      applied = applied + 1
+      local author = redis.call('HGET', R .. 'msgs', ARGV[i+4])
+      if author then
+        local board = V .. 'lb:rx'
+        if op == 'A' then
+          if redis.call('SADD', R .. 'rx', ARGV[i+5]) == 1 then
+            redis.call('ZINCRBY', board, -1, author)
+          end
+        elseif redis.call('SREM', R .. 'rx', ARGV[i+5]) == 1 then
+          if tonumber(redis.call('ZINCRBY', board, 1, author)) >= 0 then
+            redis.call('ZREM', board, author)
+          end
+        end
+      end
+    end
+    i = i + 6
+  else
+    if off >= cp then
+      applied = applied + 1
+      if op == 'J' then
+        redis.call('SADD', R .. 'members', user)
+      else
+        redis.call('SREM', R .. 'members', user)
+      end
+    end
+    i = i + 4
+  end
+end
+if nxt > cp then redis.call('HSET', V .. 'cp', part, ARGV[4]) end
+return applied
+`)
+
+// initScript makes sure an active version exists. ARGV: 1 prefix. Returns
+// the active version.
+var initScript = redis.NewScript(`
+local P = ARGV[1]
+local ver = redis.call('GET', P .. 'active')
+if ver then return ver end
+ver = 'v' .. redis.call('INCR', P .. 'seq')
+redis.call('SADD', P .. 'versions', ver)
+redis.call('SET', P .. 'active', ver)
+return ver
+`)
+
+// beginScript registers a new, empty version. ARGV: 1 prefix.
+var beginScript = redis.NewScript(`
+local P = ARGV[1]
+local ver = 'v' .. redis.call('INCR', P .. 'seq')
+redis.call('SADD', P .. 'versions', ver)
+return ver
+`)
+
+// promoteScript flips the active pointer to ARGV[2] if that version's
+// checkpoints are at or past the active one's on every partition, and marks
+// the old version for dropping. Returns {1, old} on a flip ({1, ""} when it
+// was already active), {0, active} when the new version is still behind.
+var promoteScript = redis.NewScript(`
+local P = ARGV[1]
+local new = ARGV[2]
+if redis.call('SISMEMBER', P .. 'versions', new) == 0 then
+  return redis.error_reply('RTSTACK version ' .. new .. ' does not exist')
+end
+local old = redis.call('GET', P .. 'active')
+if old == new then return {1, ''} end
+if old then
+  local newcp = {}
+  local kv = redis.call('HGETALL', P .. new .. ':cp')
+  for j = 1, #kv, 2 do newcp[kv[j]] = tonumber(kv[j+1]) end
+  kv = redis.call('HGETALL', P .. old .. ':cp')
+  for j = 1, #kv, 2 do
+    if (newcp[kv[j]] or 0) < tonumber(kv[j+1]) then return {0, old} end
+  end
+  redis.call('SREM', P .. 'versions', old)
+  redis.call('SADD', P .. 'dropping', old)
+else
+  old = ''
+end
+redis.call('SET', P .. 'active', new)
+return {1, old}
+`)
+
+// abandonScript marks a version that is not active for dropping. ARGV: 1
+// prefix, 2 version. Returns 1 if it was a known version.
+var abandonScript = redis.NewScript(`
+local P = ARGV[1]
+local ver = ARGV[2]
+if redis.call('GET', P .. 'active') == ver then
+  return redis.error_reply('RTSTACK version ' .. ver .. ' is active')
+end
+local known = redis.call('SREM', P .. 'versions', ver)
+redis.call('SADD', P .. 'dropping', ver)
+return known
+`)
+
+// checkpointsScript returns the checkpoints of ARGV[2] (or of the active
+// version when empty) as a flat field/value list.
+var checkpointsScript = redis.NewScript(`
+local P = ARGV[1]
+local ver = ARGV[2]
+if ver == '' then
+  ver = redis.call('GET', P .. 'active')
+  if not ver then return {} end
+end
+return redis.call('HGETALL', P .. ver .. ':cp')
+`)
+
+// countersScript returns {total, members, newest, minute, count, ...} of
+// room ARGV[2] in the active version.
+var countersScript = redis.NewScript(`
+local P = ARGV[1]
+local ver = redis.call('GET', P .. 'active')
+if not ver then return {'0', 0, ''} end
+local R = P .. ver .. ':r:' .. ARGV[2] .. ':'
+local meta = redis.call('HMGET', R .. 'meta', 'total', 'newest')
+local out = {meta[1] or '0', redis.call('SCARD', R .. 'members'), meta[2] or ''}
+local kv = redis.call('HGETALL', R .. 'pm')
+for j = 1, #kv do out[#out+1] = kv[j] end
+return out
+`)
+
+// boardScript returns the top ARGV[3] entries (member, score, ...) of the
+// sorted set ARGV[2] (a key suffix) in the active version. Scores are stored
+// negated, so ascending order is highest first with ties by user id.
+var boardScript = redis.NewScript(`
+local P = ARGV[1]
+local ver = redis.call('GET', P .. 'active')
+if not ver then return {} end
+return redis.call('ZRANGE', P .. ver .. ':' .. ARGV[2], 0, tonumber(ARGV[3]) - 1, 'WITHSCORES')
+`)
+
+var allScripts = []*redis.Script{
+	applyScript, initScript, beginScript, promoteScript, abandonScript,
+	checkpointsScript, countersScript, boardScript,
+}

@@ -1,0 +1,122 @@
+package redisproj
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/rtstack/rtstack/events"
+	"github.com/rtstack/rtstack/projections"
+)
+
+// versionStore writes into one version only, whichever is active.
+type versionStore struct {
+	p       *Projection
+	version string
+}
+
+func (s *versionStore) Name() string { return "redis" }
+
+func (s *versionStore) Checkpoints(ctx context.Context) (map[int32]int64, error) {
+	return s.p.checkpoints(ctx, s.version)
+}
+
+func (s *versionStore) Apply(ctx context.Context, partition int32, recs []events.Record, next int64) error {
+	return s.p.apply(ctx, s.version, partition, recs, next)
+}
+
+// Begin creates a new, empty version ("v<N>", N one more than any version
+// this prefix ever had) and returns a Store writing only into it.
+func (p *Projection) Begin(ctx context.Context) (projections.Store, string, error) {
+	v, err := p.run(ctx, beginScript, p.cfg.Prefix).Text()
+	if err != nil {
+		return nil, "", fmt.Errorf("redis projection: begin version: %w", err)
+	}
+	return &versionStore{p: p, version: v}, v, nil
+}
+
+// Promote makes version active if its checkpoints are at or past the active
+// version's on every partition, in one script, so a live Apply lands wholly
+// in the old version or wholly in the new one. It then deletes the old
+// version's keys in bounded batches; reads already use the new version.
+func (p *Projection) Promote(ctx context.Context, version string) (bool, error) {
+	res, err := p.run(ctx, promoteScript, p.cfg.Prefix, version).StringSlice()
+	if err != nil {
+		return false, fmt.Errorf("redis projection: promote %s: %w", version, err)
+	}
+	if len(res) != 2 {
+		return false, fmt.Errorf("redis projection: promote %s: unexpected reply %q", version, res)
+	}
+	if res[0] != "1" {
+		return false, nil
+	}
+	if old := res[1]; old != "" {
+		p.cfg.Logger.Info("redis projection version promoted", "version", version, "old_version", old)
+		if err := p.drop(ctx, old); err != nil {
+			// The flip stands; Open finishes the drop next time.
+			return true, err
+		}
+	}
+	return true, nil
+}
+
+// Abandon drops a version that will not be promoted. The active version
+// cannot be abandoned.
+func (p *Projection) Abandon(ctx context.Context, version string) error {
+	if err := p.run(ctx, abandonScript, p.cfg.Prefix, version).Err(); err != nil {
+		return fmt.Errorf("redis projection: abandon %s: %w", version, err)
+	}
+	return p.drop(ctx, version)
+}
+
+// drop deletes a version marked for dropping, SCAN + UNLINK in batches of
+// at most 1000 keys, then forgets it.
+func (p *Projection) drop(ctx context.Context, version string) error {
+	if version == "" || strings.ContainsAny(version, "*?[]\\:") {
+		return fmt.Errorf("redis projection: bad version name %q", version)
+	}
+	match := globEscape(p.cfg.Prefix+version+":") + "*"
+	var cursor uint64
+	deleted := 0
+	for {
+		keys, next, err := p.rdb.Scan(ctx, cursor, match, 1000).Result()
+		if err != nil {
+			return fmt.Errorf("redis projection: drop %s: %w", version, err)
+		}
+		if len(keys) > 0 {
+			if err := p.rdb.Unlink(ctx, keys...).Err(); err != nil {
+				return fmt.Errorf("redis projection: drop %s: %w", version, err)
+			}
+			deleted += len(keys)
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	if err := p.rdb.SRem(ctx, p.cfg.Prefix+"dropping", version).Err(); err != nil {
+		return fmt.Errorf("redis projection: drop %s: %w", version, err)
+	}
+	p.cfg.Logger.Info("redis projection version dropped", "version", version, "keys", deleted)
+	return nil
+}
+
+// ActiveVersion returns the name of the active version.
+func (p *Projection) ActiveVersion(ctx context.Context) (string, error) {
+	v, err := p.rdb.Get(ctx, p.cfg.Prefix+"active").Result()
+	if err != nil {
+		return "", fmt.Errorf("redis projection: active version: %w", err)
+	}
+	return v, nil
+}
+
+// globEscape escapes the SCAN MATCH pattern characters of s.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
