@@ -141,8 +141,8 @@ func TestReactionsReceived(t *testing.T) {
 		react("a", "cat", "m1", "+1", base),
 		react("a", "cat", "m1", "heart", base),
 		react("a", "ann", "m2", "tada", base),
-		react("a", "ann", "nope", "tada", base),  // unknown message: ignored
-		unreact("a", "cat", "m2", "+1", base),    // never added: nothing to take back
+		react("a", "ann", "nope", "tada", base),   // unknown message: ignored
+		unreact("a", "cat", "m2", "+1", base),     // never added: nothing to take back
 		unreact("a", "ann", "nope", "tada", base), // unknown message
 	)
 	want := []projections.ScoreEntry{{User: "ann", Score: 3}, {User: "bob", Score: 1}}
