@@ -164,7 +164,9 @@ type frame struct {
 	raw       string
 }
 
-func (f frame) pos() events.Position { return events.Position{Partition: f.Partition, Offset: f.Offset} }
+func (f frame) pos() events.Position {
+	return events.Position{Partition: f.Partition, Offset: f.Offset}
+}
 
 // client is a test WebSocket client; a goroutine reads every frame, splits
 // it on \n and records the objects.
