@@ -1,0 +1,249 @@
+// Package taskstest holds the helpers of the tasks tests: a RabbitMQ
+// topology under a unique prefix that is deleted afterwards, a TCP proxy
+// that can be cut and restored, and a webhook target that records what it
+// receives.
+package taskstest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rtstack/rtstack/internal/testsvc"
+	"github.com/rtstack/rtstack/tasks"
+	"github.com/rtstack/rtstack/tasks/rabbit"
+)
+
+var seq atomic.Int64
+
+// Rabbit returns a rabbit.Config under a prefix unique to t with the given
+// retry delays, whose queues are deleted when t ends.
+func Rabbit(t testing.TB, delays ...time.Duration) rabbit.Config {
+	t.Helper()
+	url := testsvc.Rabbit(t)
+	cfg := rabbit.Config{
+		URL:         url,
+		Prefix:      fmt.Sprintf("test.%d.%d.", time.Now().UnixNano(), seq.Add(1)),
+		RetryDelays: delays,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := rabbit.Setup(ctx, cfg); err != nil {
+		t.Fatalf("declare topology: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, err := rabbit.Dial(ctx, url)
+		if err != nil {
+			t.Logf("cleanup: %v", err)
+			return
+		}
+		defer conn.Close()
+		ch, err := conn.Channel()
+		if err != nil {
+			return
+		}
+		if err := cfg.Topology().Delete(ch); err != nil {
+			t.Logf("cleanup: %v", err)
+		}
+	})
+	return cfg
+}
+
+// Eventually polls cond every 20 ms until it holds or d passes.
+func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Request is one request a Target received.
+type Request struct {
+	Delivery  string
+	Signature string
+	Body      []byte
+}
+
+// Target is a webhook receiver on loopback. Respond decides each answer
+// (nil: 200); it is called with the request's 1-based index among those
+// of its delivery id.
+type Target struct {
+	*httptest.Server
+	mu       sync.Mutex // guards reqs
+	reqs     []Request
+	Respond  func(r *http.Request, attempt int) int
+	respondM sync.Mutex // guards Respond's replacement between phases
+}
+
+// NewTarget starts a Target closed when t ends.
+func NewTarget(t testing.TB, respond func(r *http.Request, attempt int) int) *Target {
+	tg := &Target{Respond: respond}
+	tg.Server = httptest.NewServer(http.HandlerFunc(tg.serve))
+	t.Cleanup(tg.Close)
+	return tg
+}
+
+// SetRespond replaces the answer function.
+func (tg *Target) SetRespond(f func(r *http.Request, attempt int) int) {
+	tg.respondM.Lock()
+	tg.Respond = f
+	tg.respondM.Unlock()
+}
+
+func (tg *Target) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	req := Request{Delivery: r.Header.Get(tasks.HeaderDelivery), Signature: r.Header.Get(tasks.HeaderSignature), Body: body}
+	tg.mu.Lock()
+	tg.reqs = append(tg.reqs, req)
+	n := 0
+	for _, q := range tg.reqs {
+		if q.Delivery == req.Delivery {
+			n++
+		}
+	}
+	tg.mu.Unlock()
+	tg.respondM.Lock()
+	f := tg.Respond
+	tg.respondM.Unlock()
+	code := http.StatusOK
+	if f != nil {
+		code = f(r, n)
+	}
+	w.WriteHeader(code)
+}
+
+// Requests returns a copy of what the target received, in order.
+func (tg *Target) Requests() []Request {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return append([]Request(nil), tg.reqs...)
+}
+
+// Count is how many requests arrived.
+func (tg *Target) Count() int {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return len(tg.reqs)
+}
+
+// Distinct is how many distinct delivery ids arrived.
+func (tg *Target) Distinct() int {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	seen := map[string]bool{}
+	for _, r := range tg.reqs {
+		seen[r.Delivery] = true
+	}
+	return len(seen)
+}
+
+// Proxy forwards TCP connections from a loopback port to an address until
+// it is cut. Cut closes the listener and every open connection (the
+// service "goes away"); Restore listens again on the same port.
+type Proxy struct {
+	target string
+	addr   string
+	mu     sync.Mutex // guards ln, conns, wg's Add
+	ln     net.Listener
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
+}
+
+// NewProxy starts a proxy to target, stopped when t ends.
+func NewProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{target: target, addr: ln.Addr().String(), conns: map[net.Conn]struct{}{}}
+	p.serve(ln)
+	t.Cleanup(func() { p.Cut(); p.wg.Wait() })
+	return p
+}
+
+// Addr is where clients connect.
+func (p *Proxy) Addr() string { return p.addr }
+
+func (p *Proxy) serve(ln net.Listener) {
+	p.ln = ln
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			p.mu.Lock()
+			if p.ln != ln { // cut meanwhile
+				p.mu.Unlock()
+				_ = c.Close()
+				_ = up.Close()
+				continue
+			}
+			p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+			p.wg.Add(2)
+			p.mu.Unlock()
+			pipe := func(dst, src net.Conn) {
+				defer p.wg.Done()
+				_, _ = io.Copy(dst, src)
+				_ = dst.Close()
+				_ = src.Close()
+			}
+			go pipe(up, c)
+			go pipe(c, up)
+		}
+	}()
+}
+
+// Cut closes the listener and all connections through the proxy.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		_ = p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		_ = c.Close()
+		delete(p.conns, c)
+	}
+}
+
+// Restore listens on the proxy's address again.
+func (p *Proxy) Restore(t testing.TB) {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	for range 50 { // the port may linger briefly after Cut
+		if ln, err = net.Listen("tcp", p.addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("restore proxy on %s: %v", p.addr, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.serve(ln)
+}

@@ -1,0 +1,131 @@
+package rabbit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/rtstack/rtstack/tasks"
+)
+
+// ErrNotConfirmed: RabbitMQ nacked a publish, or the channel closed before
+// confirming it. The message may or may not be queued; publish it again.
+var ErrNotConfirmed = errors.New("publish not confirmed by RabbitMQ")
+
+// Publisher publishes task messages on one confirm-mode channel of its own
+// connection. It is safe for concurrent use. A Publisher whose connection
+// failed stays failed: its owner closes it and makes a new one.
+type Publisher struct {
+	topo Topology
+	conn *amqp.Connection
+	own  bool       // Close closes conn, not just ch
+	mu   sync.Mutex // guards ch's publish calls, so sequence numbers match confirms
+	ch   *amqp.Channel
+}
+
+// NewPublisher dials cfg's RabbitMQ, declares the topology and puts a
+// channel in confirm mode. The caller closes it.
+func NewPublisher(ctx context.Context, cfg Config) (*Publisher, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	conn, err := Dial(ctx, cfg.url())
+	if err != nil {
+		return nil, err
+	}
+	p, err := OpenPublisher(conn, cfg.Topology())
+	if err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	p.own = true
+	return p, nil
+}
+
+// OpenPublisher opens a publisher on a channel of conn, declaring topo
+// first. Its Close closes the channel only.
+func OpenPublisher(conn *amqp.Connection, topo Topology) (*Publisher, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return nil, fmt.Errorf("open channel: %w", err)
+	}
+	if err := topo.Declare(ch); err != nil {
+		return nil, err
+	}
+	if err := ch.Confirm(false); err != nil {
+		return nil, fmt.Errorf("confirm mode: %w", err)
+	}
+	return &Publisher{topo: topo, conn: conn, ch: ch}, nil
+}
+
+// Topology returns the queues p publishes to.
+func (p *Publisher) Topology() Topology { return p.topo }
+
+// PublishTasks publishes ts to the main queue as first attempts and waits
+// until RabbitMQ confirmed every one (the confirms of a batch are awaited
+// together, not one by one).
+func (p *Publisher) PublishTasks(ctx context.Context, ts ...tasks.Task) error {
+	es := make([]Envelope, len(ts))
+	for i, t := range ts {
+		es[i] = Envelope{Task: t, Attempt: 1}
+	}
+	return p.Publish(ctx, p.topo.Main(), es...)
+}
+
+// Publish publishes es to queue (on the default exchange) and waits for all
+// their confirms. Any nack or a closed channel is ErrNotConfirmed.
+func (p *Publisher) Publish(ctx context.Context, queue string, es ...Envelope) error {
+	msgs := make([]amqp.Publishing, len(es))
+	for i, e := range es {
+		m, err := e.Publishing()
+		if err != nil {
+			return err
+		}
+		msgs[i] = m
+	}
+	return p.PublishRaw(ctx, queue, msgs...)
+}
+
+// PublishRaw publishes msgs as they are to queue and waits for all their
+// confirms.
+func (p *Publisher) PublishRaw(ctx context.Context, queue string, msgs ...amqp.Publishing) error {
+	dcs := make([]*amqp.DeferredConfirmation, 0, len(msgs))
+	p.mu.Lock()
+	for _, m := range msgs {
+		dc, err := p.ch.PublishWithDeferredConfirmWithContext(ctx, "", queue, false, false, m)
+		if err != nil {
+			p.mu.Unlock()
+			return fmt.Errorf("publish to %s: %w", queue, err)
+		}
+		dcs = append(dcs, dc)
+	}
+	p.mu.Unlock()
+	for _, dc := range dcs {
+		ok, err := dc.WaitContext(ctx)
+		if err != nil {
+			return fmt.Errorf("await confirm from %s: %w", queue, err)
+		}
+		if !ok {
+			return fmt.Errorf("publish to %s: %w", queue, ErrNotConfirmed)
+		}
+	}
+	return nil
+}
+
+// Close closes p's connection (its channel, if it came from OpenPublisher).
+// It is idempotent.
+func (p *Publisher) Close() error {
+	if !p.own {
+		if p.ch.IsClosed() {
+			return nil
+		}
+		return p.ch.Close()
+	}
+	if p.conn.IsClosed() {
+		return nil
+	}
+	return p.conn.Close()
+}

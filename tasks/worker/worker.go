@@ -1,0 +1,446 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/rtstack/rtstack/commands"
+	"github.com/rtstack/rtstack/tasks"
+	"github.com/rtstack/rtstack/tasks/rabbit"
+)
+
+// Notifier reaches users connected to a gateway. The presence tracker
+// satisfies it.
+type Notifier interface {
+	// UserOnline reports whether user has a live connection on any gateway.
+	UserOnline(ctx context.Context, user string) (bool, error)
+	// Notify sends frame (one JSON object) to every connection of user.
+	Notify(ctx context.Context, user string, frame []byte) error
+}
+
+// Defaults of Config.
+const (
+	DefaultPrefetch = 32
+	MaxPrefetch     = 1000
+	DefaultTimeout  = 10 * time.Second
+)
+
+// Config of a Worker.
+type Config struct {
+	// RabbitURL of RabbitMQ; empty means rabbit.DefaultURL.
+	RabbitURL string
+	// Prefix of the queue names; empty means rabbit.DefaultPrefix.
+	Prefix string
+	// RetryDelays (RETRY_DELAYS); nil means tasks.DefaultRetryDelays. Must
+	// match the reactor's: they name the delay queues.
+	RetryDelays []time.Duration
+	// Prefetch bounds the tasks in progress at once; 0 means
+	// DefaultPrefetch, at most MaxPrefetch.
+	Prefetch int
+	// Timeout bounds one attempt (the HTTP request included); 0 means
+	// DefaultTimeout.
+	Timeout time.Duration
+	// AllowPrivate lets webhooks reach loopback and private addresses
+	// (WEBHOOK_ALLOW_PRIVATE); false by default.
+	AllowPrivate bool
+	// NotifyURL receives mention notifications of offline users as a POST
+	// (NOTIFY_URL); empty means offline users are not notified. It is the
+	// operator's endpoint, so the private-address guard does not apply.
+	NotifyURL string
+	// Notifier reaches online users; nil means every user counts as
+	// offline.
+	Notifier Notifier
+	// Pool is the Postgres pool of the completion records; the Worker does
+	// not close it. When nil, PostgresURL is used and the Worker owns its
+	// pool.
+	Pool *pgxpool.Pool
+	// PostgresURL is used when Pool is nil.
+	PostgresURL string
+	// HTTPClient delivers webhooks; nil means NewHTTPClient(AllowPrivate).
+	// A client given here carries its own address guard.
+	HTTPClient *http.Client
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+	// Registerer for the metrics; nil means they are not registered.
+	Registerer prometheus.Registerer
+}
+
+// Validate joins every problem of c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Pool == nil && c.PostgresURL == "" {
+		errs = append(errs, errors.New("worker: Pool or PostgresURL is required"))
+	}
+	if c.Prefetch < 0 || c.Prefetch > MaxPrefetch {
+		errs = append(errs, fmt.Errorf("worker: prefetch %d outside 0..%d", c.Prefetch, MaxPrefetch))
+	}
+	if c.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("worker: negative timeout %s", c.Timeout))
+	}
+	if c.NotifyURL != "" {
+		if err := commands.ValidateWebhookURL(c.NotifyURL, true); err != nil {
+			errs = append(errs, fmt.Errorf("worker: notify url: %w", err))
+		}
+	}
+	errs = append(errs, c.rabbit().Validate())
+	return errors.Join(errs...)
+}
+
+func (c Config) rabbit() rabbit.Config {
+	return rabbit.Config{URL: c.RabbitURL, Prefix: c.Prefix, RetryDelays: c.RetryDelays}
+}
+
+// Worker consumes and performs tasks. Run it once.
+type Worker struct {
+	cfg      Config
+	topo     rabbit.Topology
+	log      *slog.Logger
+	pool     *pgxpool.Pool
+	ownsPool bool
+	done     doneStore
+	hooks    *http.Client // webhooks, behind the address guard
+	plain    *http.Client // NotifyURL, the operator's own endpoint
+	m        *metrics
+
+	mu       sync.Mutex // guards inflight
+	inflight map[string]chan struct{}
+}
+
+// New checks cfg and builds a Worker; it connects nothing until Run.
+func New(cfg Config) (*Worker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Prefetch == 0 {
+		cfg.Prefetch = DefaultPrefetch
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	w := &Worker{
+		cfg: cfg, topo: cfg.rabbit().Topology(), log: cfg.Logger.With("component", "worker"),
+		hooks: cfg.HTTPClient, plain: &http.Client{}, inflight: map[string]chan struct{}{},
+	}
+	if w.hooks == nil {
+		w.hooks = NewHTTPClient(cfg.AllowPrivate)
+	}
+	w.pool = cfg.Pool
+	if w.pool == nil {
+		pool, err := pgxpool.New(context.Background(), cfg.PostgresURL)
+		if err != nil {
+			return nil, fmt.Errorf("worker: postgres: %w", err)
+		}
+		w.pool, w.ownsPool = pool, true
+	}
+	w.done = doneStore{pool: w.pool}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		if w.ownsPool {
+			w.pool.Close()
+		}
+		return nil, err
+	}
+	w.m = m
+	return w, nil
+}
+
+// Run consumes tasks until ctx ends, reconnecting to RabbitMQ and Postgres
+// with backoff when they fail. On shutdown it stops consuming, lets the
+// tasks in progress finish (each bounded by Timeout) and returns nil.
+func (w *Worker) Run(ctx context.Context) error {
+	if w.ownsPool {
+		defer w.pool.Close()
+	}
+	backoff := newBackoff()
+	for {
+		if err := w.done.ensure(ctx); err == nil {
+			break
+		} else if ctx.Err() == nil {
+			w.log.Warn("completion records unavailable, retrying", "err", err)
+		}
+		if !backoff.wait(ctx) {
+			return nil
+		}
+	}
+	backoff.reset()
+	for {
+		started := time.Now()
+		err := w.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(started) > 10*time.Second {
+			backoff.reset()
+		}
+		w.log.Warn("rabbitmq session ended, reconnecting", "err", err)
+		if !backoff.wait(ctx) {
+			return nil
+		}
+	}
+}
+
+// session consumes on one connection until it fails or ctx ends, and waits
+// for the deliveries it started.
+func (w *Worker) session(ctx context.Context) error {
+	conn, err := rabbit.Dial(ctx, w.cfg.rabbit().URLOrDefault())
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	pub, err := rabbit.OpenPublisher(conn, w.topo)
+	if err != nil {
+		return err
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open channel: %w", err)
+	}
+	if err := ch.Qos(w.cfg.Prefetch, 0, false); err != nil {
+		return fmt.Errorf("set prefetch: %w", err)
+	}
+	deliveries, err := ch.Consume(w.topo.Main(), "", false, false, false, false, nil)
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", w.topo.Main(), err)
+	}
+	w.log.Info("consuming tasks", "queue", w.topo.Main(), "prefetch", w.cfg.Prefetch)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			// Stop taking deliveries; those in progress finish and ack
+			// before the connection closes (deferred above, after wg.Wait).
+			_ = ch.Cancel("", false)
+			return ctx.Err()
+		case d, ok := <-deliveries:
+			if !ok {
+				return fmt.Errorf("consumer of %s closed: %w", w.topo.Main(), amqp.ErrClosed)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Work in progress outlives shutdown, bounded by Timeout,
+				// so a stopping worker finishes what it started.
+				w.handle(context.WithoutCancel(ctx), pub, d)
+			}()
+		}
+	}
+}
+
+// Outcomes of a delivery, the "outcome" label.
+const (
+	outcomeDone     = "done"
+	outcomeSkipped  = "skipped" // already recorded done
+	outcomeRetry    = "retry"
+	outcomeDead     = "dead"
+	outcomeRequeued = "requeued" // could not record the outcome; RabbitMQ redelivers
+)
+
+// handle performs one delivery and acknowledges it once its outcome is
+// durable.
+func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Delivery) {
+	env, err := rabbit.DecodeDelivery(d)
+	if err == nil {
+		err = env.Task.Validate()
+	}
+	if err != nil {
+		// Permanent: to the DLQ through the main queue's dead-letter route.
+		w.log.Error("undecodable task, dead-lettered", "task_id", d.MessageId, "err", err)
+		w.m.outcome("unknown", outcomeDead)
+		_ = d.Nack(false, false)
+		return
+	}
+	t := env.Task
+	log := w.log.With("task_id", t.ID, "kind", t.Kind, "attempt", env.Attempt)
+	release := w.claim(ctx, t.ID)
+	defer release()
+
+	requeue := func(err error) {
+		// The outcome could not be made durable (Postgres or RabbitMQ
+		// trouble): give the delivery back after a pause rather than spin.
+		log.Warn("task outcome not recorded, requeueing", "err", err)
+		w.m.outcome(string(t.Kind), outcomeRequeued)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+		_ = d.Nack(false, true)
+	}
+
+	qctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+	done, err := w.done.isDone(qctx, t.ID)
+	cancel()
+	if err != nil {
+		requeue(err)
+		return
+	}
+	if done {
+		log.Debug("task already done, skipped")
+		w.m.outcome(string(t.Kind), outcomeSkipped)
+		_ = d.Ack(false)
+		return
+	}
+
+	start := time.Now()
+	err = w.perform(ctx, t)
+	w.m.duration(string(t.Kind), time.Since(start))
+	if err == nil {
+		rctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+		err := w.done.markDone(rctx, t.ID, string(t.Kind), env.Attempt)
+		cancel()
+		if err != nil {
+			requeue(err)
+			return
+		}
+		w.m.outcome(string(t.Kind), outcomeDone)
+		_ = d.Ack(false)
+		return
+	}
+
+	next := rabbit.Envelope{Task: t, Attempt: env.Attempt + 1, LastError: err.Error()}
+	queue, outcome := "", outcomeRetry
+	var perm *permanentError
+	if errors.As(err, &perm) || env.Attempt >= w.topo.MaxAttempts() {
+		next.Attempt = env.Attempt
+		queue, outcome = w.topo.Dead(), outcomeDead
+		log.Warn("task failed for good, dead-lettered", "err", err)
+	} else {
+		queue = w.topo.Delay(env.Attempt - 1)
+		log.Info("task failed, retrying", "err", err, "retry_in", w.topo.Delays[env.Attempt-1])
+	}
+	pctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+	perr := pub.Publish(pctx, queue, next)
+	cancel()
+	if perr != nil {
+		requeue(perr)
+		return
+	}
+	w.m.outcome(string(t.Kind), outcome)
+	_ = d.Ack(false)
+}
+
+// claim waits until no other delivery of id is in progress in this worker
+// and marks id in progress, so a duplicate delivery waits and then finds
+// the first one's completion record.
+func (w *Worker) claim(ctx context.Context, id string) (release func()) {
+	for {
+		w.mu.Lock()
+		busy, ok := w.inflight[id]
+		if !ok {
+			ch := make(chan struct{})
+			w.inflight[id] = ch
+			w.mu.Unlock()
+			return func() {
+				w.mu.Lock()
+				delete(w.inflight, id)
+				w.mu.Unlock()
+				close(ch)
+			}
+		}
+		w.mu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return func() {}
+		}
+	}
+}
+
+// permanentError marks a failure no retry can fix.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+func permanent(err error) error { return &permanentError{err: err} }
+
+// perform does t once, within Timeout.
+func (w *Worker) perform(ctx context.Context, t tasks.Task) error {
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+	defer cancel()
+	switch t.Kind {
+	case tasks.KindWebhook:
+		return w.webhook(ctx, t)
+	case tasks.KindNotify:
+		return w.notify(ctx, t)
+	}
+	return permanent(fmt.Errorf("unknown task kind %q", t.Kind))
+}
+
+func (w *Worker) webhook(ctx context.Context, t tasks.Task) error {
+	if err := commands.ValidateWebhookURL(t.URL, w.cfg.AllowPrivate); err != nil {
+		return permanent(err)
+	}
+	err := w.post(ctx, w.hooks, t.URL, t.ID, t.Body, tasks.Sign(t.Secret, t.Body))
+	if errors.Is(err, ErrPrivateTarget) {
+		return permanent(err)
+	}
+	return err
+}
+
+func (w *Worker) notify(ctx context.Context, t tasks.Task) error {
+	if w.cfg.Notifier != nil {
+		online, err := w.cfg.Notifier.UserOnline(ctx, t.User)
+		if err != nil {
+			return fmt.Errorf("presence of %s: %w", t.User, err)
+		}
+		if online {
+			if err := w.cfg.Notifier.Notify(ctx, t.User, t.Body); err != nil {
+				return fmt.Errorf("notify %s: %w", t.User, err)
+			}
+			return nil
+		}
+	}
+	if w.cfg.NotifyURL == "" {
+		return nil // offline and no push endpoint: nothing to do
+	}
+	var n tasks.Notification
+	if err := json.Unmarshal(t.Body, &n); err != nil {
+		return permanent(fmt.Errorf("notification body: %w", err))
+	}
+	n.User = t.User
+	body, err := json.Marshal(n)
+	if err != nil {
+		return permanent(err)
+	}
+	return w.post(ctx, w.plain, w.cfg.NotifyURL, t.ID, body, "")
+}
+
+// post POSTs body and wants a 2xx.
+func (w *Worker) post(ctx context.Context, c *http.Client, url, id string, body []byte, sig string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return permanent(fmt.Errorf("request to %s: %w", url, err))
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "rtstack-webhook/1")
+	req.Header.Set(tasks.HeaderDelivery, id)
+	if sig != "" {
+		req.Header.Set(tasks.HeaderSignature, sig)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return fmt.Errorf("post: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("post: %s answered %s", req.URL.Redacted(), resp.Status)
+	}
+	return nil
+}
