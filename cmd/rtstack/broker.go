@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/schemas"
+)
+
+func brokerCommand() *ffcli.Command {
+	var cfg config
+	return command("broker", "broker", "run the embedded Kafka-protocol broker alone", &cfg, nil,
+		func(ctx context.Context, _ []string) error {
+			log := cfg.logger()
+			b, err := startBroker(ctx, &cfg, log)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			<-ctx.Done()
+			log.Info("stopping broker")
+			return nil
+		})
+}
+
+// startBroker starts the embedded broker and creates the log topic.
+func startBroker(ctx context.Context, cfg *config, log *slog.Logger) (*kafka.Broker, error) {
+	b, err := kafka.StartBroker(kafka.BrokerConfig{Addr: cfg.BrokerAddr, DataDir: cfg.DataDir})
+	if err != nil {
+		return nil, fmt.Errorf("%w (is another rtstack or Kafka already listening there? set BROKER_ADDR)", err)
+	}
+	info, err := ensureTopic(ctx, cfg, []string{b.Addr()})
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	dir, _ := filepath.Abs(filepath.Join(cfg.DataDir, "kafka"))
+	log.Info("embedded broker listening", "addr", b.Addr(), "data_dir", dir, "topic", info.Name, "partitions", info.Partitions)
+	return b, nil
+}
+
+func ensureTopic(ctx context.Context, cfg *config, brokers []string) (kafka.TopicInfo, error) {
+	cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: brokers})
+	if err != nil {
+		return kafka.TopicInfo{}, err
+	}
+	defer cl.Close()
+	info, err := kafka.EnsureTopic(ctx, cl, cfg.Topic, int32(cfg.Partitions))
+	if err != nil {
+		return info, fmt.Errorf("%w (brokers %v)", err, brokers)
+	}
+	return info, nil
+}
+
+// newCodec returns the codec of the embedded schemas, with ids from the
+// configured schema registry when there is one.
+func newCodec(ctx context.Context, cfg *config) (*schemas.Codec, error) {
+	reg, err := schemas.Embedded()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.SchemaRegistryURL != "" {
+		if reg, err = reg.Sync(ctx, cfg.SchemaRegistryURL); err != nil {
+			return nil, err
+		}
+	}
+	return schemas.NewCodec(reg), nil
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+)
+
+// service is an external dependency that must be reachable before start.
+type service struct {
+	name, rawURL, defaultPort string
+	debian                    string // how to start it on Debian
+}
+
+func services(cfg *config, need ...string) []service {
+	all := map[string]service{
+		"postgres": {"Postgres", cfg.PostgresURL, "5432", "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"},
+		"redis":    {"Redis", cfg.RedisURL, "6379", `redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no`},
+		"rabbitmq": {"RabbitMQ", cfg.RabbitURL, "5672", "rabbitmq-server -detached"},
+	}
+	var out []service
+	for _, n := range need {
+		out = append(out, all[n])
+	}
+	return out
+}
+
+// checkServices dials each service once and names every one that is down,
+// with its address and how to start it.
+func checkServices(ctx context.Context, svcs []service) error {
+	var errs []error
+	for _, s := range svcs {
+		addr, err := hostPort(s.rawURL, s.defaultPort)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: bad URL %q: %w", s.name, s.rawURL, err))
+			continue
+		}
+		d := net.Dialer{Timeout: 2 * time.Second}
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s is not reachable at %s.\n  Start it with:  %s\n  or all services: docker compose -f infra/docker-compose.yml up -d", s.name, addr, s.debian))
+			continue
+		}
+		_ = c.Close()
+	}
+	return errors.Join(errs...)
+}
+
+func hostPort(raw, defaultPort string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", err
+	}
+	host, port := u.Hostname(), u.Port()
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	if port == "" {
+		port = defaultPort
+	}
+	return net.JoinHostPort(host, port), nil
+}
