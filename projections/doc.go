@@ -8,6 +8,12 @@
 // time, never the wall clock, and stores its checkpoint atomically with the
 // state it wrote, so killing it at any instant loses and doubles nothing.
 //
-// It imports events (and schemas to decode); never gateway, commands or
-// tasks.
+// Runtime: NewProjector(Config).Run(ctx) is a consumer-group member with one
+// goroutine per assigned partition, each seeking to the Store's checkpoint
+// on assignment; undecodable records go to the parking topic. Rebuild
+// replays the whole log into a new version of a Versioned projection and
+// swaps it in; NewProgress reports a rebuild to a person.
+//
+// It imports events, schemas (to decode) and infra/kafka (clients, topic,
+// end offsets); never gateway, commands or tasks.
 package projections

@@ -1,0 +1,126 @@
+package projections
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the runtime's Prometheus collectors. Labels stay bounded:
+// projection name and partition number only.
+type metrics struct {
+	applied    *prometheus.CounterVec   // projection
+	parked     *prometheus.CounterVec   // projection
+	errors     *prometheus.CounterVec   // projection
+	lag        *prometheus.GaugeVec     // projection, partition
+	age        *prometheus.GaugeVec     // projection, partition
+	latency    *prometheus.HistogramVec // projection
+	batchSizes *prometheus.HistogramVec // projection
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtstack_projection_records_applied_total",
+			Help: "Log records folded into a projection (records below the checkpoint are not counted).",
+		}, []string{"projection"}),
+		parked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtstack_projection_records_parked_total",
+			Help: "Undecodable log records copied to the parking topic and skipped.",
+		}, []string{"projection"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtstack_projection_apply_errors_total",
+			Help: "Failed Apply calls (each is retried with backoff).",
+		}, []string{"projection"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rtstack_projection_lag_records",
+			Help: "Records between the partition's end offset and the projection's checkpoint.",
+		}, []string{"projection", "partition"}),
+		age: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rtstack_projection_age_seconds",
+			Help: "Wall clock minus the event time of the last applied event.",
+		}, []string{"projection", "partition"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "rtstack_projection_apply_seconds",
+			Help:    "Duration of one successful Apply (one batch, one transaction).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"projection"}),
+		batchSizes: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "rtstack_projection_batch_records",
+			Help:    "Records per Apply.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 9),
+		}, []string{"projection"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var err error
+	// Several projections share one registry: reuse what another registered.
+	m.applied, err = register(reg, m.applied)
+	if err == nil {
+		m.parked, err = register(reg, m.parked)
+	}
+	if err == nil {
+		m.errors, err = register(reg, m.errors)
+	}
+	if err == nil {
+		m.lag, err = register(reg, m.lag)
+	}
+	if err == nil {
+		m.age, err = register(reg, m.age)
+	}
+	if err == nil {
+		m.latency, err = register(reg, m.latency)
+	}
+	if err == nil {
+		m.batchSizes, err = register(reg, m.batchSizes)
+	}
+	return m, err
+}
+
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, err
+	}
+	return c, nil
+}
+
+// partitionMetrics are the collectors of one projection and partition,
+// resolved once.
+type partitionMetrics struct {
+	applied, parked, errors prometheus.Counter
+	lag, age                prometheus.Gauge
+	latency, batch          prometheus.Observer
+}
+
+func (m *metrics) forPartition(name string, p int32) partitionMetrics {
+	ps := strconv.Itoa(int(p))
+	return partitionMetrics{
+		applied: m.applied.WithLabelValues(name),
+		parked:  m.parked.WithLabelValues(name),
+		errors:  m.errors.WithLabelValues(name),
+		lag:     m.lag.WithLabelValues(name, ps),
+		age:     m.age.WithLabelValues(name, ps),
+		latency: m.latency.WithLabelValues(name),
+		batch:   m.batchSizes.WithLabelValues(name),
+	}
+}
+
+// forget removes a partition's gauges when this instance no longer owns it.
+func (m *metrics) forget(name string, p int32) {
+	ps := strconv.Itoa(int(p))
+	m.lag.DeleteLabelValues(name, ps)
+	m.age.DeleteLabelValues(name, ps)
+}
+
+func ageSeconds(eventMillis int64, now time.Time) float64 {
+	return now.Sub(time.UnixMilli(eventMillis)).Seconds()
+}

@@ -1,0 +1,407 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/schemas"
+)
+
+// Config configures a Projector. The zero value of each optional field is
+// the default stated in its comment.
+type Config struct {
+	// Brokers are the seed brokers of the log. Required.
+	Brokers []string
+	// Topic is the event log. Default "chat.events".
+	Topic string
+	// Group is the consumer group; instances with the same Group share the
+	// partitions. Default "rtstack-projector-" + Store.Name().
+	Group string
+	// Codec decodes records. Required.
+	Codec *schemas.Codec
+	// Store is the projection fed by the log. Required.
+	Store Store
+	// ParkTopic receives undecodable records. Default Topic + ".parked";
+	// created (1 partition, unlimited retention) if missing.
+	ParkTopic string
+	// MaxBatch bounds the records of one Apply. Default 5000. Batches are as
+	// large as what is buffered: thousands during a replay, one or a few
+	// when live.
+	MaxBatch int
+	// SessionTimeout is the consumer group session timeout: how long a dead
+	// instance keeps its partitions. Default 45s (kgo's default).
+	SessionTimeout time.Duration
+	// LagInterval is how often lag and age gauges are refreshed. Default 5s.
+	LagInterval time.Duration
+	// Logger receives the runtime's logs; nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the runtime's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+}
+
+// Validate reports every problem of cfg at once.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("projector: no brokers"))
+	}
+	if c.Codec == nil {
+		errs = append(errs, errors.New("projector: no codec"))
+	}
+	if c.Store == nil {
+		errs = append(errs, errors.New("projector: no store"))
+	}
+	if c.MaxBatch < 0 {
+		errs = append(errs, errors.New("projector: negative MaxBatch"))
+	}
+	if c.SessionTimeout < 0 || c.LagInterval < 0 {
+		errs = append(errs, errors.New("projector: negative duration"))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) withDefaults() Config {
+	if c.Topic == "" {
+		c.Topic = kafka.DefaultTopic
+	}
+	if c.Group == "" && c.Store != nil {
+		c.Group = "rtstack-projector-" + c.Store.Name()
+	}
+	if c.ParkTopic == "" {
+		c.ParkTopic = c.Topic + ".parked"
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 5000
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 45 * time.Second
+	}
+	if c.LagInterval == 0 {
+		c.LagInterval = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return c
+}
+
+// Projector feeds a Store from the log as a member of a consumer group: one
+// goroutine per assigned partition, each starting at the Store's checkpoint
+// (the Store is the truth; group offsets are committed after the store
+// committed, for lag tools only).
+type Projector struct {
+	cfg  Config
+	name string
+	m    *metrics
+	log  *slog.Logger
+
+	// client is set once at the start of Run, before any partition is
+	// assigned.
+	client *kgo.Client
+
+	mu      sync.Mutex        // guards workers
+	workers map[int32]*worker // assigned partitions
+}
+
+// worker owns one assigned partition's goroutine.
+type worker struct {
+	part   *partition
+	ch     chan []*kgo.Record
+	stop   chan struct{} // closed on revoke: finish the batch in hand, then exit
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewProjector checks cfg and registers the metrics. Nothing connects until
+// Run.
+func NewProjector(cfg Config) (*Projector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("projector metrics: %w", err)
+	}
+	return &Projector{
+		cfg:     cfg,
+		name:    cfg.Store.Name(),
+		m:       m,
+		log:     cfg.Logger.With("projection", cfg.Store.Name()),
+		workers: map[int32]*worker{},
+	}, nil
+}
+
+// Run consumes until ctx ends, then stops the partition goroutines, commits
+// group offsets and leaves the group. It returns nil when ctx was canceled,
+// or the error that stopped it (the client could not be created). Run is
+// called once.
+func (p *Projector) Run(ctx context.Context) error {
+	topic := p.cfg.Topic
+	hb := min(3*time.Second, p.cfg.SessionTimeout/3)
+	cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: p.cfg.Brokers, Logger: p.cfg.Logger},
+		kgo.ConsumerGroup(p.cfg.Group),
+		kgo.ConsumeTopics(topic),
+		kgo.SessionTimeout(p.cfg.SessionTimeout),
+		kgo.HeartbeatInterval(hb),
+		kgo.AutoCommitMarks(),
+		kgo.AutoCommitInterval(time.Second),
+		kgo.FetchMaxWait(500*time.Millisecond),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+			p.assign(ctx, assigned[topic])
+		}),
+		kgo.AdjustFetchOffsetsFn(func(actx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+			return p.adjust(actx, offsets)
+		}),
+		kgo.OnPartitionsRevoked(func(rctx context.Context, c *kgo.Client, revoked map[string][]int32) {
+			p.revoke(revoked[topic], false)
+			if err := c.CommitMarkedOffsets(rctx); err != nil && rctx.Err() == nil {
+				p.log.Debug("commit group offsets on revoke", "err", err)
+			}
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+			p.revoke(lost[topic], true)
+		}),
+	)
+	if err != nil {
+		return fmt.Errorf("projector %s: %w", p.name, err)
+	}
+	defer p.revokeAll()
+	defer cl.Close() // leaves the group; the revoke callback stops the workers
+	p.client = cl
+
+	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	if _, err := kafka.EnsureTopic(ensureCtx, cl, p.cfg.ParkTopic, 1); err != nil {
+		p.log.Warn("parking topic not ensured; parking will retry", "topic", p.cfg.ParkTopic, "err", err)
+	}
+	cancel()
+
+	lagDone := make(chan struct{})
+	lagCtx, stopLag := context.WithCancel(ctx)
+	go func() {
+		defer close(lagDone)
+		p.lagLoop(lagCtx, cl)
+	}()
+	defer func() { stopLag(); <-lagDone }()
+
+	p.log.Info("projector started", "topic", topic, "group", p.cfg.Group)
+	for {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil || fs.IsClientClosed() {
+			break
+		}
+		fs.EachError(func(t string, part int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				p.log.Warn("fetch error", "topic", t, "partition", part, "err", err)
+			}
+		})
+		fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
+			if len(ftp.Records) == 0 || ftp.Topic != topic {
+				return
+			}
+			p.mu.Lock()
+			w := p.workers[ftp.Partition]
+			p.mu.Unlock()
+			if w == nil {
+				return // revoked meanwhile: the next owner starts at the checkpoint
+			}
+			select {
+			case w.ch <- ftp.Records:
+			case <-w.stop:
+			case <-ctx.Done():
+			}
+		})
+	}
+	p.revokeAll()
+	commitCtx, cancelCommit := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancelCommit()
+	if err := cl.CommitMarkedOffsets(commitCtx); err != nil {
+		p.log.Debug("final commit of group offsets", "err", err)
+	}
+	p.log.Info("projector stopped")
+	return nil
+}
+
+// assign starts a goroutine per newly assigned partition.
+func (p *Projector) assign(ctx context.Context, parts []int32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, id := range parts {
+		if _, ok := p.workers[id]; ok {
+			continue
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		w := &worker{
+			part:   p.newPartition(id),
+			ch:     make(chan []*kgo.Record, 4),
+			stop:   make(chan struct{}),
+			cancel: cancel,
+			done:   make(chan struct{}),
+		}
+		p.workers[id] = w
+		go p.runWorker(wctx, w)
+	}
+	if len(parts) > 0 {
+		p.log.Info("partitions assigned", "partitions", parts)
+	}
+}
+
+func (p *Projector) newPartition(id int32) *partition {
+	return &partition{
+		id:       id,
+		name:     p.name,
+		store:    p.cfg.Store,
+		codec:    p.cfg.Codec,
+		maxBatch: p.cfg.MaxBatch,
+		park:     p.park,
+		log:      p.log,
+		m:        p.m.forPartition(p.name, id),
+	}
+}
+
+// adjust points each newly assigned partition at the Store's checkpoint,
+// whatever the group committed.
+func (p *Projector) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	parts := offsets[p.cfg.Topic]
+	if len(parts) == 0 {
+		return offsets, nil
+	}
+	cps, err := checkpointsRetry(ctx, p.cfg.Store, p.log)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id := range parts {
+		next := cps[id]
+		parts[id] = kgo.NewOffset().At(next).WithEpoch(-1)
+		if w := p.workers[id]; w != nil {
+			w.part.next.Store(next)
+		}
+		p.log.Debug("partition starts at checkpoint", "partition", id, "offset", next)
+	}
+	return offsets, nil
+}
+
+// revoke stops the goroutines of parts and waits for them. A revoked
+// partition finishes the batch in hand (bounded by a grace period); a lost
+// one is canceled at once.
+func (p *Projector) revoke(parts []int32, lost bool) {
+	p.mu.Lock()
+	var ws []*worker
+	for _, id := range parts {
+		if w, ok := p.workers[id]; ok {
+			ws = append(ws, w)
+			delete(p.workers, id)
+			p.m.forget(p.name, id)
+		}
+	}
+	p.mu.Unlock()
+	for _, w := range ws {
+		close(w.stop)
+		if lost {
+			w.cancel()
+		}
+	}
+	for _, w := range ws {
+		select {
+		case <-w.done:
+		case <-time.After(10 * time.Second):
+			w.cancel()
+			<-w.done
+		}
+		w.cancel()
+	}
+	if len(ws) > 0 {
+		p.log.Info("partitions released", "partitions", parts, "lost", lost)
+	}
+}
+
+func (p *Projector) revokeAll() {
+	p.mu.Lock()
+	var parts []int32
+	for id := range p.workers {
+		parts = append(parts, id)
+	}
+	p.mu.Unlock()
+	p.revoke(parts, false)
+}
+
+// runWorker applies what the poll loop hands over, merging what queued up
+// into one batch (large during replay, tiny when live).
+func (p *Projector) runWorker(ctx context.Context, w *worker) {
+	defer close(w.done)
+	var buf []*kgo.Record
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.stop:
+			return
+		case recs := <-w.ch:
+			buf = append(buf[:0], recs...)
+		}
+	drain:
+		for len(buf) < p.cfg.MaxBatch {
+			select {
+			case more := <-w.ch:
+				buf = append(buf, more...)
+			default:
+				break drain
+			}
+		}
+		last, err := w.part.process(ctx, buf, w.stop)
+		if last != nil {
+			p.client.MarkCommitRecords(last)
+		}
+		clear(buf)
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *Projector) park(ctx context.Context, r *kgo.Record, cause error) error {
+	res := p.client.ProduceSync(ctx, parkedRecord(p.cfg.ParkTopic, p.name, r, cause))
+	if err := res.FirstErr(); err != nil {
+		return fmt.Errorf("park %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
+	}
+	return nil
+}
+
+// lagLoop refreshes the lag and age gauges of the owned partitions.
+func (p *Projector) lagLoop(ctx context.Context, cl *kgo.Client) {
+	t := time.NewTicker(p.cfg.LagInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ends, err := kafka.EndOffsets(ctx, cl, p.cfg.Topic)
+		if err != nil {
+			continue
+		}
+		now := time.Now()
+		p.mu.Lock()
+		for id, w := range p.workers {
+			if end, ok := ends[id]; ok {
+				w.part.m.lag.Set(float64(max(0, end-w.part.next.Load())))
+			}
+			if ts := w.part.lastTS.Load(); ts > 0 {
+				w.part.m.age.Set(ageSeconds(ts, now))
+			}
+		}
+		p.mu.Unlock()
+	}
+}
