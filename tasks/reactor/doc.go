@@ -1,0 +1,21 @@
+// Package reactor turns the chat log into tasks (DESIGN rule 5). It tails
+// the log with its own consumer group, which no projection rebuild ever
+// touches, and for each MessageSent publishes a webhook task per webhook of
+// the room and a notify task per mentioned user.
+//
+// Webhook registrations are folded from the log itself: on each partition
+// assignment the reactor reads the partition from offset zero, folding
+// WebhookRegistered events in memory, and emits tasks only for records at
+// or after the group's committed offset. So a registration is always known
+// before the messages after it in its room, and a record below the commit
+// never fires again.
+//
+// Offsets are committed only after RabbitMQ confirmed every task of the
+// batch (at-least-once into RabbitMQ). While RabbitMQ is unreachable the
+// reactor holds its batch, reconnects with backoff and publishes it again;
+// the log does not advance meanwhile. Task ids are deterministic, so a batch
+// published twice is done once by the workers.
+//
+// It imports events, schemas, infra/kafka, tasks and tasks/rabbit; never
+// gateway, projections or the worker.
+package reactor

@@ -1,0 +1,87 @@
+package reactor
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+type (
+	kmsgReq  = kmsg.OffsetCommitRequest
+	kmsgResp = kmsg.OffsetCommitResponse
+)
+
+// commitError is the first partition error of a commit response.
+func commitError(resp *kmsg.OffsetCommitResponse) error {
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return fmt.Errorf("partition %d: %w", p.Partition, err)
+			}
+		}
+	}
+	return nil
+}
+
+type metrics struct {
+	records         *prometheus.CounterVec
+	published       *prometheus.CounterVec
+	decodeErrors    prometheus.Counter
+	publishFailures prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtstack_reactor_records_total",
+			Help: "Log records read by the reactor, by phase: fold (below the commit, registrations only) or emit.",
+		}, []string{"phase"}),
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtstack_reactor_tasks_published_total",
+			Help: "Tasks published and confirmed by RabbitMQ, by kind.",
+		}, []string{"kind"}),
+		decodeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rtstack_reactor_decode_errors_total",
+			Help: "Records the reactor could not decode and skipped.",
+		}),
+		publishFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rtstack_reactor_publish_failures_total",
+			Help: "Task batches RabbitMQ did not confirm (each retried after a reconnect).",
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var err error
+	if m.records, err = register(reg, m.records); err != nil {
+		return nil, err
+	}
+	if m.published, err = register(reg, m.published); err != nil {
+		return nil, err
+	}
+	if m.decodeErrors, err = register(reg, m.decodeErrors); err != nil {
+		return nil, err
+	}
+	if m.publishFailures, err = register(reg, m.publishFailures); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register registers c, or returns the collector already registered under
+// its name (several reactors in one process share one set of metrics).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, fmt.Errorf("register reactor metrics: %w", err)
+	}
+	return c, nil
+}

@@ -1,0 +1,332 @@
+package reactor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/rtstack/rtstack/events"
+	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/schemas"
+	"github.com/rtstack/rtstack/tasks"
+	"github.com/rtstack/rtstack/tasks/rabbit"
+)
+
+// DefaultGroup is the reactor's consumer group.
+const DefaultGroup = "rtstack-reactor"
+
+// DefaultMaxBatch bounds the records handled (and tasks confirmed) per
+// commit.
+const DefaultMaxBatch = 1000
+
+// Config of a Reactor.
+type Config struct {
+	// Brokers are the Kafka seed brokers; required.
+	Brokers []string
+	// Topic is the log; empty means kafka.DefaultTopic.
+	Topic string
+	// Group is the reactor's own consumer group; empty means DefaultGroup.
+	// Projection rebuilds use other groups and never move this one.
+	Group string
+	// Codec decodes the log; required.
+	Codec *schemas.Codec
+	// RabbitURL of RabbitMQ; empty means rabbit.DefaultURL.
+	RabbitURL string
+	// Prefix of the queue names; empty means rabbit.DefaultPrefix.
+	Prefix string
+	// RetryDelays name the delay queues declared at start; nil means
+	// tasks.DefaultRetryDelays. Must match the workers'.
+	RetryDelays []time.Duration
+	// MaxBatch bounds the records per commit; 0 means DefaultMaxBatch.
+	MaxBatch int
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+	// Registerer for the metrics; nil means they are not registered.
+	Registerer prometheus.Registerer
+}
+
+// Validate joins every problem of c.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("reactor: no Kafka brokers"))
+	}
+	if c.Codec == nil {
+		errs = append(errs, errors.New("reactor: no codec"))
+	}
+	if c.MaxBatch < 0 {
+		errs = append(errs, fmt.Errorf("reactor: negative MaxBatch %d", c.MaxBatch))
+	}
+	errs = append(errs, c.rabbit().Validate())
+	return errors.Join(errs...)
+}
+
+func (c Config) rabbit() rabbit.Config {
+	return rabbit.Config{URL: c.RabbitURL, Prefix: c.Prefix, RetryDelays: c.RetryDelays}
+}
+
+// Reactor publishes the tasks of the log. Run it once.
+type Reactor struct {
+	cfg Config
+	log *slog.Logger
+	m   *metrics
+
+	mu    sync.Mutex // guards parts: written by the rebalance callbacks, read by the poll loop
+	parts map[int32]*partition
+
+	pub *rabbit.Publisher // owned by the poll loop
+}
+
+// partition is what the reactor knows of one assigned partition.
+type partition struct {
+	// committed is the group's offset when the partition was assigned:
+	// records below it had their tasks published by an earlier run, so
+	// they are only folded.
+	committed int64
+	// hooks are the room's webhooks in registration order.
+	hooks map[string][]tasks.Webhook
+}
+
+// New checks cfg and builds a Reactor; it connects nothing until Run.
+func New(cfg Config) (*Reactor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Topic == "" {
+		cfg.Topic = kafka.DefaultTopic
+	}
+	if cfg.Group == "" {
+		cfg.Group = DefaultGroup
+	}
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = DefaultMaxBatch
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Reactor{cfg: cfg, log: cfg.Logger.With("component", "reactor"), m: m, parts: map[int32]*partition{}}, nil
+}
+
+// Run tails the log until ctx ends and returns nil then; it returns an
+// error only if the Kafka client cannot be built. RabbitMQ outages are
+// waited out.
+func (r *Reactor) Run(ctx context.Context) error {
+	cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: r.cfg.Brokers, Logger: r.cfg.Logger},
+		kgo.ConsumerGroup(r.cfg.Group),
+		kgo.ConsumeTopics(r.cfg.Topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.AdjustFetchOffsetsFn(r.assigned),
+		kgo.OnPartitionsRevoked(r.dropped),
+		kgo.OnPartitionsLost(r.dropped),
+	)
+	if err != nil {
+		return fmt.Errorf("reactor: %w", err)
+	}
+	defer func() {
+		if r.pub != nil {
+			_ = r.pub.Close()
+		}
+	}()
+	defer cl.Close()
+	for {
+		fs := cl.PollRecords(ctx, r.cfg.MaxBatch)
+		if ctx.Err() != nil {
+			cl.AllowRebalance()
+			return nil
+		}
+		fs.EachError(func(topic string, p int32, err error) {
+			r.log.Warn("fetch", "topic", topic, "partition", p, "err", err)
+		})
+		err := r.handle(ctx, cl, fs.Records())
+		cl.AllowRebalance()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			r.log.Warn("commit", "err", err)
+		}
+	}
+}
+
+// assigned runs when partitions are assigned: it notes the committed
+// offsets and restarts each partition at zero to fold its registrations.
+func (r *Reactor) assigned(_ context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, parts := range offsets {
+		for p, o := range parts {
+			c := max(o.EpochOffset().Offset, 0) // no commit yet: emit from the start
+			r.parts[p] = &partition{committed: c, hooks: map[string][]tasks.Webhook{}}
+			parts[p] = kgo.NewOffset().AtStart()
+			r.log.Info("partition assigned", "partition", p, "committed", c)
+		}
+	}
+	return offsets, nil
+}
+
+func (r *Reactor) dropped(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ps := range lost {
+		for _, p := range ps {
+			delete(r.parts, p)
+		}
+	}
+}
+
+func (r *Reactor) partition(p int32) *partition {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.parts[p]
+	if st == nil { // not seen through assigned: consuming starts at the commit
+		st = &partition{hooks: map[string][]tasks.Webhook{}}
+		r.parts[p] = st
+	}
+	return st
+}
+
+// handle folds recs, publishes their tasks until RabbitMQ confirms them all,
+// then commits the offsets of the records at or past the old commit.
+func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
+	var batch []tasks.Task
+	commits := map[int32]kgo.EpochOffset{}
+	for _, rec := range recs {
+		st := r.partition(rec.Partition)
+		emit := rec.Offset >= st.committed
+		if emit {
+			commits[rec.Partition] = kgo.EpochOffset{Epoch: rec.LeaderEpoch, Offset: rec.Offset + 1}
+			r.m.records.WithLabelValues("emit").Inc()
+		} else {
+			r.m.records.WithLabelValues("fold").Inc()
+		}
+		typ := header(rec, kafka.HeaderEventType)
+		if typ != "" && typ != string(events.TypeWebhookRegistered) && (!emit || typ != string(events.TypeMessageSent)) {
+			continue // nothing to fold or emit: skip the decode
+		}
+		er, err := kafka.Decode(r.cfg.Codec, rec)
+		if err != nil {
+			// The projectors park it; the reactor has nothing to send.
+			r.m.decodeErrors.Inc()
+			r.log.Error("undecodable record skipped", "partition", rec.Partition, "offset", rec.Offset, "err", err)
+			continue
+		}
+		switch ev := er.Event.(type) {
+		case *events.WebhookRegistered:
+			st.register(ev)
+		case *events.MessageSent:
+			if !emit {
+				continue
+			}
+			ts, err := tasks.ForMessage(ev, er.Position, st.hooks[ev.Room])
+			if err != nil {
+				r.log.Error("tasks of message", "partition", rec.Partition, "offset", rec.Offset, "err", err)
+				continue
+			}
+			batch = append(batch, ts...)
+		}
+	}
+	if len(commits) == 0 {
+		return nil
+	}
+	if err := r.publish(ctx, batch); err != nil {
+		return err
+	}
+	var cerr error
+	cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{r.cfg.Topic: commits},
+		func(_ *kgo.Client, _ *kmsgReq, resp *kmsgResp, err error) {
+			if err != nil {
+				cerr = err
+				return
+			}
+			cerr = commitError(resp)
+		})
+	if cerr != nil {
+		return fmt.Errorf("commit reactor offsets: %w", cerr)
+	}
+	return nil
+}
+
+func (st *partition) register(ev *events.WebhookRegistered) {
+	hs := st.hooks[ev.Room]
+	for i, h := range hs {
+		if h.ID == ev.WebhookID { // registered again: the newer settings win
+			hs[i] = tasks.WebhookFrom(ev)
+			return
+		}
+	}
+	st.hooks[ev.Room] = append(hs, tasks.WebhookFrom(ev))
+}
+
+// publish publishes batch and waits for every confirm, reconnecting to
+// RabbitMQ with backoff until it succeeds or ctx ends.
+func (r *Reactor) publish(ctx context.Context, batch []tasks.Task) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	wait := 100 * time.Millisecond
+	for {
+		err := r.tryPublish(ctx, batch)
+		if err == nil {
+			for _, t := range batch {
+				r.m.published.WithLabelValues(string(t.Kind)).Inc()
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.m.publishFailures.Inc()
+		r.log.Warn("publish tasks failed; holding the log and retrying", "tasks", len(batch), "err", err, "retry_in", wait)
+		if r.pub != nil {
+			_ = r.pub.Close()
+			r.pub = nil
+		}
+		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(wait*2, 5*time.Second)
+	}
+}
+
+func (r *Reactor) tryPublish(ctx context.Context, batch []tasks.Task) error {
+	if r.pub == nil {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		p, err := rabbit.NewPublisher(dctx, r.cfg.rabbit())
+		cancel()
+		if err != nil {
+			return err
+		}
+		r.pub = p
+	}
+	// A connection that hangs instead of failing must not hold the log
+	// forever: a batch gets a bounded time to be confirmed.
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return r.pub.PublishTasks(pctx, batch...)
+}
+
+func header(rec *kgo.Record, key string) string {
+	for _, h := range rec.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}

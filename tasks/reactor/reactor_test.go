@@ -1,0 +1,300 @@
+package reactor_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/rtstack/rtstack/events"
+	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
+	"github.com/rtstack/rtstack/internal/testsvc"
+	"github.com/rtstack/rtstack/schemas"
+	"github.com/rtstack/rtstack/tasks"
+	"github.com/rtstack/rtstack/tasks/internal/taskstest"
+	"github.com/rtstack/rtstack/tasks/rabbit"
+	"github.com/rtstack/rtstack/tasks/reactor"
+	"github.com/rtstack/rtstack/tasks/worker"
+)
+
+var fast = []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}
+
+type env struct {
+	t      *testing.T
+	addr   string
+	codec  *schemas.Codec
+	log    *kafka.Log
+	rc     rabbit.Config
+	db     *pgxpool.Pool
+	target *taskstest.Target
+	n      int // events appended
+}
+
+func setup(t *testing.T) *env {
+	testsvc.Integration(t)
+	b := kafkatest.Broker(t, "")
+	kafkatest.Topic(t, b.Addr(), kafka.DefaultTopic, 3)
+	codec := kafkatest.Codec(t)
+	db, err := pgxpool.New(context.Background(), testsvc.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return &env{
+		t: t, addr: b.Addr(), codec: codec,
+		log:    kafka.NewLog(kafkatest.Client(t, b.Addr()), codec, kafka.DefaultTopic),
+		rc:     taskstest.Rabbit(t, fast...),
+		db:     db,
+		target: taskstest.NewTarget(t, nil),
+	}
+}
+
+func (e *env) append(ev events.Event) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := e.log.Append(ctx, ev); err != nil {
+		e.t.Fatal(err)
+	}
+	e.n++
+}
+
+func (e *env) register(room, id string) {
+	e.append(&events.WebhookRegistered{
+		Envelope:  events.Envelope{ID: "reg-" + id, Room: room, User: "admin", Time: 1},
+		WebhookID: id, URL: e.target.URL + "/" + id, Secret: "secret-" + id,
+	})
+}
+
+func (e *env) send(room, id string, mentions ...string) {
+	e.append(&events.MessageSent{
+		Envelope:  events.Envelope{ID: id, Room: room, User: "alice", Time: 1000},
+		MessageID: "m-" + id, Text: "hello " + id, Mentions: mentions,
+	})
+}
+
+// run starts a component until stop is called or the test ends.
+func run(t *testing.T, r interface{ Run(context.Context) error }) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func (e *env) reactor(group, rabbitURL string, reg prometheus.Registerer) (stop func()) {
+	r, err := reactor.New(reactor.Config{
+		Brokers: []string{e.addr}, Group: group, Codec: e.codec,
+		RabbitURL: rabbitURL, Prefix: e.rc.Prefix, RetryDelays: e.rc.RetryDelays, Registerer: reg,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return run(e.t, r)
+}
+
+func (e *env) worker(reg prometheus.Registerer) (stop func()) {
+	w, err := worker.New(worker.Config{
+		RabbitURL: e.rc.URL, Prefix: e.rc.Prefix, RetryDelays: e.rc.RetryDelays,
+		Pool: e.db, AllowPrivate: true, Registerer: reg,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return run(e.t, w)
+}
+
+// sum adds the values of metric name whose labels include want.
+func sum(t *testing.T, g prometheus.Gatherer, name string, want ...string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for i := 0; i+1 < len(want); i += 2 {
+				found := false
+				for _, l := range m.GetLabel() {
+					found = found || (l.GetName() == want[i] && l.GetValue() == want[i+1])
+				}
+				if !found {
+					continue next
+				}
+			}
+			s += m.GetCounter().GetValue()
+		}
+	}
+	return s
+}
+
+// delivered returns how many requests each message id received.
+func delivered(t *testing.T, tg *taskstest.Target) map[string]int {
+	out := map[string]int{}
+	for _, r := range tg.Requests() {
+		var m tasks.Message
+		if err := json.Unmarshal(r.Body, &m); err != nil {
+			t.Fatalf("payload %s: %v", r.Body, err)
+		}
+		out[m.MessageID]++
+	}
+	return out
+}
+
+func TestReactorDeliversOnceAndNeverRefires(t *testing.T) {
+	e := setup(t)
+	wreg := prometheus.NewRegistry()
+	e.worker(wreg)
+
+	// A message before the room had a webhook gets none; those after do.
+	e.send("r1", "before")
+	e.register("r1", "w1")
+	for i := range 5 {
+		e.send("r1", fmt.Sprint("a", i))
+		e.send("r2", fmt.Sprint("b", i)) // r2 has no webhook
+	}
+	reg1 := prometheus.NewRegistry()
+	stop := e.reactor("grp", e.rc.URL, reg1)
+	taskstest.Eventually(t, 30*time.Second, "5 webhook deliveries", func() bool { return e.target.Distinct() == 5 })
+	stop()
+	got := delivered(t, e.target)
+	if got["m-before"] != 0 || len(got) != 5 {
+		t.Fatalf("deliveries %v, want a0..a4 only", got)
+	}
+	for _, r := range e.target.Requests() {
+		if !tasks.VerifySignature("secret-w1", r.Body, r.Signature) {
+			t.Errorf("bad signature on %s", r.Body)
+		}
+	}
+
+	// A fresh reactor in the same group re-folds the log and emits only
+	// past the commit: the one new message, to the webhook it folded from
+	// below the commit.
+	reg2 := prometheus.NewRegistry()
+	e.reactor("grp", e.rc.URL, reg2)
+	e.send("r1", "after-restart")
+	taskstest.Eventually(t, 30*time.Second, "the new message delivered", func() bool { return e.target.Distinct() == 6 })
+	taskstest.Eventually(t, 10*time.Second, "second reactor read the whole log", func() bool {
+		return sum(t, reg2, "rtstack_reactor_records_total") == float64(e.n)
+	})
+	if n := sum(t, reg2, "rtstack_reactor_tasks_published_total"); n != 1 {
+		t.Errorf("restarted reactor published %v tasks, want 1 (the new message)", n)
+	}
+
+	// A projection rebuild reads the log from zero in a group of its own:
+	// the reactor's group is untouched.
+	rebuild := kafkatest.Client(t, e.addr, kgo.ConsumerGroup("projection-rebuild-v2"), kgo.ConsumeTopics(kafka.DefaultTopic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	read := 0
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for read < e.n {
+		fs := rebuild.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("rebuild read %d of %d: %v", read, e.n, err)
+		}
+		read += len(fs.Records())
+	}
+	if err := rebuild.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.send("r1", "after-rebuild")
+	taskstest.Eventually(t, 30*time.Second, "the message after the rebuild delivered", func() bool { return e.target.Distinct() == 7 })
+	if n := sum(t, reg2, "rtstack_reactor_tasks_published_total"); n != 2 {
+		t.Errorf("reactor published %v tasks after the rebuild, want 2 in all", n)
+	}
+	for id, n := range delivered(t, e.target) {
+		if n != 1 {
+			t.Errorf("%s delivered %d times", id, n)
+		}
+	}
+
+	// A reactor of another group re-publishes every task with the same
+	// ids: the workers find them recorded done and skip them.
+	reg3 := prometheus.NewRegistry()
+	e.reactor("grp-other", e.rc.URL, reg3)
+	taskstest.Eventually(t, 30*time.Second, "second group's tasks published", func() bool {
+		return sum(t, reg3, "rtstack_reactor_tasks_published_total") == 7
+	})
+	taskstest.Eventually(t, 30*time.Second, "workers skipped them", func() bool {
+		return sum(t, wreg, "rtstack_worker_tasks_total", "outcome", "skipped") == 7
+	})
+	if n := e.target.Count(); n != 7 {
+		t.Errorf("target saw %d requests, want 7: replayed tasks were delivered again", n)
+	}
+}
+
+func TestReactorMentions(t *testing.T) {
+	e := setup(t)
+	e.worker(nil)
+	reg := prometheus.NewRegistry()
+	e.reactor("grp", e.rc.URL, reg)
+	e.send("r1", "m1", "bob", "alice") // alice is the author: no self-notification
+	taskstest.Eventually(t, 30*time.Second, "mention task published", func() bool {
+		return sum(t, reg, "rtstack_reactor_tasks_published_total", "kind", "notify") == 1
+	})
+	id := tasks.ID("m1", tasks.KindNotify, "bob")
+	taskstest.Eventually(t, 10*time.Second, "mention done", func() bool {
+		var n int
+		_ = e.db.QueryRow(context.Background(), `SELECT count(*) FROM rtstack_tasks.done WHERE task_id = $1`, id).Scan(&n)
+		return n == 1
+	})
+	if n := sum(t, reg, "rtstack_reactor_tasks_published_total"); n != 1 {
+		t.Errorf("published %v tasks, want only bob's notification", n)
+	}
+}
+
+func TestReactorSurvivesRabbitOutage(t *testing.T) {
+	e := setup(t)
+	e.worker(nil)
+	proxy := taskstest.NewProxy(t, "127.0.0.1:5672")
+	viaProxy := strings.Replace(e.rc.URL, "127.0.0.1:5672", proxy.Addr(), 1)
+	reg := prometheus.NewRegistry()
+	e.register("r1", "w1")
+	e.register("r2", "w2")
+	e.reactor("grp", viaProxy, reg)
+
+	const total = 60
+	for i := range total {
+		switch i {
+		case 20:
+			taskstest.Eventually(t, 30*time.Second, "first deliveries", func() bool { return e.target.Distinct() >= 1 })
+			proxy.Cut()
+		case 40:
+			taskstest.Eventually(t, 30*time.Second, "reactor noticing the outage", func() bool {
+				return sum(t, reg, "rtstack_reactor_publish_failures_total") >= 1
+			})
+			proxy.Restore(t)
+		}
+		e.send(fmt.Sprint("r", 1+i%2), fmt.Sprint("m", i))
+	}
+	taskstest.Eventually(t, 60*time.Second, "every task delivered", func() bool { return e.target.Distinct() == total })
+	got := delivered(t, e.target)
+	for i := range total {
+		if got[fmt.Sprint("m-m", i)] == 0 {
+			t.Errorf("m%d lost", i)
+		}
+	}
+}
