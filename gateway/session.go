@@ -132,15 +132,34 @@ func (c *conn) command(op string, fn func(ctx context.Context) (commands.Result,
 	if !c.s.beginCommand() {
 		return commands.Result{}, errShuttingDown
 	}
-	defer c.s.endCommand()
 	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.CommandTimeout)
-	defer cancel()
-	start := time.Now()
-	res, err := fn(ctx)
-	if err == nil {
-		c.s.m.appendSeconds.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	type result struct {
+		res commands.Result
+		err error
 	}
-	return res, err
+	done := make(chan result, 1)
+	start := time.Now()
+	// The append runs in its own goroutine, tracked by inflight: an
+	// idempotent producer cannot fail a request already sent to a broker
+	// that went away, so the client is answered at the timeout while the
+	// append finishes (or fails) when the broker is back.
+	go func() {
+		defer c.s.endCommand()
+		defer cancel()
+		res, err := fn(ctx)
+		if err == nil {
+			c.s.m.appendSeconds.WithLabelValues(op).Observe(time.Since(start).Seconds())
+		}
+		done <- result{res, err}
+	}()
+	select {
+	case r := <-done:
+		return r.res, r.err
+	case <-ctx.Done():
+		c.s.log.Warn("client action timed out; its outcome is unknown", "op", op, "conn", c.id)
+		return commands.Result{}, fmt.Errorf("%w: %s: no answer from the log within %v (outcome unknown; resend with the same client_id)",
+			errUnavailable, op, c.s.cfg.CommandTimeout)
+	}
 }
 
 var errShuttingDown = errors.New("gateway shutting down")
