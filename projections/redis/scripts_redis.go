@@ -145,14 +145,14 @@ if redis.call('SISMEMBER', P .. 'versions', new) == 0 then
   return redis.error_reply('RTSTACK version ' .. new .. ' does not exist')
 end
 local old = redis.call('GET', P .. 'active')
-if old == new then return {1, ''} end
+if old == new then return {'1', ''} end
 if old then
   local newcp = {}
   local kv = redis.call('HGETALL', P .. new .. ':cp')
   for j = 1, #kv, 2 do newcp[kv[j]] = tonumber(kv[j+1]) end
   kv = redis.call('HGETALL', P .. old .. ':cp')
   for j = 1, #kv, 2 do
-    if (newcp[kv[j]] or 0) < tonumber(kv[j+1]) then return {0, old} end
+    if (newcp[kv[j]] or 0) < tonumber(kv[j+1]) then return {'0', old} end
   end
   redis.call('SREM', P .. 'versions', old)
   redis.call('SADD', P .. 'dropping', old)
@@ -160,7 +160,7 @@ else
   old = ''
 end
 redis.call('SET', P .. 'active', new)
-return {1, old}
+return {'1', old}
 `)
 
 // abandonScript marks a version that is not active for dropping. ARGV: 1

@@ -1,0 +1,112 @@
+package redisproj_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rtstack/rtstack/events"
+)
+
+const benchEvents = 1_000_000
+
+// BenchmarkReplayRedis replays benchEvents pre-decoded events through the
+// Store (one script per chunk, checkpoints, dedupe, trimming) into a fresh
+// version, and as a baseline sends the same writes as plain pipelined
+// commands (no scripts, no reads, no checkpoints), in the same run.
+// Reports both rates and their ratio (goal: ratio >= 0.5).
+//
+//	go test -run '^$' -bench BenchmarkReplayRedis -benchtime 1x ./projections/redis/
+func BenchmarkReplayRedis(b *testing.B) {
+	evs := genLog(42, benchEvents, 200, 2000)
+	log := partitioned(evs, 6)
+	ctx := context.Background()
+	p, rdb, prefix := open(b)
+	var storeDur, rawDur time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		start := time.Now()
+		store, ver, err := p.Begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for part, recs := range log {
+			for from := 0; from < len(recs); from += 10_000 {
+				batch := recs[from:min(from+10_000, len(recs))]
+				if err := store.Apply(ctx, part, batch, batch[len(batch)-1].Offset+1); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		storeDur += time.Since(start)
+		b.StopTimer()
+		if err := p.Abandon(ctx, ver); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+
+		start = time.Now()
+		raw := prefix + "raw" + strconv.Itoa(i) + ":"
+		rawReplay(ctx, b, rdb, raw, evs)
+		rawDur += time.Since(start)
+		b.StopTimer()
+		dropPrefix(ctx, b, rdb, raw)
+		b.StartTimer()
+	}
+	total := float64(benchEvents * b.N)
+	storeRate := total / storeDur.Seconds()
+	rawRate := total / rawDur.Seconds()
+	b.ReportMetric(storeRate, "store_events/s")
+	b.ReportMetric(rawRate, "raw_events/s")
+	b.ReportMetric(storeRate/rawRate, "ratio")
+	b.ReportMetric(0, "ns/op")
+}
+
+// rawReplay sends the projection's writes for evs as plain commands,
+// pipelined 1000 events at a time.
+func rawReplay(ctx context.Context, b *testing.B, rdb *redis.Client, v string, evs []events.Event) {
+	pipe := rdb.Pipeline()
+	for i, ev := range evs {
+		e := ev.Env()
+		r := v + "r:" + e.Room + ":"
+		switch ev := ev.(type) {
+		case *events.MessageSent:
+			pipe.HSetNX(ctx, r+"msgs", ev.MessageID, e.User)
+			pipe.HIncrBy(ctx, r+"meta", "total", 1)
+			pipe.ZIncrBy(ctx, v+"lb:sent", -1, e.User)
+			pipe.ZIncrBy(ctx, r+"lb", -1, e.User)
+			pipe.HIncrBy(ctx, r+"pm", strconv.FormatInt(e.Time-e.Time%60_000, 10), 1)
+		case *events.ReactionAdded:
+			pipe.SAdd(ctx, r+"rx", ev.MessageID+e.User+ev.Emoji)
+			pipe.ZIncrBy(ctx, v+"lb:rx", -1, e.User)
+		case *events.ReactionRemoved:
+			pipe.SRem(ctx, r+"rx", ev.MessageID+e.User+ev.Emoji)
+			pipe.ZIncrBy(ctx, v+"lb:rx", 1, e.User)
+		case *events.MemberJoined:
+			pipe.SAdd(ctx, r+"members", e.User)
+		case *events.MemberLeft:
+			pipe.SRem(ctx, r+"members", e.User)
+		}
+		if i%1000 == 999 || i == len(evs)-1 {
+			if _, err := pipe.Exec(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+func dropPrefix(ctx context.Context, b *testing.B, rdb *redis.Client, prefix string) {
+	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if len(keys) > 0 {
+		if err := rdb.Unlink(ctx, keys...).Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
