@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -39,24 +38,115 @@ func (s doneStore) ensure(ctx context.Context) error {
 	})
 }
 
-func (s doneStore) isDone(ctx context.Context, id string) (bool, error) {
-	var one int
-	err := s.pool.QueryRow(ctx, `SELECT 1 FROM rtstack_tasks.done WHERE task_id = $1`, id).Scan(&one)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("check task %s: %w", id, err)
-	}
-	return true, nil
+// doneBatcher groups the completion checks and records of the deliveries in
+// progress into one query each (a group commit): under load one round trip
+// and one commit serve many tasks, and a lone task waits for nothing.
+type doneBatcher struct {
+	store  doneStore
+	checks chan doneReq
+	marks  chan doneReq
 }
 
-// markDone records id; recording it again keeps the first record.
-func (s doneStore) markDone(ctx context.Context, id, kind string, attempts int) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO rtstack_tasks.done (task_id, kind, attempts) VALUES ($1, $2, $3)
-		ON CONFLICT (task_id) DO NOTHING`, id, kind, attempts)
-	if err != nil {
-		return fmt.Errorf("record task %s done: %w", id, err)
+type doneReq struct {
+	id, kind string
+	attempts int
+	reply    chan doneReply // buffered, 1
+}
+
+type doneReply struct {
+	done bool
+	err  error
+}
+
+// maxDoneBatch bounds the ids of one query.
+const maxDoneBatch = 256
+
+func newDoneBatcher(s doneStore) *doneBatcher {
+	return &doneBatcher{store: s, checks: make(chan doneReq), marks: make(chan doneReq)}
+}
+
+// run serves requests until ctx ends; its caller waits for it.
+func (b *doneBatcher) run(ctx context.Context, reqs chan doneReq, do func(context.Context, []doneReq) (map[string]bool, error)) {
+	batch := make([]doneReq, 0, maxDoneBatch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-reqs:
+			batch = append(batch[:0], r)
+		}
+	fill:
+		for len(batch) < maxDoneBatch {
+			select {
+			case r := <-reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		res, err := do(ctx, batch)
+		for _, r := range batch {
+			r.reply <- doneReply{done: res[r.id], err: err}
+		}
 	}
-	return nil
+}
+
+func (b *doneBatcher) ask(ctx context.Context, reqs chan doneReq, r doneReq) (bool, error) {
+	r.reply = make(chan doneReply, 1)
+	select {
+	case reqs <- r:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	select {
+	case rep := <-r.reply:
+		return rep.done, rep.err
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+func (b *doneBatcher) isDone(ctx context.Context, id string) (bool, error) {
+	return b.ask(ctx, b.checks, doneReq{id: id})
+}
+
+func (b *doneBatcher) markDone(ctx context.Context, id, kind string, attempts int) error {
+	_, err := b.ask(ctx, b.marks, doneReq{id: id, kind: kind, attempts: attempts})
+	return err
+}
+
+// checkMany returns which of the ids are recorded done.
+func (s doneStore) checkMany(ctx context.Context, reqs []doneReq) (map[string]bool, error) {
+	ids := make([]string, len(reqs))
+	for i, r := range reqs {
+		ids[i] = r.id
+	}
+	rows, err := s.pool.Query(ctx, `SELECT task_id FROM rtstack_tasks.done WHERE task_id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("check tasks done: %w", err)
+	}
+	done, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("check tasks done: %w", err)
+	}
+	out := make(map[string]bool, len(done))
+	for _, id := range done {
+		out[id] = true
+	}
+	return out, nil
+}
+
+// markMany records the tasks done in one statement; a task recorded before
+// keeps its first record.
+func (s doneStore) markMany(ctx context.Context, reqs []doneReq) (map[string]bool, error) {
+	ids, kinds, attempts := make([]string, len(reqs)), make([]string, len(reqs)), make([]int32, len(reqs))
+	for i, r := range reqs {
+		ids[i], kinds[i], attempts[i] = r.id, r.kind, int32(r.attempts)
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO rtstack_tasks.done (task_id, kind, attempts)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::int[]) ON CONFLICT (task_id) DO NOTHING`, ids, kinds, attempts)
+	if err != nil {
+		return nil, fmt.Errorf("record tasks done: %w", err)
+	}
+	return nil, nil
 }

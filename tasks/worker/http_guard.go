@@ -44,8 +44,8 @@ func NewHTTPClient(allowPrivate bool) *http.Client {
 		Transport: &http.Transport{
 			Proxy:                 nil,
 			DialContext:           d.DialContext,
-			MaxIdleConns:          100,
-			MaxIdleConnsPerHost:   16,
+			MaxIdleConns:          256,
+			MaxIdleConnsPerHost:   MaxPrefetch,
 			IdleConnTimeout:       90 * time.Second,
 			TLSHandshakeTimeout:   10 * time.Second,
 			ExpectContinueTimeout: time.Second,

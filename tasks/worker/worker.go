@@ -109,7 +109,8 @@ type Worker struct {
 	log      *slog.Logger
 	pool     *pgxpool.Pool
 	ownsPool bool
-	done     doneStore
+	store    doneStore
+	done     *doneBatcher
 	hooks    *http.Client // webhooks, behind the address guard
 	plain    *http.Client // NotifyURL, the operator's own endpoint
 	m        *metrics
@@ -147,7 +148,8 @@ func New(cfg Config) (*Worker, error) {
 		}
 		w.pool, w.ownsPool = pool, true
 	}
-	w.done = doneStore{pool: w.pool}
+	w.store = doneStore{pool: w.pool}
+	w.done = newDoneBatcher(w.store)
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		if w.ownsPool {
@@ -168,7 +170,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	backoff := newBackoff()
 	for {
-		if err := w.done.ensure(ctx); err == nil {
+		if err := w.store.ensure(ctx); err == nil {
 			break
 		} else if ctx.Err() == nil {
 			w.log.Warn("completion records unavailable, retrying", "err", err)
@@ -178,6 +180,14 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}
 	backoff.reset()
+	// The batchers outlive the sessions: deliveries in progress at
+	// shutdown still record their outcome, so they stop last.
+	bctx, stopBatchers := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); w.done.run(bctx, w.done.checks, w.store.checkMany) }()
+	go func() { defer wg.Done(); w.done.run(bctx, w.done.marks, w.store.markMany) }()
+	defer func() { stopBatchers(); wg.Wait() }()
 	for {
 		started := time.Now()
 		err := w.session(ctx)

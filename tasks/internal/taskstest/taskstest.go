@@ -82,15 +82,16 @@ type Request struct {
 // of its delivery id.
 type Target struct {
 	*httptest.Server
-	mu       sync.Mutex // guards reqs
+	mu       sync.Mutex // guards reqs, per
 	reqs     []Request
+	per      map[string]int // requests per delivery id
 	Respond  func(r *http.Request, attempt int) int
 	respondM sync.Mutex // guards Respond's replacement between phases
 }
 
 // NewTarget starts a Target closed when t ends.
 func NewTarget(t testing.TB, respond func(r *http.Request, attempt int) int) *Target {
-	tg := &Target{Respond: respond}
+	tg := &Target{Respond: respond, per: map[string]int{}}
 	tg.Server = httptest.NewServer(http.HandlerFunc(tg.serve))
 	t.Cleanup(tg.Close)
 	return tg
@@ -108,12 +109,8 @@ func (tg *Target) serve(w http.ResponseWriter, r *http.Request) {
 	req := Request{Delivery: r.Header.Get(tasks.HeaderDelivery), Signature: r.Header.Get(tasks.HeaderSignature), Body: body}
 	tg.mu.Lock()
 	tg.reqs = append(tg.reqs, req)
-	n := 0
-	for _, q := range tg.reqs {
-		if q.Delivery == req.Delivery {
-			n++
-		}
-	}
+	tg.per[req.Delivery]++
+	n := tg.per[req.Delivery]
 	tg.mu.Unlock()
 	tg.respondM.Lock()
 	f := tg.Respond
@@ -143,11 +140,7 @@ func (tg *Target) Count() int {
 func (tg *Target) Distinct() int {
 	tg.mu.Lock()
 	defer tg.mu.Unlock()
-	seen := map[string]bool{}
-	for _, r := range tg.reqs {
-		seen[r.Delivery] = true
-	}
-	return len(seen)
+	return len(tg.per)
 }
 
 // Proxy forwards TCP connections from a loopback port to an address until
