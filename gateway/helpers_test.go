@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -100,6 +101,7 @@ func (st *stack) gateway(t testing.TB, mutate func(*gateway.Config)) *gw {
 		Keys:      st.keys,
 		RateLimit: 1e6,
 		Burst:     1e6,
+		Logger:    slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	if mutate != nil {
 		mutate(&cfg)
@@ -140,6 +142,14 @@ func (g *gw) token(t testing.TB, user string) string {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// testWriter sends logs to t.Log, so they show only for failing tests.
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 // frame is any server object, with the fields the tests look at.

@@ -152,10 +152,17 @@ func (c *conn) command(op string, fn func(ctx context.Context) (commands.Result,
 		}
 		done <- result{res, err}
 	}()
+	timer := time.NewTimer(c.s.cfg.CommandTimeout)
+	defer timer.Stop()
 	select {
 	case r := <-done:
 		return r.res, r.err
-	case <-ctx.Done():
+	case <-timer.C:
+		select {
+		case r := <-done:
+			return r.res, r.err
+		default:
+		}
 		c.s.log.Warn("client action timed out; its outcome is unknown", "op", op, "conn", c.id)
 		return commands.Result{}, fmt.Errorf("%w: %s: no answer from the log within %v (outcome unknown; resend with the same client_id)",
 			errUnavailable, op, c.s.cfg.CommandTimeout)
