@@ -1,0 +1,256 @@
+package postgres
+
+import (
+	"strings"
+	"unicode/utf8"
+
+	"github.com/rtstack/rtstack/events"
+)
+
+// The fold is a pure function of (the batch, the rows it references): it
+// decides every rule in memory and yields the writes. Rules (DESIGN rule 7):
+//   - a MessageSent whose (room, message_id) exists keeps the first row;
+//   - an edit or delete counts only from the author, on a message of the
+//     same room that is not deleted;
+//   - a delete blanks text and mentions and removes the message's reactions;
+//   - reactions and members are sets: adding what is there keeps the first
+//     row (and its position), removing what is absent is a no-op; reactions
+//     count only on a live message of the same room;
+//   - a room and a webhook are created by their first event.
+// All keys include the room, and a room lives in one partition, so the
+// result never depends on how partitions interleave or how the log is cut
+// into batches.
+
+type msgKey struct{ room, id string }
+
+// msg is a message row as the fold sees it.
+type msg struct {
+	room, id, user, text string
+	ts                   int64
+	partition            int32
+	offset               int64
+	edited               bool
+	editedTS             int64
+	deleted              bool
+	deletedTS            int64
+	mentions             []string
+	inDB                 bool // loaded from the table (else inserted by this batch)
+	dirty                bool // an inDB row that changed
+	deletedHere          bool // an inDB row deleted by this batch
+}
+
+type reactKey struct{ room, id, emoji, user string }
+type memberKey struct{ room, user string }
+
+// setOp is the net effect of a batch on one member of a set.
+type setOp struct {
+	present   bool  // final state
+	removed   bool  // a removal happened: delete what the table had first
+	ts        int64 // of the add that made it present
+	partition int32
+	offset    int64
+}
+
+type room struct {
+	ts        int64
+	partition int32
+	offset    int64
+}
+
+type webhook struct {
+	room, id, url, user string
+	ts                  int64
+	partition           int32
+	offset              int64
+}
+
+// fold is the result of one batch.
+type fold struct {
+	msgs      map[msgKey]*msg
+	newMsgs   []*msg // inserted by this batch, in log order
+	reactions map[reactKey]*setOp
+	members   map[memberKey]*setOp
+	rooms     map[string]room
+	roomOrder []string
+	webhooks  []webhook
+	hookSeen  map[msgKey]bool
+	// reactsOf indexes reactions by message, so a delete drops them fast.
+	reactsOf map[msgKey][]reactKey
+}
+
+// refs returns the message keys recs refers to without sending them first
+// (edits, deletes, reactions): the rows to load before folding.
+func refs(recs []events.Record) []msgKey {
+	sent := map[msgKey]bool{}
+	seen := map[msgKey]bool{}
+	var out []msgKey
+	add := func(k msgKey) {
+		if !sent[k] && !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	for _, r := range recs {
+		switch ev := r.Event.(type) {
+		case *events.MessageSent:
+			sent[msgKey{clean(ev.Room), clean(ev.MessageID)}] = true
+		case *events.MessageEdited:
+			add(msgKey{clean(ev.Room), clean(ev.MessageID)})
+		case *events.MessageDeleted:
+			add(msgKey{clean(ev.Room), clean(ev.MessageID)})
+		case *events.ReactionAdded:
+			add(msgKey{clean(ev.Room), clean(ev.MessageID)})
+		case *events.ReactionRemoved:
+			add(msgKey{clean(ev.Room), clean(ev.MessageID)})
+		}
+	}
+	return out
+}
+
+// sentKeys returns the keys of the messages recs send.
+func sentKeys(recs []events.Record) []msgKey {
+	var out []msgKey
+	for _, r := range recs {
+		if ev, ok := r.Event.(*events.MessageSent); ok {
+			out = append(out, msgKey{clean(ev.Room), clean(ev.MessageID)})
+		}
+	}
+	return out
+}
+
+// foldBatch folds recs over loaded, the existing rows of the keys they
+// reference (a key absent from loaded does not exist in the table).
+func foldBatch(recs []events.Record, loaded map[msgKey]*msg) *fold {
+	f := &fold{
+		msgs:      loaded,
+		reactions: map[reactKey]*setOp{},
+		members:   map[memberKey]*setOp{},
+		rooms:     map[string]room{},
+		hookSeen:  map[msgKey]bool{},
+		reactsOf:  map[msgKey][]reactKey{},
+	}
+	if f.msgs == nil {
+		f.msgs = map[msgKey]*msg{}
+	}
+	for _, r := range recs {
+		env := r.Event.Env()
+		rm, user := clean(env.Room), clean(env.User)
+		if _, ok := f.rooms[rm]; !ok {
+			f.rooms[rm] = room{ts: env.Time, partition: r.Partition, offset: r.Offset}
+			f.roomOrder = append(f.roomOrder, rm)
+		}
+		switch ev := r.Event.(type) {
+		case *events.MessageSent:
+			k := msgKey{rm, clean(ev.MessageID)}
+			if _, ok := f.msgs[k]; ok {
+				continue // duplicate: the first row stays
+			}
+			m := &msg{room: rm, id: k.id, user: user, text: clean(ev.Text), ts: env.Time,
+				partition: r.Partition, offset: r.Offset, mentions: cleanAll(ev.Mentions)}
+			f.msgs[k] = m
+			f.newMsgs = append(f.newMsgs, m)
+		case *events.MessageEdited:
+			m := f.live(rm, ev.MessageID)
+			if m == nil || m.user != user {
+				continue
+			}
+			m.text, m.edited, m.editedTS = clean(ev.Text), true, env.Time
+			m.dirty = m.inDB
+		case *events.MessageDeleted:
+			m := f.live(rm, ev.MessageID)
+			if m == nil || m.user != user {
+				continue
+			}
+			m.text, m.mentions, m.deleted, m.deletedTS = "", nil, true, env.Time
+			m.dirty = m.inDB
+			m.deletedHere = m.inDB
+			for _, rk := range f.reactsOf[msgKey{rm, m.id}] {
+				delete(f.reactions, rk)
+			}
+		case *events.ReactionAdded:
+			if f.live(rm, ev.MessageID) == nil {
+				continue
+			}
+			k := reactKey{rm, clean(ev.MessageID), clean(ev.Emoji), user}
+			if f.reactions[k] == nil {
+				mk := msgKey{rm, k.id}
+				f.reactsOf[mk] = append(f.reactsOf[mk], k)
+			}
+			f.reactions[k] = add(f.reactions[k], env.Time, r.Position)
+		case *events.ReactionRemoved:
+			if f.live(rm, ev.MessageID) == nil {
+				continue
+			}
+			k := reactKey{rm, clean(ev.MessageID), clean(ev.Emoji), user}
+			if f.reactions[k] == nil {
+				mk := msgKey{rm, k.id}
+				f.reactsOf[mk] = append(f.reactsOf[mk], k)
+			}
+			f.reactions[k] = remove(f.reactions[k])
+		case *events.MemberJoined:
+			k := memberKey{rm, user}
+			f.members[k] = add(f.members[k], env.Time, r.Position)
+		case *events.MemberLeft:
+			k := memberKey{rm, user}
+			f.members[k] = remove(f.members[k])
+		case *events.WebhookRegistered:
+			k := msgKey{rm, clean(ev.WebhookID)}
+			if f.hookSeen[k] {
+				continue
+			}
+			f.hookSeen[k] = true
+			f.webhooks = append(f.webhooks, webhook{room: rm, id: k.id, url: clean(ev.URL), user: user,
+				ts: env.Time, partition: r.Partition, offset: r.Offset})
+		}
+	}
+	return f
+}
+
+// live returns the message if it exists and is not deleted.
+func (f *fold) live(room, id string) *msg {
+	m := f.msgs[msgKey{room, clean(id)}]
+	if m == nil || m.deleted {
+		return nil
+	}
+	return m
+}
+
+func add(op *setOp, ts int64, pos events.Position) *setOp {
+	if op == nil {
+		// Unknown whether the table has it: insert-if-absent keeps the first.
+		return &setOp{present: true, ts: ts, partition: pos.Partition, offset: pos.Offset}
+	}
+	if !op.present {
+		op.present, op.ts, op.partition, op.offset = true, ts, pos.Partition, pos.Offset
+	}
+	return op
+}
+
+func remove(op *setOp) *setOp {
+	if op == nil {
+		op = &setOp{}
+	}
+	op.present, op.removed = false, true
+	return op
+}
+
+// clean makes s storable as Postgres text, deterministically: invalid UTF-8
+// and NUL become U+FFFD. The edge rejects both; this keeps an event that
+// slipped past from stalling the partition.
+func clean(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+func cleanAll(ss []string) []string {
+	if len(ss) == 0 {
+		return nil
+	}
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = clean(s)
+	}
+	return out
+}

@@ -1,0 +1,425 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/rtstack/rtstack/projections"
+)
+
+// DefaultURL is where the projection lives when Config.URL is empty.
+const DefaultURL = "postgres://postgres@127.0.0.1:5432/rtstack?sslmode=disable"
+
+// name is the projection's name in the control table, logs and metrics.
+const name = "postgres"
+
+// layout is the version of the table layout this binary writes. A version
+// created by an older binary is replaced with a rebuild.
+const layout = 1
+
+// lockKey is the advisory lock guarding the active version: Apply holds it
+// shared, Promote exclusively, migrations exclusively.
+const lockKey int64 = 0x7274_7374_6163_6b01 // "rtstack" + 1
+
+var versionName = regexp.MustCompile(`^rtstack_v[0-9]+$`)
+
+// Config configures the projection.
+type Config struct {
+	// URL of the database; created (from the server's "postgres" database)
+	// if missing. Default DefaultURL. Ignored when Pool is set.
+	URL string
+	// Pool, if set, is used instead of opening one from URL; the caller
+	// closes it after Close.
+	Pool *pgxpool.Pool
+	// Logger receives the projection's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Validate reports every problem of c at once.
+func (c Config) Validate() error {
+	if c.Pool == nil && c.URL != "" {
+		if _, err := pgxpool.ParseConfig(c.URL); err != nil {
+			return fmt.Errorf("postgres projection: bad URL: %w", err)
+		}
+	}
+	return nil
+}
+
+// Projection is the Postgres projection. It is safe for concurrent use: one
+// Apply per partition at a time (the checkpoint row lock serialises any
+// overlap), any number of reads.
+type Projection struct {
+	pool    *pgxpool.Pool
+	ownPool bool
+	log     *slog.Logger
+}
+
+var _ projections.Versioned = (*Projection)(nil)
+
+// Open connects (creating the database if missing), applies the control
+// migrations, creates the first version if there is none, and drops
+// versions left retired by an interrupted swap.
+func Open(ctx context.Context, cfg Config) (*Projection, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	p := &Projection{pool: cfg.Pool, log: log.With("projection", name)}
+	if p.pool == nil {
+		url := cfg.URL
+		if url == "" {
+			url = DefaultURL
+		}
+		pool, err := openPool(ctx, url)
+		if err != nil {
+			return nil, err
+		}
+		p.pool, p.ownPool = pool, true
+	}
+	if err := p.migrate(ctx); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// Close closes the pool if Open opened it.
+func (p *Projection) Close() {
+	if p.ownPool {
+		p.pool.Close()
+	}
+}
+
+// Pool is the connection pool (for tests and the digest command).
+func (p *Projection) Pool() *pgxpool.Pool { return p.pool }
+
+// Name is "postgres".
+func (p *Projection) Name() string { return name }
+
+func openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres projection: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres projection: %w", err)
+	}
+	err = pool.Ping(ctx)
+	if err == nil {
+		return pool, nil
+	}
+	pool.Close()
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "3D000" { // invalid_catalog_name
+		return nil, fmt.Errorf("postgres projection: connect %s@%s: %w", cfg.ConnConfig.Database, cfg.ConnConfig.Host, err)
+	}
+	if err := createDatabase(ctx, cfg.ConnConfig); err != nil {
+		return nil, err
+	}
+	pool, err = pgxpool.NewWithConfig(ctx, cfg)
+	if err == nil {
+		err = pool.Ping(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres projection: connect %s: %w", cfg.ConnConfig.Database, err)
+	}
+	return pool, nil
+}
+
+func createDatabase(ctx context.Context, cc *pgx.ConnConfig) error {
+	admin := cc.Copy()
+	admin.Database = "postgres"
+	conn, err := pgx.ConnectConfig(ctx, admin)
+	if err != nil {
+		return fmt.Errorf("postgres projection: connect to create %s: %w", cc.Database, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{cc.Database}.Sanitize())
+	var pgErr *pgconn.PgError
+	if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == "42P04") { // duplicate_database
+		return fmt.Errorf("postgres projection: create database %s: %w", cc.Database, err)
+	}
+	return nil
+}
+
+const controlDDL = `
+CREATE SCHEMA IF NOT EXISTS rtstack_control;
+CREATE TABLE IF NOT EXISTS rtstack_control.active (
+	projection text PRIMARY KEY,
+	version    text NOT NULL,
+	layout     int  NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rtstack_control.versions (
+	version    text PRIMARY KEY,
+	projection text NOT NULL,
+	layout     int  NOT NULL,
+	state      text NOT NULL CHECK (state IN ('building', 'active', 'retired')),
+	created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE SEQUENCE IF NOT EXISTS rtstack_control.version_seq;
+`
+
+// versionDDL creates one version's tables in schema %[1]s. Every row keeps
+// the log position it came from.
+const versionDDL = `
+CREATE SCHEMA %[1]s;
+CREATE TABLE %[1]s.messages (
+	room        text    NOT NULL,
+	message_id  text    NOT NULL,
+	"user"      text    NOT NULL,
+	text        text    NOT NULL,
+	ts          bigint  NOT NULL,
+	"partition" int     NOT NULL,
+	"offset"    bigint  NOT NULL,
+	edited      boolean NOT NULL DEFAULT false,
+	edited_ts   bigint  NOT NULL DEFAULT 0,
+	deleted     boolean NOT NULL DEFAULT false,
+	deleted_ts  bigint  NOT NULL DEFAULT 0,
+	mentions    text[]  NOT NULL DEFAULT '{}',
+	PRIMARY KEY (room, message_id)
+);
+CREATE INDEX ON %[1]s.messages (room, "offset");
+CREATE TABLE %[1]s.reactions (
+	room        text   NOT NULL,
+	message_id  text   NOT NULL,
+	emoji       text   NOT NULL,
+	"user"      text   NOT NULL,
+	ts          bigint NOT NULL,
+	"partition" int    NOT NULL,
+	"offset"    bigint NOT NULL,
+	PRIMARY KEY (room, message_id, emoji, "user")
+);
+CREATE TABLE %[1]s.members (
+	room        text   NOT NULL,
+	"user"      text   NOT NULL,
+	since       bigint NOT NULL,
+	"partition" int    NOT NULL,
+	"offset"    bigint NOT NULL,
+	PRIMARY KEY (room, "user")
+);
+CREATE TABLE %[1]s.rooms (
+	room        text   PRIMARY KEY,
+	created     bigint NOT NULL,
+	"partition" int    NOT NULL,
+	"offset"    bigint NOT NULL
+);
+CREATE TABLE %[1]s.webhooks (
+	room        text   NOT NULL,
+	webhook_id  text   NOT NULL,
+	url         text   NOT NULL,
+	created     bigint NOT NULL,
+	"user"      text   NOT NULL,
+	"partition" int    NOT NULL,
+	"offset"    bigint NOT NULL,
+	PRIMARY KEY (room, webhook_id)
+);
+CREATE TABLE %[1]s.checkpoints (
+	"partition" int    PRIMARY KEY,
+	next_offset bigint NOT NULL
+);
+`
+
+func (p *Projection) migrate(ctx context.Context) error {
+	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey); err != nil {
+			return fmt.Errorf("postgres projection: migration lock: %w", err)
+		}
+		if _, err := tx.Exec(ctx, controlDDL); err != nil {
+			return fmt.Errorf("postgres projection: control schema: %w", err)
+		}
+		var active string
+		var lay int
+		err := tx.QueryRow(ctx, "SELECT version, layout FROM rtstack_control.active WHERE projection = $1", name).Scan(&active, &lay)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			v, err := createVersion(ctx, tx, "active")
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, "INSERT INTO rtstack_control.active (projection, version, layout) VALUES ($1, $2, $3)", name, v, layout); err != nil {
+				return fmt.Errorf("postgres projection: activate %s: %w", v, err)
+			}
+			p.log.Info("created first version", "version", v)
+		case err != nil:
+			return fmt.Errorf("postgres projection: read active version: %w", err)
+		case lay != layout:
+			p.log.Warn("active version has another table layout; run a rebuild", "version", active, "layout", lay, "want_layout", layout)
+		}
+		rows, err := tx.Query(ctx, "SELECT version FROM rtstack_control.versions WHERE projection = $1 AND state = 'retired'", name)
+		if err != nil {
+			return fmt.Errorf("postgres projection: list retired versions: %w", err)
+		}
+		retired, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("postgres projection: list retired versions: %w", err)
+		}
+		for _, v := range retired {
+			if err := dropVersion(ctx, tx, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// createVersion makes an empty version in tx and returns its name.
+func createVersion(ctx context.Context, tx pgx.Tx, state string) (string, error) {
+	var n int64
+	if err := tx.QueryRow(ctx, "SELECT nextval('rtstack_control.version_seq')").Scan(&n); err != nil {
+		return "", fmt.Errorf("postgres projection: next version: %w", err)
+	}
+	v := "rtstack_v" + strconv.FormatInt(n, 10)
+	if _, err := tx.Exec(ctx, fmt.Sprintf(versionDDL, v)); err != nil {
+		return "", fmt.Errorf("postgres projection: create version %s: %w", v, err)
+	}
+	if _, err := tx.Exec(ctx, "INSERT INTO rtstack_control.versions (version, projection, layout, state) VALUES ($1, $2, $3, $4)", v, name, layout, state); err != nil {
+		return "", fmt.Errorf("postgres projection: record version %s: %w", v, err)
+	}
+	return v, nil
+}
+
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func dropVersion(ctx context.Context, db execer, v string) error {
+	if !versionName.MatchString(v) {
+		return fmt.Errorf("postgres projection: bad version name %q", v)
+	}
+	if _, err := db.Exec(ctx, "DROP SCHEMA IF EXISTS "+v+" CASCADE"); err != nil {
+		return fmt.Errorf("postgres projection: drop version %s: %w", v, err)
+	}
+	if _, err := db.Exec(ctx, "DELETE FROM rtstack_control.versions WHERE version = $1", v); err != nil {
+		return fmt.Errorf("postgres projection: forget version %s: %w", v, err)
+	}
+	return nil
+}
+
+// Active returns the name of the active version.
+func (p *Projection) Active(ctx context.Context) (string, error) {
+	var v string
+	if err := p.pool.QueryRow(ctx, "SELECT version FROM rtstack_control.active WHERE projection = $1", name).Scan(&v); err != nil {
+		return "", fmt.Errorf("postgres projection: active version: %w", err)
+	}
+	if !versionName.MatchString(v) {
+		return "", fmt.Errorf("postgres projection: bad active version name %q", v)
+	}
+	return v, nil
+}
+
+// Begin creates a new, empty version; the returned Store writes only into
+// it.
+func (p *Projection) Begin(ctx context.Context) (projections.Store, string, error) {
+	var v string
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		var err error
+		v, err = createVersion(ctx, tx, "building")
+		return err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	p.log.Info("began version", "version", v)
+	return &versionStore{p: p, schema: v}, v, nil
+}
+
+// Promote makes version active if its checkpoints have reached the active
+// version's on every partition, then drops the old version.
+func (p *Projection) Promote(ctx context.Context, version string) (bool, error) {
+	if !versionName.MatchString(version) {
+		return false, fmt.Errorf("postgres projection: bad version name %q", version)
+	}
+	var old string
+	var promoted bool
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		// Exclusive: waits for in-flight Applies, holds new ones until commit.
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey); err != nil {
+			return fmt.Errorf("promote lock: %w", err)
+		}
+		if err := tx.QueryRow(ctx, "SELECT version FROM rtstack_control.active WHERE projection = $1", name).Scan(&old); err != nil {
+			return fmt.Errorf("promote: active version: %w", err)
+		}
+		if old == version {
+			promoted = true
+			return nil
+		}
+		var state string
+		if err := tx.QueryRow(ctx, "SELECT state FROM rtstack_control.versions WHERE version = $1", version).Scan(&state); err != nil {
+			return fmt.Errorf("promote %s: %w", version, err)
+		}
+		if state != "building" {
+			return fmt.Errorf("promote %s: version is %s", version, state)
+		}
+		var behind bool
+		q := fmt.Sprintf(`SELECT EXISTS (SELECT 1 FROM %s.checkpoints a LEFT JOIN %s.checkpoints b USING ("partition")
+			WHERE coalesce(b.next_offset, 0) < a.next_offset)`, old, version)
+		if err := tx.QueryRow(ctx, q).Scan(&behind); err != nil {
+			return fmt.Errorf("promote %s: compare checkpoints: %w", version, err)
+		}
+		if behind {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, "UPDATE rtstack_control.active SET version = $2, layout = $3 WHERE projection = $1", name, version, layout); err != nil {
+			return fmt.Errorf("promote %s: %w", version, err)
+		}
+		if _, err := tx.Exec(ctx, "UPDATE rtstack_control.versions SET state = CASE WHEN version = $1 THEN 'active' ELSE 'retired' END WHERE version IN ($1, $2)", version, old); err != nil {
+			return fmt.Errorf("promote %s: %w", version, err)
+		}
+		promoted = true
+		return nil
+	})
+	if err != nil || !promoted || old == version {
+		if err != nil {
+			err = fmt.Errorf("postgres projection: %w", err)
+		}
+		return promoted, err
+	}
+	p.log.Info("promoted version", "version", version, "old_version", old)
+	// Outside the swap: DROP waits for readers still on the old version. If
+	// it fails, the next Open drops the retired version.
+	if err := dropVersion(ctx, p.pool, old); err != nil {
+		p.log.Warn("old version not dropped yet", "version", old, "err", err)
+	}
+	return true, nil
+}
+
+// Abandon drops a version that will not be promoted. The active version
+// cannot be abandoned.
+func (p *Projection) Abandon(ctx context.Context, version string) error {
+	active, err := p.Active(ctx)
+	if err != nil {
+		return err
+	}
+	if active == version {
+		return fmt.Errorf("postgres projection: %s is active, not abandoned", version)
+	}
+	return dropVersion(ctx, p.pool, version)
+}
+
+// Versions lists the versions with their state, oldest first.
+func (p *Projection) Versions(ctx context.Context) (map[string]string, error) {
+	rows, err := p.pool.Query(ctx, "SELECT version, state FROM rtstack_control.versions WHERE projection = $1", name)
+	if err != nil {
+		return nil, fmt.Errorf("postgres projection: versions: %w", err)
+	}
+	out := map[string]string{}
+	var v, s string
+	_, err = pgx.ForEachRow(rows, []any{&v, &s}, func() error { out[v] = s; return nil })
+	if err != nil {
+		return nil, fmt.Errorf("postgres projection: versions: %w", err)
+	}
+	return out, nil
+}
