@@ -436,3 +436,35 @@ func TestHelperWorker(t *testing.T) {
 	}
 	_ = w.Run(context.Background())
 }
+
+// TestWorkerSurvivesRabbitOutage cuts the worker's connection to RabbitMQ
+// mid-stream: it reconnects and every task is done.
+func TestWorkerSurvivesRabbitOutage(t *testing.T) {
+	rc := taskstest.Rabbit(t, fast...)
+	db := pool(t, testsvc.Postgres(t))
+	target := taskstest.NewTarget(t, nil)
+	proxy := taskstest.NewProxy(t, "127.0.0.1:5672")
+	start(t, worker.Config{
+		RabbitURL: strings.Replace(rc.URL, "127.0.0.1:5672", proxy.Addr(), 1),
+		Prefix:    rc.Prefix, RetryDelays: rc.RetryDelays, Pool: db, AllowPrivate: true,
+	})
+	const total = 40
+	batch := func(from, to int) []tasks.Task {
+		var ts []tasks.Task
+		for i := from; i < to; i++ {
+			ts = append(ts, webhookTask(fmt.Sprint("o", i), target.URL))
+		}
+		return ts
+	}
+	publish(t, rc, batch(0, 10)...)
+	taskstest.Eventually(t, 20*time.Second, "first tasks delivered", func() bool { return target.Distinct() == 10 })
+	proxy.Cut()
+	publish(t, rc, batch(10, 30)...)
+	proxy.Restore(t)
+	publish(t, rc, batch(30, total)...)
+	taskstest.Eventually(t, 30*time.Second, "every task delivered", func() bool { return target.Distinct() == total })
+	var n int
+	if err := db.QueryRow(context.Background(), `SELECT count(*) FROM rtstack_tasks.done`).Scan(&n); err != nil || n != total {
+		t.Errorf("%d completion records (%v), want %d", n, err, total)
+	}
+}
