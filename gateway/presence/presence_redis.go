@@ -79,11 +79,15 @@ type Tracker struct {
 	notify  string // channel of user notifications
 	expiry  string // key of the expiry index
 	running sync.Mutex
-	mu      sync.Mutex        // guards local, rooms, users
-	local   map[conn]struct{} // connections this gateway holds
-	rooms   map[string]int    // room → local connections in it
-	users   map[string]int    // user → local connections of the user
+	mu      sync.Mutex              // guards local, rooms, users, welcome
+	local   map[conn]struct{}       // connections this gateway holds
+	rooms   map[string]int          // room → local connections in it
+	users   map[string]int          // user → local connections of the user
+	welcome map[welcomeKey]struct{} // joins that announced nothing, for Welcome
+	wake    chan struct{}           // signals Run that welcome has entries
 }
+
+type welcomeKey struct{ room, user string }
 
 // New returns a Tracker for cfg.
 func New(cfg Config) (*Tracker, error) {
@@ -104,15 +108,17 @@ func New(cfg Config) (*Tracker, error) {
 	}
 	p := cfg.Prefix + "presence:"
 	return &Tracker{
-		cfg:    cfg,
-		rdb:    cfg.Redis,
-		log:    cfg.Logger.With("gateway_id", cfg.GatewayID),
-		events: p + "events",
-		notify: p + "notify",
-		expiry: p + "expiry",
-		local:  map[conn]struct{}{},
-		rooms:  map[string]int{},
-		users:  map[string]int{},
+		cfg:     cfg,
+		rdb:     cfg.Redis,
+		log:     cfg.Logger.With("gateway_id", cfg.GatewayID),
+		events:  p + "events",
+		notify:  p + "notify",
+		expiry:  p + "expiry",
+		local:   map[conn]struct{}{},
+		rooms:   map[string]int{},
+		users:   map[string]int{},
+		welcome: map[welcomeKey]struct{}{},
+		wake:    make(chan struct{}, 1),
 	}, nil
 }
 
@@ -163,8 +169,18 @@ func (t *Tracker) Join(ctx context.Context, room, user, connID string) error {
 	}
 	t.mu.Unlock()
 	keys, args := t.keysArgs(c, t.cfg.TTL.Milliseconds())
-	if err := joinScript.Run(ctx, t.rdb, keys, args...).Err(); err != nil {
+	announced, err := joinScript.Run(ctx, t.rdb, keys, args...).Int()
+	if err != nil {
 		return fmt.Errorf("presence join %s: %w", room, err)
+	}
+	if announced == 0 {
+		t.mu.Lock()
+		t.welcome[welcomeKey{room, user}] = struct{}{}
+		t.mu.Unlock()
+		select {
+		case t.wake <- struct{}{}:
+		default:
+		}
 	}
 	return nil
 }
@@ -243,6 +259,18 @@ type RunOption func(*runOptions)
 type runOptions struct {
 	deliver    func(user string, frame []byte) bool
 	subscribed func()
+	welcome    func(room, user string, users []string)
+}
+
+// Welcome makes Run call f after a Join on this gateway that announced
+// nothing (the user was already online in the room: a 2nd tab, or a tab on
+// another gateway), with the room's current sorted list, so the new
+// connection can be sent the list the others got through onChange. Wire it
+// to a presence frame sent with the gateway's DeliverToUser: only the user's
+// own connections get it, never the whole room. f runs on Run's goroutine:
+// it must not block.
+func Welcome(f func(room, user string, users []string)) RunOption {
+	return func(o *runOptions) { o.welcome = f }
 }
 
 // Subscribed makes Run call f each time its subscription to the presence
@@ -295,6 +323,8 @@ func (t *Tracker) Run(ctx context.Context, onChange func(room string, users []st
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-t.wake:
+			t.welcomeAll(ctx, o.welcome)
 		case m, ok := <-ch:
 			if !ok {
 				return nil
@@ -356,6 +386,31 @@ func (t *Tracker) handle(m *redis.Message, onChange func(string, []string), deli
 		if held {
 			deliver(n.User, n.Frame)
 		}
+	}
+}
+
+// welcomeAll calls f for every pending welcome whose user is still held
+// here.
+func (t *Tracker) welcomeAll(ctx context.Context, f func(room, user string, users []string)) {
+	t.mu.Lock()
+	pending := make([]welcomeKey, 0, len(t.welcome))
+	for k := range t.welcome {
+		if t.users[k.user] > 0 {
+			pending = append(pending, k)
+		}
+	}
+	clear(t.welcome)
+	t.mu.Unlock()
+	if f == nil {
+		return
+	}
+	for _, k := range pending {
+		users, err := t.Online(ctx, k.room)
+		if err != nil {
+			t.log.Warn("presence: welcome", "room", k.room, "err", err)
+			continue
+		}
+		f(k.room, k.user, users)
 	}
 }
 

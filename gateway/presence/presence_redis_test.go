@@ -15,8 +15,10 @@ import (
 )
 
 const (
-	testTTL       = 600 * time.Millisecond
-	testHeartbeat = 100 * time.Millisecond
+	// Short enough for quick tests, with room for a loaded CI machine: a
+	// heartbeat may be up to TTL-Heartbeat late before presence flaps.
+	testTTL       = 2 * time.Second
+	testHeartbeat = 200 * time.Millisecond
 	wait          = 10 * time.Second
 )
 
@@ -36,6 +38,7 @@ type delivery struct {
 type gw struct {
 	*presence.Tracker
 	changes    chan change
+	welcomes   chan change // room + the list, user first
 	deliveries chan delivery
 	stop       func()
 }
@@ -53,7 +56,7 @@ func newTracker(t *testing.T, rdb *redis.Client, prefix, id string) *presence.Tr
 // is subscribed.
 func start(t *testing.T, tr *presence.Tracker) *gw {
 	t.Helper()
-	g := &gw{Tracker: tr, changes: make(chan change, 100), deliveries: make(chan delivery, 100)}
+	g := &gw{Tracker: tr, changes: make(chan change, 100), welcomes: make(chan change, 100), deliveries: make(chan delivery, 100)}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{}, 10)
 	done := make(chan error, 1)
@@ -63,6 +66,9 @@ func start(t *testing.T, tr *presence.Tracker) *gw {
 			presence.Deliver(func(user string, frame []byte) bool {
 				g.deliveries <- delivery{user, string(frame)}
 				return true
+			}),
+			presence.Welcome(func(room, user string, users []string) {
+				g.welcomes <- change{room, append([]string{user}, users...)}
 			}),
 			presence.Subscribed(func() { ready <- struct{}{} }))
 	}()
@@ -157,6 +163,15 @@ func TestTabsCountOnce(t *testing.T) {
 	must(t, a.Join(ctx, "r", "alice", "c1"))
 	a.expect(t, "r", "alice")
 	must(t, a.Join(ctx, "r", "alice", "c2"))
+	// The 2nd tab is welcomed with the room's list; the room hears nothing.
+	select {
+	case w := <-a.welcomes:
+		if w.room != "r" || !slices.Equal(w.users, []string{"alice", "alice"}) {
+			t.Fatalf("welcome = %v, want alice in r[alice]", w)
+		}
+	case <-time.After(wait):
+		t.Fatal("2nd tab not welcomed")
+	}
 	must(t, a.Join(ctx, "r", "alice", "c3"))
 	online(t, a.Tracker, "r", "alice")
 	// Announcements arrive in publication order: had the 2nd or 3rd tab
@@ -231,7 +246,7 @@ func TestCrashedGatewayHeals(t *testing.T) {
 	a.expect(t, "r", "alice", "carol")
 
 	// Heartbeats keep carol online well past the TTL while her gateway runs.
-	deadline := time.Now().Add(3 * testTTL)
+	deadline := time.Now().Add(testTTL + 500*time.Millisecond)
 	for time.Now().Before(deadline) {
 		online(t, a.Tracker, "r", "alice", "carol")
 		time.Sleep(testHeartbeat)
