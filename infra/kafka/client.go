@@ -53,7 +53,7 @@ func NewClient(cfg ClientConfig, opts ...kgo.Opt) (*kgo.Client, error) {
 		kgo.FetchMaxWait(200 * time.Millisecond),
 	}
 	if cfg.Logger != nil {
-		base = append(base, kgo.WithLogger(kslog.New(cfg.Logger.With("component", "kafka"))))
+		base = append(base, kgo.WithLogger(kslog.New(quiet(cfg.Logger).With("component", "kafka"))))
 	}
 	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
@@ -138,4 +138,31 @@ func EndOffsets(ctx context.Context, cl *kgo.Client, topic string) (map[int32]in
 		return nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
 	}
 	return out, nil
+}
+
+// quiet raises l's level to warn unless it logs debug: franz-go narrates
+// every group join and assignment at info, which drowns the service's own
+// logs.
+func quiet(l *slog.Logger) *slog.Logger {
+	if l.Enabled(context.Background(), slog.LevelDebug) {
+		return l
+	}
+	return slog.New(minLevel{l.Handler(), slog.LevelWarn})
+}
+
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(attrs), h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h.Handler.WithGroup(name), h.min}
 }

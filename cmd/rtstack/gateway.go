@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rtstack/rtstack/commands"
+	"github.com/rtstack/rtstack/gateway"
+	"github.com/rtstack/rtstack/gateway/api"
+	"github.com/rtstack/rtstack/gateway/auth"
+	"github.com/rtstack/rtstack/gateway/dedupe"
+	"github.com/rtstack/rtstack/gateway/presence"
+	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/web"
+)
+
+func gatewayCommand() *ffcli.Command {
+	var cfg config
+	return command("gateway", "gateway", "run the WebSocket gateway and HTTP API alone", &cfg, nil,
+		func(ctx context.Context, _ []string) error {
+			if err := cfg.validate(true); err != nil {
+				return err
+			}
+			if err := checkServices(ctx, services(&cfg, "postgres", "redis")); err != nil {
+				return err
+			}
+			p, err := newParts(ctx, &cfg)
+			if err != nil {
+				return err
+			}
+			defer p.close()
+			if _, err := ensureTopic(ctx, &cfg, cfg.brokers()); err != nil {
+				return err
+			}
+			gw, err := buildGateway(ctx, p)
+			if err != nil {
+				return err
+			}
+			return runUntilDone(ctx, p, gw.run, gw.shutdown)
+		})
+}
+
+// gatewayPart is the HTTP side of rtstack: WebSocket, API, registry, UI,
+// metrics, presence.
+type gatewayPart struct {
+	p        *parts
+	srv      *http.Server
+	ln       net.Listener
+	ws       *gateway.Server
+	presence *presence.Tracker
+	producer *kgo.Client
+}
+
+func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
+	cfg := p.cfg
+	keys, err := auth.NewKeys(cfg.jwtSecret())
+	if err != nil {
+		return nil, err
+	}
+	pg, err := p.postgres(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rp, err := p.redisProjection(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rdb, err := p.redis()
+	if err != nil {
+		return nil, err
+	}
+	producer, err := p.producer()
+	if err != nil {
+		return nil, err
+	}
+	p.closers = append(p.closers, producer.Close)
+	handler, err := commands.NewHandler(commands.Config{
+		Log:                  kafka.NewLog(producer, p.codec, cfg.Topic),
+		Authors:              pg,
+		Outcomes:             dedupe.New(rdb, "rtstack:dedupe:", dedupe.DefaultTTL),
+		AllowPrivateWebhooks: cfg.allowPrivate(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	tracker, err := presence.New(presence.Config{Redis: rdb, GatewayID: fmt.Sprintf("%s-%d", host, os.Getpid()), Logger: p.log.With("component", "presence")})
+	if err != nil {
+		return nil, err
+	}
+	ws, err := gateway.New(gateway.Config{
+		Brokers:        cfg.brokers(),
+		Topic:          cfg.Topic,
+		Codec:          p.codec,
+		Commands:       handler,
+		Keys:           keys,
+		AllowedOrigins: cfg.origins(),
+		Boards:         rp,
+		Presence:       tracker,
+		Logger:         p.log,
+		Registerer:     p.registerer("gateway"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	apiHandler, err := api.New(api.Config{
+		Keys:        keys,
+		History:     pg,
+		Counters:    rp,
+		Leaderboard: rp,
+		Webhooks:    handler,
+		Rebuilder:   newRebuilder(p),
+		Ready: []api.Check{
+			{Name: "postgres", Check: func(ctx context.Context) error { return pg.Pool().Ping(ctx) }},
+			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+			{Name: "kafka", Check: func(ctx context.Context) error { return producer.Ping(ctx) }},
+		},
+		Logger: p.log.With("component", "api"),
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/ws", ws)
+	mux.Handle("/api/", apiHandler)
+	mux.Handle("/healthz", apiHandler)
+	mux.Handle("/readyz", apiHandler)
+	mux.Handle("/metrics", promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{}))
+	if cfg.SchemaRegistryURL == "" {
+		reg := p.codec.Registry().Handler()
+		for _, path := range []string{"/subjects", "/subjects/", "/schemas/", "/config", "/config/"} {
+			mux.Handle(path, reg)
+		}
+	}
+	mux.Handle("/", web.Handler())
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return &gatewayPart{p: p, srv: srv, ln: ln, ws: ws, presence: tracker, producer: producer}, nil
+}
+
+// url is where the gateway serves, for the start-up message.
+func (g *gatewayPart) url() string { return "http://" + g.ln.Addr().String() }
+
+func (g *gatewayPart) run(ctx context.Context) error {
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.Go(func() error { return ignoreCanceled(g.ws.Run(ctx)) })
+	eg.Go(func() error {
+		return ignoreCanceled(g.presence.Run(ctx, g.ws.BroadcastPresence, presence.Deliver(g.ws.DeliverToUser)))
+	})
+	eg.Go(func() error {
+		if err := g.srv.Serve(g.ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	})
+	g.p.log.Info("gateway listening", "url", g.url(), "websocket", "ws://"+g.ln.Addr().String()+"/ws?token=…")
+	return eg.Wait()
+}
+
+// shutdown stops accepting, tells WebSocket clients "going away" and waits
+// for in-flight appends, bounded by ctx.
+func (g *gatewayPart) shutdown(ctx context.Context) error {
+	errHTTP := g.srv.Shutdown(ctx) // stop accepting; WebSockets are hijacked, not waited for
+	errWS := g.ws.Shutdown(ctx)
+	return errors.Join(errHTTP, errWS)
+}
+
+func ignoreCanceled(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}

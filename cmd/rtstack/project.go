@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/rtstack/rtstack/projections"
+)
+
+func projectCommand() *ffcli.Command {
+	var cfg config
+	return command("project", "project [postgres|redis|all]", "run the projectors alone (default all)", &cfg, nil,
+		func(ctx context.Context, args []string) error {
+			targets, err := targetsOf(args, "all")
+			if err != nil {
+				return err
+			}
+			if err := cfg.validate(false); err != nil {
+				return err
+			}
+			if err := checkServices(ctx, services(&cfg, targets...)); err != nil {
+				return err
+			}
+			p, err := newParts(ctx, &cfg)
+			if err != nil {
+				return err
+			}
+			defer p.close()
+			if _, err := ensureTopic(ctx, &cfg, cfg.brokers()); err != nil {
+				return err
+			}
+			run, err := buildProjectors(ctx, p, targets)
+			if err != nil {
+				return err
+			}
+			return runUntilDone(ctx, p, run)
+		})
+}
+
+// targetsOf reads a postgres|redis|all argument.
+func targetsOf(args []string, def string) ([]string, error) {
+	t := def
+	if len(args) > 0 {
+		t = args[0]
+	}
+	if len(args) > 1 {
+		return nil, fmt.Errorf("one target, not %v", args)
+	}
+	switch t {
+	case "postgres", "redis":
+		return []string{t}, nil
+	case "all":
+		return []string{"postgres", "redis"}, nil
+	case "":
+		return nil, fmt.Errorf("want postgres, redis or all")
+	}
+	return nil, fmt.Errorf("unknown target %q: want postgres, redis or all", t)
+}
+
+func buildProjectors(ctx context.Context, p *parts, targets []string) (func(context.Context) error, error) {
+	var runs []func(context.Context) error
+	for _, t := range targets {
+		store, err := p.versioned(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		pr, err := projections.NewProjector(projections.Config{
+			Brokers:    p.cfg.brokers(),
+			Topic:      p.cfg.Topic,
+			Codec:      p.codec,
+			Store:      store,
+			Logger:     p.log.With("component", "projector"),
+			Registerer: p.registerer("projector_" + t),
+		})
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, pr.Run)
+	}
+	return all(runs...), nil
+}

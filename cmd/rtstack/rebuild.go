@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rtstack/rtstack/gateway/api"
+	"github.com/rtstack/rtstack/gateway/presence"
+	"github.com/rtstack/rtstack/projections"
+)
+
+func rebuildCommand() *ffcli.Command {
+	var cfg config
+	return command("rebuild", "rebuild postgres|redis|all",
+		"blue/green rebuild from offset zero while the system runs; exits 0 when the new version is active", &cfg, nil,
+		func(ctx context.Context, args []string) error {
+			targets, err := targetsOf(args, "")
+			if err != nil {
+				return fmt.Errorf("rebuild: %w", err)
+			}
+			if err := cfg.validate(false); err != nil {
+				return err
+			}
+			if err := checkServices(ctx, services(&cfg, targets...)); err != nil {
+				return err
+			}
+			p, err := newParts(ctx, &cfg)
+			if err != nil {
+				return err
+			}
+			defer p.close()
+			for _, t := range targets {
+				if err := rebuild(ctx, p, t, os.Stderr, isTerminal(os.Stderr)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+}
+
+// rebuild rebuilds one projection, reporting progress to w.
+func rebuild(ctx context.Context, p *parts, target string, w io.Writer, tty bool) error {
+	v, err := p.versioned(ctx, target)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "rebuilding %s from offset zero\n", target)
+	progress := projections.NewProgress(w, tty)
+	start := time.Now()
+	err = projections.Rebuild(ctx, projections.RebuildConfig{
+		Brokers:  p.cfg.brokers(),
+		Topic:    p.cfg.Topic,
+		Codec:    p.codec,
+		Target:   v,
+		Progress: progress.Update,
+		Logger:   p.log.With("component", "rebuild", "projection", target),
+	})
+	progress.Finish()
+	if err != nil {
+		return fmt.Errorf("rebuild %s: %w", target, err)
+	}
+	fmt.Fprintf(w, "%s rebuilt in %s; the new version is active\n", target, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// rebuilder runs rebuilds started over the HTTP API, one at a time, in the
+// background of the gateway process.
+type rebuilder struct {
+	p *parts
+	// ctx bounds the background rebuilds: they outlive the request that
+	// started them and end with the process (stop).
+	ctx  context.Context
+	stop context.CancelFunc
+
+	mu      sync.Mutex // guards running
+	running bool
+}
+
+func newRebuilder(p *parts) *rebuilder {
+	ctx, stop := context.WithCancel(context.Background())
+	r := &rebuilder{p: p, ctx: ctx, stop: stop}
+	p.closers = append(p.closers, stop)
+	return r
+}
+
+var _ api.Rebuilder = (*rebuilder)(nil)
+
+func (r *rebuilder) Start(_ context.Context, target string) (string, error) {
+	targets, err := targetsOf([]string{target}, "")
+	if err != nil {
+		return "", err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.running {
+		return "", api.ErrRebuildRunning
+	}
+	r.running = true
+	id := fmt.Sprintf("rebuild-%s-%d", target, time.Now().UnixMilli())
+	go func() {
+		defer func() { r.mu.Lock(); r.running = false; r.mu.Unlock() }()
+		ctx := r.ctx
+		for _, t := range targets {
+			if err := rebuild(ctx, r.p, t, io.Discard, false); err != nil {
+				r.p.log.Error("rebuild failed", "id", id, "err", err)
+				return
+			}
+		}
+		r.p.log.Info("rebuild done", "id", id)
+	}()
+	return id, nil
+}
+
+func digestCommand() *ffcli.Command {
+	var cfg config
+	return command("digest", "digest postgres|redis",
+		"print a stable hash of the active projection's content: equal digests mean equal state", &cfg, nil,
+		func(ctx context.Context, args []string) error {
+			if len(args) != 1 || args[0] == "all" {
+				return errors.New("digest: want postgres or redis")
+			}
+			if err := checkServices(ctx, services(&cfg, args[0])); err != nil {
+				return err
+			}
+			p, err := newParts(ctx, &cfg)
+			if err != nil {
+				return err
+			}
+			defer p.close()
+			v, err := p.versioned(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			d, err := v.Digest(ctx)
+			if err != nil {
+				return fmt.Errorf("digest %s: %w", args[0], err)
+			}
+			fmt.Println(d)
+			return nil
+		})
+}
+
+func newNotifier(rdb *redis.Client) (*presence.Tracker, error) {
+	host, _ := os.Hostname()
+	return presence.New(presence.Config{Redis: rdb, GatewayID: fmt.Sprintf("worker-%s-%d", host, os.Getpid())})
+}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/rtstack/rtstack/tasks/rabbit"
+	"github.com/rtstack/rtstack/tasks/reactor"
+	"github.com/rtstack/rtstack/tasks/worker"
+)
+
+func reactCommand() *ffcli.Command {
+	var cfg config
+	return command("react", "react", "run the reactor alone: log → side-effect tasks in RabbitMQ", &cfg, nil,
+		func(ctx context.Context, _ []string) error {
+			if err := cfg.validate(false); err != nil {
+				return err
+			}
+			if err := checkServices(ctx, services(&cfg, "rabbitmq")); err != nil {
+				return err
+			}
+			p, err := newParts(ctx, &cfg)
+			if err != nil {
+				return err
+			}
+			defer p.close()
+			if _, err := ensureTopic(ctx, &cfg, cfg.brokers()); err != nil {
+				return err
+			}
+			r, err := buildReactor(p)
+			if err != nil {
+				return err
+			}
+			return runUntilDone(ctx, p, r.Run)
+		})
+}
+
+func buildReactor(p *parts) (*reactor.Reactor, error) {
+	rc := p.rabbitConfig()
+	return reactor.New(reactor.Config{
+		Brokers:     p.cfg.brokers(),
+		Topic:       p.cfg.Topic,
+		Codec:       p.codec,
+		RabbitURL:   rc.URL,
+		RetryDelays: rc.RetryDelays,
+		Logger:      p.log,
+		Registerer:  p.registerer("reactor"),
+	})
+}
+
+func workCommand() *ffcli.Command {
+	var cfg config
+	return command("work", "work", "run the task workers alone (webhooks, notifications)", &cfg, nil,
+		func(ctx context.Context, _ []string) error {
+			if err := cfg.validate(false); err != nil {
+				return err
+			}
+			if err := checkServices(ctx, services(&cfg, "rabbitmq", "postgres", "redis")); err != nil {
+				return err
+			}
+			p, err := newParts(ctx, &cfg)
+			if err != nil {
+				return err
+			}
+			defer p.close()
+			w, err := buildWorker(p, nil)
+			if err != nil {
+				return err
+			}
+			return runUntilDone(ctx, p, w.Run)
+		})
+}
+
+// buildWorker returns a worker; notifier reaches online users (nil: a
+// presence client of the shared Redis, without a gateway of its own).
+func buildWorker(p *parts, notifier worker.Notifier) (*worker.Worker, error) {
+	if notifier == nil {
+		rdb, err := p.redis()
+		if err != nil {
+			return nil, err
+		}
+		n, err := newNotifier(rdb)
+		if err != nil {
+			return nil, err
+		}
+		notifier = n
+	}
+	rc := p.rabbitConfig()
+	return worker.New(worker.Config{
+		RabbitURL:    rc.URL,
+		RetryDelays:  rc.RetryDelays,
+		AllowPrivate: p.cfg.allowPrivate(),
+		NotifyURL:    p.cfg.NotifyURL,
+		Notifier:     notifier,
+		PostgresURL:  p.cfg.PostgresURL,
+		Logger:       p.log,
+		Registerer:   p.registerer("worker"),
+	})
+}
+
+func dlqCommand() *ffcli.Command {
+	return &ffcli.Command{
+		Name:       "dlq",
+		ShortUsage: "rtstack dlq list|replay|purge",
+		ShortHelp:  "the dead-letter queue of side-effect tasks",
+		Subcommands: []*ffcli.Command{
+			dlqSub("list", "show dead tasks with their error and attempts (JSON lines)", func(ctx context.Context, rc rabbit.Config) error {
+				dead, err := rabbit.ListDLQ(ctx, rc, rabbit.DefaultListLimit)
+				if err != nil {
+					return err
+				}
+				enc := json.NewEncoder(os.Stdout)
+				for _, d := range dead {
+					if err := enc.Encode(d); err != nil {
+						return err
+					}
+				}
+				fmt.Fprintf(os.Stderr, "%d task(s) in the DLQ\n", len(dead))
+				return nil
+			}),
+			dlqSub("replay", "put every dead task back on the main queue, attempts reset", func(ctx context.Context, rc rabbit.Config) error {
+				n, err := rabbit.ReplayDLQ(ctx, rc)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("replayed %d task(s)\n", n)
+				return nil
+			}),
+			dlqSub("purge", "drop every dead task", func(ctx context.Context, rc rabbit.Config) error {
+				n, err := rabbit.PurgeDLQ(ctx, rc)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("purged %d task(s)\n", n)
+				return nil
+			}),
+		},
+		Exec: func(context.Context, []string) error { return flag.ErrHelp },
+	}
+}
+
+func dlqSub(name, help string, fn func(context.Context, rabbit.Config) error) *ffcli.Command {
+	var cfg config
+	return command("dlq "+name, "dlq "+name, help, &cfg, nil, func(ctx context.Context, _ []string) error {
+		if err := cfg.validate(false); err != nil {
+			return err
+		}
+		if err := checkServices(ctx, services(&cfg, "rabbitmq")); err != nil {
+			return err
+		}
+		delays, _ := cfg.retryDelays()
+		return fn(ctx, rabbit.Config{URL: cfg.RabbitURL, RetryDelays: delays})
+	})
+}
