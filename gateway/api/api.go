@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/gateway/auth"
@@ -120,6 +122,8 @@ type Config struct {
 	CheckTimeout time.Duration
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// Registerer receives the API's metrics (rtstack_api_*); nil: none.
+	Registerer prometheus.Registerer
 }
 
 // Validate reports every problem of c, joined.
@@ -140,8 +144,9 @@ func (c Config) Validate() error {
 }
 
 type server struct {
-	cfg Config
-	log *slog.Logger
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
 }
 
 // New returns the API handler. It serves /api/..., /healthz and /readyz;
@@ -176,7 +181,11 @@ func New(cfg Config) (http.Handler, error) {
 			cfg.RedisPosition = cp
 		}
 	}
-	s := &server{cfg: cfg, log: cfg.Logger}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{cfg: cfg, log: cfg.Logger, metrics: m}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
@@ -188,7 +197,7 @@ func New(cfg Config) (http.Handler, error) {
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
-	return s.limitBody(mux), nil
+	return m.instrument(s.limitBody(mux)), nil
 }
 
 func (s *server) limitBody(h http.Handler) http.Handler {

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/gateway/api"
@@ -347,18 +349,33 @@ func TestAfterWaitsForProjection(t *testing.T) {
 	for len(f.hist.polled) > 0 {
 		<-f.hist.polled
 	}
-	done := make(chan response, 1)
-	go func() { done <- f.do(t, "GET", "/api/rooms/lobby/messages?after=0:20", f.user, "") }()
+	type result struct {
+		res *http.Response
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(context.Background(), "GET", f.srv.URL+"/api/rooms/lobby/messages?after=0:20", nil)
+		req.Header.Set("Authorization", "Bearer "+f.user)
+		res, err := http.DefaultClient.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+		done <- result{res, err}
+	}()
 	<-f.hist.polled // the handler has seen the old position
 	select {
 	case r := <-done:
-		t.Fatalf("answered before the projection reached 0:20: %d %s", r.status, r.raw)
+		t.Fatalf("answered before the projection reached 0:20: %v %v", r.res, r.err)
 	default:
 	}
 	f.hist.set(0, 21)
 	r := <-done
-	r.want(t, http.StatusOK)
-	if got := r.header.Get(api.PositionHeader); got != "0:20,1:4" {
+	if r.err != nil || r.res.StatusCode != http.StatusOK {
+		t.Fatalf("after waiting: %v %v", r.res, r.err)
+	}
+	if got := r.res.Header.Get(api.PositionHeader); got != "0:20,1:4" {
 		t.Fatalf("position after waiting = %q, want 0:20,1:4", got)
 	}
 }
@@ -497,4 +514,49 @@ func TestFormatParsePosition(t *testing.T) {
 			t.Fatalf("ParsePosition(%q) succeeded", bad)
 		}
 	}
+}
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	f := setup(t, func(c *api.Config) { c.Registerer = reg })
+	f.do(t, "GET", "/api/leaderboard", f.user, "").want(t, http.StatusOK)
+	f.do(t, "GET", "/api/leaderboard", "", "").want(t, http.StatusUnauthorized)
+	f.do(t, "GET", "/api/rooms/lobby/counters?after=0:9", f.user, "").want(t, http.StatusConflict)
+	for _, tt := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"rtstack_api_requests_total", map[string]string{"route": "GET /api/leaderboard", "code": "200"}, 1},
+		{"rtstack_api_requests_total", map[string]string{"route": "GET /api/leaderboard", "code": "401"}, 1},
+		{"rtstack_api_requests_total", map[string]string{"route": "GET /api/rooms/{room}/counters", "code": "409"}, 1},
+		{"rtstack_api_after_waits_total", map[string]string{"result": "timeout"}, 1},
+	} {
+		if got := counterValue(t, reg, tt.name, tt.labels); got != tt.want {
+			t.Fatalf("%s%v = %v, want %v", tt.name, tt.labels, got, tt.want)
+		}
+	}
+}
+
+func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metric:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if labels[lp.GetName()] != lp.GetValue() {
+					continue metric
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
 }

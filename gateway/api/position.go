@@ -90,10 +90,14 @@ func (s *server) position(w http.ResponseWriter, r *http.Request, cp Checkpoints
 			return false
 		}
 		if !want || next[after.Partition] > after.Offset {
+			if tick != nil {
+				s.metrics.waits.WithLabelValues("ok").Inc()
+			}
 			w.Header().Set(PositionHeader, FormatPosition(next))
 			return true
 		}
 		if !time.Now().Before(deadline) {
+			s.metrics.waits.WithLabelValues("timeout").Inc()
 			pos := FormatPosition(next)
 			w.Header().Set(PositionHeader, pos)
 			writeJSON(w, http.StatusConflict, map[string]string{
