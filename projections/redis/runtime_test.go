@@ -1,0 +1,402 @@
+package redisproj_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/rtstack/rtstack/events"
+	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
+	"github.com/rtstack/rtstack/internal/testsvc"
+	"github.com/rtstack/rtstack/projections"
+	redisproj "github.com/rtstack/rtstack/projections/redis"
+)
+
+const topic = "chat.events"
+
+// produceLog appends evs to a new topic of a new embedded broker and returns
+// the broker's address.
+func produceLog(t *testing.T, evs []events.Event) string {
+	t.Helper()
+	b := kafkatest.Broker(t, "")
+	kafkatest.Topic(t, b.Addr(), topic, 6)
+	codec := kafkatest.Codec(t)
+	cl := kafkatest.Client(t, b.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var failed atomic.Value
+	for _, ev := range evs {
+		r, err := kafka.NewRecord(codec, topic, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+			if err != nil {
+				failed.Store(err)
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err, _ := failed.Load().(error); err != nil {
+		t.Fatal(err)
+	}
+	return b.Addr()
+}
+
+func endOffsets(t *testing.T, addr string) map[int32]int64 {
+	t.Helper()
+	ends, err := kafka.EndOffsets(context.Background(), kafkatest.Client(t, addr), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ends
+}
+
+func caughtUp(cps, ends map[int32]int64) bool {
+	for p, e := range ends {
+		if cps[p] < e {
+			return false
+		}
+	}
+	return true
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func projectorConfig(addr string, store projections.Store, group string) projections.Config {
+	return projections.Config{
+		Brokers: []string{addr}, Topic: topic, Group: group, Store: store,
+		SessionTimeout: 6 * time.Second,
+	}
+}
+
+// runProjector runs a projector in this process until the test ends.
+func runProjector(t *testing.T, cfg projections.Config) {
+	t.Helper()
+	cfg.Codec = kafkatest.Codec(t)
+	pr, err := projections.NewProjector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- pr.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("projector: %v", err)
+		}
+	})
+}
+
+const helperEnv = "RTSTACK_REDISPROJ_HELPER"
+
+// TestHelperProjector is the child process of TestProjectorSurvivesKill9:
+// a projector of the Redis projection that runs until it is killed.
+func TestHelperProjector(t *testing.T) {
+	spec := os.Getenv(helperEnv)
+	if spec == "" {
+		t.Skip("helper process only")
+	}
+	f := strings.Split(spec, "|") // broker, prefix, group
+	rdb := redis.NewClient(&redis.Options{Addr: testsvc.RedisAddr})
+	p, err := redisproj.Open(context.Background(), redisproj.Config{Redis: rdb, Prefix: f[1], ChunkSize: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := projectorConfig(f[0], p, f[2])
+	cfg.MaxBatch = 2000
+	cfg.Codec = kafkatest.Codec(t)
+	pr, err := projections.NewProjector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = pr.Run(context.Background()) // until kill -9
+}
+
+func TestProjectorSurvivesKill9(t *testing.T) {
+	const rooms = 40
+	evs := genLog(11, 100_000, rooms, 300)
+	addr := produceLog(t, evs)
+	ends := endOffsets(t, addr)
+	var total int64
+	for _, e := range ends {
+		total += e
+	}
+	rdb, prefix := testsvc.Redis(t)
+	p := openWith(t, rdb, prefix)
+	ctx := context.Background()
+	progress := func() int64 {
+		cps, err := p.Checkpoints(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, o := range cps {
+			n += o
+		}
+		return n
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
+	start := func(run int) *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProjector$", "-test.count=1")
+		// A fresh group per run: the store's checkpoints, not the group,
+		// say where to start, and no run waits for a killed member to expire.
+		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s|%s|g%d", helperEnv, addr, prefix, run))
+		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	kills := 0
+	for run := 0; ; run++ {
+		cmd := start(run)
+		before := progress()
+		if run < 5 && before < total {
+			// Kill at a random point of what is left.
+			target := before + 1 + rng.Int64N(max(1, (total-before)/2))
+			waitFor(t, 90*time.Second, "replay progress", func() bool { return progress() >= target })
+			if err := cmd.Process.Kill(); err != nil { // SIGKILL
+				t.Fatal(err)
+			}
+			_ = cmd.Wait()
+			kills++
+			t.Logf("killed run %d at %d of %d events applied (target %d)", run, progress(), total, target)
+			continue
+		}
+		waitFor(t, 2*time.Minute, "replay to reach the end", func() bool {
+			cps, _ := p.Checkpoints(ctx)
+			return caughtUp(cps, ends)
+		})
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		break
+	}
+	if kills < 3 {
+		t.Fatalf("only %d kills happened", kills)
+	}
+	checkModel(t, p, evs, rooms)
+	live := digest(t, p)
+
+	// A clean rebuild of the same log, blue/green, digests the same.
+	if err := projections.Rebuild(ctx, projections.RebuildConfig{
+		Brokers: []string{addr}, Topic: topic, Codec: kafkatest.Codec(t), Target: p,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := digest(t, p); got != live {
+		t.Errorf("digest after kills %s, clean rebuild %s", live, got)
+	}
+}
+
+// proxy is a TCP proxy to Redis that the test can cut and restore.
+type proxy struct {
+	ln      net.Listener
+	target  string
+	down    atomic.Bool
+	refused atomic.Int64
+	mu      sync.Mutex // guards conns
+	conns   map[net.Conn]struct{}
+	wg      sync.WaitGroup
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	px.wg.Add(1)
+	go px.accept()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		px.cut()
+		px.wg.Wait()
+	})
+	return px
+}
+
+func (px *proxy) addr() string { return px.ln.Addr().String() }
+
+func (px *proxy) accept() {
+	defer px.wg.Done()
+	for {
+		c, err := px.ln.Accept()
+		if err != nil {
+			return
+		}
+		if px.down.Load() {
+			px.refused.Add(1)
+			_ = c.Close()
+			continue
+		}
+		up, err := net.Dial("tcp", px.target)
+		if err != nil {
+			_ = c.Close()
+			continue
+		}
+		px.mu.Lock()
+		px.conns[c], px.conns[up] = struct{}{}, struct{}{}
+		px.mu.Unlock()
+		px.wg.Add(2)
+		go px.pipe(c, up)
+		go px.pipe(up, c)
+	}
+}
+
+func (px *proxy) pipe(dst, src net.Conn) {
+	defer px.wg.Done()
+	_, _ = io.Copy(dst, src)
+	_ = dst.Close()
+	_ = src.Close()
+	px.mu.Lock()
+	delete(px.conns, dst)
+	delete(px.conns, src)
+	px.mu.Unlock()
+}
+
+// cut drops every connection and refuses new ones until restore.
+func (px *proxy) cut() {
+	px.down.Store(true)
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	for c := range px.conns {
+		_ = c.Close()
+	}
+}
+
+func (px *proxy) restore() { px.down.Store(false) }
+
+func TestProjectorWaitsForRedis(t *testing.T) {
+	const rooms = 10
+	evs := genLog(5, 6_000, rooms, 50)
+	first, second := evs[:3_000], evs[3_000:]
+	addr := produceLog(t, first)
+	rdb, prefix := testsvc.Redis(t)
+	direct := openWith(t, rdb, prefix)
+	px := startProxy(t, testsvc.RedisAddr)
+	viaProxy := redis.NewClient(&redis.Options{Addr: px.addr(), DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
+	t.Cleanup(func() { _ = viaProxy.Close() })
+	p := openWith(t, viaProxy, prefix)
+	runProjector(t, projectorConfig(addr, p, "waits"))
+	ctx := context.Background()
+	ends := endOffsets(t, addr)
+	waitFor(t, time.Minute, "first half applied", func() bool {
+		cps, _ := direct.Checkpoints(ctx)
+		return caughtUp(cps, ends)
+	})
+
+	// Redis goes away; the second half of the log arrives meanwhile.
+	px.cut()
+	cl := kafkatest.Client(t, addr)
+	lg := kafka.NewLog(cl, kafkatest.Codec(t), topic)
+	for _, ev := range second {
+		if _, err := lg.Append(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, time.Minute, "the projector to retry against the cut proxy", func() bool { return px.refused.Load() >= 3 })
+	cps, err := direct.Checkpoints(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cps, ends) {
+		t.Fatalf("checkpoints moved while Redis was cut: %v, was %v", cps, ends)
+	}
+
+	px.restore()
+	ends = endOffsets(t, addr)
+	waitFor(t, time.Minute, "the rest applied after Redis came back", func() bool {
+		cps, _ := direct.Checkpoints(ctx)
+		return caughtUp(cps, ends)
+	})
+	checkModel(t, direct, evs, rooms)
+}
+
+func TestRebuildKeepsReadsAnswering(t *testing.T) {
+	const rooms = 8
+	evs := genLog(3, 20_000, rooms, 60)
+	addr := produceLog(t, evs)
+	ends := endOffsets(t, addr)
+	p, _, _ := open(t)
+	runProjector(t, projectorConfig(addr, p, "live"))
+	ctx := context.Background()
+	waitFor(t, time.Minute, "live projection caught up", func() bool {
+		cps, _ := p.Checkpoints(ctx)
+		return caughtUp(cps, ends)
+	})
+	want := digest(t, p)
+	old, _ := p.ActiveVersion(ctx)
+	wantBoard := board(t, p.Leaderboard)
+	wantCounters := counters(t, p, "room-1")
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var reads, wrong atomic.Int64
+	var firstErr atomic.Value
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			b, err := p.Leaderboard(ctx, 0)
+			c, err2 := p.Counters(ctx, "room-1")
+			reads.Add(1)
+			if err := errors.Join(err, err2); err != nil {
+				firstErr.CompareAndSwap(nil, err)
+				wrong.Add(1)
+			} else if !reflect.DeepEqual(b, wantBoard) || !reflect.DeepEqual(c, wantCounters) {
+				wrong.Add(1)
+			}
+		}
+	}()
+	err := projections.Rebuild(ctx, projections.RebuildConfig{
+		Brokers: []string{addr}, Topic: topic, Codec: kafkatest.Codec(t), Target: p,
+	})
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wrong.Load() != 0 || reads.Load() == 0 {
+		t.Errorf("%d of %d reads during the rebuild were wrong (first error %v)", wrong.Load(), reads.Load(), firstErr.Load())
+	}
+	if now, _ := p.ActiveVersion(ctx); now == old {
+		t.Errorf("active version still %s after the rebuild", now)
+	}
+	if got := digest(t, p); got != want {
+		t.Errorf("digest after rebuild %s, before %s", got, want)
+	}
+}
