@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -39,6 +40,9 @@ type Config struct {
 	GatewayID string
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// Registerer receives the tracker's metrics (rtstack_presence_*); nil:
+	// none.
+	Registerer prometheus.Registerer
 }
 
 // Validate reports every problem of c, joined.
@@ -78,6 +82,7 @@ type Tracker struct {
 	events  string // channel of room transitions
 	notify  string // channel of user notifications
 	expiry  string // key of the expiry index
+	metrics *metrics
 	running sync.Mutex
 	mu      sync.Mutex              // guards local, rooms, users, welcome
 	local   map[conn]struct{}       // connections this gateway holds
@@ -107,7 +112,7 @@ func New(cfg Config) (*Tracker, error) {
 		cfg.Logger = slog.Default()
 	}
 	p := cfg.Prefix + "presence:"
-	return &Tracker{
+	t := &Tracker{
 		cfg:     cfg,
 		rdb:     cfg.Redis,
 		log:     cfg.Logger.With("gateway_id", cfg.GatewayID),
@@ -119,7 +124,17 @@ func New(cfg Config) (*Tracker, error) {
 		users:   map[string]int{},
 		welcome: map[welcomeKey]struct{}{},
 		wake:    make(chan struct{}, 1),
-	}, nil
+	}
+	m, err := newMetrics(cfg.Registerer, func() float64 {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		return float64(len(t.local))
+	})
+	if err != nil {
+		return nil, err
+	}
+	t.metrics = m
+	return t, nil
 }
 
 // lp writes s length-prefixed, so keys and members built from several
@@ -171,9 +186,12 @@ func (t *Tracker) Join(ctx context.Context, room, user, connID string) error {
 	keys, args := t.keysArgs(c, t.cfg.TTL.Milliseconds())
 	announced, err := joinScript.Run(ctx, t.rdb, keys, args...).Int()
 	if err != nil {
+		t.metrics.errors.WithLabelValues("join").Inc()
 		return fmt.Errorf("presence join %s: %w", room, err)
 	}
-	if announced == 0 {
+	if announced == 1 {
+		t.metrics.announced.WithLabelValues("join").Inc()
+	} else {
 		t.mu.Lock()
 		t.welcome[welcomeKey{room, user}] = struct{}{}
 		t.mu.Unlock()
@@ -202,8 +220,13 @@ func (t *Tracker) Leave(ctx context.Context, room, user, connID string) error {
 	}
 	t.mu.Unlock()
 	keys, args := t.keysArgs(c, "0")
-	if err := leaveScript.Run(ctx, t.rdb, keys, args...).Err(); err != nil {
+	announced, err := leaveScript.Run(ctx, t.rdb, keys, args...).Int()
+	if err != nil {
+		t.metrics.errors.WithLabelValues("leave").Inc()
 		return fmt.Errorf("presence leave %s: %w", room, err)
+	}
+	if announced == 1 {
+		t.metrics.announced.WithLabelValues("leave").Inc()
 	}
 	return nil
 }
@@ -238,6 +261,7 @@ func (t *Tracker) Notify(ctx context.Context, user string, frame []byte) error {
 		return fmt.Errorf("encode notification: %w", err)
 	}
 	if err := t.rdb.Publish(ctx, t.notify, b).Err(); err != nil {
+		t.metrics.errors.WithLabelValues("notify").Inc()
 		return fmt.Errorf("publish notification: %w", err)
 	}
 	return nil
@@ -442,9 +466,11 @@ func (t *Tracker) beat(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		if err := t.refresh(ctx); err != nil && ctx.Err() == nil {
+			t.metrics.errors.WithLabelValues("heartbeat").Inc()
 			t.log.Warn("presence: heartbeat", "err", err)
 		}
 		if err := t.sweep(ctx); err != nil && ctx.Err() == nil {
+			t.metrics.errors.WithLabelValues("sweep").Inc()
 			t.log.Warn("presence: sweep", "err", err)
 		}
 		select {
@@ -505,8 +531,13 @@ func (t *Tracker) sweep(ctx context.Context) error {
 				continue
 			}
 			keys, args := t.keysArgs(c, "1")
-			if err := leaveScript.Run(ctx, t.rdb, keys, args...).Err(); err != nil {
+			announced, err := leaveScript.Run(ctx, t.rdb, keys, args...).Int()
+			if err != nil {
 				return fmt.Errorf("sweep %s: %w", c.room, err)
+			}
+			t.metrics.swept.Inc()
+			if announced == 1 {
+				t.metrics.announced.WithLabelValues("sweep").Inc()
 			}
 		}
 		if len(dead) < batch {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rtstack/rtstack/gateway/presence"
@@ -43,9 +44,13 @@ type gw struct {
 	stop       func()
 }
 
-func newTracker(t *testing.T, rdb *redis.Client, prefix, id string) *presence.Tracker {
+func newTracker(t *testing.T, rdb *redis.Client, prefix, id string, reg ...prometheus.Registerer) *presence.Tracker {
 	t.Helper()
-	tr, err := presence.New(presence.Config{Redis: rdb, Prefix: prefix, TTL: testTTL, Heartbeat: testHeartbeat, GatewayID: id})
+	cfg := presence.Config{Redis: rdb, Prefix: prefix, TTL: testTTL, Heartbeat: testHeartbeat, GatewayID: id}
+	if len(reg) > 0 {
+		cfg.Registerer = reg[0]
+	}
+	tr, err := presence.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +240,8 @@ func TestTwoGateways(t *testing.T) {
 func TestCrashedGatewayHeals(t *testing.T) {
 	rdb, prefix := setup(t)
 	ctx := context.Background()
-	a := start(t, newTracker(t, rdb, prefix, "a"))
+	reg := prometheus.NewRegistry()
+	a := start(t, newTracker(t, rdb, prefix, "a", reg))
 	crashed := start(t, newTracker(t, rdb, prefix, "crashed"))
 
 	must(t, a.Join(ctx, "r", "alice", "a1"))
@@ -266,11 +272,20 @@ func TestCrashedGatewayHeals(t *testing.T) {
 	if ok {
 		t.Fatal("carol online after her gateway crashed")
 	}
-	// Nothing of carol is left in Redis.
-	keys, err := rdb.Keys(ctx, prefix+"*carol*").Result()
-	must(t, err)
-	if len(keys) != 0 {
-		t.Fatalf("keys left after the sweep: %v", keys)
+	// Nothing of carol is left in Redis once the sweep is through.
+	for deadline := time.Now().Add(wait); ; time.Sleep(20 * time.Millisecond) {
+		keys, err := rdb.Keys(ctx, prefix+"*carol*").Result()
+		must(t, err)
+		if len(keys) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("keys left after the sweep: %v", keys)
+		}
+	}
+	// a swept carol out of both rooms: two transitions.
+	if got := sweepTransitions(t, reg); got != 2 {
+		t.Fatalf("sweep transitions = %v, want 2", got)
 	}
 	n, err := rdb.ZCard(ctx, prefix+"presence:expiry").Result()
 	must(t, err)
@@ -387,4 +402,21 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+func sweepTransitions(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	must(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != "rtstack_presence_transitions_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == "sweep" {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
