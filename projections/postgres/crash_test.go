@@ -1,0 +1,247 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/rtstack/rtstack/events"
+	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
+	"github.com/rtstack/rtstack/projections"
+	"github.com/rtstack/rtstack/projections/postgres"
+	"github.com/rtstack/rtstack/schemas"
+)
+
+// Environment of the helper process (the test binary re-executed).
+const (
+	helperEnv     = "RTSTACK_TEST_HELPER_PROJECTOR"
+	helperURL     = "RTSTACK_TEST_POSTGRES_URL"
+	helperBrokers = "RTSTACK_TEST_BROKERS"
+	helperGroup   = "RTSTACK_TEST_GROUP"
+)
+
+// TestHelperProjector is not a test: it is the projector process that the
+// crash tests start and kill -9.
+func TestHelperProjector(t *testing.T) {
+	if os.Getenv(helperEnv) == "" {
+		t.Skip("helper process for the crash tests")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	p, err := postgres.Open(ctx, postgres.Config{URL: os.Getenv(helperURL)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	reg, err := schemas.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := projections.NewProjector(projections.Config{
+		Brokers: []string{os.Getenv(helperBrokers)}, Topic: topic, Group: os.Getenv(helperGroup),
+		Codec: schemas.NewCodec(reg), Store: p, SessionTimeout: 6 * time.Second,
+		Logger: helperLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pr.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startHelper starts a projector process; its output goes to a file in the
+// test's temp dir.
+func startHelper(t *testing.T, url, brokers, group string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProjector$", "-test.count=1")
+	cmd.Env = append(os.Environ(), helperEnv+"=1", helperURL+"="+url, helperBrokers+"="+brokers, helperGroup+"="+group)
+	out, err := os.Create(filepath.Join(t.TempDir(), "helper.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		out.Close()
+	})
+	return cmd
+}
+
+func kill9(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+}
+
+func applied(ctx context.Context, p *postgres.Projection) int64 {
+	cps, err := p.Checkpoints(ctx)
+	if err != nil {
+		return -1
+	}
+	var n int64
+	for _, o := range cps {
+		n += o
+	}
+	return n
+}
+
+func sum(m map[int32]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func TestCrashDuringReplayLosesAndDoublesNothing(t *testing.T) {
+	e := logBroker(t, 6)
+	p, url := open(t)
+	const total = 100_000
+	g := newGen(4, 200)
+	evs := make([]events.Event, total)
+	for i := range evs {
+		evs[i] = g.next()
+	}
+	began := time.Now()
+	produce(t, e.cl, e.codec, topic, evs)
+	ends := e.ends(t)
+	t.Logf("produced %d events in %s", total, time.Since(began).Round(time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	kills := 0
+	for round := range 4 {
+		// A fresh group each time: the Store's checkpoint, not a group
+		// offset, is where each process resumes.
+		cmd := startHelper(t, url, e.addr, fmt.Sprint("crash-", round))
+		from := applied(ctx, p)
+		target := from + int64(rng.IntN(total/6)) + 500
+		waitFor(t, 60*time.Second, "replay progress", func() bool { return applied(ctx, p) >= min(target, sum(ends)) })
+		if caughtUp(ctx, p, ends) {
+			kill9(t, cmd)
+			break
+		}
+		time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond) // land anywhere inside a batch
+		kill9(t, cmd)
+		kills++
+		t.Logf("round %d: killed at ~%d of %d records (%s)", round, applied(ctx, p), sum(ends), time.Since(began).Round(time.Millisecond))
+	}
+	cmd := startHelper(t, url, e.addr, "crash-final")
+	waitFor(t, 90*time.Second, "final catch-up", func() bool { return caughtUp(ctx, p, ends) })
+	kill9(t, cmd)
+	t.Logf("replayed with %d kills by %s", kills, time.Since(began).Round(time.Millisecond))
+	if kills < 2 {
+		t.Logf("only %d kills landed mid-replay", kills)
+	}
+
+	if got := messageCount(t, p); got != g.uniqueSends() {
+		t.Errorf("%d message rows, want %d", got, g.uniqueSends())
+	}
+	crashed, err := p.Digest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rebuild(ctx, e, p); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("clean rebuild done by %s", time.Since(began).Round(time.Millisecond))
+	if clean, _ := p.Digest(ctx); clean != crashed {
+		t.Errorf("digest after %d kill -9s %s != clean rebuild %s", kills, crashed, clean)
+	}
+}
+
+func TestTwoInstancesShareAndTakeOver(t *testing.T) {
+	e := logBroker(t, 6)
+	p, url := open(t)
+	g := newGen(5, 60)
+	batch := func(n int) []events.Event {
+		var out []events.Event
+		for range n {
+			out = append(out, g.next())
+		}
+		return out
+	}
+	produce(t, e.cl, e.codec, topic, batch(5000))
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	const group = "two-instances"
+	a := startHelper(t, url, e.addr, group)
+	startHelper(t, url, e.addr, group)
+
+	adm := kadm.NewClient(kafkatest.Client(t, e.addr))
+	owners := func() int {
+		dg, err := adm.DescribeGroups(ctx, group)
+		if err != nil {
+			return 0
+		}
+		n := 0
+		for _, m := range dg[group].Members {
+			if c, ok := m.Assigned.AsConsumer(); ok {
+				for _, tp := range c.Topics {
+					if len(tp.Partitions) > 0 {
+						n++
+						break
+					}
+				}
+			}
+		}
+		return n
+	}
+	waitFor(t, 60*time.Second, "both instances own partitions", func() bool { return owners() == 2 })
+	produce(t, e.cl, e.codec, topic, batch(3000))
+	waitFor(t, 60*time.Second, "shared catch-up", func() bool { return caughtUp(ctx, p, e.ends(t)) })
+
+	// Kill one mid-traffic; the other takes its partitions after the
+	// session timeout and resumes from their checkpoints.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 10 {
+			produce(t, e.cl, e.codec, topic, batch(300))
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	kill9(t, a)
+	<-done
+	waitFor(t, 90*time.Second, "survivor catches up on every partition", func() bool { return caughtUp(ctx, p, e.ends(t)) })
+
+	if got := messageCount(t, p); got != g.uniqueSends() {
+		t.Errorf("%d message rows, want %d", got, g.uniqueSends())
+	}
+	live, _ := p.Digest(ctx)
+	if err := rebuild(ctx, e, p); err != nil {
+		t.Fatal(err)
+	}
+	if clean, _ := p.Digest(ctx); clean != live {
+		t.Errorf("digest after takeover %s != clean rebuild %s", live, clean)
+	}
+}
+
+// helperLogger logs to stderr (the helper's log file) when
+// RTSTACK_TEST_HELPER_LOG is true.
+func helperLogger() *slog.Logger {
+	if v, _ := strconv.ParseBool(os.Getenv("RTSTACK_TEST_HELPER_LOG")); v {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return quiet()
+}
