@@ -298,3 +298,33 @@ func TestReactorSurvivesRabbitOutage(t *testing.T) {
 		}
 	}
 }
+
+// TestReactorsShareGroup runs two reactors in one group, stops one
+// mid-stream, and checks every message reaches its webhook exactly once:
+// partitions move between members without losing or re-delivering.
+func TestReactorsShareGroup(t *testing.T) {
+	e := setup(t)
+	e.worker(nil)
+	rooms := []string{"r1", "r2", "r3", "r4", "r5", "r6"}
+	for _, r := range rooms {
+		e.register(r, "w-"+r)
+	}
+	regA, regB := prometheus.NewRegistry(), prometheus.NewRegistry()
+	stopA := e.reactor("grp", e.rc.URL, regA)
+	e.reactor("grp", e.rc.URL, regB)
+	const total = 60
+	for i := range total {
+		if i == total/2 {
+			taskstest.Eventually(t, 30*time.Second, "first half delivered", func() bool { return e.target.Distinct() == total/2 })
+			stopA()
+		}
+		e.send(rooms[i%len(rooms)], fmt.Sprint("s", i))
+	}
+	taskstest.Eventually(t, 60*time.Second, "every message delivered", func() bool { return e.target.Distinct() == total })
+	if n := e.target.Count(); n != total {
+		t.Errorf("target saw %d requests for %d messages", n, total)
+	}
+	if a, b := sum(t, regA, "rtstack_reactor_tasks_published_total"), sum(t, regB, "rtstack_reactor_tasks_published_total"); a+b < total {
+		t.Errorf("reactors published %v+%v tasks, want at least %d", a, b, total)
+	}
+}
