@@ -147,10 +147,10 @@ func (t *Tracker) connsKey(room, user string) string {
 	return t.cfg.Prefix + "presence:conns:" + lp(room) + lp(user)
 }
 
-func (t *Tracker) keysArgs(c conn, second any) ([]string, []any) {
+func (t *Tracker) keysArgs(c conn, second any, extra ...any) ([]string, []any) {
 	keys := []string{t.connsKey(c.room, c.user), t.roomKey(c.room), t.userKey(c.user), t.expiry}
 	args := []any{c.id, second, c.user, c.room, lp(c.room), lp(c.room) + lp(c.user), t.events}
-	return keys, args
+	return keys, append(args, extra...)
 }
 
 // parseExpiry splits an expiry-index member back into its connection.
@@ -483,9 +483,10 @@ func (t *Tracker) beat(ctx context.Context) {
 
 const batch = 256
 
-// refresh extends the deadline of every local connection; one that was swept
-// meanwhile (Redis unreachable for longer than TTL) is registered again and
-// announced.
+// refresh extends the deadline of every local connection. One that is gone
+// from Redis (swept while this gateway could not reach Redis for longer than
+// TTL, or Redis lost its data) is registered again, and announced, if this
+// gateway still holds it.
 func (t *Tracker) refresh(ctx context.Context) error {
 	t.mu.Lock()
 	conns := make([]conn, 0, len(t.local))
@@ -500,16 +501,34 @@ func (t *Tracker) refresh(ctx context.Context) error {
 		return fmt.Errorf("load script: %w", err)
 	}
 	ttl := t.cfg.TTL.Milliseconds()
+	var gone []conn
 	for chunk := range slices.Chunk(conns, batch) {
-		_, err := t.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		cmds, err := t.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, c := range chunk {
-				keys, args := t.keysArgs(c, ttl)
+				keys, args := t.keysArgs(c, ttl, "refresh")
 				joinScript.EvalSha(ctx, p, keys, args...)
 			}
 			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("refresh %d connections: %w", len(chunk), err)
+		}
+		for i, cmd := range cmds {
+			if n, _ := cmd.(*redis.Cmd).Int(); n == 2 {
+				gone = append(gone, chunk[i])
+			}
+		}
+	}
+	for _, c := range gone {
+		t.mu.Lock()
+		_, held := t.local[c]
+		t.mu.Unlock()
+		if !held { // left meanwhile
+			continue
+		}
+		keys, args := t.keysArgs(c, ttl)
+		if err := joinScript.Run(ctx, t.rdb, keys, args...).Err(); err != nil {
+			return fmt.Errorf("register %s again: %w", c.room, err)
 		}
 	}
 	return nil

@@ -99,7 +99,7 @@ func start(t *testing.T, tr *presence.Tracker) *gw {
 	return g
 }
 
-func setup(t *testing.T) (*redis.Client, string) {
+func setup(t testing.TB) (*redis.Client, string) {
 	t.Helper()
 	return testsvc.Redis(t)
 }

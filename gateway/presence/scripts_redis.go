@@ -38,8 +38,14 @@ end
 `
 
 // joinScript adds or refreshes a connection; it announces the room when the
-// user was not online in it before. Returns 1 when it announced.
+// user was not online in it before. Returns 1 when it announced. With
+// ARGV[8] == "refresh" it only refreshes a connection that is still there
+// and returns 2 when it is not: a heartbeat racing a Leave must not bring
+// the connection back.
 var joinScript = redis.NewScript(luaCommon + `
+if ARGV[8] == 'refresh' and not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  return 2
+end
 local now = now_ms()
 purge(now)
 local deadline = now + tonumber(ARGV[2])
