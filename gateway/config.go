@@ -77,7 +77,8 @@ type Config struct {
 	MaxFrameBytes int64
 	// SendQueue is how many frames may wait for one connection's writer. A
 	// connection whose queue is full is closed with CloseSlowClient; it never
-	// slows the others. Default 4096.
+	// slows the others. The live tail hands out at most a quarter of it at
+	// a time. Default 4096.
 	SendQueue int
 	// MaxPackBytes bounds one outgoing WebSocket frame packed from queued
 	// objects. Default 256 KiB.

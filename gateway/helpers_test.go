@@ -93,6 +93,14 @@ type gw struct {
 
 func (st *stack) gateway(t testing.TB, mutate func(*gateway.Config)) *gw {
 	t.Helper()
+	return st.gatewayOn(t, mutate, false)
+}
+
+// gatewayOn starts a gateway; with smallBuffers its accepted sockets get a
+// tiny kernel send buffer, so a client that stops reading backs up into the
+// gateway's queue quickly instead of into megabytes of kernel memory.
+func (st *stack) gatewayOn(t testing.TB, mutate func(*gateway.Config), smallBuffers bool) *gw {
+	t.Helper()
 	cfg := gateway.Config{
 		Brokers:   []string{st.addr},
 		Topic:     topic,
@@ -115,7 +123,11 @@ func (st *stack) gateway(t testing.TB, mutate func(*gateway.Config)) *gw {
 	go func() { runErr <- srv.Run(ctx) }()
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", srv)
-	hs := httptest.NewServer(mux)
+	hs := httptest.NewUnstartedServer(mux)
+	if smallBuffers {
+		hs.Listener = smallBufListener{hs.Listener}
+	}
+	hs.Start()
 	t.Cleanup(func() {
 		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer scancel()
@@ -185,7 +197,8 @@ type client struct {
 	ws   *websocket.Conn
 	user string
 
-	wmu sync.Mutex // guards writes to ws
+	wmu      sync.Mutex // guards writes to ws
+	readOnce sync.Once
 
 	mu     sync.Mutex // guards frames, closed, cursor
 	frames []frame
@@ -207,13 +220,20 @@ func (g *gw) dialWith(t testing.TB, user string, d *websocket.Dialer, read bool)
 		t.Fatalf("dial as %s: %v (%v)", user, err, resp)
 	}
 	c := &client{t: t, ws: ws, user: user, notify: make(chan struct{}, 1), done: make(chan struct{})}
-	t.Cleanup(func() { _ = ws.Close(); <-c.done })
+	t.Cleanup(func() {
+		_ = ws.Close()
+		c.startReading() // a no-op if reading; ends at once on the closed socket
+		<-c.done
+	})
 	if read {
-		go c.readLoop()
-	} else {
-		close(c.done)
+		c.startReading()
 	}
 	return c
+}
+
+// startReading starts the client's reader once.
+func (c *client) startReading() {
+	c.readOnce.Do(func() { go c.readLoop() })
 }
 
 func (c *client) readLoop() {
@@ -294,7 +314,11 @@ func (c *client) await(what string, cond func(fs []frame) bool) []frame {
 func tail(fs []frame) string {
 	var b strings.Builder
 	for _, f := range fs[max(0, len(fs)-5):] {
-		b.WriteString(f.raw + " ")
+		raw := f.raw
+		if len(raw) > 300 {
+			raw = raw[:300] + "…"
+		}
+		b.WriteString(raw + " ")
 	}
 	return b.String()
 }
@@ -433,6 +457,16 @@ func (o *memOutcomes) Put(_ context.Context, key string, pos events.Position) er
 	defer o.mu.Unlock()
 	o.m[key] = pos
 	return nil
+}
+
+type smallBufListener struct{ net.Listener }
+
+func (l smallBufListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		_ = c.(*net.TCPConn).SetWriteBuffer(4096)
+	}
+	return c, err
 }
 
 // smallBufferDialer dials with a tiny socket receive buffer, so a client

@@ -16,6 +16,13 @@ import (
 // is still the same log (not deleted and created again).
 const topicCheckInterval = 5 * time.Second
 
+// pollRecords bounds one fanout batch: the hub lock is held for a batch,
+// and a batch lands in each subscriber's queue at once, so it stays well
+// under Config.SendQueue (a quarter of it, 16 to 256 records).
+func (s *Server) pollRecords() int {
+	return min(max(s.cfg.SendQueue/4, 16), 256)
+}
+
 // errRecreated: the topic's id changed under the tail.
 var errRecreated = errors.New("topic was recreated")
 
@@ -128,7 +135,7 @@ func (s *Server) tail(ctx context.Context, admin *kgo.Client, info kafka.TopicIn
 	lastCheck := time.Now()
 	batch := make([]delivery, 0, 1024)
 	for {
-		fs := cl.PollRecords(ctx, 4096)
+		fs := cl.PollRecords(ctx, s.pollRecords())
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
