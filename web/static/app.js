@@ -28,6 +28,7 @@ function newRoom(name) {
     byId: new Map(), // message_id → message
     last: null, // {partition, offset} of the last event applied
     presence: [],
+    members: new Map(), // user → 'joined' | 'left', to show changes only
     unread: 0,
   };
 }
@@ -171,6 +172,7 @@ function rejoin(room) {
 async function loadHistory(room, joinWithoutSince) {
   room.items = [];
   room.byId = new Map();
+  room.members = new Map();
   room.last = null;
   let since = null;
   try {
@@ -255,7 +257,11 @@ function handle(f) {
     }
     case 'joined':
     case 'left':
-      pushItem(room, { system: `${f.user} ${f.type} the room`, partition: f.partition, offset: f.offset });
+      // Every (re)join is an event; show only actual changes.
+      if (room.members.get(f.user) !== f.type) {
+        pushItem(room, { system: `${f.user} ${f.type} the room`, partition: f.partition, offset: f.offset });
+      }
+      room.members.set(f.user, f.type);
       break;
   }
 }
@@ -477,9 +483,14 @@ $('cancel-edit').onclick = () => {
   $('text').value = '';
 };
 
-// A token in the URL fragment (#token=…) signs in directly and is removed
-// from the address bar.
-const fromHash = new URLSearchParams(location.hash.slice(1)).get('token');
-if (fromHash) history.replaceState(null, '', location.pathname);
-if (fromHash || state.token) signIn(fromHash || state.token);
-else showLogin();
+// A token in the URL fragment (#token=…&room=…) signs in directly (and
+// joins the room); the fragment is then removed from the address bar.
+const hash = new URLSearchParams(location.hash.slice(1));
+if (hash.has('token') || hash.has('room')) history.replaceState(null, '', location.pathname);
+const token = hash.get('token') || state.token;
+if (token) {
+  signIn(token);
+  if (state.token && hash.get('room')) joinRoom(hash.get('room'));
+} else {
+  showLogin();
+}
