@@ -379,10 +379,17 @@ func (e *permanentError) Unwrap() error { return e.err }
 
 func permanent(err error) error { return &permanentError{err: err} }
 
-// perform does t once, within Timeout.
-func (w *Worker) perform(ctx context.Context, t tasks.Task) error {
+// perform does t once, within Timeout. A panic (in a Notifier, say) is a
+// permanent failure: the task goes to the DLQ instead of taking the worker
+// down or looping.
+func (w *Worker) perform(ctx context.Context, t tasks.Task) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			err = permanent(fmt.Errorf("panic performing task: %v", p))
+		}
+	}()
 	switch t.Kind {
 	case tasks.KindWebhook:
 		return w.webhook(ctx, t)

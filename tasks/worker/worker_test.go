@@ -470,3 +470,29 @@ func TestWorkerSurvivesRabbitOutage(t *testing.T) {
 		return err == nil && n == total
 	})
 }
+
+type panicky struct{}
+
+func (panicky) UserOnline(context.Context, string) (bool, error) { panic("presence exploded") }
+func (panicky) Notify(context.Context, string, []byte) error     { return nil }
+
+// TestPanicIsDeadLettered: a task whose handling panics lands in the DLQ
+// with the panic as its error, and the worker keeps going.
+func TestPanicIsDeadLettered(t *testing.T) {
+	rc := taskstest.Rabbit(t, fast...)
+	db := pool(t, testsvc.Postgres(t))
+	target := taskstest.NewTarget(t, nil)
+	start(t, worker.Config{RabbitURL: rc.URL, Prefix: rc.Prefix, RetryDelays: rc.RetryDelays, Pool: db, Notifier: panicky{}, AllowPrivate: true})
+	ts, err := tasks.ForMessage(sent("ev-p", "alice", "@bob", "bob"), ev0pos, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := webhookTask("after-panic", target.URL)
+	publish(t, rc, append(ts, after)...)
+	var ds []rabbit.DeadTask
+	taskstest.Eventually(t, 10*time.Second, "panicking task dead-lettered", func() bool { ds = dead(t, rc); return len(ds) == 1 })
+	if ds[0].ID != ts[0].ID || !strings.Contains(ds[0].LastError, "presence exploded") {
+		t.Errorf("dead task %+v", ds[0])
+	}
+	taskstest.Eventually(t, 10*time.Second, "next task still done", func() bool { return doneRecord(t, db, after.ID).n == 1 })
+}
