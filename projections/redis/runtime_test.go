@@ -31,13 +31,13 @@ const topic = "chat.events"
 
 // produceLog appends evs to a new topic of a new embedded broker and returns
 // the broker's address.
-func produceLog(t *testing.T, evs []events.Event) string {
+func produceLog(t testing.TB, evs []events.Event) string {
 	t.Helper()
 	b := kafkatest.Broker(t, "")
 	kafkatest.Topic(t, b.Addr(), topic, 6)
 	codec := kafkatest.Codec(t)
 	cl := kafkatest.Client(t, b.Addr())
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var failed atomic.Value
 	for _, ev := range evs {

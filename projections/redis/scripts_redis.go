@@ -45,37 +45,51 @@ if cp < req then
   return redis.error_reply('RTSTACK gap: checkpoint ' .. cp .. ' below ' .. req)
 end
 local applied = 0
+local rooms = {} -- per room of this chunk: its key names and newest minute
+local function room(name)
+  local r = rooms[name]
+  if r then return r end
+  local R = V .. 'r:' .. name .. ':'
+  r = {meta = R .. 'meta', msgs = R .. 'msgs', pm = R .. 'pm', lb = R .. 'lb', rx = R .. 'rx', members = R .. 'members'}
+  rooms[name] = r
+  return r
+end
+local sent = V .. 'lb:sent'
+local board = V .. 'lb:rx'
 local i = 7
 local n = #ARGV
 while i <= n do
   local op = ARGV[i]
   local off = tonumber(ARGV[i+1])
-  local R = V .. 'r:' .. ARGV[i+2] .. ':'
   local user = ARGV[i+3]
   if op == 'S' then
     if off >= cp then
       applied = applied + 1
-      if redis.call('HSETNX', R .. 'msgs', ARGV[i+5], user) == 1 then
-        local meta = R .. 'meta'
-        redis.call('HINCRBY', meta, 'total', 1)
-        redis.call('ZINCRBY', V .. 'lb:sent', -1, user)
-        redis.call('ZINCRBY', R .. 'lb', -1, user)
+      local r = room(ARGV[i+2])
+      if redis.call('HSETNX', r.msgs, ARGV[i+5], user) == 1 then
+        redis.call('HINCRBY', r.meta, 'total', 1)
+        redis.call('ZINCRBY', sent, -1, user)
+        redis.call('ZINCRBY', r.lb, -1, user)
         local ms = ARGV[i+4]
         local m = tonumber(ms)
-        local newest = tonumber(redis.call('HGET', meta, 'newest') or '')
+        if not r.loaded then
+          r.newest = tonumber(redis.call('HGET', r.meta, 'newest') or '')
+          r.loaded = true
+        end
+        local newest = r.newest
         if newest == nil or m > newest then
-          redis.call('HSET', meta, 'newest', ms)
+          redis.call('HSET', r.meta, 'newest', ms)
           if newest ~= nil then
             local keep = m - span
-            local pm = R .. 'pm'
-            for _, f in ipairs(redis.call('HKEYS', pm)) do
-              if tonumber(f) < keep then redis.call('HDEL', pm, f) end
+            for _, f in ipairs(redis.call('HKEYS', r.pm)) do
+              if tonumber(f) < keep then redis.call('HDEL', r.pm, f) end
             end
           end
+          r.newest = m
           newest = m
         end
         if m >= newest - span then
-          redis.call('HINCRBY', R .. 'pm', ms, 1)
+          redis.call('HINCRBY', r.pm, ms, 1)
         end
       end
     end
@@ -83,14 +97,14 @@ while i <= n do
   elseif op == 'A' or op == 'D' then
     if off >= cp then
       applied = applied + 1
-      local author = redis.call('HGET', R .. 'msgs', ARGV[i+4])
+      local r = room(ARGV[i+2])
+      local author = redis.call('HGET', r.msgs, ARGV[i+4])
       if author then
-        local board = V .. 'lb:rx'
         if op == 'A' then
-          if redis.call('SADD', R .. 'rx', ARGV[i+5]) == 1 then
+          if redis.call('SADD', r.rx, ARGV[i+5]) == 1 then
             redis.call('ZINCRBY', board, -1, author)
           end
-        elseif redis.call('SREM', R .. 'rx', ARGV[i+5]) == 1 then
+        elseif redis.call('SREM', r.rx, ARGV[i+5]) == 1 then
           if tonumber(redis.call('ZINCRBY', board, 1, author)) >= 0 then
             redis.call('ZREM', board, author)
           end
@@ -101,10 +115,11 @@ while i <= n do
   else
     if off >= cp then
       applied = applied + 1
+      local r = room(ARGV[i+2])
       if op == 'J' then
-        redis.call('SADD', R .. 'members', user)
+        redis.call('SADD', r.members, user)
       else
-        redis.call('SREM', R .. 'members', user)
+        redis.call('SREM', r.members, user)
       end
     end
     i = i + 4

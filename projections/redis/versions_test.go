@@ -213,7 +213,7 @@ func liveWithCrashes(t *testing.T, rdb *redis.Client, prefix string, log map[int
 
 func TestRebuildMatchesLiveAndPromotes(t *testing.T) {
 	const rooms = 12
-	evs := genLog(7, 20_000, rooms, 40)
+	evs := genLog(7, 12_000, rooms, 40)
 	log := partitioned(evs, 4)
 	_, rdb, prefix := open(t)
 	ctx := context.Background()
