@@ -3,6 +3,7 @@ package presence_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -46,7 +47,8 @@ type gw struct {
 
 func newTracker(t *testing.T, rdb *redis.Client, prefix, id string, reg ...prometheus.Registerer) *presence.Tracker {
 	t.Helper()
-	cfg := presence.Config{Redis: rdb, Prefix: prefix, TTL: testTTL, Heartbeat: testHeartbeat, GatewayID: id}
+	cfg := presence.Config{Redis: rdb, Prefix: prefix, TTL: testTTL, Heartbeat: testHeartbeat, GatewayID: id,
+		Logger: slog.New(slog.DiscardHandler)}
 	if len(reg) > 0 {
 		cfg.Registerer = reg[0]
 	}
