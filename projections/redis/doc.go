@@ -64,5 +64,16 @@
 // too (only if the new version's checkpoints are at or past the active
 // one's on every partition), so every live chunk lands wholly in one version.
 // The old version's keys are then deleted with SCAN + UNLINK in batches;
-// a crash in between is finished by the next Open.
+// a crash in between is finished by the next Open. Reads are scripts too
+// (pointer and data read together), so they never see a half-dropped
+// version.
+//
+// # Costs and failure modes
+//
+// The msgs hash keeps one field per distinct message (tens of bytes each):
+// exact dedupe and the reaction author need it, and it is rebuilt like
+// everything else. If Redis loses its data (no persistence) the active
+// pointer is gone and Apply fails loudly ("no active version") on every
+// retry; restarting the projector (Open, then the runtime reads the empty
+// checkpoints) replays the log from offset zero.
 package redisproj

@@ -2,6 +2,10 @@ package redisproj
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -86,5 +90,26 @@ func TestChunkRefusesGap(t *testing.T) {
 	}
 	if c, _ := p.Counters(ctx, "a"); c.Members != 4 {
 		t.Errorf("members = %d, want 4", c.Members)
+	}
+}
+
+func TestIsRetryable(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{context.Canceled, false},
+		{context.DeadlineExceeded, true},
+		{io.EOF, true},
+		{&net.OpError{Op: "dial", Err: errors.New("connection refused")}, true},
+		{errors.New("LOADING Redis is loading the dataset in memory"), true},
+		{fmt.Errorf("apply: %w", errors.New("BUSY Redis is busy running a script")), true},
+		{errors.New("RTSTACK gap: checkpoint 0 below 2"), false},
+		{errors.New("ERR wrong number of arguments"), false},
+	} {
+		if got := IsRetryable(tc.err); got != tc.want {
+			t.Errorf("IsRetryable(%v) = %v, want %v", tc.err, got, tc.want)
+		}
 	}
 }

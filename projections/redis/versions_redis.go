@@ -109,6 +109,13 @@ func (p *Projection) ActiveVersion(ctx context.Context) (string, error) {
 	return v, nil
 }
 
+// Ready reports whether Redis answers and the projection has an active
+// version (a check for /readyz).
+func (p *Projection) Ready(ctx context.Context) error {
+	_, err := p.ActiveVersion(ctx)
+	return err
+}
+
 // globEscape escapes the SCAN MATCH pattern characters of s.
 func globEscape(s string) string {
 	var b strings.Builder
