@@ -125,6 +125,10 @@ func TestHelperProjector(t *testing.T) {
 		t.Skip("helper process only")
 	}
 	f := strings.Split(spec, "|") // broker, prefix, group
+	go func() { // the parent holds stdin open: when it dies, so does this process
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	}()
 	rdb := redis.NewClient(&redis.Options{Addr: testsvc.RedisAddr})
 	p, err := redisproj.Open(context.Background(), redisproj.Config{Redis: rdb, Prefix: f[1], ChunkSize: 300})
 	if err != nil {
@@ -170,9 +174,16 @@ func TestProjectorSurvivesKill9(t *testing.T) {
 		// say where to start, and no run waits for a killed member to expire.
 		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s|%s|g%d", helperEnv, addr, prefix, run))
 		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+		if _, err := cmd.StdinPipe(); err != nil {
+			t.Fatal(err)
+		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { // a failed test leaves no child behind
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		})
 		return cmd
 	}
 	kills := 0
