@@ -125,7 +125,8 @@ func TestHelperProjector(t *testing.T) {
 		t.Skip("helper process only")
 	}
 	f := strings.Split(spec, "|") // broker, prefix, group
-	go func() {                   // the parent holds stdin open: when it dies, so does this process
+	// The parent holds stdin open: when it dies, so does this process.
+	go func() {
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		os.Exit(0)
 	}()
