@@ -113,3 +113,11 @@ func TestIsRetryable(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckVersion(t *testing.T) {
+	for v, ok := range map[string]bool{"v1": true, "v42": true, "": false, "v": false, "1": false, "v1:x": false, "v*": false, "w1": false} {
+		if err := checkVersion(v); (err == nil) != ok {
+			t.Errorf("checkVersion(%q) = %v, want ok=%v", v, err, ok)
+		}
+	}
+}

@@ -40,6 +40,9 @@ func (p *Projection) Begin(ctx context.Context) (projections.Store, string, erro
 // in the old version or wholly in the new one. It then deletes the old
 // version's keys in bounded batches; reads already use the new version.
 func (p *Projection) Promote(ctx context.Context, version string) (bool, error) {
+	if err := checkVersion(version); err != nil {
+		return false, err
+	}
 	res, err := p.run(ctx, promoteScript, p.cfg.Prefix, version).StringSlice()
 	if err != nil {
 		return false, fmt.Errorf("redis projection: promote %s: %w", version, err)
@@ -63,6 +66,9 @@ func (p *Projection) Promote(ctx context.Context, version string) (bool, error) 
 // Abandon drops a version that will not be promoted. The active version
 // cannot be abandoned.
 func (p *Projection) Abandon(ctx context.Context, version string) error {
+	if err := checkVersion(version); err != nil {
+		return err
+	}
 	if err := p.run(ctx, abandonScript, p.cfg.Prefix, version).Err(); err != nil {
 		return fmt.Errorf("redis projection: abandon %s: %w", version, err)
 	}
@@ -72,8 +78,8 @@ func (p *Projection) Abandon(ctx context.Context, version string) error {
 // drop deletes a version marked for dropping, SCAN + UNLINK in batches of
 // at most 1000 keys, then forgets it.
 func (p *Projection) drop(ctx context.Context, version string) error {
-	if version == "" || strings.ContainsAny(version, "*?[]\\:") {
-		return fmt.Errorf("redis projection: bad version name %q", version)
+	if err := checkVersion(version); err != nil {
+		return err
 	}
 	match := globEscape(p.cfg.Prefix+version+":") + "*"
 	var cursor uint64
@@ -114,6 +120,14 @@ func (p *Projection) ActiveVersion(ctx context.Context) (string, error) {
 func (p *Projection) Ready(ctx context.Context) error {
 	_, err := p.ActiveVersion(ctx)
 	return err
+}
+
+// checkVersion accepts the names Begin hands out: "v" and a number.
+func checkVersion(v string) error {
+	if len(v) < 2 || v[0] != 'v' || strings.Trim(v[1:], "0123456789") != "" {
+		return fmt.Errorf("redis projection: bad version name %q", v)
+	}
+	return nil
 }
 
 // globEscape escapes the SCAN MATCH pattern characters of s.
