@@ -13,7 +13,7 @@
 // full user list. A second tab (or a second gateway) of an online user
 // announces nothing.
 //
-// It imports go-redis and the standard library only: never commands,
+// It imports go-redis, the Prometheus client and the standard library only: never commands,
 // projections or the gateway package (the gateway depends on it through a
 // small interface).
 package presence

@@ -318,8 +318,8 @@ func Deliver(deliver func(user string, frame []byte) bool) RunOption {
 // sorted user list after every 0↔1 transition of a user in it, for rooms
 // where this gateway holds a connection, in the order Redis published them,
 // and once per such room after (re)subscribing, since transitions published
-// while disconnected are lost. A 2nd tab adds no call: a gateway sends the
-// current list (Online) to a connection that just joined. onChange runs on
+// while disconnected are lost. A 2nd tab adds no call: the Welcome option
+// gives the newcomer the current list. onChange runs on
 // Run's goroutine: it must not block. Run must not be called twice at once.
 func (t *Tracker) Run(ctx context.Context, onChange func(room string, users []string), opts ...RunOption) error {
 	if !t.running.TryLock() {
