@@ -156,6 +156,9 @@ func (p *Projector) Run(ctx context.Context) error {
 		kgo.AutoCommitMarks(),
 		kgo.AutoCommitInterval(time.Second),
 		kgo.FetchMaxWait(500*time.Millisecond),
+		// Fetches are decompressed in memory: bound what a replay buffers.
+		kgo.FetchMaxPartitionBytes(512<<10),
+		kgo.FetchMaxBytes(8<<20),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
 			p.assign(ctx, assigned[topic])
 		}),
@@ -242,7 +245,7 @@ func (p *Projector) assign(ctx context.Context, parts []int32) {
 		wctx, cancel := context.WithCancel(ctx)
 		w := &worker{
 			part:   p.newPartition(id),
-			ch:     make(chan []*kgo.Record, 4),
+			ch:     make(chan []*kgo.Record, 2),
 			stop:   make(chan struct{}),
 			cancel: cancel,
 			done:   make(chan struct{}),

@@ -29,7 +29,7 @@ type RebuildConfig struct {
 	// end) with the records replayed so far and the records to replay
 	// (total grows when the live tail moves during catch-up).
 	Progress func(done, total int64)
-	// MaxBatch bounds the records of one Apply. Default 20000.
+	// MaxBatch bounds the records of one Apply. Default 5000.
 	MaxBatch int
 	// Logger receives progress and errors; nil discards them.
 	Logger *slog.Logger
@@ -69,7 +69,7 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (err error) {
 		cfg.Topic = kafka.DefaultTopic
 	}
 	if cfg.MaxBatch == 0 {
-		cfg.MaxBatch = 20000
+		cfg.MaxBatch = 5000
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -115,8 +115,8 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (err error) {
 	}
 	cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: cfg.Brokers, Logger: cfg.Logger},
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: offsets}),
-		kgo.FetchMaxPartitionBytes(8<<20),
-		kgo.FetchMaxBytes(64<<20),
+		kgo.FetchMaxPartitionBytes(512<<10), // compressed: a fetch holds ~20k records once decompressed
+		kgo.FetchMaxBytes(8<<20),
 	)
 	if err != nil {
 		return fmt.Errorf("rebuild %s: %w", name, err)
@@ -138,7 +138,7 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (err error) {
 		}
 		p.next.Store(start[id])
 		parts[id] = p
-		chans[id] = make(chan []*kgo.Record, 4)
+		chans[id] = make(chan []*kgo.Record, 1)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
