@@ -412,3 +412,57 @@ func TestRebuildKeepsReadsAnswering(t *testing.T) {
 		t.Errorf("digest after rebuild %s, before %s", got, want)
 	}
 }
+
+// A rebuild while the live projector keeps applying new events: Promote
+// waits until the new version has caught up, and nothing is lost or doubled
+// across the swap.
+func TestRebuildWhileLiveAppends(t *testing.T) {
+	const rooms = 8
+	evs := genLog(9, 12_000, rooms, 60)
+	before, during := evs[:8_000], evs[8_000:]
+	addr := produceLog(t, before)
+	p, _, _ := open(t)
+	runProjector(t, projectorConfig(addr, p, "live"))
+	ctx := context.Background()
+	ends := endOffsets(t, addr)
+	waitFor(t, time.Minute, "live projection caught up", func() bool {
+		cps, _ := p.Checkpoints(ctx)
+		return caughtUp(cps, ends)
+	})
+	old, _ := p.ActiveVersion(ctx)
+
+	lg := kafka.NewLog(kafkatest.Client(t, addr), kafkatest.Codec(t), topic)
+	appendErr := make(chan error, 1)
+	started := make(chan struct{})
+	var once sync.Once
+	go func() {
+		<-started // append while the rebuild replays
+		for _, ev := range during {
+			if _, err := lg.Append(ctx, ev); err != nil {
+				appendErr <- err
+				return
+			}
+		}
+		appendErr <- nil
+	}()
+	err := projections.Rebuild(ctx, projections.RebuildConfig{
+		Brokers: []string{addr}, Topic: topic, Codec: kafkatest.Codec(t), Target: p,
+		Progress: func(done, total int64) { once.Do(func() { close(started) }) },
+	})
+	once.Do(func() { close(started) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-appendErr; err != nil {
+		t.Fatal(err)
+	}
+	if now, _ := p.ActiveVersion(ctx); now == old {
+		t.Fatalf("active version still %s after the rebuild", now)
+	}
+	ends = endOffsets(t, addr)
+	waitFor(t, time.Minute, "live projection caught up after the swap", func() bool {
+		cps, _ := p.Checkpoints(ctx)
+		return caughtUp(cps, ends)
+	})
+	checkModel(t, p, evs, rooms)
+}
