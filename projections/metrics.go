@@ -97,7 +97,7 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 // resolved once.
 type partitionMetrics struct {
 	applied, parked, errors prometheus.Counter
-	lag, age                prometheus.Gauge
+	age                     prometheus.Gauge
 	latency, batch          prometheus.Observer
 }
 
@@ -107,11 +107,15 @@ func (m *metrics) forPartition(name string, p int32) partitionMetrics {
 		applied: m.applied.WithLabelValues(name),
 		parked:  m.parked.WithLabelValues(name),
 		errors:  m.errors.WithLabelValues(name),
-		lag:     m.lag.WithLabelValues(name, ps),
 		age:     m.age.WithLabelValues(name, ps),
 		latency: m.latency.WithLabelValues(name),
 		batch:   m.batchSizes.WithLabelValues(name),
 	}
+}
+
+// setLag sets a partition's lag; the gauge appears only once measured.
+func (m *metrics) setLag(name string, p int32, records int64) {
+	m.lag.WithLabelValues(name, strconv.Itoa(int(p))).Set(float64(records))
 }
 
 // forget removes a partition's gauges when this instance no longer owns it.

@@ -399,7 +399,7 @@ func (p *Projector) lagLoop(ctx context.Context, cl *kgo.Client) {
 		p.mu.Lock()
 		for id, w := range p.workers {
 			if end, ok := ends[id]; ok {
-				w.part.m.lag.Set(float64(max(0, end-w.part.next.Load())))
+				p.m.setLag(p.name, id, max(0, end-w.part.next.Load()))
 			}
 			if ts := w.part.lastTS.Load(); ts > 0 {
 				w.part.m.age.Set(ageSeconds(ts, now))

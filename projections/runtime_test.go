@@ -273,6 +273,27 @@ func TestProjectorAppliesParksAndRebuilds(t *testing.T) {
 	if got := counterSum(t, reg, "rtstack_projection_records_parked_total"); got != 2 {
 		t.Errorf("parked metric = %v, want 2", got)
 	}
+	if got := counterSum(t, reg, "rtstack_projection_records_applied_total"); got != 101 {
+		t.Errorf("applied metric = %v, want 101", got)
+	}
+	// The lag gauges reach zero on every owned partition.
+	waitFor(t, 10*time.Second, "lag gauges at zero", func() bool {
+		mfs, _ := reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == "rtstack_projection_lag_records" {
+				if len(mf.GetMetric()) != 3 {
+					return false
+				}
+				for _, m := range mf.GetMetric() {
+					if m.GetGauge().GetValue() != 0 {
+						return false
+					}
+				}
+				return true
+			}
+		}
+		return false
+	})
 
 	// Both bad records are in the parking topic with the reason and position.
 	pc := kafkatest.Client(t, b.Addr(), kgo.ConsumeTopics(topic+".parked"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))

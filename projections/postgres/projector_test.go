@@ -460,3 +460,58 @@ func TestDatabaseGoesAwayAndComesBack(t *testing.T) {
 		t.Errorf("digest after the outage %s != clean rebuild %s", live, d)
 	}
 }
+
+func TestUndecodableRecordsAreParkedNotStalling(t *testing.T) {
+	e := logBroker(t, 1)
+	p, _ := open(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	log := kafka.NewLog(e.cl, e.codec, topic)
+	appendSent := func(i int) {
+		t.Helper()
+		if _, err := log.Append(ctx, sent(i, "r", "alice", fmt.Sprint("m", i), "hi")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendSent(0)
+	bad := []*kgo.Record{
+		{Topic: topic, Key: []byte("r"), Value: []byte{0xde, 0xad, 0xbe, 0xef}},           // not the wire format
+		{Topic: topic, Key: []byte("r"), Value: []byte{0, 0, 0, 0x03, 0xe7, 2, 'h', 'i'}}, // schema id 999
+	}
+	if err := e.cl.ProduceSync(ctx, bad...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	appendSent(1)
+	runProjector(t, e, p)
+	waitFor(t, 30*time.Second, "caught up past the bad records", func() bool { return caughtUp(ctx, p, e.ends(t)) })
+	appendSent(2) // and it keeps going
+	waitFor(t, 30*time.Second, "live after parking", func() bool { return caughtUp(ctx, p, e.ends(t)) })
+	if got := messageCount(t, p); got != 3 {
+		t.Errorf("%d messages applied around the bad records, want 3", got)
+	}
+
+	pc := kafkatest.Client(t, e.addr, kgo.ConsumeTopics(topic+".parked"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	var parked []*kgo.Record
+	for len(parked) < 2 {
+		fs := pc.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		parked = append(parked, fs.Records()...)
+	}
+	for i, r := range parked {
+		h := map[string]string{}
+		for _, kv := range r.Headers {
+			h[kv.Key] = string(kv.Value)
+		}
+		if h[projections.HeaderParkError] == "" || h[projections.HeaderParkOffset] != fmt.Sprint(i+1) || h[projections.HeaderParkPartition] != "0" {
+			t.Errorf("parked record %d: headers %v", i, h)
+		}
+		if string(r.Value) != string(bad[i].Value) {
+			t.Errorf("parked record %d value %x, want %x", i, r.Value, bad[i].Value)
+		}
+		if want := []string{"malformed", "unknown schema id"}[i]; !strings.Contains(h[projections.HeaderParkError], want) {
+			t.Errorf("parked record %d error %q, want %q in it", i, h[projections.HeaderParkError], want)
+		}
+	}
+}
