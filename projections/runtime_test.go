@@ -409,3 +409,32 @@ func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
+
+func TestConfigValidate(t *testing.T) {
+	store := newMemStore()
+	tests := []struct {
+		name string
+		err  error
+		want int // problems reported
+	}{
+		{"projector zero", projections.Config{}.Validate(), 3},
+		{"projector ok", projections.Config{Brokers: []string{"b"}, Codec: kafkatest.Codec(t), Store: store}.Validate(), 0},
+		{"projector negative", projections.Config{Brokers: []string{"b"}, Codec: kafkatest.Codec(t), Store: store, MaxBatch: -1, SessionTimeout: -1}.Validate(), 2},
+		{"rebuild zero", projections.RebuildConfig{}.Validate(), 3},
+		{"rebuild ok", projections.RebuildConfig{Brokers: []string{"b"}, Codec: kafkatest.Codec(t), Target: store}.Validate(), 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := 0
+			if tc.err != nil {
+				got = len(strings.Split(tc.err.Error(), "\n"))
+			}
+			if got != tc.want {
+				t.Errorf("%d problems (%v), want %d", got, tc.err, tc.want)
+			}
+		})
+	}
+	if _, err := projections.NewProjector(projections.Config{}); err == nil {
+		t.Error("NewProjector accepted an empty config")
+	}
+}
