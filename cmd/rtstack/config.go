@@ -25,7 +25,9 @@ type config struct {
 	DataDir             string
 	PostgresURL         string
 	RedisURL            string
+	RedisPrefix         string
 	RabbitURL           string
+	RabbitPrefix        string
 	HTTPAddr            string
 	JWTSecret           string
 	Topic               string
@@ -46,6 +48,8 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "embedded broker's log (DATA_DIR/kafka) and other local state")
 	fs.StringVar(&c.PostgresURL, "postgres-url", "postgres://postgres@127.0.0.1:5432/rtstack?sslmode=disable", "Postgres for projections and task records (database created if missing)")
 	fs.StringVar(&c.RedisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis for counters, leaderboards and presence")
+	fs.StringVar(&c.RedisPrefix, "redis-prefix", "rtstack:", "prefix of every Redis key and channel (projection, presence, dedupe), so deployments can share a Redis")
+	fs.StringVar(&c.RabbitPrefix, "rabbit-prefix", "rtstack.", "prefix of every RabbitMQ queue name")
 	fs.StringVar(&c.RabbitURL, "rabbit-url", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ for side-effect tasks")
 	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "WebSocket, HTTP API, web UI, /metrics")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 key for tokens (\"dev\" under rtstack dev; required otherwise)")

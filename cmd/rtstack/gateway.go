@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -87,14 +88,15 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 	handler, err := commands.NewHandler(commands.Config{
 		Log:                  kafka.NewLog(producer, p.codec, cfg.Topic),
 		Authors:              pg,
-		Outcomes:             dedupe.New(rdb, "rtstack:dedupe:", dedupe.DefaultTTL),
+		Outcomes:             dedupe.New(rdb, cfg.RedisPrefix+"dedupe:", dedupe.DefaultTTL),
 		AllowPrivateWebhooks: cfg.allowPrivate(),
 	})
 	if err != nil {
 		return nil, err
 	}
 	host, _ := os.Hostname()
-	tracker, err := presence.New(presence.Config{Redis: rdb, GatewayID: fmt.Sprintf("%s-%d", host, os.Getpid()), Logger: p.log.With("component", "presence")})
+	tracker, err := presence.New(presence.Config{Redis: rdb, Prefix: cfg.RedisPrefix + "live:", GatewayID: fmt.Sprintf("%s-%d", host, os.Getpid()),
+		Logger: p.log.With("component", "presence"), Registerer: p.registerer("presence")})
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +127,8 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 			{Name: "kafka", Check: func(ctx context.Context) error { return producer.Ping(ctx) }},
 		},
-		Logger: p.log.With("component", "api"),
+		Logger:     p.log.With("component", "api"),
+		Registerer: p.registerer("api"),
 	})
 	if err != nil {
 		return nil, err
@@ -139,7 +142,7 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 	mux.Handle("/metrics", promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{}))
 	if cfg.SchemaRegistryURL == "" {
 		reg := p.codec.Registry().Handler()
-		for _, path := range []string{"/subjects", "/subjects/", "/schemas/", "/config", "/config/"} {
+		for _, path := range []string{"/subjects", "/subjects/", "/schemas", "/schemas/", "/config", "/config/", "/mode", "/mode/"} {
 			mux.Handle(path, reg)
 		}
 	}
@@ -153,6 +156,15 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 	return &gatewayPart{p: p, srv: srv, ln: ln, ws: ws, presence: tracker, producer: producer}, nil
 }
 
+func presenceFrame(room string, users []string) []byte {
+	b, _ := json.Marshal(struct {
+		Type  string   `json:"type"`
+		Room  string   `json:"room"`
+		Users []string `json:"users"`
+	}{"presence", room, users})
+	return b
+}
+
 // url is where the gateway serves, for the start-up message.
 func (g *gatewayPart) url() string { return "http://" + g.ln.Addr().String() }
 
@@ -160,7 +172,13 @@ func (g *gatewayPart) run(ctx context.Context) error {
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.Go(func() error { return ignoreCanceled(g.ws.Run(ctx)) })
 	eg.Go(func() error {
-		return ignoreCanceled(g.presence.Run(ctx, g.ws.BroadcastPresence, presence.Deliver(g.ws.DeliverToUser)))
+		return ignoreCanceled(g.presence.Run(ctx, g.ws.BroadcastPresence,
+			presence.Deliver(g.ws.DeliverToUser),
+			// Only 0↔1 transitions are broadcast; a user's second tab gets
+			// the current list on its own.
+			presence.Welcome(func(room, user string, users []string) {
+				g.ws.DeliverToUser(user, presenceFrame(room, users))
+			})))
 	})
 	eg.Go(func() error {
 		if err := g.srv.Serve(g.ln); !errors.Is(err, http.ErrServerClosed) {

@@ -90,7 +90,7 @@ func (p *parts) redisProjection(ctx context.Context) (*redisproj.Projection, err
 	if err != nil {
 		return nil, err
 	}
-	rp, err := redisproj.Open(ctx, redisproj.Config{Redis: rdb, Logger: p.log})
+	rp, err := redisproj.Open(ctx, redisproj.Config{Redis: rdb, Prefix: p.cfg.RedisPrefix, Logger: p.log})
 	if err != nil {
 		return nil, fmt.Errorf("redis projection at %s: %w", redactURL(p.cfg.RedisURL), err)
 	}
@@ -111,7 +111,7 @@ func (p *parts) versioned(ctx context.Context, target string) (projections.Versi
 
 func (p *parts) rabbitConfig() rabbit.Config {
 	delays, _ := p.cfg.retryDelays() // validated with the config
-	return rabbit.Config{URL: p.cfg.RabbitURL, RetryDelays: delays}
+	return rabbit.Config{URL: p.cfg.RabbitURL, Prefix: p.cfg.RabbitPrefix, RetryDelays: delays}
 }
 
 // producer returns a client for appending to the log.

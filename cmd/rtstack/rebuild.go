@@ -148,7 +148,7 @@ func digestCommand() *ffcli.Command {
 		})
 }
 
-func newNotifier(rdb *redis.Client) (*presence.Tracker, error) {
+func newNotifier(rdb *redis.Client, prefix string) (*presence.Tracker, error) {
 	host, _ := os.Hostname()
-	return presence.New(presence.Config{Redis: rdb, GatewayID: fmt.Sprintf("worker-%s-%d", host, os.Getpid())})
+	return presence.New(presence.Config{Redis: rdb, Prefix: prefix + "live:", GatewayID: fmt.Sprintf("worker-%s-%d", host, os.Getpid())})
 }

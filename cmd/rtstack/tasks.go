@@ -9,6 +9,7 @@ import (
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
+	"github.com/rtstack/rtstack/gateway/presence"
 	"github.com/rtstack/rtstack/tasks/rabbit"
 	"github.com/rtstack/rtstack/tasks/reactor"
 	"github.com/rtstack/rtstack/tasks/worker"
@@ -47,11 +48,14 @@ func buildReactor(p *parts) (*reactor.Reactor, error) {
 		Topic:       p.cfg.Topic,
 		Codec:       p.codec,
 		RabbitURL:   rc.URL,
+		Prefix:      rc.Prefix,
 		RetryDelays: rc.RetryDelays,
 		Logger:      p.log,
 		Registerer:  p.registerer("reactor"),
 	})
 }
+
+var _ worker.Notifier = (*presence.Tracker)(nil)
 
 func workCommand() *ffcli.Command {
 	var cfg config
@@ -84,7 +88,7 @@ func buildWorker(p *parts, notifier worker.Notifier) (*worker.Worker, error) {
 		if err != nil {
 			return nil, err
 		}
-		n, err := newNotifier(rdb)
+		n, err := newNotifier(rdb, p.cfg.RedisPrefix)
 		if err != nil {
 			return nil, err
 		}
@@ -93,6 +97,7 @@ func buildWorker(p *parts, notifier worker.Notifier) (*worker.Worker, error) {
 	rc := p.rabbitConfig()
 	return worker.New(worker.Config{
 		RabbitURL:    rc.URL,
+		Prefix:       rc.Prefix,
 		RetryDelays:  rc.RetryDelays,
 		AllowPrivate: p.cfg.allowPrivate(),
 		NotifyURL:    p.cfg.NotifyURL,
@@ -154,6 +159,6 @@ func dlqSub(name, help string, fn func(context.Context, rabbit.Config) error) *f
 			return err
 		}
 		delays, _ := cfg.retryDelays()
-		return fn(ctx, rabbit.Config{URL: cfg.RabbitURL, RetryDelays: delays})
+		return fn(ctx, rabbit.Config{URL: cfg.RabbitURL, Prefix: cfg.RabbitPrefix, RetryDelays: delays})
 	})
 }
