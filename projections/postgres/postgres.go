@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -35,7 +36,8 @@ var versionName = regexp.MustCompile(`^rtstack_v[0-9]+$`)
 // Config configures the projection.
 type Config struct {
 	// URL of the database; created (from the server's "postgres" database)
-	// if missing. Default DefaultURL. Ignored when Pool is set.
+	// if missing. Default DefaultURL. The pool gets 16 connections unless
+	// the URL sets pool_max_conns. Ignored when Pool is set.
 	URL string
 	// Pool, if set, is used instead of opening one from URL; the caller
 	// closes it after Close.
@@ -113,6 +115,10 @@ func openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres projection: %w", err)
 	}
+	if !strings.Contains(url, "pool_max_conns") {
+		// One connection per partition applying, plus reads during a rebuild.
+		cfg.MaxConns = max(cfg.MaxConns, 16)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres projection: %w", err)
@@ -149,10 +155,10 @@ func createDatabase(ctx context.Context, cc *pgx.ConnConfig) error {
 	defer conn.Close(context.WithoutCancel(ctx))
 	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{cc.Database}.Sanitize())
 	var pgErr *pgconn.PgError
-	if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == "42P04") { // duplicate_database
-		return fmt.Errorf("postgres projection: create database %s: %w", cc.Database, err)
+	if err == nil || errors.As(err, &pgErr) && pgErr.Code == "42P04" { // duplicate_database: created meanwhile
+		return nil
 	}
-	return nil
+	return fmt.Errorf("postgres projection: create database %s: %w", cc.Database, err)
 }
 
 const controlDDL = `

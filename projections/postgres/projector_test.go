@@ -27,20 +27,20 @@ import (
 
 const topic = kafka.DefaultTopic
 
-type env_ struct {
+type logEnv struct {
 	addr  string
 	cl    *kgo.Client
 	codec *schemas.Codec
 }
 
-func logBroker(t *testing.T, partitions int32) env_ {
+func logBroker(t *testing.T, partitions int32) logEnv {
 	t.Helper()
 	b := kafkatest.Broker(t, "")
 	kafkatest.Topic(t, b.Addr(), topic, partitions)
-	return env_{addr: b.Addr(), cl: kafkatest.Client(t, b.Addr(), kgo.MaxBufferedRecords(200_000)), codec: kafkatest.Codec(t)}
+	return logEnv{addr: b.Addr(), cl: kafkatest.Client(t, b.Addr(), kgo.MaxBufferedRecords(200_000)), codec: kafkatest.Codec(t)}
 }
 
-func (e env_) ends(t testing.TB) map[int32]int64 {
+func (e logEnv) ends(t testing.TB) map[int32]int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -54,7 +54,7 @@ func (e env_) ends(t testing.TB) map[int32]int64 {
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // runProjector runs a projector over store until the test ends.
-func runProjector(t *testing.T, e env_, store projections.Store, mut ...func(*projections.Config)) {
+func runProjector(t *testing.T, e logEnv, store projections.Store, mut ...func(*projections.Config)) {
 	t.Helper()
 	cfg := projections.Config{Brokers: []string{e.addr}, Topic: topic, Codec: e.codec, Store: store, LagInterval: 200 * time.Millisecond, Logger: quiet()}
 	for _, m := range mut {
@@ -75,7 +75,7 @@ func runProjector(t *testing.T, e env_, store projections.Store, mut ...func(*pr
 	})
 }
 
-func rebuild(ctx context.Context, e env_, p *postgres.Projection) error {
+func rebuild(ctx context.Context, e logEnv, p *postgres.Projection) error {
 	return projections.Rebuild(ctx, projections.RebuildConfig{Brokers: []string{e.addr}, Topic: topic, Codec: e.codec, Target: p, Logger: quiet()})
 }
 
