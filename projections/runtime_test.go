@@ -438,3 +438,14 @@ func TestConfigValidate(t *testing.T) {
 		t.Error("NewProjector accepted an empty config")
 	}
 }
+
+func TestProgressBarOnTerminal(t *testing.T) {
+	var buf syncBuffer
+	p := projections.NewProgress(&buf, true)
+	p.Update(0, 1000)
+	p.Update(1000, 1000)
+	p.Finish()
+	if got := buf.String(); !containsAll(got, "1000/1000", "events") {
+		t.Errorf("bar output %q", got)
+	}
+}
