@@ -5,8 +5,10 @@ PKGS      := ./...
 # Integration tests share one Postgres/Redis/RabbitMQ; two packages at a time
 # keeps the 2-core machine responsive without serialising everything.
 TESTFLAGS ?= -race -count=1 -p 2 -timeout 30m
+GOLANGCI_VERSION := v2.15.0
+GOLANGCI  := $(shell command -v golangci-lint 2>/dev/null || ls $$($(GO) env GOPATH)/bin/golangci-lint 2>/dev/null)
 
-.PHONY: run build test test-short bench lint fmt vet fuzz clean
+.PHONY: run build test test-short bench lint lint-install fmt vet fuzz clean
 
 run: build
 	./$(BIN) dev
@@ -32,8 +34,11 @@ vet:
 
 lint: vet
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	@if command -v golangci-lint >/dev/null 2>&1; then golangci-lint run ./...; \
-	else echo "golangci-lint not installed: gofmt and go vet only (go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@latest)"; fi
+	@if [ -n "$(GOLANGCI)" ]; then $(GOLANGCI) run ./...; \
+	else echo "golangci-lint not installed: gofmt and go vet only (make lint-install)"; fi
+
+lint-install:
+	$(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
 
 fuzz:
 	$(GO) test ./schemas -run '^$$' -fuzz FuzzDecode -fuzztime 30s
