@@ -2,14 +2,15 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/rtstack/rtstack/gateway/auth"
 	"github.com/rtstack/rtstack/internal/testsvc"
+	"github.com/rtstack/rtstack/tasks"
 )
 
 // devEnv is the environment of one rtstack dev under test: its own broker
@@ -218,6 +220,15 @@ func TestDevEndToEnd(t *testing.T) {
 	d := newDevEnv(t)
 	p := d.start(t)
 
+	hooks := newHookTarget(t)
+	var reg map[string]any
+	if code := d.post(t, "alice", "/api/rooms/room-1/webhooks", map[string]string{"url": hooks.URL, "secret": "s3cret"}, &reg); code != http.StatusCreated {
+		t.Fatalf("register webhook: HTTP %d %v", code, reg)
+	}
+	if code := d.post(t, "alice", "/api/rooms/room-1/webhooks", map[string]string{"url": "ftp://example.com/x", "secret": "s"}, nil); code != http.StatusBadRequest {
+		t.Fatalf("ftp webhook: HTTP %d, want 400", code)
+	}
+
 	alice, bob := d.dial(t, "alice"), d.dial(t, "bob")
 	alice.send(map[string]any{"type": "join", "room": "room-1"})
 	bob.send(map[string]any{"type": "join", "room": "room-1"})
@@ -233,6 +244,10 @@ func TestDevEndToEnd(t *testing.T) {
 		}
 	}
 	bob.await("notification") // the mention, delivered over the gateway by a worker
+	first := hooks.await(t, 1)[0]
+	if first.body["text"] != "hello @bob" || !tasks.VerifySignature("s3cret", first.raw, first.signature) {
+		t.Fatalf("webhook delivery %+v: wrong body or signature", first)
+	}
 
 	// Resending the same client_id acknowledges the first append again.
 	alice.send(map[string]any{"type": "send", "room": "room-1", "text": "hello @bob", "client_id": "c1"})
@@ -295,9 +310,94 @@ func TestDevEndToEnd(t *testing.T) {
 		t.Fatalf("history after rebuild: HTTP %d, %d messages", code, len(hist.Messages))
 	}
 
+	// Side effects never re-fire: after the crash and the rebuild, the
+	// webhook has seen each message once. A last message is delivered too,
+	// so the worker has had time to deliver anything it would re-fire.
+	carol.send(map[string]any{"type": "send", "room": "room-1", "text": "last", "client_id": "c3"})
+	carol.await("ack")
+	got := hooks.await(t, 3)
+	texts := []string{}
+	ids := map[string]bool{}
+	for _, h := range got {
+		texts = append(texts, h.body["text"].(string))
+		ids[h.delivery] = true
+	}
+	if strings.Join(texts, "|") != "hello @bob|after the crash|last" || len(ids) != 3 {
+		t.Fatalf("webhook deliveries %v (%d ids), want each message once", texts, len(ids))
+	}
+	if out := d.run(t, "dlq", "list"); out != "" {
+		t.Errorf("dlq list: %q, want empty", out)
+	}
+
 	p.stop(t, syscall.SIGTERM)
 	if !strings.Contains(p.stderr.String(), "shutting down") {
 		t.Errorf("no orderly shutdown on SIGTERM:\n%s", p.stderr)
 	}
-	_ = context.Background
+}
+
+// hookTarget is a local webhook receiver that records each delivery.
+type hookTarget struct {
+	*httptest.Server
+	mu   sync.Mutex
+	hits []hookHit
+}
+
+type hookHit struct {
+	raw                 []byte
+	body                map[string]any
+	signature, delivery string
+}
+
+func newHookTarget(t *testing.T) *hookTarget {
+	h := &hookTarget{}
+	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		var body map[string]any
+		_ = json.Unmarshal(raw, &body)
+		h.mu.Lock()
+		h.hits = append(h.hits, hookHit{raw, body, r.Header.Get(tasks.HeaderSignature), r.Header.Get(tasks.HeaderDelivery)})
+		h.mu.Unlock()
+	}))
+	t.Cleanup(h.Close)
+	return h
+}
+
+// await waits until at least n deliveries arrived, then a moment more for
+// any that should not, and returns them all.
+func (h *hookTarget) await(t *testing.T, n int) []hookHit {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		h.mu.Lock()
+		got := len(h.hits)
+		h.mu.Unlock()
+		if got >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d webhook deliveries, want %d", got, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]hookHit(nil), h.hits...)
+}
+
+func (d *devEnv) post(t *testing.T, user, path string, body, into any) int {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest("POST", "http://"+d.httpAddr+path, bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+d.token(t, user, false))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if into != nil {
+		_ = json.NewDecoder(resp.Body).Decode(into)
+	}
+	return resp.StatusCode
 }
