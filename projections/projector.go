@@ -187,6 +187,9 @@ func (p *Projector) Run(ctx context.Context) error {
 		p.log.Warn("parking topic not ensured; parking will retry", "topic", p.cfg.ParkTopic, "err", err)
 	}
 	cancel()
+	if err := p.checkLog(ctx, cl); err != nil {
+		return err
+	}
 
 	lagDone := make(chan struct{})
 	lagCtx, stopLag := context.WithCancel(ctx)
@@ -232,6 +235,32 @@ func (p *Projector) Run(ctx context.Context) error {
 	}
 	p.log.Info("projector stopped")
 	return nil
+}
+
+// checkLog refuses to project a recreated log onto checkpoints of the old
+// one (DESIGN rule 2). A topic that does not exist yet is checked by the
+// next start.
+func (p *Projector) checkLog(ctx context.Context, cl *kgo.Client) error {
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	info, err := kafka.DescribeTopic(dctx, cl, p.cfg.Topic)
+	if err != nil {
+		p.log.Warn("log not described; topic id not checked", "topic", p.cfg.Topic, "err", err)
+		return nil
+	}
+	for attempt := 1; ; attempt++ {
+		err := bindLog(ctx, p.cfg.Store, info.ID)
+		if err == nil || errors.Is(err, ErrLogChanged) {
+			if err != nil {
+				return fmt.Errorf("projector %s: %w", p.name, err)
+			}
+			return nil
+		}
+		p.log.Warn("bind log failed, retrying", "attempt", attempt, "err", err)
+		if !wait(ctx, nil, backoff(attempt)) {
+			return nil // shutting down
+		}
+	}
 }
 
 // assign starts a goroutine per newly assigned partition.

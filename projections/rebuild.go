@@ -105,6 +105,9 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (err error) {
 		}
 	}()
 
+	if err := bindLog(ctx, store, info.ID); err != nil {
+		return fmt.Errorf("rebuild %s: %w", name, err)
+	}
 	start, err := store.Checkpoints(ctx)
 	if err != nil {
 		return fmt.Errorf("rebuild %s: checkpoints: %w", name, err)

@@ -232,6 +232,10 @@ CREATE TABLE %[1]s.webhooks (
 	"offset"    bigint NOT NULL,
 	PRIMARY KEY (room, webhook_id)
 );
+CREATE TABLE %[1]s.log (
+	one         bool   PRIMARY KEY DEFAULT true CHECK (one),
+	topic_id    text   NOT NULL
+);
 CREATE TABLE %[1]s.checkpoints (
 	"partition" int    PRIMARY KEY,
 	next_offset bigint NOT NULL
@@ -374,6 +378,21 @@ func (p *Projection) Promote(ctx context.Context, version string) (bool, error) 
 			WHERE coalesce(b.next_offset, 0) < a.next_offset)`, old, version)
 		if err := tx.QueryRow(ctx, q).Scan(&behind); err != nil {
 			return fmt.Errorf("promote %s: compare checkpoints: %w", version, err)
+		}
+		if behind {
+			// Checkpoints of a recreated log's predecessor say nothing:
+			// the new version is then never "behind" the active one.
+			var bothBound, otherLog bool
+			if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL", old+".log", version+".log").Scan(&bothBound); err != nil {
+				return fmt.Errorf("promote %s: compare logs: %w", version, err)
+			}
+			if bothBound {
+				q := fmt.Sprintf(`SELECT EXISTS (SELECT 1 FROM %s.log a, %s.log b WHERE a.topic_id <> b.topic_id)`, old, version)
+				if err := tx.QueryRow(ctx, q).Scan(&otherLog); err != nil {
+					return fmt.Errorf("promote %s: compare logs: %w", version, err)
+				}
+			}
+			behind = !otherLog
 		}
 		if behind {
 			return nil

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/rtstack/rtstack/events"
@@ -513,5 +515,73 @@ func TestUndecodableRecordsAreParkedNotStalling(t *testing.T) {
 		if want := []string{"malformed", "unknown schema id"}[i]; !strings.Contains(h[projections.HeaderParkError], want) {
 			t.Errorf("parked record %d error %q, want %q in it", i, h[projections.HeaderParkError], want)
 		}
+	}
+}
+
+func TestRecreatedLogIsRefusedUntilRebuilt(t *testing.T) {
+	e := logBroker(t, 2)
+	p, _ := open(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	log := kafka.NewLog(e.cl, e.codec, topic)
+	for i := range 5 {
+		if _, err := log.Append(ctx, sent(i, "r", "alice", fmt.Sprint("old-", i), "old log")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func() (stop func() error) {
+		pr, err := projections.NewProjector(projections.Config{Brokers: []string{e.addr}, Topic: topic, Codec: e.codec, Store: p, Logger: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, rcancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- pr.Run(rctx) }()
+		return func() error { rcancel(); return <-done }
+	}
+	stop := run()
+	waitFor(t, 30*time.Second, "old log projected", func() bool { return caughtUp(ctx, p, e.ends(t)) })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The topic is deleted and created again: same name, new id, offsets from zero.
+	adm := kadm.NewClient(e.cl)
+	if _, err := adm.DeleteTopics(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "topic recreated", func() bool {
+		_, err := kafka.EnsureTopic(ctx, e.cl, topic, 2)
+		return err == nil
+	})
+	log = kafka.NewLog(kafkatest.Client(t, e.addr), e.codec, topic) // a client that never knew the old id
+	for i := range 2 {
+		if _, err := log.Append(ctx, sent(i, "r", "bob", fmt.Sprint("new-", i), "new log")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pr, err := projections.NewProjector(projections.Config{Brokers: []string{e.addr}, Topic: topic, Codec: e.codec, Store: p, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer rcancel()
+	if err := pr.Run(rctx); !errors.Is(err, projections.ErrLogChanged) || rctx.Err() != nil {
+		t.Fatalf("projector on a recreated log: %v, want ErrLogChanged", err)
+	}
+	if err := rebuild(ctx, e, p); err != nil {
+		t.Fatal(err)
+	}
+	hist, err := p.History(ctx, "r", 10, "")
+	if err != nil || len(hist) != 2 || hist[0].User != "bob" {
+		t.Fatalf("after rebuild: %+v, %v; want the 2 messages of the new log", hist, err)
+	}
+	stop = run()
+	if _, err := log.Append(ctx, sent(2, "r", "bob", "new-2", "live again")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "new log projected live", func() bool { return caughtUp(ctx, p, e.ends(t)) })
+	if err := stop(); err != nil {
+		t.Fatal(err)
 	}
 }
