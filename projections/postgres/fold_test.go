@@ -269,6 +269,9 @@ func TestHistoryPagingAndAuthor(t *testing.T) {
 		t.Errorf("unknown before: %v, %v", none, err)
 	}
 
+	if err := p.Ping(ctx); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
 	user, found, err := p.Author(ctx, "r", "m4")
 	if err != nil || !found || user != "u1" {
 		t.Errorf("Author(r, m4) = %q %v %v, want u1", user, found, err)

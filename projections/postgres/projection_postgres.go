@@ -104,6 +104,13 @@ func (p *Projection) Close() {
 	}
 }
 
+// Ping checks the database answers and the active version is readable
+// (for /readyz).
+func (p *Projection) Ping(ctx context.Context) error {
+	_, err := p.Active(ctx)
+	return err
+}
+
 // Pool is the connection pool (for tests and the digest command).
 func (p *Projection) Pool() *pgxpool.Pool { return p.pool }
 
