@@ -28,6 +28,7 @@ type conn struct {
 	queue     [][]byte   // frames waiting for the writer; never longer than cfg.SendQueue
 	spare     [][]byte   // the writer's previous batch, reused as the next queue
 	closing   bool       // no more frames accepted
+	batchMark uint64     // guarded by the hub's mu instead: the fanout batch that last queued here
 	closeCode int
 	closeText string
 	flush     bool                // write what is queued before the close frame
@@ -60,6 +61,17 @@ func (c *conn) signal() {
 // with CloseSlowClient: it never slows the sender (the fanout). It reports
 // whether the frame was queued.
 func (c *conn) push(frame []byte) bool {
+	ok := c.enqueue(frame)
+	if ok {
+		c.signal()
+	}
+	return ok
+}
+
+// enqueue is push without waking the writer: the fanout queues a whole
+// batch first and wakes each writer once, so it packs the batch into one
+// frame instead of racing the fanout message by message.
+func (c *conn) enqueue(frame []byte) bool {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -74,7 +86,6 @@ func (c *conn) push(frame []byte) bool {
 	}
 	c.queue = append(c.queue, frame)
 	c.mu.Unlock()
-	c.signal()
 	return true
 }
 

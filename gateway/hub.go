@@ -80,6 +80,10 @@ type hub struct {
 	dedupe map[string]*dedupe // room → recent message ids
 	boards map[string]*board  // "leaderboard" or "counters\x00room"
 	ready  bool
+	// batch numbers fanout calls; touched lists the connections the
+	// current one queued to, each once, to wake their writers at the end.
+	batch   uint64
+	touched []*conn
 }
 
 // board is one leaderboard or counters channel with its subscribers and the
@@ -95,6 +99,7 @@ func newHub(dedupeWindow, bufCap int) *hub {
 		dedupeWindow: dedupeWindow,
 		bufCap:       bufCap,
 		rooms:        map[string]*room{},
+		batch:        1,
 		dedupe:       map[string]*dedupe{},
 		boards:       map[string]*board{},
 	}
@@ -215,6 +220,7 @@ func (h *hub) finishRecovery(c *conn, roomName string, last int64) (ok bool) {
 	}
 	s.last = max(s.last, last)
 	s.recovering = false
+	defer h.wakeTouched()
 	for _, d := range s.buf {
 		h.deliverLocked(r, s, d)
 	}
@@ -229,7 +235,11 @@ func (h *hub) deliverLocked(r *room, s *sub, d delivery) bool {
 		return false
 	}
 	s.last = d.offset
-	sent := d.frame != nil && s.c.push(d.frame)
+	sent := d.frame != nil && s.c.enqueue(d.frame)
+	if sent && s.c.batchMark != h.batch {
+		s.c.batchMark = h.batch
+		h.touched = append(h.touched, s.c)
+	}
 	if s.leaveAt >= 0 && d.offset >= s.leaveAt {
 		delete(r.subs, s.c)
 	}
@@ -242,6 +252,7 @@ func (h *hub) deliverLocked(r *room, s *sub, d delivery) bool {
 func (h *hub) fanout(ds []delivery) (delivered, duplicates int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	defer h.wakeTouched()
 	for _, d := range ds {
 		if int(d.partition) < len(h.next) && d.offset >= h.next[d.partition] {
 			h.next[d.partition] = d.offset + 1
@@ -272,6 +283,17 @@ func (h *hub) fanout(ds []delivery) (delivered, duplicates int) {
 		}
 	}
 	return delivered, duplicates
+}
+
+// wakeTouched wakes the writer of every connection the current batch
+// queued to, and starts a new batch.
+func (h *hub) wakeTouched() {
+	for _, c := range h.touched {
+		c.signal()
+	}
+	clear(h.touched)
+	h.touched = h.touched[:0]
+	h.batch++
 }
 
 func (h *hub) isDupLocked(roomName, id string, off int64) bool {
