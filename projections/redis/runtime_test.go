@@ -33,6 +33,7 @@ const topic = "chat.events"
 // the broker's address.
 func produceLog(t testing.TB, evs []events.Event) string {
 	t.Helper()
+	testsvc.Integration(t)
 	b := kafkatest.Broker(t, "")
 	kafkatest.Topic(t, b.Addr(), topic, 6)
 	codec := kafkatest.Codec(t)
