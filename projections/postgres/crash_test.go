@@ -72,6 +72,7 @@ func startHelper(t *testing.T, url, brokers, group string) *exec.Cmd {
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the test process
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
