@@ -200,10 +200,10 @@ type client struct {
 	wmu      sync.Mutex // guards writes to ws
 	readOnce sync.Once
 
-	mu     sync.Mutex // guards frames, closed, cursor
+	mu     sync.Mutex // guards frames, closed, used
 	frames []frame
-	closed error // the read error that ended the client
-	cursor int   // next frame expect looks at
+	closed error        // the read error that ended the client
+	used   map[int]bool // frames an expect returned
 	notify chan struct{}
 	done   chan struct{}
 }
@@ -219,7 +219,7 @@ func (g *gw) dialWith(t testing.TB, user string, d *websocket.Dialer, read bool)
 	if err != nil {
 		t.Fatalf("dial as %s: %v (%v)", user, err, resp)
 	}
-	c := &client{t: t, ws: ws, user: user, notify: make(chan struct{}, 1), done: make(chan struct{})}
+	c := &client{t: t, ws: ws, user: user, notify: make(chan struct{}, 1), done: make(chan struct{}), used: map[int]bool{}}
 	t.Cleanup(func() {
 		_ = ws.Close()
 		c.startReading() // a no-op if reading; ends at once on the closed socket
@@ -323,17 +323,18 @@ func tail(fs []frame) string {
 	return b.String()
 }
 
-// expect returns the next frame (after the previous expect's) matching
-// pred.
+// expect returns the first frame matching pred that no earlier expect
+// returned.
 func (c *client) expect(what string, pred func(f frame) bool) frame {
 	c.t.Helper()
 	var got frame
 	c.await(what, func(fs []frame) bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		for i := c.cursor; i < len(fs); i++ {
-			if pred(fs[i]) {
-				got, c.cursor = fs[i], i+1
+		for i := range fs {
+			if !c.used[i] && pred(fs[i]) {
+				got = fs[i]
+				c.used[i] = true
 				return true
 			}
 		}

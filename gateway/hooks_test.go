@@ -24,7 +24,9 @@ func TestShutdown(t *testing.T) {
 	alice := g.dial(t, "alice")
 	alice.join("r")
 	ack := alice.say("r", "c1", "last words")
-	alice.expect("own message", func(f frame) bool { return f.Type == "message" && f.MessageID == ack.MessageID })
+	if m := alice.messages("r", 1)[0]; m.MessageID != ack.MessageID {
+		t.Fatalf("message %s, ack %s", m.raw, ack.raw)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
