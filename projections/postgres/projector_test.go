@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -22,6 +21,7 @@ import (
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
+	"github.com/rtstack/rtstack/internal/testsvc"
 	"github.com/rtstack/rtstack/projections"
 	"github.com/rtstack/rtstack/projections/postgres"
 	"github.com/rtstack/rtstack/schemas"
@@ -331,91 +331,13 @@ func TestSchemaChangeMessageSentV2(t *testing.T) {
 	}
 }
 
-// tcpProxy forwards to target until cut; restore listens again on the same
-// address.
-type tcpProxy struct {
-	target, addr string
-	mu           sync.Mutex // guards ln, conns
-	ln           net.Listener
-	conns        map[net.Conn]struct{}
-	wg           sync.WaitGroup
-}
-
-func startProxy(t *testing.T, target string) *tcpProxy {
-	t.Helper()
-	px := &tcpProxy{target: target, conns: map[net.Conn]struct{}{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	px.addr = ln.Addr().String()
-	px.serve(ln)
-	t.Cleanup(func() { px.cut(); px.wg.Wait() })
-	return px
-}
-
-func (px *tcpProxy) serve(ln net.Listener) {
-	px.mu.Lock()
-	px.ln = ln
-	px.mu.Unlock()
-	px.wg.Add(1)
-	go func() {
-		defer px.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", px.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			px.mu.Lock()
-			px.conns[c], px.conns[u] = struct{}{}, struct{}{}
-			px.mu.Unlock()
-			for _, pair := range [][2]net.Conn{{c, u}, {u, c}} {
-				px.wg.Add(1)
-				go func() {
-					defer px.wg.Done()
-					_, _ = io.Copy(pair[0], pair[1])
-					pair[0].Close()
-					pair[1].Close()
-				}()
-			}
-		}
-	}()
-}
-
-func (px *tcpProxy) cut() {
-	px.mu.Lock()
-	defer px.mu.Unlock()
-	if px.ln != nil {
-		px.ln.Close()
-		px.ln = nil
-	}
-	for c := range px.conns {
-		c.Close()
-		delete(px.conns, c)
-	}
-}
-
-func (px *tcpProxy) restore(t *testing.T) {
-	t.Helper()
-	ln, err := net.Listen("tcp", px.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	px.serve(ln)
-}
-
 func TestDatabaseGoesAwayAndComesBack(t *testing.T) {
 	e := logBroker(t, 3)
 	direct, url := open(t)
-	px := startProxy(t, "127.0.0.1:5432")
+	px := testsvc.Proxy(t, "127.0.0.1:5432")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	viaProxy, err := postgres.Open(ctx, postgres.Config{URL: strings.Replace(url, "127.0.0.1:5432", px.addr, 1)})
+	viaProxy, err := postgres.Open(ctx, postgres.Config{URL: strings.Replace(url, "127.0.0.1:5432", px.Addr(), 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,7 +356,7 @@ func TestDatabaseGoesAwayAndComesBack(t *testing.T) {
 	produce(t, e.cl, e.codec, topic, batch(1000))
 	waitFor(t, 30*time.Second, "caught up before the cut", func() bool { return caughtUp(ctx, direct, e.ends(t)) })
 
-	px.cut()
+	px.Cut()
 	produce(t, e.cl, e.codec, topic, batch(1000))
 	errorsSeen := func() bool {
 		mfs, _ := reg.Gather()
@@ -449,7 +371,7 @@ func TestDatabaseGoesAwayAndComesBack(t *testing.T) {
 	if caughtUp(ctx, direct, e.ends(t)) {
 		t.Fatal("caught up while the database was unreachable")
 	}
-	px.restore(t)
+	px.Restore()
 	waitFor(t, 60*time.Second, "caught up after the database came back", func() bool { return caughtUp(ctx, direct, e.ends(t)) })
 	if got := messageCount(t, direct); got != g.uniqueSends() {
 		t.Errorf("%d message rows, want %d", got, g.uniqueSends())

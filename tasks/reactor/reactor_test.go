@@ -298,7 +298,7 @@ func TestReactorMentions(t *testing.T) {
 func TestReactorSurvivesRabbitOutage(t *testing.T) {
 	e := setup(t)
 	e.worker(nil)
-	proxy := taskstest.NewProxy(t, "127.0.0.1:5672")
+	proxy := testsvc.Proxy(t, "127.0.0.1:5672")
 	viaProxy := strings.Replace(e.rc.URL, "127.0.0.1:5672", proxy.Addr(), 1)
 	reg := prometheus.NewRegistry()
 	e.register("r1", "w1")
@@ -315,7 +315,7 @@ func TestReactorSurvivesRabbitOutage(t *testing.T) {
 			taskstest.Eventually(t, 30*time.Second, "reactor noticing the outage", func() bool {
 				return sum(t, reg, "rtstack_reactor_publish_failures_total") >= 1
 			})
-			proxy.Restore(t)
+			proxy.Restore()
 		}
 		e.send(fmt.Sprint("r", 1+i%2), fmt.Sprint("m", i))
 	}

@@ -443,7 +443,7 @@ func TestWorkerSurvivesRabbitOutage(t *testing.T) {
 	rc := taskstest.Rabbit(t, fast...)
 	db := pool(t, testsvc.Postgres(t))
 	target := taskstest.NewTarget(t, nil)
-	proxy := taskstest.NewProxy(t, "127.0.0.1:5672")
+	proxy := testsvc.Proxy(t, "127.0.0.1:5672")
 	start(t, worker.Config{
 		RabbitURL: strings.Replace(rc.URL, "127.0.0.1:5672", proxy.Addr(), 1),
 		Prefix:    rc.Prefix, RetryDelays: rc.RetryDelays, Pool: db, AllowPrivate: true,
@@ -460,7 +460,7 @@ func TestWorkerSurvivesRabbitOutage(t *testing.T) {
 	taskstest.Eventually(t, 20*time.Second, "first tasks delivered", func() bool { return target.Distinct() == 10 })
 	proxy.Cut()
 	publish(t, rc, batch(10, 30)...)
-	proxy.Restore(t)
+	proxy.Restore()
 	publish(t, rc, batch(30, total)...)
 	taskstest.Eventually(t, 30*time.Second, "every task delivered", func() bool { return target.Distinct() == total })
 	// The record follows the POST: wait for it rather than race it.

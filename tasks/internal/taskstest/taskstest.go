@@ -1,14 +1,13 @@
 // Package taskstest holds the helpers of the tasks tests: a RabbitMQ
-// topology under a unique prefix that is deleted afterwards, a TCP proxy
-// that can be cut and restored, and a webhook target that records what it
-// receives.
+// topology under a unique prefix that is deleted afterwards, and a webhook
+// target that records what it receives. The cuttable TCP proxy is
+// testsvc.Proxy.
 package taskstest
 
 import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -141,102 +140,4 @@ func (tg *Target) Distinct() int {
 	tg.mu.Lock()
 	defer tg.mu.Unlock()
 	return len(tg.per)
-}
-
-// Proxy forwards TCP connections from a loopback port to an address until
-// it is cut. Cut closes the listener and every open connection (the
-// service "goes away"); Restore listens again on the same port.
-type Proxy struct {
-	target string
-	addr   string
-	mu     sync.Mutex // guards ln, conns, wg's Add
-	ln     net.Listener
-	conns  map[net.Conn]struct{}
-	wg     sync.WaitGroup
-}
-
-// NewProxy starts a proxy to target, stopped when t ends.
-func NewProxy(t testing.TB, target string) *Proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &Proxy{target: target, addr: ln.Addr().String(), conns: map[net.Conn]struct{}{}}
-	p.serve(ln)
-	t.Cleanup(func() { p.Cut(); p.wg.Wait() })
-	return p
-}
-
-// Addr is where clients connect.
-func (p *Proxy) Addr() string { return p.addr }
-
-func (p *Proxy) serve(ln net.Listener) {
-	p.ln = ln
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.DialTimeout("tcp", p.target, 5*time.Second)
-			if err != nil {
-				_ = c.Close()
-				continue
-			}
-			p.mu.Lock()
-			if p.ln != ln { // cut meanwhile
-				p.mu.Unlock()
-				_ = c.Close()
-				_ = up.Close()
-				continue
-			}
-			p.conns[c], p.conns[up] = struct{}{}, struct{}{}
-			p.wg.Add(2)
-			p.mu.Unlock()
-			pipe := func(dst, src net.Conn) {
-				defer p.wg.Done()
-				_, _ = io.Copy(dst, src)
-				_ = dst.Close()
-				_ = src.Close()
-			}
-			go pipe(up, c)
-			go pipe(c, up)
-		}
-	}()
-}
-
-// Cut closes the listener and all connections through the proxy.
-func (p *Proxy) Cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		_ = p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		_ = c.Close()
-		delete(p.conns, c)
-	}
-}
-
-// Restore listens on the proxy's address again.
-func (p *Proxy) Restore(t testing.TB) {
-	t.Helper()
-	var ln net.Listener
-	var err error
-	for range 50 { // the port may linger briefly after Cut
-		if ln, err = net.Listen("tcp", p.addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("restore proxy on %s: %v", p.addr, err)
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.serve(ln)
 }
