@@ -148,7 +148,7 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 	}
 	mux.Handle("/", web.Handler())
 
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 	}

@@ -42,8 +42,9 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		kfake.NumBrokers(1),
 		kfake.DataDir(filepath.Join(cfg.DataDir, "kafka")),
 		// kfake asks for 127.0.0.1:port; listen where we were told instead.
+		// Listening does not block, and kfake's hook has no context to pass on.
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
-			return net.Listen(network, addr)
+			return (&net.ListenConfig{}).Listen(context.Background(), network, addr)
 		}),
 	}
 	if cfg.Logger != nil {

@@ -20,7 +20,7 @@ import (
 const (
 	PostgresURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 	RedisAddr   = "127.0.0.1:6379"
-	RabbitURL   = "amqp://guest:guest@127.0.0.1:5672/"
+	RabbitURL   = "amqp://guest:guest@127.0.0.1:5672/" //nolint:gosec // G101: RabbitMQ's local default account of the test machine
 )
 
 var howToStart = map[string]string{
@@ -40,7 +40,9 @@ func Integration(t testing.TB) {
 
 func reachable(t testing.TB, name, addr string) {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 	if err != nil {
 		t.Fatalf("%s is not reachable at %s (%v); start it with: %s", name, addr, err, howToStart[name])
 	}
