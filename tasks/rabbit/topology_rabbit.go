@@ -16,7 +16,7 @@ import (
 const DefaultPrefix = "rtstack."
 
 // DefaultURL is RABBIT_URL's default.
-const DefaultURL = "amqp://guest:guest@127.0.0.1:5672/"
+const DefaultURL = "amqp://guest:guest@127.0.0.1:5672/" //nolint:gosec // G101: RabbitMQ's documented local default, the contract's RABBIT_URL default
 
 // Config says where RabbitMQ is and how the topology is named.
 type Config struct {

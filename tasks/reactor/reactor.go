@@ -294,7 +294,7 @@ func (r *Reactor) publish(ctx context.Context, batch []tasks.Task) error {
 			_ = r.pub.Close()
 			r.pub = nil
 		}
-		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
+		t := time.NewTimer(wait/2 + rand.N(wait/2+1)) //nolint:gosec // G404: retry jitter, not a secret
 		select {
 		case <-ctx.Done():
 			t.Stop()

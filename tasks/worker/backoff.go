@@ -15,7 +15,7 @@ func (b *backoff) reset() { b.next = 100 * time.Millisecond }
 
 // wait sleeps the next delay; false when ctx ended first.
 func (b *backoff) wait(ctx context.Context) bool {
-	d := b.next/2 + rand.N(b.next/2+1)
+	d := b.next/2 + rand.N(b.next/2+1) //nolint:gosec // G404: reconnect jitter, not a secret
 	b.next = min(b.next*2, 5*time.Second)
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -81,7 +81,7 @@ func rawRoundTrip(b *testing.B, url, queue string, n int) time.Duration {
 	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
 		b.Fatal(err)
 	}
-	defer ch.QueueDelete(queue, false, false, false) //nolint:errcheck // best-effort cleanup of the benchmark queue
+	defer ch.QueueDelete(queue, false, false, false)
 	if err := ch.Confirm(false); err != nil {
 		b.Fatal(err)
 	}
