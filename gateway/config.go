@@ -118,6 +118,9 @@ type Config struct {
 	BoardInterval time.Duration
 	// Presence is told about joins and leaves; nil disables presence.
 	Presence Presence
+	// TopicCheckInterval is how often the tail checks the topic's id, to
+	// notice a log that was deleted and created again. Default 5s.
+	TopicCheckInterval time.Duration
 	// DedupeWindow is how many message ids per room are remembered to drop a
 	// MessageSent seen again (a resend that raced). Default 1024.
 	DedupeWindow int
@@ -199,6 +202,7 @@ func (c *Config) setDefaults() {
 	def(&c.LeaderboardSize, 10)
 	defDur(&c.BoardInterval, time.Second)
 	def(&c.DedupeWindow, 1024)
+	defDur(&c.TopicCheckInterval, 5*time.Second)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

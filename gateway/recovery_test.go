@@ -1,11 +1,16 @@
 package gateway_test
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/rtstack/rtstack/gateway"
+	"github.com/rtstack/rtstack/infra/kafka"
 )
 
 // Test 4: a client that reconnects with since gets exactly what it missed
@@ -103,4 +108,49 @@ func TestRecoveryResync(t *testing.T) {
 			t.Fatalf("recovered %v, want the 3 records after %d", raws(ms), last.Offset-3)
 		}
 	})
+}
+
+// A log deleted and created again is noticed: every joined room gets
+// resync, and the new log is served from then on.
+func TestLogRecreated(t *testing.T) {
+	st := newStack(t, stackOpts{partitions: 3})
+	g := st.gateway(t, func(c *gateway.Config) { c.TopicCheckInterval = 50 * time.Millisecond })
+	alice := g.dial(t, "alice")
+	alice.join("r")
+	old := alice.say("r", "c1", "in the old log")
+
+	adm := kadm.NewClient(st.cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := adm.DeleteTopic(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(waitFor)
+	for {
+		if _, err := kafka.EnsureTopic(ctx, st.cl, topic, 3); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("recreate topic: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	f := alice.expectType("resync")
+	if f.Room != "r" || f.Reason != gateway.ReasonLogRecreated {
+		t.Fatalf("got %s, want resync of r, log_recreated", f.raw)
+	}
+	// The producer is not the gateway's: kgo keeps the old topic id until
+	// the topic is purged from the client.
+	st.cl.PurgeTopicsFromClient(topic)
+	// Not a member any more; joining again works on the new log.
+	alice.send(map[string]any{"type": "send", "room": "r", "text": "x", "client_id": "q"})
+	alice.expectError(gateway.CodeNotMember)
+	alice.join("r")
+	ack := alice.say("r", "c2", "in the new log")
+	alice.expect("message in the new log", func(f frame) bool { return f.Type == "message" && f.MessageID == ack.MessageID })
+	// A since from the old log is refused when its topic id is given.
+	bob := g.dial(t, "bob")
+	bob.send(map[string]any{"type": "join", "room": "r", "since": map[string]any{"partition": old.Partition, "offset": old.Offset, "topic_id": "the-old-one"}})
+	if f := bob.expectType("resync"); f.Reason != gateway.ReasonLogRecreated {
+		t.Fatalf("since with an old topic id: %s", f.raw)
+	}
 }

@@ -12,10 +12,6 @@ import (
 	"github.com/rtstack/rtstack/infra/kafka"
 )
 
-// topicCheckInterval is how often the tail checks that the topic it reads
-// is still the same log (not deleted and created again).
-const topicCheckInterval = 5 * time.Second
-
 // pollRecords bounds one fanout batch: the hub lock is held for a batch,
 // and a batch lands in each subscriber's queue at once, so it stays well
 // under Config.SendQueue (a quarter of it, 16 to 256 records).
@@ -157,7 +153,7 @@ func (s *Server) tail(ctx context.Context, admin *kgo.Client, info kafka.TopicIn
 			}
 			clear(batch)
 		}
-		if time.Since(lastCheck) >= topicCheckInterval {
+		if time.Since(lastCheck) >= s.cfg.TopicCheckInterval {
 			lastCheck = time.Now()
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			now, err := kafka.DescribeTopic(cctx, admin, info.Name)
