@@ -12,13 +12,7 @@ func devCommand() *ffcli.Command {
 	return command("dev", "dev", "everything in one process: embedded broker, gateway, projectors, reactor, workers", &cfg, nil,
 		func(ctx context.Context, _ []string) error {
 			cfg.dev = true
-			if err := cfg.validate(true); err != nil {
-				return err
-			}
-			if err := checkServices(ctx, services(&cfg, "postgres", "redis", "rabbitmq")); err != nil {
-				return err
-			}
-			p, err := newParts(ctx, &cfg)
+			p, err := openParts(ctx, &cfg, true, "postgres", "redis", "rabbitmq")
 			if err != nil {
 				return err
 			}

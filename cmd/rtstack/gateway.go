@@ -29,13 +29,7 @@ func gatewayCommand() *ffcli.Command {
 	var cfg config
 	return command("gateway", "gateway", "run the WebSocket gateway and HTTP API alone", &cfg, nil,
 		func(ctx context.Context, _ []string) error {
-			if err := cfg.validate(true); err != nil {
-				return err
-			}
-			if err := checkServices(ctx, services(&cfg, "postgres", "redis")); err != nil {
-				return err
-			}
-			p, err := newParts(ctx, &cfg)
+			p, err := openParts(ctx, &cfg, true, "postgres", "redis")
 			if err != nil {
 				return err
 			}

@@ -33,6 +33,20 @@ type parts struct {
 	rp  *redisproj.Projection
 }
 
+// openParts is the start of every subcommand that builds parts: it
+// validates cfg (needSecret as for validate), checks that the services named
+// in need ("postgres", "redis", "rabbitmq") are reachable, and builds the
+// parts. The caller closes them.
+func openParts(ctx context.Context, cfg *config, needSecret bool, need ...string) (*parts, error) {
+	if err := cfg.validate(needSecret); err != nil {
+		return nil, err
+	}
+	if err := checkServices(ctx, services(cfg, need...)); err != nil {
+		return nil, err
+	}
+	return newParts(ctx, cfg)
+}
+
 func newParts(ctx context.Context, cfg *config) (*parts, error) {
 	codec, err := newCodec(ctx, cfg)
 	if err != nil {

@@ -17,13 +17,7 @@ func projectCommand() *ffcli.Command {
 			if err != nil {
 				return err
 			}
-			if err := cfg.validate(false); err != nil {
-				return err
-			}
-			if err := checkServices(ctx, services(&cfg, targets...)); err != nil {
-				return err
-			}
-			p, err := newParts(ctx, &cfg)
+			p, err := openParts(ctx, &cfg, false, targets...)
 			if err != nil {
 				return err
 			}

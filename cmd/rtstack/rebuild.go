@@ -26,13 +26,7 @@ func rebuildCommand() *ffcli.Command {
 			if err != nil {
 				return fmt.Errorf("rebuild: %w", err)
 			}
-			if err := cfg.validate(false); err != nil {
-				return err
-			}
-			if err := checkServices(ctx, services(&cfg, targets...)); err != nil {
-				return err
-			}
-			p, err := newParts(ctx, &cfg)
+			p, err := openParts(ctx, &cfg, false, targets...)
 			if err != nil {
 				return err
 			}
@@ -127,10 +121,7 @@ func digestCommand() *ffcli.Command {
 			if len(args) != 1 || args[0] == "all" {
 				return errors.New("digest: want postgres or redis")
 			}
-			if err := checkServices(ctx, services(&cfg, args[0])); err != nil {
-				return err
-			}
-			p, err := newParts(ctx, &cfg)
+			p, err := openParts(ctx, &cfg, false, args[0])
 			if err != nil {
 				return err
 			}

@@ -19,13 +19,7 @@ func reactCommand() *ffcli.Command {
 	var cfg config
 	return command("react", "react", "run the reactor alone: log → side-effect tasks in RabbitMQ", &cfg, nil,
 		func(ctx context.Context, _ []string) error {
-			if err := cfg.validate(false); err != nil {
-				return err
-			}
-			if err := checkServices(ctx, services(&cfg, "rabbitmq")); err != nil {
-				return err
-			}
-			p, err := newParts(ctx, &cfg)
+			p, err := openParts(ctx, &cfg, false, "rabbitmq")
 			if err != nil {
 				return err
 			}
@@ -61,13 +55,7 @@ func workCommand() *ffcli.Command {
 	var cfg config
 	return command("work", "work", "run the task workers alone (webhooks, notifications)", &cfg, nil,
 		func(ctx context.Context, _ []string) error {
-			if err := cfg.validate(false); err != nil {
-				return err
-			}
-			if err := checkServices(ctx, services(&cfg, "rabbitmq", "postgres", "redis")); err != nil {
-				return err
-			}
-			p, err := newParts(ctx, &cfg)
+			p, err := openParts(ctx, &cfg, false, "rabbitmq", "postgres", "redis")
 			if err != nil {
 				return err
 			}
