@@ -14,6 +14,7 @@ type metrics struct {
 	applied    *prometheus.CounterVec   // projection
 	parked     *prometheus.CounterVec   // projection
 	errors     *prometheus.CounterVec   // projection
+	resets     *prometheus.CounterVec   // projection
 	lag        *prometheus.GaugeVec     // projection, partition
 	age        *prometheus.GaugeVec     // projection, partition
 	latency    *prometheus.HistogramVec // projection
@@ -33,6 +34,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtstack_projection_apply_errors_total",
 			Help: "Failed Apply calls (each is retried with backoff).",
+		}, []string{"projection"}),
+		resets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtstack_projection_store_resets_total",
+			Help: "Apply calls that found the store had lost its state (ErrStoreReset): the partition re-seeks to the store's checkpoint.",
 		}, []string{"projection"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rtstack_projection_lag_records",
@@ -66,6 +71,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.errors, err = register(reg, m.errors)
 	}
 	if err == nil {
+		m.resets, err = register(reg, m.resets)
+	}
+	if err == nil {
 		m.lag, err = register(reg, m.lag)
 	}
 	if err == nil {
@@ -96,9 +104,9 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 // partitionMetrics are the collectors of one projection and partition,
 // resolved once.
 type partitionMetrics struct {
-	applied, parked, errors prometheus.Counter
-	age                     prometheus.Gauge
-	latency, batch          prometheus.Observer
+	applied, parked, errors, resets prometheus.Counter
+	age                             prometheus.Gauge
+	latency, batch                  prometheus.Observer
 }
 
 func (m *metrics) forPartition(name string, p int32) partitionMetrics {
@@ -107,6 +115,7 @@ func (m *metrics) forPartition(name string, p int32) partitionMetrics {
 		applied: m.applied.WithLabelValues(name),
 		parked:  m.parked.WithLabelValues(name),
 		errors:  m.errors.WithLabelValues(name),
+		resets:  m.resets.WithLabelValues(name),
 		age:     m.age.WithLabelValues(name, ps),
 		latency: m.latency.WithLabelValues(name),
 		batch:   m.batchSizes.WithLabelValues(name),

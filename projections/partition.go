@@ -59,7 +59,8 @@ type partition struct {
 
 // process applies recs (ascending offsets) in chunks of maxBatch. Records
 // below next are skipped. It returns nil once everything is applied, or
-// errStopped / the context's error.
+// errStopped / the context's error / an error wrapping ErrStoreReset (the
+// rest of recs is not applied).
 func (p *partition) process(ctx context.Context, recs []*kgo.Record, stop <-chan struct{}) (last *kgo.Record, err error) {
 	for len(recs) > 0 {
 		n := min(len(recs), p.maxBatch)
@@ -104,6 +105,12 @@ func (p *partition) processChunk(ctx context.Context, recs []*kgo.Record, stop <
 		if err == nil {
 			p.m.latency.Observe(time.Since(start).Seconds())
 			break
+		}
+		if errors.Is(err, ErrStoreReset) {
+			// Retrying the batch would apply it on top of lost state: the
+			// owner reloads the checkpoint and seeks (a rebuild fails).
+			p.m.resets.Inc()
+			return nil, fmt.Errorf("apply partition %d at offset %d: %w", p.id, recs[0].Offset, err)
 		}
 		p.m.errors.Inc()
 		if ctx.Err() != nil {

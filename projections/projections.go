@@ -2,9 +2,19 @@ package projections
 
 import (
 	"context"
+	"errors"
 
 	"github.com/rtstack/rtstack/events"
 )
+
+// ErrStoreReset: the store lost its state (a Redis without persistence
+// restarted, say) and re-created it empty, so the position the runtime
+// holds for a partition means nothing any more. Apply returns an error
+// wrapping it instead of applying; the live runtime then reloads
+// Checkpoints and seeks that partition there (usually offset zero: the log
+// is replayed), counting it in rtstack_projection_store_resets_total. A
+// rebuild that meets it fails (its version is gone); run it again.
+var ErrStoreReset = errors.New("the store lost its state: reload checkpoints and seek again")
 
 // Store is a projection's target. The runtime feeds it the log one
 // partition at a time, in order.
@@ -18,7 +28,9 @@ type Store interface {
 	// empty) and sets that partition's checkpoint to next, atomically: after
 	// a crash either all of it is visible or none. Records whose offset is
 	// below the stored checkpoint must be ignored, so a batch retried after
-	// an unknown outcome applies once.
+	// an unknown outcome applies once. An error wrapping ErrStoreReset means
+	// nothing was applied and the partition must restart from Checkpoints;
+	// any other error is retried with the same batch.
 	Apply(ctx context.Context, partition int32, recs []events.Record, next int64) error
 }
 

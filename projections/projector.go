@@ -108,17 +108,36 @@ type Projector struct {
 	// assigned.
 	client *kgo.Client
 
-	mu      sync.Mutex        // guards workers
-	workers map[int32]*worker // assigned partitions
+	mu      sync.Mutex         // guards workers, seeks, wake and each worker's fetchGen
+	workers map[int32]*worker  // assigned partitions
+	seeks   map[int32]seekReq  // re-seeks asked by workers, applied by the poll loop
+	wake    context.CancelFunc // ends the poll in progress (nil between polls)
 }
 
 // worker owns one assigned partition's goroutine.
 type worker struct {
 	part   *partition
-	ch     chan []*kgo.Record
+	ch     chan fetched
 	stop   chan struct{} // closed on revoke: finish the batch in hand, then exit
 	cancel context.CancelFunc
 	done   chan struct{}
+	// fetchGen tags what the poll loop hands over: the generation of the
+	// last re-seek it applied. The worker drops batches of an older
+	// generation (fetched before the seek).
+	fetchGen uint64
+}
+
+// fetched is one partition's records from one poll.
+type fetched struct {
+	gen  uint64
+	recs []*kgo.Record
+}
+
+// seekReq asks the poll loop to move a partition's fetch position.
+type seekReq struct {
+	w      *worker
+	gen    uint64
+	offset int64
 }
 
 // NewProjector checks cfg and registers the metrics. Nothing connects until
@@ -138,6 +157,7 @@ func NewProjector(cfg Config) (*Projector, error) {
 		m:       m,
 		log:     cfg.Logger.With("projection", cfg.Store.Name()),
 		workers: map[int32]*worker{},
+		seeks:   map[int32]seekReq{},
 	}, nil
 }
 
@@ -201,7 +221,18 @@ func (p *Projector) Run(ctx context.Context) error {
 
 	p.log.Info("projector started", "topic", topic, "group", p.cfg.Group)
 	for {
-		fs := cl.PollFetches(ctx)
+		if p.applySeeks(cl) {
+			continue // another seek was asked meanwhile
+		}
+		pollCtx, wake := context.WithCancel(ctx)
+		p.mu.Lock()
+		p.wake = wake
+		p.mu.Unlock()
+		fs := cl.PollFetches(pollCtx)
+		p.mu.Lock()
+		p.wake = nil
+		p.mu.Unlock()
+		wake()
 		if ctx.Err() != nil || fs.IsClientClosed() {
 			break
 		}
@@ -216,12 +247,16 @@ func (p *Projector) Run(ctx context.Context) error {
 			}
 			p.mu.Lock()
 			w := p.workers[ftp.Partition]
+			var gen uint64
+			if w != nil {
+				gen = w.fetchGen
+			}
 			p.mu.Unlock()
 			if w == nil {
 				return // revoked meanwhile: the next owner starts at the checkpoint
 			}
 			select {
-			case w.ch <- ftp.Records:
+			case w.ch <- fetched{gen: gen, recs: ftp.Records}:
 			case <-w.stop:
 			case <-ctx.Done():
 			}
@@ -274,7 +309,7 @@ func (p *Projector) assign(ctx context.Context, parts []int32) {
 		wctx, cancel := context.WithCancel(ctx)
 		w := &worker{
 			part:   p.newPartition(id),
-			ch:     make(chan []*kgo.Record, 2),
+			ch:     make(chan fetched, 2),
 			stop:   make(chan struct{}),
 			cancel: cancel,
 			done:   make(chan struct{}),
@@ -369,24 +404,31 @@ func (p *Projector) revokeAll() {
 }
 
 // runWorker applies what the poll loop hands over, merging what queued up
-// into one batch (large during replay, tiny when live).
+// into one batch (large during replay, tiny when live). When the store
+// lost its state it reloads the checkpoint and re-seeks (see reseek).
 func (p *Projector) runWorker(ctx context.Context, w *worker) {
 	defer close(w.done)
 	var buf []*kgo.Record
+	var gen uint64 // batches of an older generation were fetched before a re-seek
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.stop:
 			return
-		case recs := <-w.ch:
-			buf = append(buf[:0], recs...)
+		case f := <-w.ch:
+			if f.gen != gen {
+				continue
+			}
+			buf = append(buf[:0], f.recs...)
 		}
 	drain:
 		for len(buf) < p.cfg.MaxBatch {
 			select {
-			case more := <-w.ch:
-				buf = append(buf, more...)
+			case f := <-w.ch:
+				if f.gen == gen {
+					buf = append(buf, f.recs...)
+				}
 			default:
 				break drain
 			}
@@ -396,10 +438,72 @@ func (p *Projector) runWorker(ctx context.Context, w *worker) {
 			p.client.MarkCommitRecords(last)
 		}
 		clear(buf)
+		if errors.Is(err, ErrStoreReset) {
+			gen++
+			if !p.reseek(ctx, w, gen, err) {
+				return
+			}
+			continue
+		}
 		if err != nil {
 			return
 		}
 	}
+}
+
+// reseek restarts w's partition from the store's checkpoint after the
+// store lost its state: reload Checkpoints, set the partition's position,
+// and ask the poll loop to seek there. Batches already fetched carry an
+// older generation and are dropped by the worker. False if the partition
+// stopped meanwhile.
+func (p *Projector) reseek(ctx context.Context, w *worker, gen uint64, cause error) bool {
+	id := w.part.id
+	cps, err := checkpointsRetry(ctx, p.cfg.Store, p.log)
+	if err != nil {
+		return false
+	}
+	next := cps[id]
+	w.part.next.Store(next)
+	p.log.Warn("store lost its state; partition restarts from the store's checkpoint",
+		"partition", id, "offset", next, "err", cause)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.workers[id] != w {
+		return false // revoked: the next owner starts at the checkpoint
+	}
+	p.seeks[id] = seekReq{w: w, gen: gen, offset: next}
+	if p.wake != nil {
+		p.wake()
+	}
+	return true
+}
+
+// applySeeks runs in the poll loop, between polls (SetOffsets discards
+// what the client buffered for those partitions, so every later poll
+// returns records from the new position, tagged with the new generation).
+// It reports whether another seek is pending after that.
+func (p *Projector) applySeeks(cl *kgo.Client) bool {
+	p.mu.Lock()
+	if len(p.seeks) == 0 {
+		p.mu.Unlock()
+		return false
+	}
+	set := map[int32]kgo.EpochOffset{}
+	for id, req := range p.seeks {
+		delete(p.seeks, id)
+		if p.workers[id] != req.w {
+			continue
+		}
+		req.w.fetchGen = req.gen
+		set[id] = kgo.EpochOffset{Epoch: -1, Offset: req.offset}
+	}
+	p.mu.Unlock()
+	if len(set) > 0 {
+		cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{p.cfg.Topic: set})
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.seeks) > 0
 }
 
 func (p *Projector) park(ctx context.Context, r *kgo.Record, cause error) error {
