@@ -204,9 +204,11 @@ func (h *hub) firstSeen(roomName, id string) (int64, bool) {
 }
 
 // finishRecovery ends c's recovery of room: buffered live records after
-// last are delivered and the subscription goes live. ok is false when the
-// buffer overflowed (the subscription is removed: the client must resync).
-func (h *hub) finishRecovery(c *conn, roomName string, last int64) (ok bool) {
+// last are delivered and the subscription goes live; a buffered message
+// whose id the replay already delivered (seen) is dropped. ok is false when
+// the buffer overflowed (the subscription is removed: the client must
+// resync).
+func (h *hub) finishRecovery(c *conn, roomName string, last int64, seen map[string]struct{}) (ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	r := h.rooms[roomName]
@@ -222,6 +224,9 @@ func (h *hub) finishRecovery(c *conn, roomName string, last int64) (ok bool) {
 	s.recovering = false
 	defer h.wakeTouched()
 	for _, d := range s.buf {
+		if _, dup := seen[d.messageID]; dup && d.messageID != "" {
+			continue
+		}
 		h.deliverLocked(r, s, d)
 	}
 	s.buf = nil

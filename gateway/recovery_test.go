@@ -118,6 +118,7 @@ func TestLogRecreated(t *testing.T) {
 	alice := g.dial(t, "alice")
 	alice.join("r")
 	old := alice.say("r", "c1", "in the old log")
+	oldID := g.srv.TopicID()
 
 	adm := kadm.NewClient(st.cl)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -138,6 +139,9 @@ func TestLogRecreated(t *testing.T) {
 	if f.Room != "r" || f.Reason != gateway.ReasonLogRecreated {
 		t.Fatalf("got %s, want resync of r, log_recreated", f.raw)
 	}
+	if id := g.srv.TopicID(); oldID == "" || id == oldID {
+		t.Fatalf("TopicID %q after recreation, %q before", id, oldID)
+	}
 	// The producer is not the gateway's: kgo keeps the old topic id until
 	// the topic is purged from the client.
 	st.cl.PurgeTopicsFromClient(topic)
@@ -149,7 +153,7 @@ func TestLogRecreated(t *testing.T) {
 	alice.expect("message in the new log", func(f frame) bool { return f.Type == "message" && f.MessageID == ack.MessageID })
 	// A since from the old log is refused when its topic id is given.
 	bob := g.dial(t, "bob")
-	bob.send(map[string]any{"type": "join", "room": "r", "since": map[string]any{"partition": old.Partition, "offset": old.Offset, "topic_id": "the-old-one"}})
+	bob.send(map[string]any{"type": "join", "room": "r", "since": map[string]any{"partition": old.Partition, "offset": old.Offset, "topic_id": oldID}})
 	if f := bob.expectType("resync"); f.Reason != gateway.ReasonLogRecreated {
 		t.Fatalf("since with an old topic id: %s", f.raw)
 	}

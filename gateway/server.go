@@ -216,6 +216,16 @@ func waitCtx(ctx context.Context, wg *sync.WaitGroup) error {
 	}
 }
 
+// TopicID returns the id of the log the gateway tails ("" before Run has
+// found it). A client may pass it as since.topic_id so a join after the log
+// was recreated is answered with resync; the HTTP API can hand it out with
+// history.
+func (s *Server) TopicID() string {
+	s.hub.mu.Lock()
+	defer s.hub.mu.Unlock()
+	return s.hub.id
+}
+
 // BroadcastPresence sends {"type":"presence","room","users"} to the room's
 // local connections. The presence component calls it when the room's
 // online set changed.

@@ -245,13 +245,14 @@ func (s *Server) endOffsets(ctx context.Context) (map[int32]int64, error) {
 // c, then delivers what fanout buffered meanwhile and switches the
 // subscription to live: no gap, no duplicate.
 func (s *Server) recoverRoom(c *conn, room string, p int32, from, next int64) (reason string, err error) {
+	seen := map[string]struct{}{}
 	if from+1 < next {
-		reason, err = s.replay(c, room, p, from+1, next-1)
+		reason, err = s.replay(c, room, p, from+1, next-1, seen)
 		if err != nil || reason != "" {
 			return reason, err
 		}
 	}
-	if !s.hub.finishRecovery(c, room, next-1) {
+	if !s.hub.finishRecovery(c, room, next-1, seen) {
 		return ReasonOverflow, nil
 	}
 	return "", nil
@@ -260,8 +261,8 @@ func (s *Server) recoverRoom(c *conn, room string, p int32, from, next int64) (r
 var errConnClosed = errors.New("connection closed")
 
 // replay reads partition p from first to last (inclusive) and pushes the
-// room's records to c.
-func (s *Server) replay(c *conn, room string, p int32, first, last int64) (reason string, err error) {
+// room's records to c; seen collects the message ids delivered.
+func (s *Server) replay(c *conn, room string, p int32, first, last int64, seen map[string]struct{}) (reason string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RecoveryTimeout)
 	defer cancel()
 	select {
@@ -279,7 +280,6 @@ func (s *Server) replay(c *conn, room string, p int32, first, last int64) (reaso
 		return "", err
 	}
 	defer cl.Close()
-	seen := map[string]struct{}{}
 	pos := first - 1 // offset of the last record read
 	for pos < last {
 		fs := cl.PollRecords(ctx, 1024)
