@@ -40,6 +40,7 @@ func TestBadInput(t *testing.T) {
 		{"edit without message_id", true, `{"type":"edit","room":"room-1","text":"x","client_id":"k"}`, gateway.CodeInvalid, "k"},
 		{"react without emoji", true, `{"type":"react","room":"room-1","message_id":"m1"}`, gateway.CodeInvalid, ""},
 		{"join without room", false, `{"type":"join"}`, gateway.CodeBadRoom, ""},
+		{"since before the log", false, `{"type":"join","room":"room-9","since":{"partition":0,"offset":-7}}`, gateway.CodeInvalid, ""},
 		{"since without offset", false, `{"type":"join","room":"room-9","since":{"partition":0}}`, gateway.CodeInvalid, ""},
 		{"text over 4096 bytes", true, `{"type":"send","room":"room-1","client_id":"k","text":"` + long + `"}`, gateway.CodeTextTooLong, "k"},
 		{"invalid utf-8", true, "{\"type\":\"send\",\"room\":\"room-1\",\"text\":\"bad \xff\xfe\"}", gateway.CodeInvalidUTF8, ""},

@@ -42,6 +42,8 @@ var errorTable = []struct {
 	{commands.ErrAppend, CodeUnavailable},
 	{context.DeadlineExceeded, CodeUnavailable},
 	{errUnavailable, CodeUnavailable},
+	{errBadJSON, CodeBadJSON},
+	{errInvalidFrame, CodeInvalid},
 }
 
 // errUnavailable: a dependency (the log, Boards) cannot answer now.

@@ -209,12 +209,12 @@ func (s *Server) checkSince(room string, since sincePos) (from int64, reason str
 	p, next, id := s.hub.position(room)
 	o := *since.Offset
 	switch {
+	case o < -1 || *since.Partition < 0:
+		return 0, "", fmt.Errorf("%w: since %d:%d is not a position", errInvalidFrame, *since.Partition, o)
 	case since.TopicID != "" && since.TopicID != id:
 		return 0, ReasonLogRecreated, nil
 	case *since.Partition != p:
 		return 0, ReasonWrongPartition, nil
-	case o < -1:
-		return 0, "", fmt.Errorf("%w: since offset %d", errInvalidFrame, o)
 	case next-1-o > s.cfg.RecoveryWindow:
 		return 0, ReasonTooOld, nil
 	case o >= next:
