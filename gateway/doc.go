@@ -9,6 +9,21 @@
 // room subscriptions, the log tail and the recovery reads, and the mapping of
 // errors to client-facing codes (errors.go, the only such table).
 //
+// Wiring, in the composition root:
+//
+//	srv, err := gateway.New(gateway.Config{
+//		Brokers: brokers, Topic: topic, Codec: codec, Commands: handler,
+//		Keys: keys, Boards: boards, Presence: presence,
+//		Logger: logger, Registerer: registry,
+//	})
+//	mux.Handle("GET /ws", srv)               // ServeHTTP
+//	group.Go(func() error { return srv.Run(ctx) }) // the log tail and board refresh
+//	// shutting down, first of all: stop accepting, flush acks, 1001 to clients
+//	err = srv.Shutdown(shutdownCtx)
+//
+// The presence component calls srv.BroadcastPresence and srv.DeliverToUser;
+// the HTTP API may hand out srv.TopicID().
+//
 // It imports commands, events, schemas, infra/kafka, projections (read types
 // only) and gateway/auth. It must not import gateway/presence, gateway/api,
 // the projection adapters or anything under cmd/: those are wired to it
