@@ -231,7 +231,7 @@ func BenchmarkFanout(b *testing.B) {
 		mu    sync.Mutex
 		conns []*websocket.Conn
 		ready = make(chan struct{})
-		go_   = make(chan struct{})
+		begin = make(chan struct{})
 		srvWG sync.WaitGroup
 	)
 	up := websocket.Upgrader{}
@@ -247,7 +247,7 @@ func BenchmarkFanout(b *testing.B) {
 		}
 		mu.Unlock()
 		srvWG.Go(func() {
-			<-go_
+			<-begin
 			for range b.N {
 				if err := ws.WriteMessage(websocket.TextMessage, frame); err != nil {
 					return
@@ -259,7 +259,7 @@ func BenchmarkFanout(b *testing.B) {
 	base := dialCounting(b, "ws"+strings.TrimPrefix(hs.URL, "http"), fanoutClients, nil)
 	<-ready
 	start = time.Now()
-	close(go_)
+	close(begin)
 	base.wait(b, nil, int64(b.N))
 	baseElapsed := time.Since(start)
 	srvWG.Wait()

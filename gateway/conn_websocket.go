@@ -124,13 +124,6 @@ func (c *conn) closeLocked(code int, text string, flush bool) {
 	c.signal()
 }
 
-// isClosing reports whether the connection is ending.
-func (c *conn) isClosing() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closing
-}
-
 // writeLoop is the connection's writer. It returns after the close frame
 // (or a failed write) and always closes the socket, which ends the reader.
 func (c *conn) writeLoop() {

@@ -113,14 +113,8 @@ func (h *hub) start(topic, id string, next []int64) {
 	h.part = kgo.StickyKeyPartitioner(nil).ForTopic(topic)
 }
 
-// partitionOf returns the partition the producer puts room in: the same
-// partitioner on key = room.
-func (h *hub) partitionOf(room string) int32 {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.partitionLocked(room)
-}
-
+// partitionLocked returns the partition the producer puts room in: the
+// same partitioner on key = room, over the topic's partition count.
 func (h *hub) partitionLocked(room string) int32 {
 	return int32(h.part.Partition(&kgo.Record{Key: []byte(room)}, len(h.next)))
 }

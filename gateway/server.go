@@ -257,13 +257,13 @@ func (s *Server) DeliverToUser(user string, frame []byte) bool {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
-	any := false
+	delivered := false
 	for _, c := range conns {
 		if c.push(frame) {
-			any = true
+			delivered = true
 		}
 	}
-	return any
+	return delivered
 }
 
 func (s *Server) presenceJoin(room string, c *conn) {
