@@ -183,8 +183,9 @@ func TestAuthBeforeUpgrade(t *testing.T) {
 // others on the same gateway still get everything.
 func TestSlowClient(t *testing.T) {
 	st := newStack(t, stackOpts{})
-	g := st.gatewayOn(t, func(c *gateway.Config) { c.SendQueue, c.WriteWait = 256, time.Minute }, true)
-	slow := g.dialWith(t, "slow", smallBufferDialer(), false)
+	g := st.gatewayOn(t, func(c *gateway.Config) { c.SendQueue, c.WriteWait = 512, time.Minute }, true)
+	slow := g.dialWith(t, "slow", smallBufferDialer(), false) // first: the small buffers are its
+
 	slow.send(map[string]any{"type": "join", "room": "r"})
 	bob := g.dial(t, "bob")
 	bob.join("r")
@@ -193,7 +194,7 @@ func TestSlowClient(t *testing.T) {
 	g2 := st.gateway(t, nil)
 	senders := []*client{g2.dial(t, "s1"), g2.dial(t, "s2")}
 	text := strings.Repeat("z", 200)
-	const each = 400
+	const each = 700
 	var wg sync.WaitGroup
 	for i, c := range senders {
 		c.join("r")

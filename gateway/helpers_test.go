@@ -96,9 +96,10 @@ func (st *stack) gateway(t testing.TB, mutate func(*gateway.Config)) *gw {
 	return st.gatewayOn(t, mutate, false)
 }
 
-// gatewayOn starts a gateway; with smallBuffers its accepted sockets get a
-// tiny kernel send buffer, so a client that stops reading backs up into the
-// gateway's queue quickly instead of into megabytes of kernel memory.
+// gatewayOn starts a gateway; with smallBuffers the first socket it accepts
+// gets a tiny kernel send buffer, so a client that stops reading backs up
+// into the gateway's queue quickly instead of into megabytes of kernel
+// memory.
 func (st *stack) gatewayOn(t testing.TB, mutate func(*gateway.Config), smallBuffers bool) *gw {
 	t.Helper()
 	cfg := gateway.Config{
@@ -125,7 +126,7 @@ func (st *stack) gatewayOn(t testing.TB, mutate func(*gateway.Config), smallBuff
 	mux.Handle("GET /ws", srv)
 	hs := httptest.NewUnstartedServer(mux)
 	if smallBuffers {
-		hs.Listener = smallBufListener{hs.Listener}
+		hs.Listener = smallBufListener{hs.Listener, &sync.Once{}}
 	}
 	hs.Start()
 	t.Cleanup(func() {
@@ -460,12 +461,17 @@ func (o *memOutcomes) Put(_ context.Context, key string, pos events.Position) er
 	return nil
 }
 
-type smallBufListener struct{ net.Listener }
+// smallBufListener gives the first connection it accepts a tiny kernel
+// send buffer.
+type smallBufListener struct {
+	net.Listener
+	once *sync.Once
+}
 
 func (l smallBufListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err == nil {
-		_ = c.(*net.TCPConn).SetWriteBuffer(4096)
+		l.once.Do(func() { _ = c.(*net.TCPConn).SetWriteBuffer(4096) })
 	}
 	return c, err
 }
