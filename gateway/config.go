@@ -122,7 +122,8 @@ type Config struct {
 	// notice a log that was deleted and created again. Default 5s.
 	TopicCheckInterval time.Duration
 	// DedupeWindow is how many message ids per room are remembered to drop a
-	// MessageSent seen again (a resend that raced). Default 1024.
+	// MessageSent seen again (a resend that raced its first append, seconds
+	// later at most), for up to 2048 rooms. Default 256.
 	DedupeWindow int
 	// Logger receives the gateway's logs; nil discards them.
 	Logger *slog.Logger
@@ -201,7 +202,7 @@ func (c *Config) setDefaults() {
 	defDur(&c.WriteWait, 10*time.Second)
 	def(&c.LeaderboardSize, 10)
 	defDur(&c.BoardInterval, time.Second)
-	def(&c.DedupeWindow, 1024)
+	def(&c.DedupeWindow, 256)
 	defDur(&c.TopicCheckInterval, 5*time.Second)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -63,7 +63,7 @@ func (d *dedupe) seen(id string, off int64, n int) (dup bool) {
 }
 
 // maxDedupeRooms bounds how many rooms' message ids are remembered.
-const maxDedupeRooms = 10000
+const maxDedupeRooms = 2048
 
 // hub holds the rooms, the tail's position and the board subscriptions. The
 // tail is its only writer of positions; joins and leaves change rooms.
