@@ -40,7 +40,9 @@ type Config struct {
 	// SessionTimeout is the consumer group session timeout: how long a dead
 	// instance keeps its partitions. Default 45s (kgo's default).
 	SessionTimeout time.Duration
-	// LagInterval is how often lag and age gauges are refreshed. Default 5s.
+	// LagInterval is how often lag and age gauges are refreshed, and how
+	// long a partition stays idle before a LossDetector store is probed.
+	// Default 5s.
 	LagInterval time.Duration
 	// Logger receives the runtime's logs; nil discards them.
 	Logger *slog.Logger
@@ -410,12 +412,31 @@ func (p *Projector) runWorker(ctx context.Context, w *worker) {
 	defer close(w.done)
 	var buf []*kgo.Record
 	var gen uint64 // batches of an older generation were fetched before a re-seek
+	var idle <-chan time.Time
+	if detectsLoss(p.cfg.Store) {
+		t := time.NewTicker(p.cfg.LagInterval)
+		defer t.Stop()
+		idle = t.C
+	}
+	busy := false // applied something since the last idle tick
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.stop:
 			return
+		case <-idle:
+			if busy {
+				busy = false
+				continue
+			}
+			if err := w.part.probe(ctx); err != nil {
+				gen++
+				if !p.reseek(ctx, w, gen, err) {
+					return
+				}
+			}
+			continue
 		case f := <-w.ch:
 			if f.gen != gen {
 				continue
@@ -433,6 +454,7 @@ func (p *Projector) runWorker(ctx context.Context, w *worker) {
 				break drain
 			}
 		}
+		busy = true
 		last, err := w.part.process(ctx, buf, w.stop)
 		if last != nil {
 			p.client.MarkCommitRecords(last)

@@ -36,7 +36,7 @@ func (s *resettingStore) Apply(ctx context.Context, p int32, recs []events.Recor
 	s.mu.Lock()
 	if p == s.part && len(recs) > 0 {
 		if !s.lost && recs[len(recs)-1].Offset >= s.trigger {
-			s.keep = s.memStore.truncate(p, s.keep)
+			s.keep = s.truncate(p, s.keep)
 			s.lost = true
 			s.mu.Unlock()
 			s.onLoss()

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"slices"
@@ -20,11 +21,15 @@ import (
 // scores), each string length-prefixed. The checkpoints and the pointer are
 // left out, so a live projection and a rebuild of the same log digest
 // equally. Call it when no batch is being applied (a concurrent Apply may
-// be half-seen); if a Promote happens meanwhile it starts again.
+// be half-seen); if a Promote happens meanwhile it starts again. With no
+// active version (Redis lost its data and no Apply re-created it yet) it
+// is the digest of an empty projection.
 func (p *Projection) Digest(ctx context.Context) (string, error) {
 	for attempt := 0; ; attempt++ {
 		ver, err := p.ActiveVersion(ctx)
-		if err != nil {
+		if errors.Is(err, redis.Nil) {
+			ver = "v0" // never created (numbers start at 1): no keys
+		} else if err != nil {
 			return "", err
 		}
 		sum, err := p.digestVersion(ctx, ver)
@@ -32,7 +37,9 @@ func (p *Projection) Digest(ctx context.Context) (string, error) {
 			return "", err
 		}
 		again, err := p.ActiveVersion(ctx)
-		if err != nil {
+		if errors.Is(err, redis.Nil) {
+			again = "v0"
+		} else if err != nil {
 			return "", err
 		}
 		if again == ver {
@@ -98,7 +105,7 @@ func (p *Projection) digestVersion(ctx context.Context, version string) (string,
 				return "", fmt.Errorf("redis projection: digest: key %s has type %s", k, types[i].Val())
 			}
 		}
-		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 			return "", fmt.Errorf("redis projection: digest: %w", err)
 		}
 		for i, k := range chunk {

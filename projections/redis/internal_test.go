@@ -72,7 +72,7 @@ func TestChunkRefusesGap(t *testing.T) {
 	}
 	// The second chunk alone, as if the first had failed: required
 	// checkpoint 2, stored 0.
-	args := []any{prefix, "", "0", "4", "2", "0"}
+	args := []any{prefix, "", "0", "4", "2", "0", p.partitionEpoch(0), p.freshEpoch()}
 	args = appendOp(appendOp(args, ev(2, "cat")), ev(3, "dan"))
 	err = p.exec(ctx, [][]any{args})
 	if err == nil || !strings.Contains(err.Error(), "gap") {

@@ -2,6 +2,8 @@ package redisproj
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +11,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -81,11 +85,21 @@ type Projection struct {
 	cfg  Config
 	rdb  *redis.Client
 	span int64 // (window-1) minutes in ms: the buckets kept below the newest
+
+	// Epochs name incarnations of the data (see applyScript): a partition's
+	// position, as the runtime holds it, belongs to the epoch seen by Open
+	// or by the Apply that last answered a reset for it.
+	instance string       // random, makes fresh epochs unique
+	seq      atomic.Int64 // fresh epochs handed out
+	mu       sync.Mutex   // guards epoch and epochs
+	epoch    string       // seen by Open
+	epochs   map[int32]string
 }
 
 var (
-	_ projections.Versioned = (*Projection)(nil)
-	_ projections.Store     = (*versionStore)(nil)
+	_ projections.Versioned    = (*Projection)(nil)
+	_ projections.Store        = (*versionStore)(nil)
+	_ projections.LossDetector = (*Projection)(nil)
 )
 
 // Open loads the scripts, makes sure an active version exists (an empty one
@@ -95,13 +109,25 @@ func Open(ctx context.Context, cfg Config) (*Projection, error) {
 		return nil, err
 	}
 	cfg.defaults()
-	p := &Projection{cfg: cfg, rdb: cfg.Redis, span: int64(cfg.Window/time.Millisecond) - 60_000}
+	var rnd [8]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, fmt.Errorf("redis projection: %w", err)
+	}
+	p := &Projection{
+		cfg: cfg, rdb: cfg.Redis, span: int64(cfg.Window/time.Millisecond) - 60_000,
+		instance: hex.EncodeToString(rnd[:]), epochs: map[int32]string{},
+	}
 	if err := p.loadScripts(ctx); err != nil {
 		return nil, err
 	}
-	if _, err := p.run(ctx, initScript, cfg.Prefix).Text(); err != nil {
+	res, err := p.run(ctx, initScript, cfg.Prefix, p.freshEpoch()).StringSlice()
+	if err != nil {
 		return nil, fmt.Errorf("redis projection: init: %w", err)
 	}
+	if len(res) != 2 {
+		return nil, fmt.Errorf("redis projection: init: unexpected reply %q", res)
+	}
+	p.epoch = res[1]
 	dropping, err := p.rdb.SMembers(ctx, cfg.Prefix+"dropping").Result()
 	if err != nil {
 		return nil, fmt.Errorf("redis projection: list dropped versions: %w", err)
@@ -138,7 +164,12 @@ func (p *Projection) Checkpoints(ctx context.Context) (map[int32]int64, error) {
 	return p.checkpoints(ctx, "")
 }
 
-// Apply folds recs into the active version; see projections.Store.
+// Apply folds recs into the active version; see projections.Store. If
+// Redis lost the projection's data since this partition's position was
+// read (a restart without persistence), it applies nothing, re-creates an
+// empty active version if none exists (exactly once, whoever calls first),
+// and returns an error wrapping projections.ErrStoreReset: the runtime then
+// reloads Checkpoints (empty: the log is replayed from offset zero).
 func (p *Projection) Apply(ctx context.Context, partition int32, recs []events.Record, next int64) error {
 	return p.apply(ctx, "", partition, recs, next)
 }
@@ -171,6 +202,10 @@ func (p *Projection) apply(ctx context.Context, version string, partition int32,
 	}
 	part := strconv.FormatInt(int64(partition), 10)
 	span := strconv.FormatInt(p.span, 10)
+	var epoch, fresh string
+	if version == "" {
+		epoch, fresh = p.partitionEpoch(partition), p.freshEpoch()
+	}
 	var calls [][]any
 	req := int64(-1)
 	for start := 0; start == 0 || start < len(recs); start += p.cfg.ChunkSize {
@@ -179,9 +214,10 @@ func (p *Projection) apply(ctx context.Context, version string, partition int32,
 		if end < len(recs) {
 			cp = recs[end].Offset
 		}
-		args := make([]any, 6, 6+6*(end-start))
+		args := make([]any, 8, 8+6*(end-start))
 		args[0], args[1], args[2] = p.cfg.Prefix, version, part
 		args[3], args[4], args[5] = strconv.FormatInt(cp, 10), strconv.FormatInt(req, 10), span
+		args[6], args[7] = epoch, fresh
 		for _, r := range recs[start:end] {
 			if r.Partition != partition {
 				return fmt.Errorf("redis projection: record at %s in a batch of partition %d", r.Position, partition)
@@ -199,9 +235,55 @@ func (p *Projection) apply(ctx context.Context, version string, partition int32,
 		err = p.exec(ctx, calls)
 	}
 	if err != nil {
+		if reset := p.reset(partition, version, err); reset != nil {
+			return reset
+		}
 		return fmt.Errorf("redis projection: apply %d records of partition %d: %w", len(recs), partition, err)
 	}
 	return nil
+}
+
+// reset turns the apply script's answer that the data is gone into an
+// error wrapping projections.ErrStoreReset, and records the new epoch as
+// the partition's (the runtime reads the checkpoints next); nil for any
+// other error.
+func (p *Projection) reset(partition int32, version string, err error) error {
+	msg := err.Error()
+	if version != "" {
+		if strings.HasPrefix(msg, "RTSTACK version ") && strings.HasSuffix(msg, " does not exist") {
+			// A version being built vanished with the rest of the data.
+			return fmt.Errorf("redis projection: %s: %w", msg, projections.ErrStoreReset)
+		}
+		return nil
+	}
+	f := strings.Fields(msg)
+	if len(f) < 3 || f[0] != "RTSTACK" || (f[1] != "reset" && f[1] != "reset-created") {
+		return nil
+	}
+	p.mu.Lock()
+	p.epochs[partition] = f[2]
+	p.mu.Unlock()
+	if f[1] == "reset-created" && len(f) >= 4 {
+		p.cfg.Logger.Warn("redis projection: the active version was gone (Redis lost its data); created an empty one, the log is replayed from its start",
+			"version", f[3], "partition", partition)
+	}
+	return fmt.Errorf("redis projection: partition %d: the data was lost and re-created (%s): %w", partition, f[1], projections.ErrStoreReset)
+}
+
+// partitionEpoch returns the epoch the runtime's position of partition
+// belongs to.
+func (p *Projection) partitionEpoch(partition int32) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ep, ok := p.epochs[partition]; ok {
+		return ep
+	}
+	return p.epoch
+}
+
+// freshEpoch returns an epoch no one used before.
+func (p *Projection) freshEpoch() string {
+	return p.instance + "-" + strconv.FormatInt(p.seq.Add(1), 10)
 }
 
 func (p *Projection) exec(ctx context.Context, calls [][]any) error {
@@ -282,3 +364,8 @@ func IsRetryable(err error) bool {
 	}
 	return false
 }
+
+// DetectsLoss implements projections.LossDetector: Redis may lose the
+// projection's data (no persistence), and Apply notices it, so the runtime
+// probes idle partitions with empty batches.
+func (p *Projection) DetectsLoss() bool { return true }

@@ -16,8 +16,9 @@ import "github.com/redis/go-redis/v9"
 // ARGV: 1 prefix, 2 version ("" = the active one), 3 partition, 4 next
 // checkpoint, 5 required checkpoint (-1 = none: the chunk must not start past
 // a gap left by an earlier chunk that failed), 6 kept span in ms
-// ((window-1) minutes), then the records, each an op code followed by
-// fixed fields:
+// ((window-1) minutes), 7 the epoch the caller's position for this
+// partition belongs to, 8 a fresh epoch (used if the data must be
+// re-created), then the records, each an op code followed by fixed fields:
 //
 //	S off room user minute mid     message sent (minute = event minute, ms)
 //	A off room user mid member     reaction added (member = reaction set entry)
@@ -26,12 +27,34 @@ import "github.com/redis/go-redis/v9"
 //	L off room user                member left
 //
 // Returns the number of records folded (those at or above the checkpoint).
+//
+// On the active version it first checks the epoch, the id of this
+// incarnation of the projection's data: if the active pointer is gone (Redis
+// lost its data) it re-creates an empty active version under the fresh
+// epoch and answers "RTSTACK reset-created <epoch>"; if the epoch is not the
+// caller's it answers "RTSTACK reset <epoch>". Either way nothing is
+// applied: the caller's position belongs to data that no longer exists.
+// Being one script, exactly one caller re-creates the version.
 var applyScript = redis.NewScript(`
 local P = ARGV[1]
 local ver = ARGV[2]
 if ver == '' then
   ver = redis.call('GET', P .. 'active')
-  if not ver then return redis.error_reply('RTSTACK no active version') end
+  local ep = redis.call('GET', P .. 'epoch')
+  if not ver then
+    ver = 'v' .. redis.call('INCR', P .. 'seq')
+    redis.call('SADD', P .. 'versions', ver)
+    redis.call('SET', P .. 'active', ver)
+    redis.call('SET', P .. 'epoch', ARGV[8])
+    return redis.error_reply('RTSTACK reset-created ' .. ARGV[8] .. ' ' .. ver)
+  end
+  if not ep then
+    ep = ARGV[8]
+    redis.call('SET', P .. 'epoch', ep)
+  end
+  if ep ~= ARGV[7] then
+    return redis.error_reply('RTSTACK reset ' .. ep)
+  end
 elseif redis.call('SISMEMBER', P .. 'versions', ver) == 0 then
   return redis.error_reply('RTSTACK version ' .. ver .. ' does not exist')
 end
@@ -56,7 +79,7 @@ local function room(name)
 end
 local sent = V .. 'lb:sent'
 local board = V .. 'lb:rx'
-local i = 7
+local i = 9
 local n = #ARGV
 while i <= n do
   local op = ARGV[i]
@@ -129,16 +152,24 @@ if nxt > cp then redis.call('HSET', V .. 'cp', part, ARGV[4]) end
 return applied
 `)
 
-// initScript makes sure an active version exists. ARGV: 1 prefix. Returns
-// the active version.
+// initScript makes sure an active version and an epoch exist. ARGV: 1
+// prefix, 2 a fresh epoch (set whenever the active version is created, or
+// if the epoch is missing). Returns {active version, epoch}.
 var initScript = redis.NewScript(`
 local P = ARGV[1]
 local ver = redis.call('GET', P .. 'active')
-if ver then return ver end
-ver = 'v' .. redis.call('INCR', P .. 'seq')
-redis.call('SADD', P .. 'versions', ver)
-redis.call('SET', P .. 'active', ver)
-return ver
+local ep = redis.call('GET', P .. 'epoch')
+if not ver then
+  ver = 'v' .. redis.call('INCR', P .. 'seq')
+  redis.call('SADD', P .. 'versions', ver)
+  redis.call('SET', P .. 'active', ver)
+  ep = nil
+end
+if not ep then
+  ep = ARGV[2]
+  redis.call('SET', P .. 'epoch', ep)
+end
+return {ver, ep}
 `)
 
 // beginScript registers a new, empty version. ARGV: 1 prefix.
