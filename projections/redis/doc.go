@@ -12,6 +12,7 @@
 // With P the configured prefix (default "rtstack:"):
 //
 //	P active              string: name of the active version ("v<N>")
+//	P epoch               string: id of this incarnation of the data (see Data loss)
 //	P seq                 string: last version number handed out
 //	P versions            set: versions that exist (active and being built)
 //	P dropping            set: versions whose keys are being deleted
@@ -72,8 +73,25 @@
 //
 // The msgs hash keeps one field per distinct message (tens of bytes each):
 // exact dedupe and the reaction author need it, and it is rebuilt like
-// everything else. If Redis loses its data (no persistence) the active
-// pointer is gone and Apply fails loudly ("no active version") on every
-// retry; restarting the projector (Open, then the runtime reads the empty
-// checkpoints) replays the log from offset zero.
+// everything else. Redis must not evict keys (maxmemory-policy
+// noeviction): a partial loss is not detected.
+//
+// # Data loss
+//
+// A Redis without persistence that restarts loses every key, checkpoints
+// and active pointer included. The projection notices and replays, with no
+// restart: Open records the epoch (a random id set whenever the active
+// version is created), each partition's Apply passes the epoch its
+// position belongs to, and the apply script, before writing, re-creates an
+// empty active version under a fresh epoch if the pointer is gone (one
+// script, so exactly one of the racing partitions and processes creates
+// it) or finds the epoch is not the caller's. Either way nothing is applied
+// and Apply returns an error wrapping projections.ErrStoreReset; the
+// partition takes the new epoch, the runtime reloads Checkpoints (empty)
+// and replays that partition from offset zero. The projection is a
+// projections.LossDetector, so idle partitions are probed with empty
+// batches and replay too. Until the first Apply re-creates the version,
+// reads answer empty (zero counters, empty boards) and Digest is the empty
+// projection's. A version being built when the data vanished answers
+// ErrStoreReset as well, so the rebuild fails instead of retrying.
 package redisproj
