@@ -84,12 +84,22 @@ func (c *conn) handle(data []byte) bool {
 		return true
 	}
 	switch f.Type {
-	case "join":
-		c.join(&f)
-	case "leave":
-		c.leave(&f)
-	case "send", "edit", "delete", "react":
-		c.act(&f)
+	case "join", "leave", "send", "edit", "delete", "react":
+		// Shutdown waits for actions let through here until their answer
+		// is queued, so an ack is never lost to the going-away close.
+		if !c.s.beginCommand() {
+			c.sendError(CodeShuttingDown, "server shutting down, reconnect", f.ClientID)
+			return true
+		}
+		defer c.s.endCommand()
+		switch f.Type {
+		case "join":
+			c.join(&f)
+		case "leave":
+			c.leave(&f)
+		default:
+			c.act(&f)
+		}
 	case "subscribe":
 		c.subscribe(&f)
 	case "unsubscribe":
@@ -126,12 +136,10 @@ func (c *conn) ack(clientID string, res commands.Result) {
 }
 
 // command runs one client action against the log with the command timeout.
-// It refuses when the server is shutting down, and Shutdown waits for the
-// actions it let through.
+// The caller holds a beginCommand token, so adding to inflight here is
+// allowed even while Shutdown waits.
 func (c *conn) command(op string, fn func(ctx context.Context) (commands.Result, error)) (commands.Result, error) {
-	if !c.s.beginCommand() {
-		return commands.Result{}, errShuttingDown
-	}
+	c.s.inflight.Add(1)
 	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.CommandTimeout)
 	type result struct {
 		res commands.Result
@@ -169,16 +177,6 @@ func (c *conn) command(op string, fn func(ctx context.Context) (commands.Result,
 	}
 }
 
-var errShuttingDown = errors.New("gateway shutting down")
-
-func (c *conn) failOrShutdown(op string, err error, ref *string) {
-	if errors.Is(err, errShuttingDown) {
-		c.sendError(CodeShuttingDown, "server shutting down, reconnect", ref)
-		return
-	}
-	c.fail(op, err, ref)
-}
-
 // act handles send, edit, delete and react: the room must be valid and
 // joined by this connection.
 func (c *conn) act(f *clientFrame) {
@@ -204,7 +202,7 @@ func (c *conn) act(f *clientFrame) {
 		}
 	})
 	if err != nil {
-		c.failOrShutdown(f.Type, err, f.ClientID)
+		c.fail(f.Type, err, f.ClientID)
 		return
 	}
 	if f.Type == "send" || f.ClientID != nil {
@@ -254,7 +252,7 @@ func (c *conn) join(f *clientFrame) {
 	})
 	if err != nil {
 		c.s.hub.unsubscribe(c, f.Room)
-		c.failOrShutdown("join", err, f.ClientID)
+		c.fail("join", err, f.ClientID)
 		return
 	}
 	c.setMember(f.Room, true)
@@ -292,7 +290,7 @@ func (c *conn) leave(f *clientFrame) {
 		return c.s.cfg.Commands.LeaveRoom(ctx, commands.LeaveRoom{Room: f.Room, User: c.user})
 	})
 	if err != nil {
-		c.failOrShutdown("leave", err, f.ClientID)
+		c.fail("leave", err, f.ClientID)
 		return
 	}
 	c.setMember(f.Room, false)
