@@ -1,11 +1,12 @@
 package projections
 
 import (
-	"errors"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rtstack/rtstack/infra/prom"
 )
 
 // metrics are the runtime's Prometheus collectors. Labels stay bounded:
@@ -63,42 +64,29 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	var err error
 	// Several projections share one registry: reuse what another registered.
-	m.applied, err = register(reg, m.applied)
+	m.applied, err = prom.Register(reg, m.applied)
 	if err == nil {
-		m.parked, err = register(reg, m.parked)
+		m.parked, err = prom.Register(reg, m.parked)
 	}
 	if err == nil {
-		m.errors, err = register(reg, m.errors)
+		m.errors, err = prom.Register(reg, m.errors)
 	}
 	if err == nil {
-		m.resets, err = register(reg, m.resets)
+		m.resets, err = prom.Register(reg, m.resets)
 	}
 	if err == nil {
-		m.lag, err = register(reg, m.lag)
+		m.lag, err = prom.Register(reg, m.lag)
 	}
 	if err == nil {
-		m.age, err = register(reg, m.age)
+		m.age, err = prom.Register(reg, m.age)
 	}
 	if err == nil {
-		m.latency, err = register(reg, m.latency)
+		m.latency, err = prom.Register(reg, m.latency)
 	}
 	if err == nil {
-		m.batchSizes, err = register(reg, m.batchSizes)
+		m.batchSizes, err = prom.Register(reg, m.batchSizes)
 	}
 	return m, err
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }
 
 // partitionMetrics are the collectors of one projection and partition,

@@ -1,10 +1,11 @@
 package reactor
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rtstack/rtstack/infra/prom"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -56,32 +57,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	if m.records, err = register(reg, m.records); err != nil {
+	if m.records, err = prom.Register(reg, m.records); err != nil {
 		return nil, err
 	}
-	if m.published, err = register(reg, m.published); err != nil {
+	if m.published, err = prom.Register(reg, m.published); err != nil {
 		return nil, err
 	}
-	if m.decodeErrors, err = register(reg, m.decodeErrors); err != nil {
+	if m.decodeErrors, err = prom.Register(reg, m.decodeErrors); err != nil {
 		return nil, err
 	}
-	if m.publishFailures, err = register(reg, m.publishFailures); err != nil {
+	if m.publishFailures, err = prom.Register(reg, m.publishFailures); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under
-// its name (several reactors in one process share one set of metrics).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, fmt.Errorf("register reactor metrics: %w", err)
-	}
-	return c, nil
 }

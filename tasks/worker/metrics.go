@@ -1,11 +1,11 @@
 package worker
 
 import (
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rtstack/rtstack/infra/prom"
 )
 
 type metrics struct {
@@ -29,27 +29,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	m.outcomes, err = register(reg, m.outcomes)
+	m.outcomes, err = prom.Register(reg, m.outcomes)
 	if err != nil {
 		return nil, err
 	}
-	m.seconds, err = register(reg, m.seconds)
+	m.seconds, err = prom.Register(reg, m.seconds)
 	return m, err
-}
-
-// register registers c, or returns the collector already registered under
-// its name (several workers in one process share one set of metrics).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, fmt.Errorf("register worker metrics: %w", err)
-	}
-	return c, nil
 }
 
 func (m *metrics) outcome(kind, outcome string) { m.outcomes.WithLabelValues(kind, outcome).Inc() }
