@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"reflect"
@@ -146,6 +145,28 @@ func TestHelperProjector(t *testing.T) {
 	_ = pr.Run(context.Background()) // until kill -9
 }
 
+// startHelperProjector starts TestHelperProjector as a child process in
+// consumer group group. A fresh group per run: the store's checkpoints, not
+// the group, say where to start, and no run waits for a killed member to
+// expire.
+func startHelperProjector(t *testing.T, addr, prefix, group string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProjector$", "-test.count=1")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s|%s|%s", helperEnv, addr, prefix, group))
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if _, err := cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // a failed test leaves no child behind
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return cmd
+}
+
 func TestProjectorSurvivesKill9(t *testing.T) {
 	const rooms = 40
 	evs := genLog(11, 100_000, rooms, 300)
@@ -170,27 +191,9 @@ func TestProjectorSurvivesKill9(t *testing.T) {
 		return n
 	}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
-	start := func(run int) *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProjector$", "-test.count=1")
-		// A fresh group per run: the store's checkpoints, not the group,
-		// say where to start, and no run waits for a killed member to expire.
-		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s|%s|g%d", helperEnv, addr, prefix, run))
-		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-		if _, err := cmd.StdinPipe(); err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { // a failed test leaves no child behind
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		})
-		return cmd
-	}
 	kills := 0
 	for run := 0; ; run++ {
-		cmd := start(run)
+		cmd := startHelperProjector(t, addr, prefix, fmt.Sprint("g", run))
 		before := progress()
 		if run < 5 && before < total {
 			// Kill at a random point of what is left.
@@ -229,84 +232,62 @@ func TestProjectorSurvivesKill9(t *testing.T) {
 	}
 }
 
-// proxy is a TCP proxy to Redis that the test can cut and restore.
-type proxy struct {
-	ln      net.Listener
-	target  string
-	down    atomic.Bool
-	refused atomic.Int64
-	mu      sync.Mutex // guards conns
-	conns   map[net.Conn]struct{}
-	wg      sync.WaitGroup
-}
-
-func startProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+// TestProjectorSurvivesKill9DuringLiveTraffic kills the projector while it
+// applies a live stream in small batches, restarts it, and repeats: the
+// state matches the model and a clean rebuild.
+func TestProjectorSurvivesKill9DuringLiveTraffic(t *testing.T) {
+	const rooms, rounds, chunks, chunkSize = 12, 5, 30, 20
+	evs := genLog(21, rounds*chunks*chunkSize+chunkSize, rooms, 40)
+	addr := produceLog(t, evs[:chunkSize]) // so the first catch-up waits for a running projector
+	rdb, prefix := testsvc.Redis(t)
+	p := openWith(t, rdb, prefix)
+	ctx := context.Background()
+	lg := kafka.NewLog(kafkatest.Client(t, addr), kafkatest.Codec(t), topic)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
+	next := chunkSize
+	for run := range rounds {
+		cmd := startHelperProjector(t, addr, prefix, fmt.Sprint("live", run))
+		ends := endOffsets(t, addr)
+		waitFor(t, time.Minute, "catch-up before the live stream", func() bool {
+			cps, _ := p.Checkpoints(ctx)
+			return caughtUp(cps, ends)
+		})
+		killAt := 3 + rng.IntN(chunks-3)
+		for i := range chunks {
+			for _, ev := range evs[next : next+chunkSize] {
+				if _, err := lg.Append(ctx, ev); err != nil {
+					t.Fatal(err)
+				}
+			}
+			next += chunkSize
+			if i == killAt {
+				time.Sleep(time.Duration(rng.IntN(10)) * time.Millisecond)
+				if err := cmd.Process.Kill(); err != nil { // SIGKILL
+					t.Fatal(err)
+				}
+				_ = cmd.Wait()
+			}
+		}
+	}
+	cmd := startHelperProjector(t, addr, prefix, "live-final")
+	ends := endOffsets(t, addr)
+	waitFor(t, time.Minute, "final catch-up", func() bool {
+		cps, _ := p.Checkpoints(ctx)
+		return caughtUp(cps, ends)
+	})
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	checkModel(t, p, evs, rooms)
+	live := digest(t, p)
+	if err := projections.Rebuild(ctx, projections.RebuildConfig{
+		Brokers: []string{addr}, Topic: topic, Codec: kafkatest.Codec(t), Target: p,
+	}); err != nil {
 		t.Fatal(err)
 	}
-	px := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	px.wg.Add(1)
-	go px.accept()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		px.cut()
-		px.wg.Wait()
-	})
-	return px
-}
-
-func (px *proxy) addr() string { return px.ln.Addr().String() }
-
-func (px *proxy) accept() {
-	defer px.wg.Done()
-	for {
-		c, err := px.ln.Accept()
-		if err != nil {
-			return
-		}
-		if px.down.Load() {
-			px.refused.Add(1)
-			_ = c.Close()
-			continue
-		}
-		up, err := net.Dial("tcp", px.target)
-		if err != nil {
-			_ = c.Close()
-			continue
-		}
-		px.mu.Lock()
-		px.conns[c], px.conns[up] = struct{}{}, struct{}{}
-		px.mu.Unlock()
-		px.wg.Add(2)
-		go px.pipe(c, up)
-		go px.pipe(up, c)
+	if got := digest(t, p); got != live {
+		t.Errorf("digest after kills during live traffic %s, clean rebuild %s", live, got)
 	}
 }
-
-func (px *proxy) pipe(dst, src net.Conn) {
-	defer px.wg.Done()
-	_, _ = io.Copy(dst, src)
-	_ = dst.Close()
-	_ = src.Close()
-	px.mu.Lock()
-	delete(px.conns, dst)
-	delete(px.conns, src)
-	px.mu.Unlock()
-}
-
-// cut drops every connection and refuses new ones until restore.
-func (px *proxy) cut() {
-	px.down.Store(true)
-	px.mu.Lock()
-	defer px.mu.Unlock()
-	for c := range px.conns {
-		_ = c.Close()
-	}
-}
-
-func (px *proxy) restore() { px.down.Store(false) }
 
 func TestProjectorWaitsForRedis(t *testing.T) {
 	const rooms = 10
@@ -315,8 +296,8 @@ func TestProjectorWaitsForRedis(t *testing.T) {
 	addr := produceLog(t, first)
 	rdb, prefix := testsvc.Redis(t)
 	direct := openWith(t, rdb, prefix)
-	px := startProxy(t, testsvc.RedisAddr)
-	viaProxy := redis.NewClient(&redis.Options{Addr: px.addr(), DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
+	px := testsvc.Proxy(t, testsvc.RedisAddr)
+	viaProxy := redis.NewClient(&redis.Options{Addr: px.Addr(), DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
 	t.Cleanup(func() { _ = viaProxy.Close() })
 	p := openWith(t, viaProxy, prefix)
 	runProjector(t, projectorConfig(addr, p, "waits"))
@@ -328,7 +309,7 @@ func TestProjectorWaitsForRedis(t *testing.T) {
 	})
 
 	// Redis goes away; the second half of the log arrives meanwhile.
-	px.cut()
+	px.Cut()
 	cl := kafkatest.Client(t, addr)
 	lg := kafka.NewLog(cl, kafkatest.Codec(t), topic)
 	for _, ev := range second {
@@ -336,7 +317,7 @@ func TestProjectorWaitsForRedis(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, time.Minute, "the projector to retry against the cut proxy", func() bool { return px.refused.Load() >= 3 })
+	waitFor(t, time.Minute, "the projector to retry against the cut proxy", func() bool { return px.Refused() >= 3 })
 	cps, err := direct.Checkpoints(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -345,7 +326,7 @@ func TestProjectorWaitsForRedis(t *testing.T) {
 		t.Fatalf("checkpoints moved while Redis was cut: %v, was %v", cps, ends)
 	}
 
-	px.restore()
+	px.Restore()
 	ends = endOffsets(t, addr)
 	waitFor(t, time.Minute, "the rest applied after Redis came back", func() bool {
 		cps, _ := direct.Checkpoints(ctx)
