@@ -25,10 +25,11 @@ import (
 // devEnv is the environment of one rtstack dev under test: its own broker
 // data, ports, database, Redis prefix and RabbitMQ queues.
 type devEnv struct {
-	env       []string
-	httpAddr  string
-	keys      *auth.Keys
-	rabbitPfx string
+	env        []string
+	httpAddr   string
+	brokerAddr string
+	keys       *auth.Keys
+	rabbitPfx  string
 }
 
 func newDevEnv(t *testing.T) *devEnv {
@@ -37,7 +38,7 @@ func newDevEnv(t *testing.T) *devEnv {
 	rdb, redisPfx := testsvc.Redis(t)
 	_ = rdb
 	testsvc.Rabbit(t)
-	httpAddr := freeAddr(t)
+	httpAddr, brokerAddr := freeAddr(t), freeAddr(t)
 	rabbitPfx := fmt.Sprintf("e2e%d.", time.Now().UnixNano())
 	t.Cleanup(func() { deleteQueues(rabbitPfx) })
 	keys, err := auth.NewKeys("dev")
@@ -47,7 +48,7 @@ func newDevEnv(t *testing.T) *devEnv {
 	return &devEnv{
 		env: []string{
 			"DATA_DIR=" + t.TempDir(),
-			"BROKER_ADDR=" + freeAddr(t),
+			"BROKER_ADDR=" + brokerAddr,
 			"HTTP_ADDR=" + httpAddr,
 			"POSTGRES_URL=" + pgURL,
 			"REDIS_PREFIX=" + redisPfx,
@@ -55,9 +56,10 @@ func newDevEnv(t *testing.T) *devEnv {
 			"RETRY_DELAYS=100ms,200ms",
 			"PARTITIONS=3",
 		},
-		httpAddr:  httpAddr,
-		keys:      keys,
-		rabbitPfx: rabbitPfx,
+		httpAddr:   httpAddr,
+		brokerAddr: brokerAddr,
+		keys:       keys,
+		rabbitPfx:  rabbitPfx,
 	}
 }
 
@@ -144,6 +146,7 @@ type wsClient struct {
 	c       *websocket.Conn
 	frames  chan map[string]any
 	pending []map[string]any // received, not yet awaited
+	last    string           // position of the last message frame awaited
 }
 
 func (d *devEnv) dial(t *testing.T, user string) *wsClient {
@@ -198,6 +201,9 @@ func (w *wsClient) await(typ string) map[string]any {
 				w.t.Fatalf("connection closed while waiting for %s; pending %v", typ, w.pending)
 			}
 			if f["type"] == typ {
+				if typ == "message" {
+					w.last = pos(f)
+				}
 				return f
 			}
 			if f["type"] == "error" {
