@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rtstack/rtstack/events"
@@ -24,6 +25,12 @@ type Log interface {
 // when the message is unknown (or not yet projected).
 type Authors interface {
 	Author(ctx context.Context, room, messageID string) (user string, found bool, err error)
+}
+
+// Members answers whether user is a member of room, from a read model, and
+// the position of the MemberJoined that made them one.
+type Members interface {
+	Membership(ctx context.Context, room, user string) (joined events.Position, member bool, err error)
 }
 
 // Outcomes remembers the position each idempotency key was appended at, so a
@@ -50,6 +57,10 @@ type Config struct {
 	// Authors checks edit and delete authorship; nil skips the check (the
 	// projections still ignore an edit by a non-author).
 	Authors Authors
+	// Members lets a join by a user who is already a member (a reconnect,
+	// another tab) be answered without appending again; nil appends every
+	// join (the projections fold repeated joins idempotently).
+	Members Members
 	// Outcomes deduplicates resent messages; nil keeps only the
 	// deterministic message id (projections keep one row).
 	Outcomes Outcomes
@@ -66,7 +77,14 @@ type Config struct {
 // safe for concurrent use.
 type Handler struct {
 	cfg Config
+
+	mu     sync.Mutex           // guards leaves
+	leaves map[string]time.Time // room+user → when this process last appended their MemberLeft
 }
+
+// leaveGrace is how long after a leave a join always appends: the read
+// model behind Members may not have applied the leave yet.
+const leaveGrace = 10 * time.Second
 
 // NewHandler returns a Handler for cfg.
 func NewHandler(cfg Config) (*Handler, error) {
@@ -79,7 +97,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.NewID == nil {
 		cfg.NewID = RandomID
 	}
-	return &Handler{cfg: cfg}, nil
+	return &Handler{cfg: cfg, leaves: map[string]time.Time{}}, nil
 }
 
 // Result is the outcome of a command: the event appended and where.
@@ -195,10 +213,20 @@ func (h *Handler) React(ctx context.Context, c React) (Result, error) {
 	return Result{Event: ev, Position: pos, MessageID: c.MessageID}, err
 }
 
-// JoinRoom appends a MemberJoined.
+// JoinRoom appends a MemberJoined, unless Members says the user already
+// is one: then the result is a Duplicate at the position of the join that
+// made them a member, and nothing is appended.
 func (h *Handler) JoinRoom(ctx context.Context, c JoinRoom) (Result, error) {
 	if err := validateRoomUser(c.Room, c.User); err != nil {
 		return Result{}, err
+	}
+	if h.cfg.Members != nil && !h.leftRecently(c.Room, c.User) {
+		pos, member, err := h.cfg.Members.Membership(ctx, c.Room, c.User)
+		if err == nil && member {
+			return Result{Position: pos, Duplicate: true}, nil
+		}
+		// A read model that fails must not stop joins: appending again is
+		// harmless, membership folds idempotently.
 	}
 	ev := &events.MemberJoined{Envelope: h.envelope(c.Room, c.User)}
 	pos, err := h.append(ctx, ev)
@@ -212,7 +240,31 @@ func (h *Handler) LeaveRoom(ctx context.Context, c LeaveRoom) (Result, error) {
 	}
 	ev := &events.MemberLeft{Envelope: h.envelope(c.Room, c.User)}
 	pos, err := h.append(ctx, ev)
+	if err == nil {
+		h.noteLeave(c.Room, c.User)
+	}
 	return Result{Event: ev, Position: pos}, err
+}
+
+func (h *Handler) noteLeave(room, user string) {
+	now := h.cfg.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.leaves) >= 1024 { // prune now and then, not on every leave
+		for k, at := range h.leaves {
+			if now.Sub(at) > leaveGrace {
+				delete(h.leaves, k)
+			}
+		}
+	}
+	h.leaves[room+"\x00"+user] = now
+}
+
+func (h *Handler) leftRecently(room, user string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	at, ok := h.leaves[room+"\x00"+user]
+	return ok && h.cfg.Now().Sub(at) <= leaveGrace
 }
 
 // RegisterWebhook appends a WebhookRegistered with a fresh webhook id.

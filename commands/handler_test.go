@@ -206,3 +206,33 @@ func TestMentions(t *testing.T) {
 		}
 	}
 }
+
+type members map[string]events.Position // user → position of their join
+
+func (m members) Membership(_ context.Context, _, user string) (events.Position, bool, error) {
+	p, ok := m[user]
+	return p, ok, nil
+}
+
+func TestJoinOfAMemberAppendsNothing(t *testing.T) {
+	joined := events.Position{Partition: 2, Offset: 7}
+	h, log := newHandler(t, commands.Config{Members: members{"ann": joined}})
+	ctx := context.Background()
+
+	res, err := h.JoinRoom(ctx, commands.JoinRoom{Room: "r", User: "ann"})
+	if err != nil || !res.Duplicate || res.Position != joined || len(log.evs) != 0 {
+		t.Fatalf("join of a member: %+v, %v, %d events; want a duplicate at %v", res, err, len(log.evs), joined)
+	}
+	if _, err := h.JoinRoom(ctx, commands.JoinRoom{Room: "r", User: "bob"}); err != nil || len(log.evs) != 1 {
+		t.Fatalf("join of a newcomer: %v, %d events", err, len(log.evs))
+	}
+	// Right after a leave the read model may still list ann: the join must
+	// be appended all the same.
+	if _, err := h.LeaveRoom(ctx, commands.LeaveRoom{Room: "r", User: "ann"}); err != nil {
+		t.Fatal(err)
+	}
+	res, err = h.JoinRoom(ctx, commands.JoinRoom{Room: "r", User: "ann"})
+	if err != nil || res.Duplicate || len(log.evs) != 3 {
+		t.Fatalf("join after a leave: %+v, %v, %d events; want it appended", res, err, len(log.evs))
+	}
+}

@@ -335,6 +335,18 @@ func TestDevEndToEnd(t *testing.T) {
 		t.Errorf("dlq list: %q, want empty", out)
 	}
 
+	// Membership is durable: alice's reconnect and second join appended no
+	// second MemberJoined.
+	joins := 0
+	for _, l := range jsonLines(t, []byte(d.run(t, "log", "dump", "--room", "room-1"))) {
+		if l["type"] == "MemberJoined" && l["event"].(map[string]any)["user"] == "alice" {
+			joins++
+		}
+	}
+	if joins != 1 {
+		t.Errorf("%d MemberJoined events for alice, want 1", joins)
+	}
+
 	p.stop(t, syscall.SIGTERM)
 	if !strings.Contains(p.stderr.String(), "shutting down") {
 		t.Errorf("no orderly shutdown on SIGTERM:\n%s", p.stderr)

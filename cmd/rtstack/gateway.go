@@ -82,6 +82,7 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 	handler, err := commands.NewHandler(commands.Config{
 		Log:                  kafka.NewLog(producer, p.codec, cfg.Topic),
 		Authors:              pg,
+		Members:              pg,
 		Outcomes:             dedupe.New(rdb, cfg.RedisPrefix+"dedupe:", dedupe.DefaultTTL),
 		AllowPrivateWebhooks: cfg.allowPrivate(),
 	})

@@ -284,6 +284,35 @@ func TestHistoryPagingAndAuthor(t *testing.T) {
 	}
 }
 
+func TestMembership(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, _ := open(t)
+	// Offsets 0..3: ann joins, bob joins, ann joins again, bob leaves.
+	evs := []events.Event{joinedEv(0, "r", "ann"), joinedEv(1, "r", "bob"), joinedEv(2, "r", "ann"), leftEv(3, "r", "bob")}
+	if err := p.Apply(ctx, 0, records(evs...), int64(len(evs))); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		room, user string
+		member     bool
+	}{
+		{"r", "ann", true},
+		{"r", "bob", false},
+		{"other", "ann", false},
+		{"r", "nobody", false},
+	}
+	for _, tt := range tests {
+		pos, member, err := p.Membership(ctx, tt.room, tt.user)
+		if err != nil || member != tt.member {
+			t.Errorf("Membership(%s, %s) = %v, %v; want %v", tt.room, tt.user, member, err, tt.member)
+		}
+		if tt.member && pos.Offset > 2 {
+			t.Errorf("Membership(%s, %s) at %v: want the join that made them a member", tt.room, tt.user, pos)
+		}
+	}
+}
+
 // TestFoldDoesNotDependOnBatching: the same messy log cut into batches at
 // random points gives byte-identical state (digest) every time.
 func TestFoldDoesNotDependOnBatching(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/projections"
 )
 
@@ -150,6 +151,26 @@ func (p *Projection) Members(ctx context.Context, room string) ([]string, error)
 		return nil, fmt.Errorf("postgres projection: members of %s: %w", room, err)
 	}
 	return out, nil
+}
+
+// Membership reports whether user is a member of room and the position of
+// the MemberJoined that made them one (satisfies commands.Members).
+func (p *Projection) Membership(ctx context.Context, room, user string) (events.Position, bool, error) {
+	var pos events.Position
+	found := false
+	err := p.withActive(ctx, func(s string) error {
+		err := p.pool.QueryRow(ctx, `SELECT "partition", "offset" FROM `+s+`.members WHERE room = $1 AND "user" = $2`, room, user).
+			Scan(&pos.Partition, &pos.Offset)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		found = err == nil
+		return err
+	})
+	if err != nil {
+		return events.Position{}, false, fmt.Errorf("postgres projection: membership of %s in %s: %w", user, room, err)
+	}
+	return pos, found, nil
 }
 
 // Webhook is a registered webhook (the secret stays in the log, for the
