@@ -210,7 +210,8 @@ func (c *conn) act(f *clientFrame) {
 	}
 }
 
-// join appends MemberJoined and subscribes the connection to the room,
+// join asks the log for membership (a MemberJoined, unless the user already
+// is a member) and subscribes the connection to the room,
 // first replaying the log after since when it is given.
 func (c *conn) join(f *clientFrame) {
 	if err := commands.ValidateRoom(f.Room); err != nil {
