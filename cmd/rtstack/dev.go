@@ -32,7 +32,7 @@ func devCommand() *ffcli.Command {
 			if err != nil {
 				return err
 			}
-			projectors, err := buildProjectors(ctx, p, []string{"postgres", "redis"})
+			projectors, err := buildProjectors(ctx, p, []string{"postgres", "redis"}, true)
 			if err != nil {
 				return err
 			}

@@ -181,6 +181,15 @@ func (g *gatewayPart) run(ctx context.Context) error {
 		}
 		return nil
 	})
+	eg.Go(func() error {
+		// Serve ends only on Shutdown: when another component failed (not a
+		// signal, where runUntilDone drains first), drain here. Shutdown is
+		// idempotent, so both paths may call it.
+		<-ctx.Done()
+		sdCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		return g.shutdown(sdCtx)
+	})
 	g.p.log.Info("gateway listening", "url", g.url(), "websocket", "ws://"+g.ln.Addr().String()+"/ws?token=…")
 	return eg.Wait()
 }

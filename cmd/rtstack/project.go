@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
@@ -25,7 +27,7 @@ func projectCommand() *ffcli.Command {
 			if _, err := ensureTopic(ctx, &cfg, cfg.brokers()); err != nil {
 				return err
 			}
-			run, err := buildProjectors(ctx, p, targets)
+			run, err := buildProjectors(ctx, p, targets, false)
 			if err != nil {
 				return err
 			}
@@ -53,25 +55,44 @@ func targetsOf(args []string, def string) ([]string, error) {
 	return nil, fmt.Errorf("unknown target %q: want postgres, redis or all", t)
 }
 
-func buildProjectors(ctx context.Context, p *parts, targets []string) (func(context.Context) error, error) {
+// buildProjectors returns the projectors of targets run together. With
+// rebuildOnNewLog (rtstack dev), a projector that finds the log was
+// recreated rebuilds its projection from the new log and carries on;
+// otherwise that is an error for the operator (rtstack rebuild).
+func buildProjectors(ctx context.Context, p *parts, targets []string, rebuildOnNewLog bool) (func(context.Context) error, error) {
 	var runs []func(context.Context) error
 	for _, t := range targets {
 		store, err := p.versioned(ctx, t)
 		if err != nil {
 			return nil, err
 		}
-		pr, err := projections.NewProjector(projections.Config{
+		cfg := projections.Config{
 			Brokers:    p.cfg.brokers(),
 			Topic:      p.cfg.Topic,
 			Codec:      p.codec,
 			Store:      store,
 			Logger:     p.log.With("component", "projector"),
 			Registerer: p.registerer("projector_" + t),
-		})
-		if err != nil {
+		}
+		if _, err := projections.NewProjector(cfg); err != nil { // validate now, not at run time
 			return nil, err
 		}
-		runs = append(runs, pr.Run)
+		runs = append(runs, func(ctx context.Context) error {
+			for {
+				pr, err := projections.NewProjector(cfg)
+				if err != nil {
+					return err
+				}
+				err = pr.Run(ctx)
+				if !rebuildOnNewLog || !errors.Is(err, projections.ErrLogChanged) {
+					return err
+				}
+				p.log.Warn("the log was recreated: rebuilding the projection from it", "projection", t)
+				if err := rebuild(ctx, p, t, io.Discard, false); err != nil {
+					return err
+				}
+			}
+		})
 	}
 	return all(runs...), nil
 }
