@@ -17,6 +17,7 @@
 //	P versions            set: versions that exist (active and being built)
 //	P dropping            set: versions whose keys are being deleted
 //	P v<N>:cp             hash: partition -> next offset to apply
+//	P v<N>:log            string: topic id the version is built from (see Recreated log)
 //	P v<N>:lb:sent        zset: user -> -(messages sent, all rooms)
 //	P v<N>:lb:rx          zset: user -> -(reactions received)
 //	P v<N>:r:<room>:meta  hash: total (messages), newest (newest event minute, ms)
@@ -94,4 +95,21 @@
 // reads answer empty (zero counters, empty boards) and Digest is the empty
 // projection's. A version being built when the data vanished answers
 // ErrStoreReset as well, so the rebuild fails instead of retrying.
+//
+// # Recreated log
+//
+// The projection and the stores Begin returns implement
+// projections.LogBinder: the runtime and Rebuild call BindLog before
+// reading, the first call records the topic id in the version's log key
+// (SET NX in a script), and a later call with another id returns an error
+// wrapping projections.ErrLogChanged naming both ids: the topic was deleted
+// and created again, and the old checkpoints must not skip the new log's
+// records. The cure is a rebuild: its version is bound to the new id, and
+// Promote flips to it without comparing checkpoints when both versions are
+// bound to different logs (otherwise as above). Apply through an instance
+// bound to one log refuses an active version bound to another. After data
+// loss BindLog finds no active version and binds nothing; the Apply that
+// re-creates the version binds it to the id its instance bound, if any,
+// else the next BindLog does. Versions written before the log key existed
+// are bound by their next BindLog, whatever log that reads.
 package redisproj

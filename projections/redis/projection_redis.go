@@ -91,9 +91,13 @@ type Projection struct {
 	// or by the Apply that last answered a reset for it.
 	instance string       // random, makes fresh epochs unique
 	seq      atomic.Int64 // fresh epochs handed out
-	mu       sync.Mutex   // guards epoch and epochs
+	mu       sync.Mutex   // guards epoch, epochs and logID
 	epoch    string       // seen by Open
 	epochs   map[int32]string
+	// logID is the topic id the last successful BindLog bound the active
+	// version to: a version the apply script re-creates after data loss is
+	// bound to it, and Apply refuses an active version bound to another.
+	logID string
 }
 
 var (
@@ -202,9 +206,12 @@ func (p *Projection) apply(ctx context.Context, version string, partition int32,
 	}
 	part := strconv.FormatInt(int64(partition), 10)
 	span := strconv.FormatInt(p.span, 10)
-	var epoch, fresh string
+	var epoch, fresh, logID string
 	if version == "" {
 		epoch, fresh = p.partitionEpoch(partition), p.freshEpoch()
+		p.mu.Lock()
+		logID = p.logID
+		p.mu.Unlock()
 	}
 	var calls [][]any
 	req := int64(-1)
@@ -214,10 +221,10 @@ func (p *Projection) apply(ctx context.Context, version string, partition int32,
 		if end < len(recs) {
 			cp = recs[end].Offset
 		}
-		args := make([]any, 8, 8+6*(end-start))
+		args := make([]any, 9, 9+6*(end-start))
 		args[0], args[1], args[2] = p.cfg.Prefix, version, part
 		args[3], args[4], args[5] = strconv.FormatInt(cp, 10), strconv.FormatInt(req, 10), span
-		args[6], args[7] = epoch, fresh
+		args[6], args[7], args[8] = epoch, fresh, logID
 		for _, r := range recs[start:end] {
 			if r.Partition != partition {
 				return fmt.Errorf("redis projection: record at %s in a batch of partition %d", r.Position, partition)
@@ -237,6 +244,10 @@ func (p *Projection) apply(ctx context.Context, version string, partition int32,
 	if err != nil {
 		if reset := p.reset(partition, version, err); reset != nil {
 			return reset
+		}
+		if f := strings.Fields(err.Error()); len(f) == 3 && f[0] == "RTSTACK" && f[1] == "log" {
+			return fmt.Errorf("redis projection: partition %d: %w: the active version was built from topic id %s, this projector read topic id %s",
+				partition, projections.ErrLogChanged, f[2], logID)
 		}
 		return fmt.Errorf("redis projection: apply %d records of partition %d: %w", len(recs), partition, err)
 	}

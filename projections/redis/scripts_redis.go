@@ -18,7 +18,8 @@ import "github.com/redis/go-redis/v9"
 // a gap left by an earlier chunk that failed), 6 kept span in ms
 // ((window-1) minutes), 7 the epoch the caller's position for this
 // partition belongs to, 8 a fresh epoch (used if the data must be
-// re-created), then the records, each an op code followed by fixed fields:
+// re-created), 9 the topic id the caller bound the active version to ("" =
+// none), then the records, each an op code followed by fixed fields:
 //
 //	S off room user minute mid     message sent (minute = event minute, ms)
 //	A off room user mid member     reaction added (member = reaction set entry)
@@ -34,7 +35,10 @@ import "github.com/redis/go-redis/v9"
 // epoch and answers "RTSTACK reset-created <epoch>"; if the epoch is not the
 // caller's it answers "RTSTACK reset <epoch>". Either way nothing is
 // applied: the caller's position belongs to data that no longer exists.
-// Being one script, exactly one caller re-creates the version.
+// Being one script, exactly one caller re-creates the version, and binds it
+// to the caller's topic id (ARGV 9) if it has one. If the active version is
+// bound to another topic id than ARGV 9 (a rebuild promoted a version of a
+// recreated log), it answers "RTSTACK log <bound id>" and applies nothing.
 var applyScript = redis.NewScript(`
 local P = ARGV[1]
 local ver = ARGV[2]
@@ -46,6 +50,7 @@ if ver == '' then
     redis.call('SADD', P .. 'versions', ver)
     redis.call('SET', P .. 'active', ver)
     redis.call('SET', P .. 'epoch', ARGV[8])
+    if ARGV[9] ~= '' then redis.call('SET', P .. ver .. ':log', ARGV[9]) end
     return redis.error_reply('RTSTACK reset-created ' .. ARGV[8] .. ' ' .. ver)
   end
   if not ep then
@@ -54,6 +59,12 @@ if ver == '' then
   end
   if ep ~= ARGV[7] then
     return redis.error_reply('RTSTACK reset ' .. ep)
+  end
+  if ARGV[9] ~= '' then
+    local bound = redis.call('GET', P .. ver .. ':log')
+    if bound and bound ~= ARGV[9] then
+      return redis.error_reply('RTSTACK log ' .. bound)
+    end
   end
 elseif redis.call('SISMEMBER', P .. 'versions', ver) == 0 then
   return redis.error_reply('RTSTACK version ' .. ver .. ' does not exist')
@@ -79,7 +90,7 @@ local function room(name)
 end
 local sent = V .. 'lb:sent'
 local board = V .. 'lb:rx'
-local i = 9
+local i = 10
 local n = #ARGV
 while i <= n do
   local op = ARGV[i]
@@ -182,8 +193,11 @@ return ver
 
 // promoteScript flips the active pointer to ARGV[2] if that version's
 // checkpoints are at or past the active one's on every partition, and marks
-// the old version for dropping. Returns {1, old} on a flip ({1, ""} when it
-// was already active), {0, active} when the new version is still behind.
+// the old version for dropping. When both versions are bound to a log and
+// the logs differ (the topic was recreated), the checkpoints are not
+// compared: the old ones are offsets of another log. Returns {1, old} on a
+// flip ({1, ""} when it was already active), {0, active} when the new
+// version is still behind.
 var promoteScript = redis.NewScript(`
 local P = ARGV[1]
 local new = ARGV[2]
@@ -193,12 +207,17 @@ end
 local old = redis.call('GET', P .. 'active')
 if old == new then return {'1', ''} end
 if old then
-  local newcp = {}
-  local kv = redis.call('HGETALL', P .. new .. ':cp')
-  for j = 1, #kv, 2 do newcp[kv[j]] = tonumber(kv[j+1]) end
-  kv = redis.call('HGETALL', P .. old .. ':cp')
-  for j = 1, #kv, 2 do
-    if (newcp[kv[j]] or 0) < tonumber(kv[j+1]) then return {'0', old} end
+  local oldlog = redis.call('GET', P .. old .. ':log')
+  local newlog = redis.call('GET', P .. new .. ':log')
+  local otherLog = oldlog and newlog and oldlog ~= newlog
+  if not otherLog then
+    local newcp = {}
+    local kv = redis.call('HGETALL', P .. new .. ':cp')
+    for j = 1, #kv, 2 do newcp[kv[j]] = tonumber(kv[j+1]) end
+    kv = redis.call('HGETALL', P .. old .. ':cp')
+    for j = 1, #kv, 2 do
+      if (newcp[kv[j]] or 0) < tonumber(kv[j+1]) then return {'0', old} end
+    end
   end
   redis.call('SREM', P .. 'versions', old)
   redis.call('SADD', P .. 'dropping', old)
@@ -207,6 +226,24 @@ else
 end
 redis.call('SET', P .. 'active', new)
 return {'1', old}
+`)
+
+// bindScript binds version ARGV[2] ("" = the active one) to topic id
+// ARGV[3] if it is bound to none yet. Returns {version, bound topic id};
+// {"", ""} when there is no active version (Redis lost its data: the Apply
+// that re-creates the version binds it).
+var bindScript = redis.NewScript(`
+local P = ARGV[1]
+local ver = ARGV[2]
+if ver == '' then
+  ver = redis.call('GET', P .. 'active')
+  if not ver then return {'', ''} end
+elseif redis.call('SISMEMBER', P .. 'versions', ver) == 0 then
+  return redis.error_reply('RTSTACK version ' .. ver .. ' does not exist')
+end
+local key = P .. ver .. ':log'
+redis.call('SET', key, ARGV[3], 'NX')
+return {ver, redis.call('GET', key)}
 `)
 
 // abandonScript marks a version that is not active for dropping. ARGV: 1
@@ -260,5 +297,5 @@ return redis.call('ZRANGE', P .. ver .. ':' .. ARGV[2], 0, tonumber(ARGV[3]) - 1
 
 var allScripts = []*redis.Script{
 	applyScript, initScript, beginScript, promoteScript, abandonScript,
-	checkpointsScript, countersScript, boardScript,
+	bindScript, checkpointsScript, countersScript, boardScript,
 }
