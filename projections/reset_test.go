@@ -13,7 +13,9 @@ import (
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
+	"github.com/rtstack/rtstack/internal/testsvc"
 	"github.com/rtstack/rtstack/projections"
+	"github.com/rtstack/rtstack/projections/projectionstest"
 )
 
 // resettingStore loses part of one partition's state once, on the first
@@ -111,7 +113,7 @@ func TestStoreResetReseeksFromCheckpoint(t *testing.T) {
 		},
 	}
 	reg := prometheus.NewRegistry()
-	runProjector(t, projections.Config{
+	projectionstest.Run(t, projections.Config{
 		Brokers: []string{b.Addr()}, Topic: topic, Codec: codec, Store: store,
 		Registerer: reg, MaxBatch: 10,
 		Logger: slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
@@ -123,9 +125,9 @@ func TestStoreResetReseeksFromCheckpoint(t *testing.T) {
 		}
 		return n
 	}
-	waitFor(t, 30*time.Second, "300 events applied", func() bool { return count() == 300 })
+	testsvc.Eventually(t, 30*time.Second, "300 events applied", func() bool { return count() == 300 })
 	appendRange(300, 320)
-	waitFor(t, 30*time.Second, "350 events applied", func() bool { return count() == 350 })
+	testsvc.Eventually(t, 30*time.Second, "350 events applied", func() bool { return count() == 350 })
 
 	store.mu.Lock()
 	keep, firstAfter, lost := store.keep, store.firstAfter, store.lost

@@ -19,7 +19,9 @@ import (
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
+	"github.com/rtstack/rtstack/internal/testsvc"
 	"github.com/rtstack/rtstack/projections"
+	"github.com/rtstack/rtstack/projections/projectionstest"
 )
 
 // memStore is an in-memory Versioned store recording the event ids applied
@@ -166,37 +168,6 @@ func joined(i int) *events.MemberJoined {
 	return &events.MemberJoined{Envelope: events.Envelope{ID: fmt.Sprint("e", i), Room: fmt.Sprint("room-", i%5), User: "u", Time: int64(1000 + i)}}
 }
 
-// runProjector runs a projector until the test ends.
-func runProjector(t *testing.T, cfg projections.Config) *projections.Projector {
-	t.Helper()
-	p, err := projections.NewProjector(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("projector: %v", err)
-		}
-	})
-	return p
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestProjectorAppliesParksAndRebuilds(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration: embedded broker over TCP")
@@ -230,7 +201,7 @@ func TestProjectorAppliesParksAndRebuilds(t *testing.T) {
 
 	store := newMemStore()
 	reg := prometheus.NewRegistry()
-	runProjector(t, projections.Config{Brokers: []string{b.Addr()}, Topic: topic, Codec: codec, Store: store, Registerer: reg, LagInterval: 100 * time.Millisecond})
+	projectionstest.Run(t, projections.Config{Brokers: []string{b.Addr()}, Topic: topic, Codec: codec, Store: store, Registerer: reg, LagInterval: 100 * time.Millisecond})
 	count := func() int {
 		n := 0
 		for _, ids := range store.ids() {
@@ -238,20 +209,20 @@ func TestProjectorAppliesParksAndRebuilds(t *testing.T) {
 		}
 		return n
 	}
-	waitFor(t, 20*time.Second, "100 events applied", func() bool { return count() == 100 })
+	testsvc.Eventually(t, 20*time.Second, "100 events applied", func() bool { return count() == 100 })
 
 	// Live: one more event is applied promptly.
 	if _, err := log.Append(ctx, joined(100)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "live event applied", func() bool { return count() == 101 })
+	testsvc.Eventually(t, 10*time.Second, "live event applied", func() bool { return count() == 101 })
 
 	// Checkpoints reach the end offsets, past the parked records.
 	ends, err := kafka.EndOffsets(ctx, cl, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "checkpoints at end", func() bool {
+	testsvc.Eventually(t, 10*time.Second, "checkpoints at end", func() bool {
 		cps, _ := store.Checkpoints(ctx)
 		for p, e := range ends {
 			if cps[p] != e {
@@ -277,7 +248,7 @@ func TestProjectorAppliesParksAndRebuilds(t *testing.T) {
 		t.Errorf("applied metric = %v, want 101", got)
 	}
 	// The lag gauges reach zero on every owned partition.
-	waitFor(t, 10*time.Second, "lag gauges at zero", func() bool {
+	testsvc.Eventually(t, 10*time.Second, "lag gauges at zero", func() bool {
 		mfs, _ := reg.Gather()
 		for _, mf := range mfs {
 			if mf.GetName() == "rtstack_projection_lag_records" {
@@ -336,7 +307,7 @@ func TestProjectorAppliesParksAndRebuilds(t *testing.T) {
 	if _, err := log.Append(ctx, joined(101)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "live event applied after swap", func() bool { return count() == 102 })
+	testsvc.Eventually(t, 10*time.Second, "live event applied after swap", func() bool { return count() == 102 })
 }
 
 func headers(r *kgo.Record) map[string]string {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
+	"github.com/rtstack/rtstack/internal/testsvc"
 	"github.com/rtstack/rtstack/projections"
 	"github.com/rtstack/rtstack/projections/postgres"
 	"github.com/rtstack/rtstack/schemas"
@@ -136,7 +137,7 @@ func TestCrashDuringReplayLosesAndDoublesNothing(t *testing.T) {
 		cmd := startHelper(t, url, e.addr, fmt.Sprint("crash-", round))
 		from := applied(ctx, p)
 		target := from + int64(rng.IntN(total/6)) + 500
-		waitFor(t, 60*time.Second, "replay progress", func() bool { return applied(ctx, p) >= min(target, sum(ends)) })
+		testsvc.Eventually(t, 60*time.Second, "replay progress", func() bool { return applied(ctx, p) >= min(target, sum(ends)) })
 		if caughtUp(ctx, p, ends) {
 			kill9(t, cmd)
 			break
@@ -147,7 +148,7 @@ func TestCrashDuringReplayLosesAndDoublesNothing(t *testing.T) {
 		t.Logf("round %d: killed at ~%d of %d records (%s)", round, applied(ctx, p), sum(ends), time.Since(began).Round(time.Millisecond))
 	}
 	cmd := startHelper(t, url, e.addr, "crash-final")
-	waitFor(t, 90*time.Second, "final catch-up", func() bool { return caughtUp(ctx, p, ends) })
+	testsvc.Eventually(t, 90*time.Second, "final catch-up", func() bool { return caughtUp(ctx, p, ends) })
 	kill9(t, cmd)
 	t.Logf("replayed with %d kills by %s", kills, time.Since(began).Round(time.Millisecond))
 	if kills < 2 {
@@ -207,9 +208,9 @@ func TestTwoInstancesShareAndTakeOver(t *testing.T) {
 		}
 		return n
 	}
-	waitFor(t, 60*time.Second, "both instances own partitions", func() bool { return owners() == 2 })
+	testsvc.Eventually(t, 60*time.Second, "both instances own partitions", func() bool { return owners() == 2 })
 	produce(t, e.cl, e.codec, topic, batch(3000))
-	waitFor(t, 60*time.Second, "shared catch-up", func() bool { return caughtUp(ctx, p, e.ends(t)) })
+	testsvc.Eventually(t, 60*time.Second, "shared catch-up", func() bool { return caughtUp(ctx, p, e.ends(t)) })
 
 	// Kill one mid-traffic; the other takes its partitions after the
 	// session timeout and resumes from their checkpoints.
@@ -224,7 +225,7 @@ func TestTwoInstancesShareAndTakeOver(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	kill9(t, a)
 	<-done
-	waitFor(t, 90*time.Second, "survivor catches up on every partition", func() bool { return caughtUp(ctx, p, e.ends(t)) })
+	testsvc.Eventually(t, 90*time.Second, "survivor catches up on every partition", func() bool { return caughtUp(ctx, p, e.ends(t)) })
 
 	if got := messageCount(t, p); got != g.uniqueSends() {
 		t.Errorf("%d message rows, want %d", got, g.uniqueSends())
@@ -270,7 +271,7 @@ func TestCrashDuringLiveTrafficLosesAndDoublesNothing(t *testing.T) {
 		// Catch up with what arrived while it was dead, so the kill below
 		// lands in live projection, not in a replay.
 		ends := e.ends(t)
-		waitFor(t, 60*time.Second, "catch-up", func() bool { return caughtUp(ctx, p, ends) })
+		testsvc.Eventually(t, 60*time.Second, "catch-up", func() bool { return caughtUp(ctx, p, ends) })
 		killAt := 5 + rng.IntN(chunks-5)
 		for i := range chunks {
 			evs := make([]events.Event, chunkSize)
@@ -288,7 +289,7 @@ func TestCrashDuringLiveTrafficLosesAndDoublesNothing(t *testing.T) {
 	}
 	ends := e.ends(t)
 	cmd := startHelper(t, url, e.addr, "live-final")
-	waitFor(t, 90*time.Second, "final catch-up", func() bool { return caughtUp(ctx, p, ends) })
+	testsvc.Eventually(t, 90*time.Second, "final catch-up", func() bool { return caughtUp(ctx, p, ends) })
 	kill9(t, cmd)
 
 	if got := messageCount(t, p); got != g.uniqueSends() {

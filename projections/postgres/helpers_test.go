@@ -150,18 +150,6 @@ func produce(t testing.TB, cl *kgo.Client, codec *schemas.Codec, topic string, e
 	return pos
 }
 
-// waitFor polls cond until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
 // caughtUp reports whether the store's checkpoints reached ends.
 func caughtUp(ctx context.Context, p interface {
 	Checkpoints(context.Context) (map[int32]int64, error)

@@ -24,6 +24,7 @@ import (
 	"github.com/rtstack/rtstack/internal/testsvc"
 	"github.com/rtstack/rtstack/projections"
 	"github.com/rtstack/rtstack/projections/postgres"
+	"github.com/rtstack/rtstack/projections/projectionstest"
 	"github.com/rtstack/rtstack/schemas"
 )
 
@@ -62,19 +63,7 @@ func runProjector(t *testing.T, e logEnv, store projections.Store, mut ...func(*
 	for _, m := range mut {
 		m(&cfg)
 	}
-	pr, err := projections.NewProjector(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- pr.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("projector: %v", err)
-		}
-	})
+	projectionstest.Run(t, cfg)
 }
 
 func rebuild(ctx context.Context, e logEnv, p *postgres.Projection) error {
@@ -179,7 +168,7 @@ func TestLiveProjectionCheckpointIsAtomicWithRows(t *testing.T) {
 	if _, err := log.Append(ctx, sent(1, "live-room", "alice", "live-1", "now")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "live message visible", func() bool {
+	testsvc.Eventually(t, 10*time.Second, "live message visible", func() bool {
 		h, err := p.History(ctx, "live-room", 10, "")
 		return err == nil && len(h) == 1 && h[0].Text == "now"
 	})
@@ -198,7 +187,7 @@ func TestRebuildWhileLiveIsDeterministicAndKeepsServing(t *testing.T) {
 	produce(t, e.cl, e.codec, topic, evs)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	waitFor(t, 60*time.Second, "caught up", func() bool { return caughtUp(ctx, p, e.ends(t)) })
+	testsvc.Eventually(t, 60*time.Second, "caught up", func() bool { return caughtUp(ctx, p, e.ends(t)) })
 	live, err := p.Digest(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -271,7 +260,7 @@ func TestRebuildWhileLiveIsDeterministicAndKeepsServing(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-appended
-	waitFor(t, 60*time.Second, "caught up after swap", func() bool { return caughtUp(ctx, p, e.ends(t)) })
+	testsvc.Eventually(t, 60*time.Second, "caught up after swap", func() bool { return caughtUp(ctx, p, e.ends(t)) })
 	if got := messageCount(t, p); got != g.uniqueSends() {
 		t.Errorf("%d message rows after swap under traffic, want %d", got, g.uniqueSends())
 	}
@@ -309,7 +298,7 @@ func TestSchemaChangeMessageSentV2(t *testing.T) {
 		t.Fatal(err)
 	}
 	runProjector(t, e, p)
-	waitFor(t, 30*time.Second, "caught up", func() bool { return caughtUp(ctx, p, e.ends(t)) })
+	testsvc.Eventually(t, 30*time.Second, "caught up", func() bool { return caughtUp(ctx, p, e.ends(t)) })
 	hist, err := p.History(ctx, "r", 100, "")
 	if err != nil || len(hist) != 20 {
 		t.Fatalf("history: %d messages, %v", len(hist), err)
@@ -354,7 +343,7 @@ func TestDatabaseGoesAwayAndComesBack(t *testing.T) {
 		return out
 	}
 	produce(t, e.cl, e.codec, topic, batch(1000))
-	waitFor(t, 30*time.Second, "caught up before the cut", func() bool { return caughtUp(ctx, direct, e.ends(t)) })
+	testsvc.Eventually(t, 30*time.Second, "caught up before the cut", func() bool { return caughtUp(ctx, direct, e.ends(t)) })
 
 	px.Cut()
 	produce(t, e.cl, e.codec, topic, batch(1000))
@@ -367,12 +356,12 @@ func TestDatabaseGoesAwayAndComesBack(t *testing.T) {
 		}
 		return false
 	}
-	waitFor(t, 30*time.Second, "apply errors while the database is away", errorsSeen)
+	testsvc.Eventually(t, 30*time.Second, "apply errors while the database is away", errorsSeen)
 	if caughtUp(ctx, direct, e.ends(t)) {
 		t.Fatal("caught up while the database was unreachable")
 	}
 	px.Restore()
-	waitFor(t, 60*time.Second, "caught up after the database came back", func() bool { return caughtUp(ctx, direct, e.ends(t)) })
+	testsvc.Eventually(t, 60*time.Second, "caught up after the database came back", func() bool { return caughtUp(ctx, direct, e.ends(t)) })
 	if got := messageCount(t, direct); got != g.uniqueSends() {
 		t.Errorf("%d message rows, want %d", got, g.uniqueSends())
 	}
@@ -407,9 +396,9 @@ func TestUndecodableRecordsAreParkedNotStalling(t *testing.T) {
 	}
 	appendSent(1)
 	runProjector(t, e, p)
-	waitFor(t, 30*time.Second, "caught up past the bad records", func() bool { return caughtUp(ctx, p, e.ends(t)) })
+	testsvc.Eventually(t, 30*time.Second, "caught up past the bad records", func() bool { return caughtUp(ctx, p, e.ends(t)) })
 	appendSent(2) // and it keeps going
-	waitFor(t, 30*time.Second, "live after parking", func() bool { return caughtUp(ctx, p, e.ends(t)) })
+	testsvc.Eventually(t, 30*time.Second, "live after parking", func() bool { return caughtUp(ctx, p, e.ends(t)) })
 	if got := messageCount(t, p); got != 3 {
 		t.Errorf("%d messages applied around the bad records, want 3", got)
 	}
@@ -462,7 +451,7 @@ func TestRecreatedLogIsRefusedUntilRebuilt(t *testing.T) {
 		return func() error { rcancel(); return <-done }
 	}
 	stop := run()
-	waitFor(t, 30*time.Second, "old log projected", func() bool { return caughtUp(ctx, p, e.ends(t)) })
+	testsvc.Eventually(t, 30*time.Second, "old log projected", func() bool { return caughtUp(ctx, p, e.ends(t)) })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -472,7 +461,7 @@ func TestRecreatedLogIsRefusedUntilRebuilt(t *testing.T) {
 	if _, err := adm.DeleteTopics(ctx, topic); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "topic recreated", func() bool {
+	testsvc.Eventually(t, 10*time.Second, "topic recreated", func() bool {
 		_, err := kafka.EnsureTopic(ctx, e.cl, topic, 2)
 		return err == nil
 	})
@@ -502,7 +491,7 @@ func TestRecreatedLogIsRefusedUntilRebuilt(t *testing.T) {
 	if _, err := log.Append(ctx, sent(2, "r", "bob", "new-2", "live again")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "new log projected live", func() bool { return caughtUp(ctx, p, e.ends(t)) })
+	testsvc.Eventually(t, 30*time.Second, "new log projected live", func() bool { return caughtUp(ctx, p, e.ends(t)) })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

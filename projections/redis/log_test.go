@@ -192,8 +192,7 @@ func TestRecreatedLogIsRefusedUntilRebuilt(t *testing.T) {
 		}
 	}
 	newProjector := func() *projections.Projector {
-		cfg := projectorConfig(addr, p, "recreated")
-		cfg.Codec = codec
+		cfg := projectorConfig(t, addr, p, "recreated")
 		pr, err := projections.NewProjector(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -209,7 +208,7 @@ func TestRecreatedLogIsRefusedUntilRebuilt(t *testing.T) {
 	}
 	stop := run()
 	ends := endOffsets(t, addr)
-	waitFor(t, time.Minute, "old log projected", func() bool {
+	testsvc.Eventually(t, time.Minute, "old log projected", func() bool {
 		cps, _ := p.Checkpoints(ctx)
 		return caughtUp(cps, ends)
 	})
@@ -228,7 +227,7 @@ func TestRecreatedLogIsRefusedUntilRebuilt(t *testing.T) {
 	if _, err := kadm.NewClient(cl).DeleteTopics(ctx, topic); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "topic recreated", func() bool {
+	testsvc.Eventually(t, 10*time.Second, "topic recreated", func() bool {
 		_, err := kafka.EnsureTopic(ctx, cl, topic, 2)
 		return err == nil
 	})
@@ -267,7 +266,7 @@ func TestRecreatedLogIsRefusedUntilRebuilt(t *testing.T) {
 		t.Fatal(err)
 	}
 	ends = endOffsets(t, addr)
-	waitFor(t, time.Minute, "new log projected live", func() bool {
+	testsvc.Eventually(t, time.Minute, "new log projected live", func() bool {
 		cps, _ := p.Checkpoints(ctx)
 		return caughtUp(cps, ends)
 	})

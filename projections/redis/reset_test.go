@@ -16,6 +16,7 @@ import (
 	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
 	"github.com/rtstack/rtstack/internal/testsvc"
 	"github.com/rtstack/rtstack/projections"
+	"github.com/rtstack/rtstack/projections/projectionstest"
 	redisproj "github.com/rtstack/rtstack/projections/redis"
 )
 
@@ -161,13 +162,13 @@ func TestProjectorReplaysAfterRedisLosesData(t *testing.T) {
 	rdb, prefix := testsvc.Redis(t)
 	p := openWith(t, rdb, prefix)
 	reg := prometheus.NewRegistry()
-	cfg := projectorConfig(addr, p, "loss")
+	cfg := projectorConfig(t, addr, p, "loss")
 	cfg.LagInterval = 200 * time.Millisecond
 	cfg.Registerer = reg
-	runProjector(t, cfg)
+	projectionstest.Run(t, cfg)
 	ctx := context.Background()
 	ends := endOffsets(t, addr)
-	waitFor(t, time.Minute, "first half applied", func() bool {
+	testsvc.Eventually(t, time.Minute, "first half applied", func() bool {
 		cps, _ := p.Checkpoints(ctx)
 		return caughtUp(cps, ends)
 	})
@@ -175,7 +176,7 @@ func TestProjectorReplaysAfterRedisLosesData(t *testing.T) {
 	before := digest(t, p)
 
 	wipe(t, rdb, prefix)
-	waitFor(t, time.Minute, "the idle projector to notice the loss and replay", func() bool {
+	testsvc.Eventually(t, time.Minute, "the idle projector to notice the loss and replay", func() bool {
 		cps, _ := p.Checkpoints(ctx)
 		return caughtUp(cps, ends)
 	})
@@ -203,7 +204,7 @@ func TestProjectorReplaysAfterRedisLosesData(t *testing.T) {
 		}
 	}
 	ends = endOffsets(t, addr)
-	waitFor(t, time.Minute, "the whole log applied after the second loss", func() bool {
+	testsvc.Eventually(t, time.Minute, "the whole log applied after the second loss", func() bool {
 		cps, _ := p.Checkpoints(ctx)
 		return caughtUp(cps, ends)
 	})

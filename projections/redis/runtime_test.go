@@ -23,6 +23,7 @@ import (
 	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
 	"github.com/rtstack/rtstack/internal/testsvc"
 	"github.com/rtstack/rtstack/projections"
+	"github.com/rtstack/rtstack/projections/projectionstest"
 	redisproj "github.com/rtstack/rtstack/projections/redis"
 )
 
@@ -78,41 +79,11 @@ func caughtUp(cps, ends map[int32]int64) bool {
 	return true
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func projectorConfig(addr string, store projections.Store, group string) projections.Config {
+func projectorConfig(t testing.TB, addr string, store projections.Store, group string) projections.Config {
 	return projections.Config{
-		Brokers: []string{addr}, Topic: topic, Group: group, Store: store,
+		Brokers: []string{addr}, Topic: topic, Group: group, Store: store, Codec: kafkatest.Codec(t),
 		SessionTimeout: 6 * time.Second,
 	}
-}
-
-// runProjector runs a projector in this process until the test ends.
-func runProjector(t *testing.T, cfg projections.Config) {
-	t.Helper()
-	cfg.Codec = kafkatest.Codec(t)
-	pr, err := projections.NewProjector(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- pr.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("projector: %v", err)
-		}
-	})
 }
 
 const helperEnv = "RTSTACK_REDISPROJ_HELPER"
@@ -135,9 +106,8 @@ func TestHelperProjector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := projectorConfig(f[0], p, f[2])
+	cfg := projectorConfig(t, f[0], p, f[2])
 	cfg.MaxBatch = 2000
-	cfg.Codec = kafkatest.Codec(t)
 	pr, err := projections.NewProjector(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +168,7 @@ func TestProjectorSurvivesKill9(t *testing.T) {
 		if run < 5 && before < total {
 			// Kill at a random point of what is left.
 			target := before + 1 + rng.Int64N(max(1, (total-before)/2))
-			waitFor(t, 90*time.Second, "replay progress", func() bool { return progress() >= target })
+			testsvc.Eventually(t, 90*time.Second, "replay progress", func() bool { return progress() >= target })
 			if err := cmd.Process.Kill(); err != nil { // SIGKILL
 				t.Fatal(err)
 			}
@@ -207,7 +177,7 @@ func TestProjectorSurvivesKill9(t *testing.T) {
 			t.Logf("killed run %d at %d of %d events applied (target %d)", run, progress(), total, target)
 			continue
 		}
-		waitFor(t, 2*time.Minute, "replay to reach the end", func() bool {
+		testsvc.Eventually(t, 2*time.Minute, "replay to reach the end", func() bool {
 			cps, _ := p.Checkpoints(ctx)
 			return caughtUp(cps, ends)
 		})
@@ -248,7 +218,7 @@ func TestProjectorSurvivesKill9DuringLiveTraffic(t *testing.T) {
 	for run := range rounds {
 		cmd := startHelperProjector(t, addr, prefix, fmt.Sprint("live", run))
 		ends := endOffsets(t, addr)
-		waitFor(t, time.Minute, "catch-up before the live stream", func() bool {
+		testsvc.Eventually(t, time.Minute, "catch-up before the live stream", func() bool {
 			cps, _ := p.Checkpoints(ctx)
 			return caughtUp(cps, ends)
 		})
@@ -271,7 +241,7 @@ func TestProjectorSurvivesKill9DuringLiveTraffic(t *testing.T) {
 	}
 	cmd := startHelperProjector(t, addr, prefix, "live-final")
 	ends := endOffsets(t, addr)
-	waitFor(t, time.Minute, "final catch-up", func() bool {
+	testsvc.Eventually(t, time.Minute, "final catch-up", func() bool {
 		cps, _ := p.Checkpoints(ctx)
 		return caughtUp(cps, ends)
 	})
@@ -300,10 +270,10 @@ func TestProjectorWaitsForRedis(t *testing.T) {
 	viaProxy := redis.NewClient(&redis.Options{Addr: px.Addr(), DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
 	t.Cleanup(func() { _ = viaProxy.Close() })
 	p := openWith(t, viaProxy, prefix)
-	runProjector(t, projectorConfig(addr, p, "waits"))
+	projectionstest.Run(t, projectorConfig(t, addr, p, "waits"))
 	ctx := context.Background()
 	ends := endOffsets(t, addr)
-	waitFor(t, time.Minute, "first half applied", func() bool {
+	testsvc.Eventually(t, time.Minute, "first half applied", func() bool {
 		cps, _ := direct.Checkpoints(ctx)
 		return caughtUp(cps, ends)
 	})
@@ -317,7 +287,7 @@ func TestProjectorWaitsForRedis(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, time.Minute, "the projector to retry against the cut proxy", func() bool { return px.Refused() >= 3 })
+	testsvc.Eventually(t, time.Minute, "the projector to retry against the cut proxy", func() bool { return px.Refused() >= 3 })
 	cps, err := direct.Checkpoints(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -328,7 +298,7 @@ func TestProjectorWaitsForRedis(t *testing.T) {
 
 	px.Restore()
 	ends = endOffsets(t, addr)
-	waitFor(t, time.Minute, "the rest applied after Redis came back", func() bool {
+	testsvc.Eventually(t, time.Minute, "the rest applied after Redis came back", func() bool {
 		cps, _ := direct.Checkpoints(ctx)
 		return caughtUp(cps, ends)
 	})
@@ -341,9 +311,9 @@ func TestRebuildKeepsReadsAnswering(t *testing.T) {
 	addr := produceLog(t, evs)
 	ends := endOffsets(t, addr)
 	p, _, _ := open(t)
-	runProjector(t, projectorConfig(addr, p, "live"))
+	projectionstest.Run(t, projectorConfig(t, addr, p, "live"))
 	ctx := context.Background()
-	waitFor(t, time.Minute, "live projection caught up", func() bool {
+	testsvc.Eventually(t, time.Minute, "live projection caught up", func() bool {
 		cps, _ := p.Checkpoints(ctx)
 		return caughtUp(cps, ends)
 	})
@@ -404,10 +374,10 @@ func TestRebuildWhileLiveAppends(t *testing.T) {
 	before, during := evs[:8_000], evs[8_000:]
 	addr := produceLog(t, before)
 	p, _, _ := open(t)
-	runProjector(t, projectorConfig(addr, p, "live"))
+	projectionstest.Run(t, projectorConfig(t, addr, p, "live"))
 	ctx := context.Background()
 	ends := endOffsets(t, addr)
-	waitFor(t, time.Minute, "live projection caught up", func() bool {
+	testsvc.Eventually(t, time.Minute, "live projection caught up", func() bool {
 		cps, _ := p.Checkpoints(ctx)
 		return caughtUp(cps, ends)
 	})
@@ -442,7 +412,7 @@ func TestRebuildWhileLiveAppends(t *testing.T) {
 		t.Fatalf("active version still %s after the rebuild", now)
 	}
 	ends = endOffsets(t, addr)
-	waitFor(t, time.Minute, "live projection caught up after the swap", func() bool {
+	testsvc.Eventually(t, time.Minute, "live projection caught up after the swap", func() bool {
 		cps, _ := p.Checkpoints(ctx)
 		return caughtUp(cps, ends)
 	})

@@ -7,6 +7,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/rtstack/rtstack/internal/testsvc"
 	"github.com/rtstack/rtstack/tasks"
 	"github.com/rtstack/rtstack/tasks/internal/taskstest"
 	"github.com/rtstack/rtstack/tasks/rabbit"
@@ -81,7 +82,7 @@ func TestDelayTierReturnsToMain(t *testing.T) {
 		t.Fatal(err)
 	}
 	var d amqp.Delivery
-	taskstest.Eventually(t, 10*time.Second, "task back in the main queue", func() bool {
+	testsvc.Eventually(t, 10*time.Second, "task back in the main queue", func() bool {
 		var ok bool
 		d, ok, err = ch.Get(topo.Main(), true)
 		if err != nil {
@@ -124,7 +125,7 @@ func TestRejectedGoesToDLQ(t *testing.T) {
 		t.Fatal(err)
 	}
 	var d amqp.Delivery
-	taskstest.Eventually(t, 10*time.Second, "junk in the main queue", func() bool {
+	testsvc.Eventually(t, 10*time.Second, "junk in the main queue", func() bool {
 		var ok bool
 		d, ok, err = ch.Get(topo.Main(), false)
 		return err == nil && ok
@@ -133,7 +134,7 @@ func TestRejectedGoesToDLQ(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ds []rabbit.DeadTask
-	taskstest.Eventually(t, 10*time.Second, "junk in the DLQ", func() bool {
+	testsvc.Eventually(t, 10*time.Second, "junk in the DLQ", func() bool {
 		ds, err = rabbit.ListDLQ(ctx, rc, 0)
 		return err == nil && len(ds) == 1
 	})

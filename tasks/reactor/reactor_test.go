@@ -88,7 +88,7 @@ func (e *env) caughtUp(group string) {
 	adm := kadm.NewClient(kafkatest.Client(e.t, e.addr))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	taskstest.Eventually(e.t, 30*time.Second, group+" committed the end of the log", func() bool {
+	testsvc.Eventually(e.t, 30*time.Second, group+" committed the end of the log", func() bool {
 		ends, err := adm.ListEndOffsets(ctx, kafka.DefaultTopic)
 		if err != nil {
 			return false
@@ -204,7 +204,7 @@ func TestReactorDeliversOnceAndNeverRefires(t *testing.T) {
 	}
 	reg1 := prometheus.NewRegistry()
 	stop := e.reactor("grp", e.rc.URL, reg1)
-	taskstest.Eventually(t, 30*time.Second, "5 webhook deliveries", func() bool { return e.target.Distinct() == 5 })
+	testsvc.Eventually(t, 30*time.Second, "5 webhook deliveries", func() bool { return e.target.Distinct() == 5 })
 	stop()
 	got := delivered(t, e.target)
 	if got["m-before"] != 0 || len(got) != 5 {
@@ -222,8 +222,8 @@ func TestReactorDeliversOnceAndNeverRefires(t *testing.T) {
 	reg2 := prometheus.NewRegistry()
 	e.reactor("grp", e.rc.URL, reg2)
 	e.send("r1", "after-restart")
-	taskstest.Eventually(t, 30*time.Second, "the new message delivered", func() bool { return e.target.Distinct() == 6 })
-	taskstest.Eventually(t, 10*time.Second, "second reactor read the whole log", func() bool {
+	testsvc.Eventually(t, 30*time.Second, "the new message delivered", func() bool { return e.target.Distinct() == 6 })
+	testsvc.Eventually(t, 10*time.Second, "second reactor read the whole log", func() bool {
 		return sum(t, reg2, "rtstack_reactor_records_total") == float64(e.n)
 	})
 	e.caughtUp("grp") // its tasks are confirmed and counted before it commits
@@ -249,7 +249,7 @@ func TestReactorDeliversOnceAndNeverRefires(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.send("r1", "after-rebuild")
-	taskstest.Eventually(t, 30*time.Second, "the message after the rebuild delivered", func() bool { return e.target.Distinct() == 7 })
+	testsvc.Eventually(t, 30*time.Second, "the message after the rebuild delivered", func() bool { return e.target.Distinct() == 7 })
 	e.caughtUp("grp")
 	if n := sum(t, reg2, "rtstack_reactor_tasks_published_total"); n != 2 {
 		t.Errorf("reactor published %v tasks after the rebuild, want 2 in all", n)
@@ -264,10 +264,10 @@ func TestReactorDeliversOnceAndNeverRefires(t *testing.T) {
 	// ids: the workers find them recorded done and skip them.
 	reg3 := prometheus.NewRegistry()
 	e.reactor("grp-other", e.rc.URL, reg3)
-	taskstest.Eventually(t, 30*time.Second, "second group's tasks published", func() bool {
+	testsvc.Eventually(t, 30*time.Second, "second group's tasks published", func() bool {
 		return sum(t, reg3, "rtstack_reactor_tasks_published_total") == 7
 	})
-	taskstest.Eventually(t, 30*time.Second, "workers skipped them", func() bool {
+	testsvc.Eventually(t, 30*time.Second, "workers skipped them", func() bool {
 		return sum(t, wreg, "rtstack_worker_tasks_total", "outcome", "skipped") == 7
 	})
 	if n := e.target.Count(); n != 7 {
@@ -281,11 +281,11 @@ func TestReactorMentions(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	e.reactor("grp", e.rc.URL, reg)
 	e.send("r1", "m1", "bob", "alice") // alice is the author: no self-notification
-	taskstest.Eventually(t, 30*time.Second, "mention task published", func() bool {
+	testsvc.Eventually(t, 30*time.Second, "mention task published", func() bool {
 		return sum(t, reg, "rtstack_reactor_tasks_published_total", "kind", "notify") == 1
 	})
 	id := tasks.ID("m1", tasks.KindNotify, "bob")
-	taskstest.Eventually(t, 10*time.Second, "mention done", func() bool {
+	testsvc.Eventually(t, 10*time.Second, "mention done", func() bool {
 		var n int
 		_ = e.db.QueryRow(context.Background(), `SELECT count(*) FROM rtstack_tasks.done WHERE task_id = $1`, id).Scan(&n)
 		return n == 1
@@ -309,17 +309,17 @@ func TestReactorSurvivesRabbitOutage(t *testing.T) {
 	for i := range total {
 		switch i {
 		case 20:
-			taskstest.Eventually(t, 30*time.Second, "first deliveries", func() bool { return e.target.Distinct() >= 1 })
+			testsvc.Eventually(t, 30*time.Second, "first deliveries", func() bool { return e.target.Distinct() >= 1 })
 			proxy.Cut()
 		case 40:
-			taskstest.Eventually(t, 30*time.Second, "reactor noticing the outage", func() bool {
+			testsvc.Eventually(t, 30*time.Second, "reactor noticing the outage", func() bool {
 				return sum(t, reg, "rtstack_reactor_publish_failures_total") >= 1
 			})
 			proxy.Restore()
 		}
 		e.send(fmt.Sprint("r", 1+i%2), fmt.Sprint("m", i))
 	}
-	taskstest.Eventually(t, 60*time.Second, "every task delivered", func() bool { return e.target.Distinct() == total })
+	testsvc.Eventually(t, 60*time.Second, "every task delivered", func() bool { return e.target.Distinct() == total })
 	got := delivered(t, e.target)
 	for i := range total {
 		if got[fmt.Sprint("m-m", i)] == 0 {
@@ -344,12 +344,12 @@ func TestReactorsShareGroup(t *testing.T) {
 	const total = 60
 	for i := range total {
 		if i == total/2 {
-			taskstest.Eventually(t, 30*time.Second, "first half delivered", func() bool { return e.target.Distinct() == total/2 })
+			testsvc.Eventually(t, 30*time.Second, "first half delivered", func() bool { return e.target.Distinct() == total/2 })
 			stopA()
 		}
 		e.send(rooms[i%len(rooms)], fmt.Sprint("s", i))
 	}
-	taskstest.Eventually(t, 60*time.Second, "every message delivered", func() bool { return e.target.Distinct() == total })
+	testsvc.Eventually(t, 60*time.Second, "every message delivered", func() bool { return e.target.Distinct() == total })
 	if n := e.target.Count(); n != total {
 		t.Errorf("target saw %d requests for %d messages", n, total)
 	}

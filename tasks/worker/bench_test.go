@@ -45,7 +45,7 @@ func BenchmarkTasks(b *testing.B) {
 			b.Fatal(err)
 		}
 		var done int
-		taskstest.Eventually(b, 2*time.Minute, "tasks done", func() bool {
+		testsvc.Eventually(b, 2*time.Minute, "tasks done", func() bool {
 			if target.Count()-before < n {
 				return false
 			}

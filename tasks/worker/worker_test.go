@@ -136,7 +136,7 @@ func TestRetryThenSuccess(t *testing.T) {
 	task := webhookTask("retry", target.URL+"/hook")
 	publish(t, rc, task)
 
-	taskstest.Eventually(t, 20*time.Second, "task recorded done", func() bool { return doneRecord(t, db, task.ID).n == 1 })
+	testsvc.Eventually(t, 20*time.Second, "task recorded done", func() bool { return doneRecord(t, db, task.ID).n == 1 })
 	if r := doneRecord(t, db, task.ID); r != (doneRow{n: 1, attempts: 3}) {
 		t.Errorf("completion record %+v, want one row after 3 attempts", r)
 	}
@@ -169,7 +169,7 @@ func TestDeadLetterThenReplay(t *testing.T) {
 	publish(t, rc, task)
 
 	var ds []rabbit.DeadTask
-	taskstest.Eventually(t, 20*time.Second, "task in the DLQ", func() bool { ds = dead(t, rc); return len(ds) == 1 })
+	testsvc.Eventually(t, 20*time.Second, "task in the DLQ", func() bool { ds = dead(t, rc); return len(ds) == 1 })
 	d := ds[0]
 	if d.ID != task.ID || d.Kind != tasks.KindWebhook || d.Attempts != 3 || !strings.Contains(d.LastError, "500") {
 		t.Errorf("dead task %+v, want id %s, 3 attempts, a 500 error", d, task.ID)
@@ -192,7 +192,7 @@ func TestDeadLetterThenReplay(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("replay: %d, %v", n, err)
 	}
-	taskstest.Eventually(t, 20*time.Second, "replayed task done", func() bool { return doneRecord(t, db, task.ID).n == 1 })
+	testsvc.Eventually(t, 20*time.Second, "replayed task done", func() bool { return doneRecord(t, db, task.ID).n == 1 })
 	if r := doneRecord(t, db, task.ID); r.attempts != 1 {
 		t.Errorf("replayed task done on attempt %d, want 1 (count reset)", r.attempts)
 	}
@@ -238,9 +238,9 @@ func TestSkipsTaskAlreadyDone(t *testing.T) {
 	start(t, worker.Config{RabbitURL: rc.URL, Prefix: rc.Prefix, RetryDelays: rc.RetryDelays, Pool: db, AllowPrivate: true, Registerer: reg})
 	task := webhookTask("once", target.URL)
 	publish(t, rc, task)
-	taskstest.Eventually(t, 10*time.Second, "task done", func() bool { return doneRecord(t, db, task.ID).n == 1 })
+	testsvc.Eventually(t, 10*time.Second, "task done", func() bool { return doneRecord(t, db, task.ID).n == 1 })
 	publish(t, rc, task, task) // a second reactor publishing the same ids
-	taskstest.Eventually(t, 10*time.Second, "duplicates skipped", func() bool { return counter(t, reg, "skipped") == 2 })
+	testsvc.Eventually(t, 10*time.Second, "duplicates skipped", func() bool { return counter(t, reg, "skipped") == 2 })
 	if n := target.Count(); n != 1 {
 		t.Errorf("target saw %d deliveries of one task, want 1", n)
 	}
@@ -256,7 +256,7 @@ func TestPrivateTargetRefused(t *testing.T) {
 	publish(t, rc, private, scheme)
 
 	var ds []rabbit.DeadTask
-	taskstest.Eventually(t, 10*time.Second, "both refused into the DLQ", func() bool { ds = dead(t, rc); return len(ds) == 2 })
+	testsvc.Eventually(t, 10*time.Second, "both refused into the DLQ", func() bool { ds = dead(t, rc); return len(ds) == 2 })
 	for _, d := range ds {
 		if d.Attempts != 1 {
 			t.Errorf("%s: %d attempts; a refused target is permanent", d.ID, d.Attempts)
@@ -344,7 +344,7 @@ func TestNotify(t *testing.T) {
 		t.Fatalf("tasks %v %v", ts, err)
 	}
 	publish(t, rc, ts...)
-	taskstest.Eventually(t, 10*time.Second, "both notified", func() bool {
+	testsvc.Eventually(t, 10*time.Second, "both notified", func() bool {
 		return doneRecord(t, db, ts[0].ID).n == 1 && doneRecord(t, db, ts[1].ID).n == 1
 	})
 	frames := n.got("bob")
@@ -410,7 +410,7 @@ func TestWorkerKilledMidDelivery(t *testing.T) {
 	}
 
 	start(t, worker.Config{RabbitURL: rc.URL, Prefix: rc.Prefix, RetryDelays: rc.RetryDelays, Pool: db, AllowPrivate: true})
-	taskstest.Eventually(t, 20*time.Second, "redelivered task done", func() bool { return doneRecord(t, db, task.ID).n == 1 })
+	testsvc.Eventually(t, 20*time.Second, "redelivered task done", func() bool { return doneRecord(t, db, task.ID).n == 1 })
 	reqs := target.Requests()
 	if len(reqs) != 2 || reqs[0].Delivery != task.ID || reqs[1].Delivery != task.ID {
 		t.Errorf("target saw %+v, want the same delivery id twice", reqs)
@@ -457,14 +457,14 @@ func TestWorkerSurvivesRabbitOutage(t *testing.T) {
 		return ts
 	}
 	publish(t, rc, batch(0, 10)...)
-	taskstest.Eventually(t, 20*time.Second, "first tasks delivered", func() bool { return target.Distinct() == 10 })
+	testsvc.Eventually(t, 20*time.Second, "first tasks delivered", func() bool { return target.Distinct() == 10 })
 	proxy.Cut()
 	publish(t, rc, batch(10, 30)...)
 	proxy.Restore()
 	publish(t, rc, batch(30, total)...)
-	taskstest.Eventually(t, 30*time.Second, "every task delivered", func() bool { return target.Distinct() == total })
+	testsvc.Eventually(t, 30*time.Second, "every task delivered", func() bool { return target.Distinct() == total })
 	// The record follows the POST: wait for it rather than race it.
-	taskstest.Eventually(t, 10*time.Second, "every task recorded done", func() bool {
+	testsvc.Eventually(t, 10*time.Second, "every task recorded done", func() bool {
 		var n int
 		err := db.QueryRow(context.Background(), `SELECT count(*) FROM rtstack_tasks.done`).Scan(&n)
 		return err == nil && n == total
@@ -490,9 +490,9 @@ func TestPanicIsDeadLettered(t *testing.T) {
 	after := webhookTask("after-panic", target.URL)
 	publish(t, rc, append(ts, after)...)
 	var ds []rabbit.DeadTask
-	taskstest.Eventually(t, 10*time.Second, "panicking task dead-lettered", func() bool { ds = dead(t, rc); return len(ds) == 1 })
+	testsvc.Eventually(t, 10*time.Second, "panicking task dead-lettered", func() bool { ds = dead(t, rc); return len(ds) == 1 })
 	if ds[0].ID != ts[0].ID || !strings.Contains(ds[0].LastError, "presence exploded") {
 		t.Errorf("dead task %+v", ds[0])
 	}
-	taskstest.Eventually(t, 10*time.Second, "next task still done", func() bool { return doneRecord(t, db, after.ID).n == 1 })
+	testsvc.Eventually(t, 10*time.Second, "next task still done", func() bool { return doneRecord(t, db, after.ID).n == 1 })
 }

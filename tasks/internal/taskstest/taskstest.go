@@ -57,18 +57,6 @@ func Rabbit(t testing.TB, delays ...time.Duration) rabbit.Config {
 	return cfg
 }
 
-// Eventually polls cond every 20 ms until it holds or d passes.
-func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // Request is one request a Target received.
 type Request struct {
 	Delivery  string

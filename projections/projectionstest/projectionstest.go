@@ -1,0 +1,30 @@
+// Package projectionstest runs projectors for the tests of projections and
+// its stores.
+package projectionstest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/rtstack/rtstack/projections"
+)
+
+// Run starts a projector for cfg in this process; it is stopped when the
+// test ends, and a Run that ended with an error fails the test.
+func Run(t testing.TB, cfg projections.Config) *projections.Projector {
+	t.Helper()
+	pr, err := projections.NewProjector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- pr.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("projector: %v", err)
+		}
+	})
+	return pr
+}
