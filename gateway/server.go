@@ -11,9 +11,11 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/projections"
@@ -30,6 +32,9 @@ type Server struct {
 	hub      *hub
 	recovery chan struct{} // semaphore bounding concurrent recovery reads
 	ready    chan struct{} // closed once the tail knows the log's shape and position
+	// admin is Run's metadata client, set before ready is closed and shared
+	// by the connections' since checks instead of a client per check.
+	admin atomic.Pointer[kgo.Client]
 
 	mu       sync.Mutex // guards closing, conns, byUser, and Adds to inflight
 	closing  bool

@@ -33,6 +33,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	defer admin.Close()
+	s.admin.Store(admin)
 	info, next, ok := s.locate(ctx, admin)
 	if !ok {
 		return nil
@@ -233,12 +234,11 @@ func (s *Server) checkSince(room string, since sincePos) (from int64, reason str
 }
 
 func (s *Server) endOffsets(ctx context.Context) (map[int32]int64, error) {
-	cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: s.cfg.Brokers, Logger: s.cfg.Logger})
-	if err != nil {
-		return nil, err
+	admin := s.admin.Load()
+	if admin == nil { // only before Run started; joins wait for ready
+		return nil, errors.New("the log tail is not running")
 	}
-	defer cl.Close()
-	return kafka.EndOffsets(ctx, cl, s.cfg.Topic)
+	return kafka.EndOffsets(ctx, admin, s.cfg.Topic)
 }
 
 // recoverRoom replays room's records in (from, next) from the log itself to
