@@ -61,42 +61,36 @@ func logReadCommand(name, help string, follow bool) *ffcli.Command {
 			if err != nil {
 				return err
 			}
-			cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: cfg.brokers()})
+			start := kgo.NewOffset().AtEnd()
+			if fromBeginning || !follow {
+				start = kgo.NewOffset().AtStart()
+			}
+			// Without a consumer group, ConsumeTopics reads every partition
+			// directly: nothing is committed, nothing is joined.
+			cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: cfg.brokers()},
+				kgo.ConsumeTopics(cfg.Topic), kgo.ConsumeResetOffset(start))
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			info, err := kafka.DescribeTopic(ctx, cl, cfg.Topic)
-			if err != nil {
+			if _, err := kafka.DescribeTopic(ctx, cl, cfg.Topic); err != nil {
 				return fmt.Errorf("%w (is the broker at %s running? `rtstack dev` or `rtstack broker` starts one)", err, cfg.brokers()[0])
 			}
 			ends, err := kafka.EndOffsets(ctx, cl, cfg.Topic)
 			if err != nil {
 				return err
 			}
-			start := kgo.NewOffset().AtEnd()
-			if fromBeginning || !follow {
-				start = kgo.NewOffset().AtStart()
-			}
-			parts := map[int32]kgo.Offset{}
 			pending := map[int32]bool{} // dump: partitions not yet read to their end
-			for p := int32(0); p < info.Partitions; p++ {
-				parts[p] = start
-				if ends[p] > 0 {
+			for p, end := range ends {
+				if end > 0 {
 					pending[p] = true
 				}
 			}
-			reader, err := kafka.NewClient(kafka.ClientConfig{Brokers: cfg.brokers()},
-				kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: parts}))
-			if err != nil {
-				return err
-			}
-			defer reader.Close()
 			out := bufio.NewWriter(os.Stdout)
 			defer out.Flush()
 			enc := json.NewEncoder(out)
 			for follow || len(pending) > 0 {
-				fs := reader.PollFetches(ctx)
+				fs := cl.PollFetches(ctx)
 				if ctx.Err() != nil {
 					return nil
 				}
@@ -111,11 +105,10 @@ func logReadCommand(name, help string, follow bool) *ffcli.Command {
 					if !follow && r.Offset >= ends[r.Partition] {
 						return
 					}
-					line := decodeLine(codec, r)
 					if room != "" && string(r.Key) != room {
 						return
 					}
-					if err := enc.Encode(line); err != nil && werr == nil {
+					if err := enc.Encode(decodeLine(codec, r)); err != nil && werr == nil {
 						werr = err
 					}
 				})
