@@ -17,8 +17,8 @@ import (
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
 	"github.com/rtstack/rtstack/internal/testsvc"
-	"github.com/rtstack/rtstack/schemas"
 )
 
 // binPath is the rtstack binary built once for the end-to-end tests.
@@ -98,15 +98,6 @@ func waitListening(t *testing.T, addr string, p *proc) {
 	t.Fatalf("nothing listening on %s:\n%s", addr, p.stderr)
 }
 
-func codec(t *testing.T) *schemas.Codec {
-	t.Helper()
-	reg, err := schemas.Embedded()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return schemas.NewCodec(reg)
-}
-
 func appendMessages(t *testing.T, addr string, from, n int) []events.Position {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -116,7 +107,7 @@ func appendMessages(t *testing.T, addr string, from, n int) []events.Position {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	log := kafka.NewLog(cl, codec(t), kafka.DefaultTopic)
+	log := kafka.NewLog(cl, kafkatest.Codec(t), kafka.DefaultTopic)
 	var out []events.Position
 	for i := from; i < from+n; i++ {
 		pos, err := log.Append(ctx, &events.MessageSent{

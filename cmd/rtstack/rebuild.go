@@ -10,10 +10,8 @@ import (
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/rtstack/rtstack/gateway/api"
-	"github.com/rtstack/rtstack/gateway/presence"
 	"github.com/rtstack/rtstack/projections"
 )
 
@@ -137,9 +135,4 @@ func digestCommand() *ffcli.Command {
 			fmt.Println(d)
 			return nil
 		})
-}
-
-func newNotifier(rdb *redis.Client, prefix string) (*presence.Tracker, error) {
-	host, _ := os.Hostname()
-	return presence.New(presence.Config{Redis: rdb, Prefix: prefix + "live:", GatewayID: fmt.Sprintf("worker-%s-%d", host, os.Getpid())})
 }

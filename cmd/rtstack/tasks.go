@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/rtstack/rtstack/gateway/presence"
 	"github.com/rtstack/rtstack/tasks/rabbit"
@@ -149,4 +150,11 @@ func dlqSub(name, help string, fn func(context.Context, rabbit.Config) error) *f
 		delays, _ := cfg.retryDelays()
 		return fn(ctx, rabbit.Config{URL: cfg.RabbitURL, Prefix: cfg.RabbitPrefix, RetryDelays: delays})
 	})
+}
+
+// newNotifier reaches online users through the shared presence in Redis,
+// for a worker that runs without a gateway of its own.
+func newNotifier(rdb *redis.Client, prefix string) (*presence.Tracker, error) {
+	host, _ := os.Hostname()
+	return presence.New(presence.Config{Redis: rdb, Prefix: prefix + "live:", GatewayID: fmt.Sprintf("worker-%s-%d", host, os.Getpid())})
 }
