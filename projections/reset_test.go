@@ -65,9 +65,7 @@ func (s *memStore) truncate(p int32, keep int64) int64 {
 }
 
 func TestStoreResetReseeksFromCheckpoint(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration: embedded broker over TCP")
-	}
+	testsvc.Integration(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	b := kafkatest.Broker(t, "")

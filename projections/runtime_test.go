@@ -169,9 +169,7 @@ func joined(i int) *events.MemberJoined {
 }
 
 func TestProjectorAppliesParksAndRebuilds(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration: embedded broker over TCP")
-	}
+	testsvc.Integration(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	b := kafkatest.Broker(t, "")

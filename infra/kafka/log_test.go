@@ -11,12 +11,11 @@ import (
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
+	"github.com/rtstack/rtstack/internal/testsvc"
 )
 
 func TestAppendSurvivesBrokerRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration: embedded broker over TCP")
-	}
+	testsvc.Integration(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	dir := t.TempDir()
@@ -81,9 +80,7 @@ func TestAppendSurvivesBrokerRestart(t *testing.T) {
 }
 
 func TestAppendFailsWhenBrokerIsGone(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration: embedded broker over TCP")
-	}
+	testsvc.Integration(t)
 	b := kafkatest.Broker(t, "")
 	kafkatest.Topic(t, b.Addr(), kafka.DefaultTopic, 1)
 	cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: []string{b.Addr()}, DeliveryTimeout: time.Second})
