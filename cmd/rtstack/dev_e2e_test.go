@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/rtstack/rtstack/gateway/auth"
 	"github.com/rtstack/rtstack/internal/testsvc"
@@ -29,6 +31,8 @@ type devEnv struct {
 	httpAddr   string
 	brokerAddr string
 	keys       *auth.Keys
+	rdb        *redis.Client
+	redisPfx   string
 	rabbitPfx  string
 }
 
@@ -36,7 +40,6 @@ func newDevEnv(t *testing.T) *devEnv {
 	t.Helper()
 	pgURL := testsvc.Postgres(t)
 	rdb, redisPfx := testsvc.Redis(t)
-	_ = rdb
 	testsvc.Rabbit(t)
 	httpAddr, brokerAddr := freeAddr(t), freeAddr(t)
 	rabbitPfx := fmt.Sprintf("e2e%d.", time.Now().UnixNano())
@@ -59,6 +62,8 @@ func newDevEnv(t *testing.T) *devEnv {
 		httpAddr:   httpAddr,
 		brokerAddr: brokerAddr,
 		keys:       keys,
+		rdb:        rdb,
+		redisPfx:   redisPfx,
 		rabbitPfx:  rabbitPfx,
 	}
 }
@@ -307,6 +312,23 @@ func TestDevEndToEnd(t *testing.T) {
 	d.get(t, "bob", "/api/rooms/room-1/counters?after="+pos(ack2), nil)
 	before := map[string]string{"postgres": d.run(t, "digest", "postgres"), "redis": d.run(t, "digest", "redis")}
 	d.run(t, "rebuild", "all")
+	if code := d.post(t, "bob", "/api/admin/rebuild/redis", nil, nil); code != http.StatusForbidden {
+		t.Errorf("rebuild by a non-admin: HTTP %d, want 403", code)
+	}
+	if code := d.postWith(t, d.token(t, "ops", true), "/api/admin/rebuild/nope", nil, nil); code != http.StatusNotFound {
+		t.Errorf("rebuild of an unknown projection: HTTP %d, want 404", code)
+	}
+	// An admin's rebuild runs in the gateway process and swaps the active
+	// Redis version; the content stays the same.
+	active := func() string { return d.rdb.Get(context.Background(), d.redisPfx+"active").Val() }
+	was := active()
+	if code := d.postWith(t, d.token(t, "ops", true), "/api/admin/rebuild/redis", nil, nil); code != http.StatusAccepted {
+		t.Fatalf("admin rebuild: HTTP %d, want 202", code)
+	}
+	testsvc.Eventually(t, 30*time.Second, "the API's rebuild to swap the Redis version", func() bool { return active() != was })
+	if got := d.run(t, "digest", "redis"); got != before["redis"] {
+		t.Errorf("redis digest changed by the API's rebuild: %s → %s", before["redis"], got)
+	}
 	for target, want := range before {
 		if got := d.run(t, "digest", target); got != want {
 			t.Errorf("%s digest changed by a rebuild: %s → %s", target, want, got)
@@ -405,9 +427,14 @@ func (h *hookTarget) await(t *testing.T, n int) []hookHit {
 
 func (d *devEnv) post(t *testing.T, user, path string, body, into any) int {
 	t.Helper()
+	return d.postWith(t, d.token(t, user, false), path, body, into)
+}
+
+func (d *devEnv) postWith(t *testing.T, token, path string, body, into any) int {
+	t.Helper()
 	b, _ := json.Marshal(body)
 	req, _ := http.NewRequest("POST", "http://"+d.httpAddr+path, bytes.NewReader(b))
-	req.Header.Set("Authorization", "Bearer "+d.token(t, user, false))
+	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
