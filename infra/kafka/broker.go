@@ -23,6 +23,10 @@ type BrokerConfig struct {
 	Logger *slog.Logger
 }
 
+// DefaultBrokerAddr is where the embedded broker listens when
+// BrokerConfig.Addr is empty (BROKER_ADDR).
+const DefaultBrokerAddr = "127.0.0.1:9092"
+
 // Broker is a running embedded Kafka-protocol broker.
 type Broker struct {
 	c *kfake.Cluster
@@ -36,7 +40,7 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	}
 	addr := cfg.Addr
 	if addr == "" {
-		addr = "127.0.0.1:9092"
+		addr = DefaultBrokerAddr
 	}
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
