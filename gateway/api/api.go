@@ -120,7 +120,7 @@ type Config struct {
 	MaxBodyBytes int64
 	// CheckTimeout bounds each readiness check; default 2s.
 	CheckTimeout time.Duration
-	// Logger; default slog.Default().
+	// Logger receives the logs; nil discards them (the binary injects its own).
 	Logger *slog.Logger
 	// Registerer receives the API's metrics (rtstack_api_*); nil: none.
 	Registerer prometheus.Registerer
@@ -169,7 +169,7 @@ func New(cfg Config) (http.Handler, error) {
 		cfg.CheckTimeout = DefaultCheckTimeout
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.HistoryPosition == nil {
 		cfg.HistoryPosition, _ = cfg.History.(Checkpoints)

@@ -38,7 +38,7 @@ type Config struct {
 	Heartbeat time.Duration
 	// GatewayID names this gateway in logs; required.
 	GatewayID string
-	// Logger; default slog.Default().
+	// Logger receives the logs; nil discards them (the binary injects its own).
 	Logger *slog.Logger
 	// Registerer receives the tracker's metrics (rtstack_presence_*); nil:
 	// none.
@@ -109,7 +109,7 @@ func New(cfg Config) (*Tracker, error) {
 		cfg.Heartbeat = DefaultHeartbeat
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := cfg.Prefix + "presence:"
 	t := &Tracker{

@@ -46,7 +46,7 @@ type Config struct {
 	RetryDelays []time.Duration
 	// MaxBatch bounds the records per commit; 0 means DefaultMaxBatch.
 	MaxBatch int
-	// Logger; nil means slog.Default().
+	// Logger receives the logs; nil discards them (the binary injects its own).
 	Logger *slog.Logger
 	// Registerer for the metrics; nil means they are not registered.
 	Registerer prometheus.Registerer
@@ -109,7 +109,7 @@ func New(cfg Config) (*Reactor, error) {
 		cfg.MaxBatch = DefaultMaxBatch
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {

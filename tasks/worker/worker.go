@@ -71,7 +71,7 @@ type Config struct {
 	// HTTPClient delivers webhooks; nil means NewHTTPClient(AllowPrivate).
 	// A client given here carries its own address guard.
 	HTTPClient *http.Client
-	// Logger; nil means slog.Default().
+	// Logger receives the logs; nil discards them (the binary injects its own).
 	Logger *slog.Logger
 	// Registerer for the metrics; nil means they are not registered.
 	Registerer prometheus.Registerer
@@ -131,7 +131,7 @@ func New(cfg Config) (*Worker, error) {
 		cfg.Timeout = DefaultTimeout
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	w := &Worker{
 		cfg: cfg, topo: cfg.rabbit().Topology(), log: cfg.Logger.With("component", "worker"),
