@@ -457,7 +457,19 @@ func (w *Worker) post(ctx context.Context, c *http.Client, url, id string, body 
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("post: %s answered %s", req.URL.Redacted(), resp.Status)
+		err := fmt.Errorf("post: %s answered %s", req.URL.Redacted(), resp.Status)
+		if refused(resp.StatusCode) {
+			return permanent(fmt.Errorf("%w: a 4xx other than 408 and 429 is not retried", err))
+		}
+		return err
 	}
 	return nil
+}
+
+// refused reports whether status says the target will never accept this
+// delivery as sent (a wrong URL, a rejected signature): retrying cannot
+// help. 408 and 429 ask to come back later, so they are retried like a 5xx.
+func refused(status int) bool {
+	return status >= 400 && status < 500 &&
+		status != http.StatusRequestTimeout && status != http.StatusTooManyRequests
 }
