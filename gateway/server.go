@@ -49,10 +49,10 @@ type Server struct {
 
 // New returns a Server for cfg. It does no I/O: Run connects to the log.
 func New(cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg.setDefaults()
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err

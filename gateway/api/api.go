@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -115,13 +116,17 @@ type Config struct {
 	// Ready are the checks of /readyz, run concurrently, each bounded by
 	// CheckTimeout.
 	Ready []Check
-	// AfterWait bounds how long ?after= waits for a projection; default 2s.
+	// AfterWait bounds how long ?after= waits for a projection; default
+	// DefaultAfterWait (2s).
 	AfterWait time.Duration
-	// PollInterval is how often ?after= polls the position; default 20ms.
+	// PollInterval is how often ?after= polls the position; default
+	// DefaultPollInterval (20ms).
 	PollInterval time.Duration
-	// MaxBodyBytes limits request bodies; default 64 KiB.
+	// MaxBodyBytes limits request bodies; default DefaultMaxBodyBytes
+	// (64 KiB).
 	MaxBodyBytes int64
-	// CheckTimeout bounds each readiness check; default 2s.
+	// CheckTimeout bounds each readiness check; default
+	// DefaultCheckTimeout (2s).
 	CheckTimeout time.Duration
 	// Logger; default slog.Default().
 	Logger *slog.Logger
@@ -129,8 +134,10 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
-// Validate reports every problem of c, joined.
+// Validate reports every problem of c once its defaults are applied,
+// joined.
 func (c Config) Validate() error {
+	c = c.withDefaults()
 	var errs []error
 	if c.Keys == nil {
 		errs = append(errs, errors.New("api: Config.Keys is required"))
@@ -146,6 +153,28 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	c.AfterWait = cmp.Or(c.AfterWait, DefaultAfterWait)
+	c.PollInterval = cmp.Or(c.PollInterval, DefaultPollInterval)
+	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes)
+	c.CheckTimeout = cmp.Or(c.CheckTimeout, DefaultCheckTimeout)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.HistoryPosition == nil {
+		c.HistoryPosition, _ = c.History.(Checkpoints)
+	}
+	if c.RedisPosition == nil {
+		if cp, ok := c.Counters.(Checkpoints); ok {
+			c.RedisPosition = cp
+		} else if cp, ok := c.Leaderboard.(Checkpoints); ok {
+			c.RedisPosition = cp
+		}
+	}
+	return c
+}
+
 type server struct {
 	cfg     Config
 	log     *slog.Logger
@@ -156,33 +185,9 @@ type server struct {
 // mount it on those patterns (or at "/" of a mux that routes the rest
 // elsewhere).
 func New(cfg Config) (http.Handler, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
-	}
-	if cfg.AfterWait == 0 {
-		cfg.AfterWait = DefaultAfterWait
-	}
-	if cfg.PollInterval == 0 {
-		cfg.PollInterval = DefaultPollInterval
-	}
-	if cfg.MaxBodyBytes == 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if cfg.CheckTimeout == 0 {
-		cfg.CheckTimeout = DefaultCheckTimeout
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.HistoryPosition == nil {
-		cfg.HistoryPosition, _ = cfg.History.(Checkpoints)
-	}
-	if cfg.RedisPosition == nil {
-		if cp, ok := cfg.Counters.(Checkpoints); ok {
-			cfg.RedisPosition = cp
-		} else if cp, ok := cfg.Leaderboard.(Checkpoints); ok {
-			cfg.RedisPosition = cp
-		}
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
