@@ -141,8 +141,8 @@ func (c *config) retryDelays() ([]time.Duration, error) {
 }
 
 // checkPrefix refuses a prefix that does not end with its separator: names
-// are prefix+name, so "myapp" would make queues "myapptasks" and keys
-// "myappmessages" and collide with another deployment's "myapp2".
+// are prefix+name, so "myapp" would make queues "myapptasks", and a scan or
+// drop of "myapp*" would also take the keys of a deployment named "myapp2".
 func checkPrefix(setting, prefix, sep string) error {
 	if prefix != "" && !strings.HasSuffix(prefix, sep) {
 		return fmt.Errorf("%s %q must end with %q (names are the prefix followed by the name, e.g. %q)", setting, prefix, sep, prefix+sep)
