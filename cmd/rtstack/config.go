@@ -29,6 +29,7 @@ type config struct {
 	RabbitURL           string
 	RabbitPrefix        string
 	HTTPAddr            string
+	MetricsAddr         string
 	JWTSecret           string
 	Topic               string
 	Partitions          int
@@ -52,6 +53,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.RabbitPrefix, "rabbit-prefix", "rtstack.", "prefix of every RabbitMQ queue name")
 	fs.StringVar(&c.RabbitURL, "rabbit-url", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ for side-effect tasks")
 	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "WebSocket, HTTP API, web UI, /metrics")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "where project, react and work serve /metrics, /healthz and /readyz (empty: not served; the gateway serves them on -http-addr)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 key for tokens (\"dev\" under rtstack dev; required otherwise)")
 	fs.StringVar(&c.Topic, "topic", "chat.events", "the event log")
 	fs.IntVar(&c.Partitions, "partitions", 6, "partition count when the log is created (fixed afterwards)")
