@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -325,5 +326,37 @@ func TestOpsEndpoints(t *testing.T) {
 	}
 	if rec := get(down, "/api/leaderboard", ""); rec.Code != http.StatusNotFound {
 		t.Errorf("the ops server routes /api: HTTP %d", rec.Code)
+	}
+}
+
+// `rtstack work` with METRICS_ADDR serves its queue gauges and readiness,
+// and stops cleanly on SIGTERM.
+func TestWorkServesMetricsOnMetricsAddr(t *testing.T) {
+	d := newDevEnv(t)
+	addr := freeAddr(t)
+	p := start(t, append(d.env, "METRICS_ADDR="+addr), "work")
+	base := "http://" + addr
+	body := func(path string) (int, string) {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	testsvc.Eventually(t, 30*time.Second, "the worker's /readyz", func() bool {
+		code, _ := body("/readyz")
+		return code == http.StatusOK
+	})
+	// The worker declared its queues and consumes the main one.
+	testsvc.Eventually(t, 30*time.Second, "queue gauges with the worker consuming", func() bool {
+		_, m := body("/metrics")
+		return strings.Contains(m, `rtstack_rabbit_queue_consumers{component="worker",queue="tasks"} 1`) &&
+			strings.Contains(m, `rtstack_rabbit_queue_messages{component="worker",queue="tasks.dead"} 0`)
+	})
+	p.stop(t, syscall.SIGTERM)
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("work exited %d on SIGTERM:\n%s", code, p.stderr)
 	}
 }

@@ -41,19 +41,20 @@ func withOps(ctx context.Context, p *parts, run func(context.Context) error, nee
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	p.log.Info("serving /metrics, /healthz, /readyz", "url", "http://"+ln.Addr().String())
-	serve := func(ctx context.Context) error {
-		go func() {
-			<-ctx.Done()
-			sdCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-			defer cancel()
-			_ = srv.Shutdown(sdCtx)
-		}()
+	serve := func(context.Context) error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("metrics server: %w", err)
 		}
 		return nil
 	}
-	return all(run, serve), nil
+	// Serve ends only on Shutdown, when the others end.
+	stop := func(ctx context.Context) error {
+		<-ctx.Done()
+		sdCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+		defer cancel()
+		return srv.Shutdown(sdCtx)
+	}
+	return all(run, serve, stop), nil
 }
 
 // opsHandler is the mux of withOps. Health comes from the API's handler,
