@@ -177,9 +177,7 @@ func TestPresenceHooks(t *testing.T) {
 
 // The metrics land in the injected registerer.
 func TestMetricsRegistered(t *testing.T) {
-	st := newStack(t, stackOpts{})
-	reg := prometheus.NewRegistry()
-	g := st.gateway(t, func(c *gateway.Config) { c.Registerer = reg })
+	st, g, reg := meteredGateway(t)
 	alice := g.dial(t, "alice")
 	alice.join("r")
 	alice.say("r", "c", "counted")
@@ -203,9 +201,7 @@ func TestMetricsRegistered(t *testing.T) {
 
 // An operator sees the live fanout's latency and what recoveries read.
 func TestFanoutAndRecoveryMetricsMove(t *testing.T) {
-	st := newStack(t, stackOpts{})
-	reg := prometheus.NewRegistry()
-	g := st.gateway(t, func(c *gateway.Config) { c.Registerer = reg })
+	_, g, reg := meteredGateway(t)
 	alice := g.dial(t, "alice")
 	alice.join("r")
 	for _, id := range []string{"m1", "m2", "m3"} {
@@ -225,6 +221,13 @@ func TestFanoutAndRecoveryMetricsMove(t *testing.T) {
 		got := gather(t, reg)
 		return got["rtstack_gateway_recovery_seconds"] == 1 && got["rtstack_gateway_recovery_records_total"] >= 2
 	})
+}
+
+// meteredGateway is a gateway whose metrics land in reg.
+func meteredGateway(t *testing.T) (st *stack, g *gw, reg *prometheus.Registry) {
+	st = newStack(t, stackOpts{})
+	reg = prometheus.NewRegistry()
+	return st, st.gateway(t, func(c *gateway.Config) { c.Registerer = reg }), reg
 }
 
 // gather sums each metric family of reg over its series (histograms by

@@ -2,10 +2,11 @@ package rabbit_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/rtstack/rtstack/internal/testsvc"
@@ -21,55 +22,42 @@ func TestQueueStatsFollowTheQueues(t *testing.T) {
 	defer cancel()
 	stats := rabbit.NewQueueStats(rc)
 	defer stats.Close()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(stats)
-	// value is the sample of name (for queue, if given), or -1 if absent.
-	value := func(name, queue string) float64 {
-		t.Helper()
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mf := range mfs {
-			if mf.GetName() != name {
-				continue
-			}
-			for _, m := range mf.GetMetric() {
-				if queue == "" || m.GetLabel()[0].GetValue() == queue {
-					return m.GetGauge().GetValue() + m.GetCounter().GetValue() // one of them is set
-				}
-			}
-		}
-		return -1
+	want := func(main, dead int) string {
+		return fmt.Sprintf(`# HELP rtstack_rabbit_queue_messages Messages ready in the queue (tasks.dead is the DLQ), read from RabbitMQ at scrape time.
+# TYPE rtstack_rabbit_queue_messages gauge
+rtstack_rabbit_queue_messages{queue="tasks"} %d
+rtstack_rabbit_queue_messages{queue="tasks.dead"} %d
+rtstack_rabbit_queue_messages{queue="tasks.delay.60000ms"} 0
+# HELP rtstack_rabbit_queue_consumers Consumers of the queue (workers on tasks), read from RabbitMQ at scrape time.
+# TYPE rtstack_rabbit_queue_consumers gauge
+rtstack_rabbit_queue_consumers{queue="tasks"} 0
+rtstack_rabbit_queue_consumers{queue="tasks.dead"} 0
+rtstack_rabbit_queue_consumers{queue="tasks.delay.60000ms"} 0
+# HELP rtstack_rabbit_queue_stats_errors_total Scrapes that could not read the queue depths from RabbitMQ.
+# TYPE rtstack_rabbit_queue_stats_errors_total counter
+rtstack_rabbit_queue_stats_errors_total 0
+`, main, dead)
 	}
-	depth := func(queue string) float64 { return value("rtstack_rabbit_queue_messages", queue) }
-	if d := depth("tasks.dead"); d != 0 {
-		t.Fatalf("empty DLQ has depth %v", d)
+	if err := testutil.CollectAndCompare(stats, strings.NewReader(want(0, 0))); err != nil {
+		t.Fatalf("empty queues: %v", err)
 	}
 	p, err := rabbit.NewPublisher(ctx, rc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	topo := rc.Topology()
 	for _, id := range []string{"t1", "t2", "t3"} {
 		if err := p.PublishTasks(ctx, tasks.Task{ID: id, Kind: tasks.KindNotify, Room: "r", User: "bob"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := p.Publish(ctx, topo.Dead(), rabbit.Envelope{Task: tasks.Task{ID: "t-dead", Kind: tasks.KindNotify, Room: "r", User: "bob"}, Attempt: 2}); err != nil {
+	if err := p.Publish(ctx, rc.Topology().Dead(), rabbit.Envelope{Task: tasks.Task{ID: "t-dead", Kind: tasks.KindNotify, Room: "r", User: "bob"}, Attempt: 2}); err != nil {
 		t.Fatal(err)
 	}
-	// Publishes are confirmed; the queue counts follow at once or shortly.
+	// Confirmed publishes show in the queue counts at once or shortly.
 	testsvc.Eventually(t, 10*time.Second, "3 in the main queue, 1 in the DLQ", func() bool {
-		return depth("tasks") == 3 && depth("tasks.dead") == 1 && depth("tasks.delay.60000ms") == 0
+		return testutil.CollectAndCompare(stats, strings.NewReader(want(3, 1))) == nil
 	})
-	if depth("tasks") != 3 || value("rtstack_rabbit_queue_consumers", "tasks") != 0 {
-		t.Errorf("main queue: %v messages, %v consumers; want 3 and none", depth("tasks"), value("rtstack_rabbit_queue_consumers", "tasks"))
-	}
-	if n := value("rtstack_rabbit_queue_stats_errors_total", ""); n != 0 {
-		t.Errorf("%v scrape failures against a running RabbitMQ", n)
-	}
 }
 
 // A scrape without RabbitMQ reports no depths and counts the failure.
