@@ -143,11 +143,16 @@ func (s *Server) tail(ctx context.Context, admin *kgo.Client, info kafka.TopicIn
 			}
 		})
 		batch = batch[:0]
+		var oldest time.Time
 		fs.EachRecord(func(r *kgo.Record) {
+			if oldest.IsZero() || r.Timestamp.Before(oldest) {
+				oldest = r.Timestamp
+			}
 			batch = append(batch, s.toDelivery(r))
 		})
 		if len(batch) > 0 {
 			delivered, dups := s.hub.fanout(batch)
+			s.m.fanoutSeconds.Observe(time.Since(oldest).Seconds())
 			s.m.deliveries.Add(float64(delivered))
 			if dups > 0 {
 				s.m.drops.WithLabelValues("duplicate").Add(float64(dups))
@@ -281,6 +286,7 @@ func (s *Server) replay(c *conn, room string, p int32, first, last int64, seen m
 	}
 	defer cl.Close()
 	pos := first - 1 // offset of the last record read
+	defer func() { s.m.recoveryRecords.Add(float64(max(pos-first+1, 0))) }()
 	for pos < last {
 		fs := cl.PollRecords(ctx, 1024)
 		if ctx.Err() != nil {

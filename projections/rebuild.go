@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/rtstack/rtstack/infra/kafka"
@@ -32,6 +33,9 @@ type RebuildConfig struct {
 	MaxBatch int
 	// Logger receives progress and errors; nil discards them.
 	Logger *slog.Logger
+	// Registerer receives the progress gauges (rtstack_rebuild_*); nil:
+	// none.
+	Registerer prometheus.Registerer
 }
 
 // Validate reports every problem of cfg at once.
@@ -76,6 +80,12 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (err error) {
 	}
 	name := cfg.Target.Name()
 	log = log.With("projection", name)
+	rm, err := newRebuildMetrics(cfg.Registerer)
+	if err != nil {
+		return fmt.Errorf("rebuild %s: %w", name, err)
+	}
+	rm.running.WithLabelValues(name).Set(1)
+	defer rm.running.WithLabelValues(name).Set(0)
 
 	meta, err := kafka.NewClient(kafka.ClientConfig{Brokers: cfg.Brokers, Logger: cfg.Logger})
 	if err != nil {
@@ -204,15 +214,17 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (err error) {
 		return fmt.Errorf("rebuild %s: %w", name, err)
 	}
 	report := func() {
-		if cfg.Progress == nil {
-			return
-		}
 		var done, total int64
 		for id, p := range parts {
 			done += p.next.Load()
 			total += ends[int32(id)]
 		}
-		cfg.Progress(done-startSum, max(total-startSum, done-startSum))
+		done, total = done-startSum, max(total-startSum, done-startSum)
+		rm.replayed.WithLabelValues(name).Set(float64(done))
+		rm.target.WithLabelValues(name).Set(float64(total))
+		if cfg.Progress != nil {
+			cfg.Progress(done, total)
+		}
 	}
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()

@@ -35,6 +35,7 @@ type config struct {
 	RabbitURL           string
 	RabbitPrefix        string
 	HTTPAddr            string
+	MetricsAddr         string
 	JWTSecret           string
 	Topic               string
 	Partitions          int
@@ -66,6 +67,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.RabbitPrefix, "rabbit-prefix", rabbit.DefaultPrefix, "prefix of every RabbitMQ queue name (PREFIX+\"tasks\"); ends with '.'")
 	fs.StringVar(&c.RabbitURL, "rabbit-url", rabbit.DefaultURL, "RabbitMQ for side-effect tasks")
 	fs.StringVar(&c.HTTPAddr, "http-addr", defaultHTTPAddr, "WebSocket, HTTP API, web UI, /metrics")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "where project, react and work serve /metrics, /healthz and /readyz (empty: not served; the gateway serves them on -http-addr)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 key for tokens (\"dev\" under rtstack dev; required otherwise)")
 	fs.StringVar(&c.Topic, "topic", kafka.DefaultTopic, "the event log")
 	fs.IntVar(&c.Partitions, "partitions", kafka.DefaultPartitions, "partition count when the log is created (fixed afterwards)")

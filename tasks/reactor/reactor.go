@@ -153,6 +153,9 @@ func (r *Reactor) Run(ctx context.Context) error {
 			r.log.Warn("fetch", "topic", topic, "partition", p, "err", err)
 		})
 		err := r.handle(ctx, cl, fs.Records())
+		if err == nil {
+			r.noteLag(fs)
+		}
 		cl.AllowRebalance()
 		if ctx.Err() != nil {
 			return nil
@@ -185,8 +188,18 @@ func (r *Reactor) dropped(_ context.Context, _ *kgo.Client, lost map[string][]in
 	for _, ps := range lost {
 		for _, p := range ps {
 			delete(r.parts, p)
+			r.m.forget(p)
 		}
 	}
+}
+
+// noteLag sets the lag of every partition fs has records of.
+func (r *Reactor) noteLag(fs kgo.Fetches) {
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		if n := len(p.Records); n > 0 {
+			r.m.setLag(p.Partition, p.HighWatermark, p.Records[n-1].Offset, r.partition(p.Partition).committed)
+		}
+	})
 }
 
 func (r *Reactor) partition(p int32) *partition {

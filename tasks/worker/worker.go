@@ -154,7 +154,7 @@ func New(cfg Config) (*Worker, error) {
 	}
 	w.store = doneStore{pool: w.pool}
 	w.done = newDoneBatcher(w.store)
-	m, err := newMetrics(cfg.Registerer)
+	m, err := newMetrics(cfg.Registerer, cfg.rabbit())
 	if err != nil {
 		if w.ownsPool {
 			w.pool.Close()
@@ -171,6 +171,9 @@ func New(cfg Config) (*Worker, error) {
 func (w *Worker) Run(ctx context.Context) error {
 	if w.ownsPool {
 		defer w.pool.Close()
+	}
+	if w.m.queues != nil {
+		defer w.m.queues.Close()
 	}
 	backoff := newBackoff()
 	for {
