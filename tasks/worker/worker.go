@@ -17,6 +17,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/rtstack/rtstack/commands"
+	"github.com/rtstack/rtstack/internal/retry"
 	"github.com/rtstack/rtstack/tasks"
 	"github.com/rtstack/rtstack/tasks/rabbit"
 )
@@ -168,18 +169,18 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.ownsPool {
 		defer w.pool.Close()
 	}
-	backoff := newBackoff()
+	backoff := retry.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: true}
 	for {
 		if err := w.store.ensure(ctx); err == nil {
 			break
 		} else if ctx.Err() == nil {
 			w.log.Warn("completion records unavailable, retrying", "err", err)
 		}
-		if !backoff.wait(ctx) {
+		if !backoff.Wait(ctx, nil) {
 			return nil
 		}
 	}
-	backoff.reset()
+	backoff.Reset()
 	// The batchers outlive the sessions: deliveries in progress at
 	// shutdown still record their outcome, so they stop last.
 	bctx, stopBatchers := context.WithCancel(context.WithoutCancel(ctx))
@@ -195,10 +196,10 @@ func (w *Worker) Run(ctx context.Context) error {
 			return nil
 		}
 		if time.Since(started) > 10*time.Second {
-			backoff.reset()
+			backoff.Reset()
 		}
 		w.log.Warn("rabbitmq session ended, reconnecting", "err", err)
-		if !backoff.wait(ctx) {
+		if !backoff.Wait(ctx, nil) {
 			return nil
 		}
 	}
