@@ -1,4 +1,4 @@
-package redisproj_test
+package redis_test
 
 import (
 	"context"

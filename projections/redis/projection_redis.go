@@ -1,4 +1,4 @@
-package redisproj
+package redis
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/projections"
@@ -32,7 +32,7 @@ const (
 type Config struct {
 	// Redis is the client of the one Redis instance holding the projection.
 	// Required; the caller owns it and closes it after the last call.
-	Redis *redis.Client
+	Redis *goredis.Client
 	// Prefix starts every key of the projection. Default "rtstack:".
 	Prefix string
 	// Window is how much event time the per-minute buckets of a room keep,
@@ -83,7 +83,7 @@ func (c *Config) defaults() {
 // safe for concurrent use.
 type Projection struct {
 	cfg  Config
-	rdb  *redis.Client
+	rdb  *goredis.Client
 	span int64 // (window-1) minutes in ms: the buckets kept below the newest
 
 	// Epochs name incarnations of the data (see applyScript): a partition's
@@ -156,7 +156,7 @@ func (p *Projection) loadScripts(ctx context.Context) error {
 }
 
 // run calls a script by its hash, loading it if Redis lost it (a restart).
-func (p *Projection) run(ctx context.Context, s *redis.Script, args ...any) *redis.Cmd {
+func (p *Projection) run(ctx context.Context, s *goredis.Script, args ...any) *goredis.Cmd {
 	return s.Run(ctx, p.rdb, nil, args...)
 }
 
@@ -302,7 +302,7 @@ func (p *Projection) exec(ctx context.Context, calls [][]any) error {
 		return applyScript.EvalSha(ctx, p.rdb, nil, calls[0]...).Err()
 	}
 	pipe := p.rdb.Pipeline()
-	cmds := make([]*redis.Cmd, len(calls))
+	cmds := make([]*goredis.Cmd, len(calls))
 	for i, args := range calls {
 		cmds[i] = applyScript.EvalSha(ctx, pipe, nil, args...)
 	}
@@ -360,7 +360,7 @@ func IsRetryable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, redis.ErrClosed) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, goredis.ErrClosed) {
 		return true
 	}
 	var ne net.Error

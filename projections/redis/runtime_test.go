@@ -1,4 +1,4 @@
-package redisproj_test
+package redis_test
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/rtstack/rtstack/events"
@@ -24,7 +24,7 @@ import (
 	"github.com/rtstack/rtstack/internal/testsvc"
 	"github.com/rtstack/rtstack/projections"
 	"github.com/rtstack/rtstack/projections/projectionstest"
-	redisproj "github.com/rtstack/rtstack/projections/redis"
+	"github.com/rtstack/rtstack/projections/redis"
 )
 
 const topic = "chat.events"
@@ -101,8 +101,8 @@ func TestHelperProjector(t *testing.T) {
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		os.Exit(0)
 	}()
-	rdb := redis.NewClient(&redis.Options{Addr: testsvc.RedisAddr})
-	p, err := redisproj.Open(context.Background(), redisproj.Config{Redis: rdb, Prefix: f[1], ChunkSize: 300})
+	rdb := goredis.NewClient(&goredis.Options{Addr: testsvc.RedisAddr})
+	p, err := redis.Open(context.Background(), redis.Config{Redis: rdb, Prefix: f[1], ChunkSize: 300})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +267,7 @@ func TestProjectorWaitsForRedis(t *testing.T) {
 	rdb, prefix := testsvc.Redis(t)
 	direct := openWith(t, rdb, prefix)
 	px := testsvc.Proxy(t, testsvc.RedisAddr)
-	viaProxy := redis.NewClient(&redis.Options{Addr: px.Addr(), DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
+	viaProxy := goredis.NewClient(&goredis.Options{Addr: px.Addr(), DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
 	t.Cleanup(func() { _ = viaProxy.Close() })
 	p := openWith(t, viaProxy, prefix)
 	projectionstest.Run(t, projectorConfig(t, addr, p, "waits"))
