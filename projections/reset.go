@@ -25,7 +25,7 @@ func detectsLoss(s Store) bool {
 // something already; it returns the store's error if it wraps
 // ErrStoreReset, else nil (other errors are left to the next real batch,
 // which retries them).
-func (p *partition) probe(ctx context.Context) error {
+func (p *applier) probe(ctx context.Context) error {
 	next := p.next.Load()
 	if next == 0 {
 		return nil // nothing applied, nothing to lose
