@@ -354,13 +354,28 @@ func reactionMember(messageID, user, emoji string) string {
 	return strconv.Itoa(len(messageID)) + ":" + messageID + strconv.Itoa(len(user)) + ":" + user + emoji
 }
 
+var (
+	_ projections.Classifier = (*Projection)(nil)
+	_ projections.Classifier = (*versionStore)(nil)
+)
+
+// Retryable implements projections.Classifier with IsRetryable: the
+// runtime retries an Apply only when it says so, and stops the partition
+// otherwise.
+func (p *Projection) Retryable(err error) bool { return IsRetryable(err) }
+
+// Retryable implements projections.Classifier with IsRetryable.
+func (s *versionStore) Retryable(err error) bool { return IsRetryable(err) }
+
 // IsRetryable reports whether err from the projection is worth retrying
-// later (Redis is away, busy or loading) rather than a bug or bad input.
+// later (Redis is away, busy, loading or out of memory) rather than a bug
+// or bad input (a key of the wrong type, a script error, a gap).
 func IsRetryable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, goredis.ErrClosed) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, goredis.ErrClosed) || errors.Is(err, goredis.ErrPoolTimeout) {
 		return true
 	}
 	var ne net.Error
@@ -368,7 +383,7 @@ func IsRetryable(err error) bool {
 		return true
 	}
 	msg := err.Error()
-	for _, p := range []string{"LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN", "READONLY", "NOSCRIPT", "connection refused", "connection reset", "broken pipe", "i/o timeout"} {
+	for _, p := range []string{"LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN", "READONLY", "NOSCRIPT", "OOM", "connection refused", "connection reset", "broken pipe", "i/o timeout"} {
 		if strings.Contains(msg, p) {
 			return true
 		}
