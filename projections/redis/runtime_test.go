@@ -16,7 +16,6 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/infra/kafka"
@@ -34,31 +33,9 @@ const topic = "chat.events"
 func produceLog(t testing.TB, evs []events.Event) string {
 	t.Helper()
 	testsvc.Integration(t)
-	b := kafkatest.Broker(t, "")
-	kafkatest.Topic(t, b.Addr(), topic, 6)
-	codec := kafkatest.Codec(t)
-	cl := kafkatest.Client(t, b.Addr())
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	var failed atomic.Value
-	for _, ev := range evs {
-		r, err := kafka.NewRecord(codec, topic, ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
-			if err != nil {
-				failed.Store(err)
-			}
-		})
-	}
-	if err := cl.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err, _ := failed.Load().(error); err != nil {
-		t.Fatal(err)
-	}
-	return b.Addr()
+	l := kafkatest.NewLog(t, topic, 6)
+	l.Produce(t, evs)
+	return l.Addr
 }
 
 func endOffsets(t *testing.T, addr string) map[int32]int64 {
@@ -135,71 +112,6 @@ func startHelperProjector(t *testing.T, addr, prefix, group string) *exec.Cmd {
 		_ = cmd.Wait()
 	})
 	return cmd
-}
-
-func TestProjectorSurvivesKill9(t *testing.T) {
-	const rooms = 40
-	evs := genLog(11, 100_000, rooms, 300)
-	addr := produceLog(t, evs)
-	ends := endOffsets(t, addr)
-	var total int64
-	for _, e := range ends {
-		total += e
-	}
-	rdb, prefix := testsvc.Redis(t)
-	p := openWith(t, rdb, prefix)
-	ctx := context.Background()
-	progress := func() int64 {
-		cps, err := p.Checkpoints(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var n int64
-		for _, o := range cps {
-			n += o
-		}
-		return n
-	}
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
-	kills := 0
-	for run := 0; ; run++ {
-		cmd := startHelperProjector(t, addr, prefix, fmt.Sprint("g", run))
-		before := progress()
-		if run < 5 && before < total {
-			// Kill at a random point of what is left.
-			target := before + 1 + rng.Int64N(max(1, (total-before)/2))
-			testsvc.Eventually(t, 90*time.Second, "replay progress", func() bool { return progress() >= target })
-			if err := cmd.Process.Kill(); err != nil { // SIGKILL
-				t.Fatal(err)
-			}
-			_ = cmd.Wait()
-			kills++
-			t.Logf("killed run %d at %d of %d events applied (target %d)", run, progress(), total, target)
-			continue
-		}
-		testsvc.Eventually(t, 2*time.Minute, "replay to reach the end", func() bool {
-			cps, _ := p.Checkpoints(ctx)
-			return caughtUp(cps, ends)
-		})
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		break
-	}
-	if kills < 3 {
-		t.Fatalf("only %d kills happened", kills)
-	}
-	checkModel(t, p, evs, rooms)
-	live := digest(t, p)
-
-	// A clean rebuild of the same log, blue/green, digests the same.
-	if err := projections.Rebuild(ctx, projections.RebuildConfig{
-		Brokers: []string{addr}, Topic: topic, Codec: kafkatest.Codec(t), Target: p,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if got := digest(t, p); got != live {
-		t.Errorf("digest after kills %s, clean rebuild %s", live, got)
-	}
 }
 
 // TestProjectorSurvivesKill9DuringLiveTraffic kills the projector while it
