@@ -65,7 +65,8 @@ func projectorConfig(t testing.TB, addr string, store projections.Store, group s
 
 const helperEnv = "RTSTACK_REDISPROJ_HELPER"
 
-// TestHelperProjector is the child process of TestProjectorSurvivesKill9:
+// TestHelperProjector is the child process of
+// TestProjectorSurvivesKill9DuringLiveTraffic:
 // a projector of the Redis projection that runs until it is killed.
 func TestHelperProjector(t *testing.T) {
 	spec := os.Getenv(helperEnv)
