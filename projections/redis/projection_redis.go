@@ -33,21 +33,24 @@ type Config struct {
 	// Redis is the client of the one Redis instance holding the projection.
 	// Required; the caller owns it and closes it after the last call.
 	Redis *goredis.Client
-	// Prefix starts every key of the projection. Default "rtstack:".
+	// Prefix starts every key of the projection. Default DefaultPrefix
+	// ("rtstack:").
 	Prefix string
 	// Window is how much event time the per-minute buckets of a room keep,
 	// counted back from the room's newest event minute. A whole number of
-	// minutes; default 60 minutes.
+	// minutes; default DefaultWindow (60 minutes).
 	Window time.Duration
 	// ChunkSize is the number of records folded by one script call (each
 	// chunk is atomic with its own checkpoint advance; a batch's chunks go in
-	// one pipeline). Default 1000. Larger chunks block Redis longer.
+	// one pipeline). Default DefaultChunkSize (1000). Larger chunks block
+	// Redis longer.
 	ChunkSize int
 	// Logger receives version drops; nil discards.
 	Logger *slog.Logger
 }
 
-// Validate reports every problem of c.
+// Validate reports every problem of c; Open calls it on the effective
+// values, after WithDefaults.
 func (c Config) Validate() error {
 	var errs []error
 	if c.Redis == nil {
@@ -62,7 +65,9 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (c *Config) defaults() {
+// WithDefaults returns c with every zero optional field set to its
+// default; Open validates the result.
+func (c Config) WithDefaults() Config {
 	if c.Prefix == "" {
 		c.Prefix = DefaultPrefix
 	}
@@ -73,8 +78,9 @@ func (c *Config) defaults() {
 		c.ChunkSize = DefaultChunkSize
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	return c
 }
 
 // Projection is the Redis projection: room counters, per-minute buckets and
@@ -109,10 +115,10 @@ var (
 // Open loads the scripts, makes sure an active version exists (an empty one
 // on a fresh Redis) and finishes dropping versions a crash left behind.
 func Open(ctx context.Context, cfg Config) (*Projection, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg.defaults()
 	var rnd [8]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return nil, fmt.Errorf("redis projection: %w", err)
