@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
@@ -21,6 +20,7 @@ import (
 	"github.com/rtstack/rtstack/internal/testsvc"
 	"github.com/rtstack/rtstack/projections"
 	"github.com/rtstack/rtstack/projections/postgres"
+	"github.com/rtstack/rtstack/projections/projectionstest"
 	"github.com/rtstack/rtstack/schemas"
 )
 
@@ -66,32 +66,10 @@ func TestHelperProjector(t *testing.T) {
 // test's temp dir.
 func startHelper(t *testing.T, url, brokers, group string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProjector$", "-test.count=1")
-	cmd.Env = append(os.Environ(), helperEnv+"=1", helperURL+"="+url, helperBrokers+"="+brokers, helperGroup+"="+group)
-	out, err := os.Create(filepath.Join(t.TempDir(), "helper.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the test process
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		out.Close()
-	})
-	return cmd
+	return projectionstest.StartProcess(t, "TestHelperProjector", helperEnv+"=1", helperURL+"="+url, helperBrokers+"="+brokers, helperGroup+"="+group)
 }
 
-func kill9(t *testing.T, cmd *exec.Cmd) {
-	t.Helper()
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
-}
+func kill9(t *testing.T, cmd *exec.Cmd) { t.Helper(); projectionstest.Kill9(t, cmd) }
 
 func applied(ctx context.Context, p *postgres.Projection) int64 {
 	cps, err := p.Checkpoints(ctx)

@@ -333,14 +333,23 @@ func runChild(t *testing.T, h Harness, spec string) {
 func startChild(t *testing.T, place, brokers, group string) *exec.Cmd {
 	t.Helper()
 	top := strings.SplitN(t.Name(), "/", 2)[0]
-	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^"+top+"$", "-test.count=1") //nolint:gosec // G204: the test binary itself, running its own test
-	cmd.Env = append(os.Environ(), childEnv+"="+place+"|"+brokers+"|"+group)
+	return StartProcess(t, top, childEnv+"="+place+"|"+brokers+"|"+group)
+}
+
+// StartProcess runs the test function test of this test binary as a child
+// process with env added (a helper the test kills), its output in a file
+// of the test's temp dir. The child dies with the test process, and is
+// killed when the test ends.
+func StartProcess(t *testing.T, test string, env ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^"+test+"$", "-test.count=1") //nolint:gosec // G204: the test binary itself, running its own test
+	cmd.Env = append(os.Environ(), env...)
 	out, err := os.Create(filepath.Join(t.TempDir(), "child.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the test process
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -352,7 +361,8 @@ func startChild(t *testing.T, place, brokers, group string) *exec.Cmd {
 	return cmd
 }
 
-func kill9(t *testing.T, cmd *exec.Cmd) {
+// Kill9 kills cmd with SIGKILL and reaps it.
+func Kill9(t *testing.T, cmd *exec.Cmd) {
 	t.Helper()
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -397,17 +407,17 @@ func kill9LosesAndDoublesNothing(t *testing.T, h Harness) {
 		target := applied(s) + int64(rng.IntN(total/6)) + 500
 		testsvc.Eventually(t, 90*time.Second, "replay progress", func() bool { return applied(s) >= min(target, end) })
 		if caughtUp(s, ends) {
-			kill9(t, cmd)
+			Kill9(t, cmd)
 			break
 		}
 		time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond) // land anywhere inside a batch, not a wait for a condition
-		kill9(t, cmd)
+		Kill9(t, cmd)
 		kills++
 		t.Logf("round %d: killed at ~%d of %d records (%s)", round, applied(s), end, time.Since(began).Round(time.Millisecond))
 	}
 	cmd := startChild(t, place, l.Addr, "crash-final")
 	testsvc.Eventually(t, 2*time.Minute, "final catch-up", func() bool { return caughtUp(s, ends) })
-	kill9(t, cmd)
+	Kill9(t, cmd)
 	if kills < 2 {
 		t.Logf("only %d kills landed mid-replay", kills)
 	}

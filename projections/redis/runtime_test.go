@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -74,11 +73,6 @@ func TestHelperProjector(t *testing.T) {
 		t.Skip("helper process only")
 	}
 	f := strings.Split(spec, "|") // broker, prefix, group
-	// The parent holds stdin open: when it dies, so does this process.
-	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		os.Exit(0)
-	}()
 	rdb := goredis.NewClient(&goredis.Options{Addr: testsvc.RedisAddr})
 	p, err := redis.Open(context.Background(), redis.Config{Redis: rdb, Prefix: f[1], ChunkSize: 300})
 	if err != nil {
@@ -99,20 +93,7 @@ func TestHelperProjector(t *testing.T) {
 // expire.
 func startHelperProjector(t *testing.T, addr, prefix, group string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProjector$", "-test.count=1")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s|%s|%s", helperEnv, addr, prefix, group))
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	if _, err := cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { // a failed test leaves no child behind
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	return cmd
+	return projectionstest.StartProcess(t, "TestHelperProjector", fmt.Sprintf("%s=%s|%s|%s", helperEnv, addr, prefix, group))
 }
 
 // TestProjectorSurvivesKill9DuringLiveTraffic kills the projector while it
