@@ -91,10 +91,10 @@ type applier struct {
 // below next are skipped. It returns nil once everything is applied, or
 // errStopped / the context's error / an error wrapping ErrStoreReset or
 // ErrPermanent (the rest of recs is not applied).
-func (p *applier) process(ctx context.Context, recs []*kgo.Record, stop <-chan struct{}) (last *kgo.Record, err error) {
+func (a *applier) process(ctx context.Context, recs []*kgo.Record, stop <-chan struct{}) (last *kgo.Record, err error) {
 	for len(recs) > 0 {
-		n := min(len(recs), p.maxBatch)
-		l, err := p.processChunk(ctx, recs[:n], stop)
+		n := min(len(recs), a.maxBatch)
+		l, err := a.processChunk(ctx, recs[:n], stop)
 		if err != nil {
 			return last, err
 		}
@@ -106,39 +106,39 @@ func (p *applier) process(ctx context.Context, recs []*kgo.Record, stop <-chan s
 	return last, nil
 }
 
-func (p *applier) processChunk(ctx context.Context, recs []*kgo.Record, stop <-chan struct{}) (*kgo.Record, error) {
-	next := p.next.Load()
-	goods := p.goods[:0]
+func (a *applier) processChunk(ctx context.Context, recs []*kgo.Record, stop <-chan struct{}) (*kgo.Record, error) {
+	next := a.next.Load()
+	goods := a.goods[:0]
 	var last *kgo.Record
 	for _, r := range recs {
 		if r.Offset < next {
 			continue
 		}
 		last = r
-		rec, err := kafka.Decode(p.codec, r)
+		rec, err := kafka.Decode(a.codec, r)
 		if err != nil {
-			if err := p.parkRecord(ctx, r, err, stop); err != nil {
+			if err := a.parkRecord(ctx, r, err, stop); err != nil {
 				return nil, err
 			}
 			continue
 		}
 		goods = append(goods, rec)
 	}
-	p.goods = goods[:0]
+	a.goods = goods[:0]
 	if last == nil {
 		return nil, nil
 	}
 	to := last.Offset + 1
-	if err := p.applyRetrying(ctx, goods, recs[0].Offset, to, stop); err != nil {
+	if err := a.applyRetrying(ctx, goods, recs[0].Offset, to, stop); err != nil {
 		return nil, err
 	}
-	p.next.Store(to)
-	p.m.applied.Add(float64(len(goods)))
-	p.m.batch.Observe(float64(len(goods)))
+	a.next.Store(to)
+	a.m.applied.Add(float64(len(goods)))
+	a.m.batch.Observe(float64(len(goods)))
 	if len(goods) > 0 {
 		ts := goods[len(goods)-1].Event.Env().Time
-		p.lastTS.Store(ts)
-		p.m.age.Set(ageSeconds(ts, time.Now()))
+		a.lastTS.Store(ts)
+		a.m.age.Set(ageSeconds(ts, time.Now()))
 	}
 	clear(goods) // drop event pointers so they can be collected
 	return last, nil
@@ -146,31 +146,31 @@ func (p *applier) processChunk(ctx context.Context, recs []*kgo.Record, stop <-c
 
 // applyRetrying applies goods with checkpoint to, retrying with backoff
 // until it succeeds; first is the batch's first offset, for errors and logs.
-func (p *applier) applyRetrying(ctx context.Context, goods []events.Record, first, to int64, stop <-chan struct{}) error {
+func (a *applier) applyRetrying(ctx context.Context, goods []events.Record, first, to int64, stop <-chan struct{}) error {
 	backoff := newBackoff()
 	for {
 		start := time.Now()
-		err := p.store.Apply(ctx, p.id, goods, to)
+		err := a.store.Apply(ctx, a.id, goods, to)
 		if err == nil {
-			p.m.latency.Observe(time.Since(start).Seconds())
+			a.m.latency.Observe(time.Since(start).Seconds())
 			return nil
 		}
 		if errors.Is(err, ErrStoreReset) {
 			// Retrying the batch would apply it on top of lost state: the
 			// owner reloads the checkpoint and seeks (a rebuild fails).
-			p.m.resets.Inc()
-			return fmt.Errorf("apply partition %d at offset %d: %w", p.id, first, err)
+			a.m.resets.Inc()
+			return fmt.Errorf("apply partition %d at offset %d: %w", a.id, first, err)
 		}
-		p.m.errors.Inc()
+		a.m.errors.Inc()
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if permanent(p.store, err) {
-			p.log.Error("apply failed permanently; the partition stops", "projection", p.name, "partition", p.id,
+		if permanent(a.store, err) {
+			a.log.Error("apply failed permanently; the partition stops", "projection", a.name, "partition", a.id,
 				"offset", first, "records", len(goods), "err", err)
-			return fmt.Errorf("apply partition %d at offset %d: %w: %w", p.id, first, ErrPermanent, err)
+			return fmt.Errorf("apply partition %d at offset %d: %w: %w", a.id, first, ErrPermanent, err)
 		}
-		p.log.Warn("apply failed, retrying", "projection", p.name, "partition", p.id,
+		a.log.Warn("apply failed, retrying", "projection", a.name, "partition", a.id,
 			"offset", first, "records", len(goods), "attempt", backoff.Attempt()+1, "err", err)
 		if !backoff.Wait(ctx, stop) {
 			return errStopped
@@ -178,16 +178,16 @@ func (p *applier) applyRetrying(ctx context.Context, goods []events.Record, firs
 	}
 }
 
-func (p *applier) parkRecord(ctx context.Context, r *kgo.Record, cause error, stop <-chan struct{}) error {
-	p.m.parked.Inc()
-	p.log.Error("undecodable record", "projection", p.name, "partition", r.Partition,
-		"offset", r.Offset, "err", cause, "parked", p.park != nil)
-	if p.park == nil {
+func (a *applier) parkRecord(ctx context.Context, r *kgo.Record, cause error, stop <-chan struct{}) error {
+	a.m.parked.Inc()
+	a.log.Error("undecodable record", "projection", a.name, "partition", r.Partition,
+		"offset", r.Offset, "err", cause, "parked", a.park != nil)
+	if a.park == nil {
 		return nil
 	}
 	backoff := newBackoff()
 	for {
-		err := p.park(ctx, r, cause)
+		err := a.park(ctx, r, cause)
 		if err == nil {
 			return nil
 		}
@@ -195,10 +195,10 @@ func (p *applier) parkRecord(ctx context.Context, r *kgo.Record, cause error, st
 			return ctx.Err()
 		}
 		if !kafka.IsRetryable(err) {
-			p.log.Error("park failed permanently; the partition stops", "partition", r.Partition, "offset", r.Offset, "err", err)
+			a.log.Error("park failed permanently; the partition stops", "partition", r.Partition, "offset", r.Offset, "err", err)
 			return fmt.Errorf("park %d@%d: %w: %w", r.Partition, r.Offset, ErrPermanent, err)
 		}
-		p.log.Warn("park failed, retrying", "partition", r.Partition, "offset", r.Offset, "attempt", backoff.Attempt()+1, "err", err)
+		a.log.Warn("park failed, retrying", "partition", r.Partition, "offset", r.Offset, "attempt", backoff.Attempt()+1, "err", err)
 		if !backoff.Wait(ctx, stop) {
 			return errStopped
 		}
