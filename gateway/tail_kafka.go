@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/internal/retry"
 )
 
 // pollRecords bounds one fanout batch: the hub lock is held for a batch,
@@ -73,7 +74,7 @@ func (s *Server) Run(ctx context.Context) error {
 // locate waits until the topic exists and returns its description and end
 // offsets; ok is false when ctx ended first.
 func (s *Server) locate(ctx context.Context, admin *kgo.Client) (kafka.TopicInfo, []int64, bool) {
-	backoff := 200 * time.Millisecond
+	backoff := retry.Backoff{Min: 200 * time.Millisecond, Max: 5 * time.Second}
 	for {
 		info, ends, err := s.describe(ctx, admin)
 		if err == nil {
@@ -83,12 +84,9 @@ func (s *Server) locate(ctx context.Context, admin *kgo.Client) (kafka.TopicInfo
 			return kafka.TopicInfo{}, nil, false
 		}
 		s.log.Warn("log not reachable, retrying", "topic", s.cfg.Topic, "err", err)
-		select {
-		case <-ctx.Done():
+		if !backoff.Wait(ctx, nil) {
 			return kafka.TopicInfo{}, nil, false
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 

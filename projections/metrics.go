@@ -34,7 +34,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"projection"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtstack_projection_apply_errors_total",
-			Help: "Failed Apply calls (each is retried with backoff).",
+			Help: "Failed Apply calls (each is retried with backoff, unless the store calls the error permanent).",
 		}, []string{"projection"}),
 		resets: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtstack_projection_store_resets_total",

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/internal/retry"
 	"github.com/rtstack/rtstack/schemas"
 	"github.com/rtstack/rtstack/tasks"
 	"github.com/rtstack/rtstack/tasks/rabbit"
@@ -291,7 +291,7 @@ func (r *Reactor) publish(ctx context.Context, batch []tasks.Task) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	wait := 100 * time.Millisecond
+	backoff := retry.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: true}
 	for {
 		err := r.tryPublish(ctx, batch)
 		if err == nil {
@@ -304,19 +304,16 @@ func (r *Reactor) publish(ctx context.Context, batch []tasks.Task) error {
 			return ctx.Err()
 		}
 		r.m.publishFailures.Inc()
-		r.log.Warn("publish tasks failed; holding the log and retrying", "tasks", len(batch), "err", err, "retry_in", wait)
+		delay := backoff.Next()
+		r.log.Warn("publish tasks failed; holding the log and retrying", "tasks", len(batch), "err", err,
+			"attempt", backoff.Attempt(), "retry_in", delay)
 		if r.pub != nil {
 			_ = r.pub.Close()
 			r.pub = nil
 		}
-		t := time.NewTimer(wait/2 + rand.N(wait/2+1)) //nolint:gosec // G404: retry jitter, not a secret
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !retry.Sleep(ctx, nil, delay) {
 			return ctx.Err()
-		case <-t.C:
 		}
-		wait = min(wait*2, 5*time.Second)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/rtstack/rtstack/commands"
+	"github.com/rtstack/rtstack/internal/retry"
 	"github.com/rtstack/rtstack/tasks"
 	"github.com/rtstack/rtstack/tasks/rabbit"
 )
@@ -175,18 +176,18 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.m.queues != nil {
 		defer w.m.queues.Close()
 	}
-	backoff := newBackoff()
+	backoff := retry.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: true}
 	for {
 		if err := w.store.ensure(ctx); err == nil {
 			break
 		} else if ctx.Err() == nil {
 			w.log.Warn("completion records unavailable, retrying", "err", err)
 		}
-		if !backoff.wait(ctx) {
+		if !backoff.Wait(ctx, nil) {
 			return nil
 		}
 	}
-	backoff.reset()
+	backoff.Reset()
 	// The batchers outlive the sessions: deliveries in progress at
 	// shutdown still record their outcome, so they stop last.
 	bctx, stopBatchers := context.WithCancel(context.WithoutCancel(ctx))
@@ -202,10 +203,10 @@ func (w *Worker) Run(ctx context.Context) error {
 			return nil
 		}
 		if time.Since(started) > 10*time.Second {
-			backoff.reset()
+			backoff.Reset()
 		}
 		w.log.Warn("rabbitmq session ended, reconnecting", "err", err)
-		if !backoff.wait(ctx) {
+		if !backoff.Wait(ctx, nil) {
 			return nil
 		}
 	}
