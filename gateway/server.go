@@ -61,7 +61,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		log:      cfg.Logger.With("component", "gateway"),
 		m:        m,
-		hub:      newHub(cfg.DedupeWindow, cfg.SendQueue),
+		hub:      newHub(cfg.DedupeWindow, cfg.SendQueue, cfg.SendQueueBytes),
 		recovery: make(chan struct{}, cfg.MaxRecoveries),
 		ready:    make(chan struct{}),
 		conns:    map[*conn]struct{}{},

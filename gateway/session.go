@@ -37,6 +37,9 @@ func (c *conn) readLoop() {
 		if !c.handle(data) {
 			return
 		}
+		// A long recovery kept the reader from reading pongs: it counts
+		// as activity, not silence.
+		_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.PongWait))
 	}
 }
 
@@ -262,9 +265,11 @@ func (c *conn) join(f *clientFrame) {
 		if reason, err := c.s.recoverRoom(c, f.Room, *f.Since.Partition, from, next); err != nil || reason != "" {
 			c.s.hub.unsubscribe(c, f.Room)
 			c.setMember(f.Room, false)
-			if err != nil {
+			switch {
+			case errors.Is(err, errConnClosed): // nobody to answer
+			case err != nil:
 				c.fail("join", err, f.ClientID)
-			} else {
+			default:
 				c.s.m.resyncs.Inc()
 				c.pushWait(mustJSON(resyncFrame{Type: "resync", Room: f.Room, Reason: reason}))
 			}
