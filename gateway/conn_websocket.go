@@ -18,20 +18,20 @@ type conn struct {
 	id   string
 	user string
 
-	limiter  *rate.Limiter // reader only
+	limiter *rate.Limiter // reader only
 	// written counts the frames the writer wrote: the progress pushWait
 	// watches for SlowClientWait (a batch may take long on a slow link).
-	written atomic.Uint64
-	rejected int           // reader only: frames refused in a row for rate
+	written  atomic.Uint64
+	rejected int // reader only: frames refused in a row for rate
 
 	wake chan struct{} // capacity 1: the writer has something to do
 	done chan struct{} // closed when the writer has returned
 
-	mu      sync.Mutex // guards the fields below
-	space   *sync.Cond // on mu: signalled when the writer took or wrote a batch, or the conn closes
-	queue   [][]byte   // frames waiting for the writer; never longer than cfg.SendQueue
-	spare   [][]byte   // the writer's previous batch, reused as the next queue
-	pending int        // bytes queued or being written; over cfg.SendQueueBytes only by one frame alone
+	mu        sync.Mutex // guards the fields below
+	space     *sync.Cond // on mu: signalled when the writer took or wrote a batch, or the conn closes
+	queue     [][]byte   // frames waiting for the writer; never longer than cfg.SendQueue
+	spare     [][]byte   // the writer's previous batch, reused as the next queue
+	pending   int        // bytes queued or being written; over cfg.SendQueueBytes only by one frame alone
 	closing   bool       // no more frames accepted
 	batchMark uint64     // guarded by the hub's mu instead: the fanout batch that last queued here
 	closeCode int
