@@ -18,11 +18,12 @@ type conn struct {
 	id   string
 	user string
 
-	limiter *rate.Limiter // reader only
+	limiter     *rate.Limiter // reader only
+	userLimiter *rate.Limiter // shared by the user's connections; nil: none
+	rejected    int           // reader only: frames refused in a row for rate
 	// written counts the frames the writer wrote: the progress pushWait
 	// watches for SlowClientWait (a batch may take long on a slow link).
-	written  atomic.Uint64
-	rejected int // reader only: frames refused in a row for rate
+	written atomic.Uint64
 
 	wake chan struct{} // capacity 1: the writer has something to do
 	done chan struct{} // closed when the writer has returned
@@ -269,6 +270,13 @@ func (c *conn) member(room string) bool {
 	defer c.mu.Unlock()
 	_, ok := c.rooms[room]
 	return ok
+}
+
+// roomCount is how many rooms the connection is in.
+func (c *conn) roomCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.rooms)
 }
 
 func (c *conn) setMember(room string, in bool) {

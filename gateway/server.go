@@ -16,6 +16,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/time/rate"
 
 	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/gateway/clienterr"
@@ -37,10 +38,11 @@ type Server struct {
 	// by the connections' since checks instead of a client per check.
 	admin atomic.Pointer[kgo.Client]
 
-	mu       sync.Mutex // guards closing, conns, byUser, and Adds to inflight
+	mu       sync.Mutex // guards closing, conns, byUser, users, and Adds to inflight
 	closing  bool
 	conns    map[*conn]struct{}
 	byUser   map[string]map[*conn]struct{}
+	users    map[string]*userShare
 	inflight sync.WaitGroup // client actions being appended
 	connWG   sync.WaitGroup // ServeHTTP calls holding a connection
 
@@ -66,6 +68,7 @@ func New(cfg Config) (*Server, error) {
 		ready:    make(chan struct{}),
 		conns:    map[*conn]struct{}{},
 		byUser:   map[string]map[*conn]struct{}{},
+		users:    map[string]*userShare{},
 	}
 	s.up = websocket.Upgrader{
 		ReadBufferSize:  4096,
@@ -117,21 +120,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		clienterr.WriteHTTP(w, clienterr.Forbidden, "origin not allowed", nil)
 		return
 	}
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		clienterr.WriteHTTP(w, clienterr.ShuttingDown, "shutting down", nil)
+	share, code := s.admit(claims.User())
+	switch code {
+	case clienterr.ShuttingDown:
+		clienterr.WriteHTTP(w, code, "shutting down", nil)
+		return
+	case clienterr.TooManyConnections:
+		s.m.refused.WithLabelValues("user_conn_limit").Inc()
+		clienterr.WriteHTTP(w, code, fmt.Sprintf("at most %d connections per user", s.cfg.UserConnLimit), nil)
 		return
 	}
-	s.connWG.Add(1)
-	s.mu.Unlock()
 	defer s.connWG.Done()
+	defer s.release(claims.User())
 
 	ws, err := s.up.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered with an HTTP error
 	}
 	c := newConn(s, ws, commands.RandomID(), claims.User())
+	c.userLimiter = share.limiter
 	if !s.remember(c) {
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
 		_ = ws.Close()
@@ -139,6 +146,45 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	go c.writeLoop()
 	c.readLoop()
+}
+
+// userShare is what one user's connections to this gateway share: their
+// count (from before the upgrade to the end of ServeHTTP) and a rate.
+type userShare struct {
+	conns   int
+	limiter *rate.Limiter
+}
+
+// admit counts a connection of user about to be upgraded; the code is
+// non-empty when it is refused. The caller releases an admitted one and
+// calls connWG.Done.
+func (s *Server) admit(user string) (*userShare, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil, clienterr.ShuttingDown
+	}
+	u := s.users[user]
+	if u == nil {
+		u = &userShare{limiter: rate.NewLimiter(s.cfg.UserRateLimit, s.cfg.UserBurst)}
+		s.users[user] = u
+	}
+	if u.conns >= s.cfg.UserConnLimit {
+		return nil, clienterr.TooManyConnections
+	}
+	u.conns++
+	s.connWG.Add(1)
+	return u, ""
+}
+
+func (s *Server) release(user string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u := s.users[user]; u != nil {
+		if u.conns--; u.conns <= 0 {
+			delete(s.users, user)
+		}
+	}
 }
 
 // remember registers a live connection; false when shutting down.
