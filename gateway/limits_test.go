@@ -4,12 +4,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
 	"github.com/rtstack/rtstack/gateway"
+	"github.com/rtstack/rtstack/internal/httpserve"
 	"github.com/rtstack/rtstack/internal/testsvc"
 )
 
@@ -134,4 +137,26 @@ func TestUnlimitedRate(t *testing.T) {
 			t.Fatalf("unlimited rate refused a frame: %s", f.raw)
 		}
 	}
+}
+
+// The HTTP server's timeouts cut slow plain requests, never a WebSocket: a
+// connection stays usable long after every one of them has passed.
+func TestWebSocketOutlivesHTTPTimeouts(t *testing.T) {
+	st := newStack(t, stackOpts{})
+	g := st.gateway(t, nil)
+	const timeout = 300 * time.Millisecond
+	srv, err := httpserve.New(g.srv, httpserve.Config{ReadHeaderTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout, IdleTimeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(nil)
+	hs.Config = srv
+	hs.Start()
+	t.Cleanup(hs.Close)
+	short := &gw{srv: g.srv, hs: hs, st: st}
+	alice := short.dial(t, "alice")
+	alice.join("r")
+	<-time.After(4 * timeout) // the scenario: time passes on an idle WebSocket
+	ack := alice.say("r", "c1", "still here")
+	alice.expect("own message", func(f frame) bool { return f.Type == "message" && f.MessageID == ack.MessageID })
 }

@@ -101,7 +101,9 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 
 // ServeHTTP serves GET /ws: the token is verified before the upgrade
 // (HTTP 401 when missing, bad or expired), the Origin against
-// AllowedOrigins (403). It returns when the connection ends.
+// AllowedOrigins (403), the user's connections against UserConnLimit (429).
+// The server's read and write deadlines are lifted for the upgraded
+// connection. It returns when the connection ends.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
@@ -133,6 +135,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer s.connWG.Done()
 	defer s.release(claims.User())
 
+	// The HTTP server's read and write timeouts are for plain requests; a
+	// WebSocket keeps its own deadlines (PongWait, WriteWait) from here on.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})  // unsupported by a test recorder: nothing to lift
+	_ = rc.SetWriteDeadline(time.Time{}) //
 	ws, err := s.up.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered with an HTTP error

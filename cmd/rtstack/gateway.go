@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -21,6 +20,7 @@ import (
 	"github.com/rtstack/rtstack/gateway/dedupe"
 	"github.com/rtstack/rtstack/gateway/presence"
 	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/internal/httpserve"
 	"github.com/rtstack/rtstack/web"
 )
 
@@ -94,7 +94,7 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 	if err != nil {
 		return nil, err
 	}
-	ws, err := gateway.New(gateway.Config{
+	gwCfg := gateway.Config{
 		Brokers:        cfg.brokers(),
 		Topic:          cfg.Topic,
 		Codec:          p.codec,
@@ -105,7 +105,9 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 		Presence:       tracker,
 		Logger:         p.log,
 		Registerer:     p.registerer("gateway"),
-	})
+	}
+	cfg.limits.gateway(&gwCfg)
+	ws, err := gateway.New(gwCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -121,8 +123,9 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 			{Name: "kafka", Check: func(ctx context.Context) error { return producer.Ping(ctx) }},
 		},
-		Logger:     p.log.With("component", "api"),
-		Registerer: p.registerer("api"),
+		MaxBodyBytes: cfg.limits.HTTPMaxBodyBytes,
+		Logger:       p.log.With("component", "api"),
+		Registerer:   p.registerer("api"),
 	})
 	if err != nil {
 		return nil, err
@@ -146,7 +149,11 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv, err := httpserve.New(mux, cfg.limits.http())
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
 	return &gatewayPart{p: p, srv: srv, ln: ln, ws: ws, presence: tracker, producer: producer}, nil
 }
 

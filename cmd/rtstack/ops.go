@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/rtstack/rtstack/gateway/api"
 	"github.com/rtstack/rtstack/gateway/auth"
+	"github.com/rtstack/rtstack/internal/httpserve"
 )
 
 // metricsHandler serves reg, in the OpenMetrics format to scrapers that ask
@@ -39,7 +39,11 @@ func withOps(ctx context.Context, p *parts, run func(context.Context) error, nee
 	if err != nil {
 		return nil, fmt.Errorf("listen on METRICS_ADDR %s: %w", p.cfg.MetricsAddr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv, err := httpserve.New(h, p.cfg.limits.http())
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
 	p.log.Info("serving /metrics, /healthz, /readyz", "url", "http://"+ln.Addr().String())
 	serve := func(context.Context) error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
