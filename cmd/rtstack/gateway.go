@@ -118,11 +118,11 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 		Leaderboard: rp,
 		Webhooks:    handler,
 		Rebuilder:   newRebuilder(p),
-		Ready: []api.Check{
+		Ready: append([]api.Check{
 			{Name: "postgres", Check: func(ctx context.Context) error { return pg.Pool().Ping(ctx) }},
 			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 			{Name: "kafka", Check: func(ctx context.Context) error { return producer.Ping(ctx) }},
-		},
+		}, serviceChecks(p, "postgres", "redis")...), // and what else the process uses (RabbitMQ under dev)
 		MaxBodyBytes: cfg.limits.HTTPMaxBodyBytes,
 		Logger:       p.log.With("component", "api"),
 		Registerer:   p.registerer("api"),
