@@ -184,6 +184,7 @@ type frame struct {
 	Partition int32    `json:"partition"`
 	Offset    int64    `json:"offset"`
 	Duplicate bool     `json:"duplicate"`
+	InMS      int64    `json:"in_ms"`
 	raw       string
 }
 
@@ -216,7 +217,13 @@ func (g *gw) dial(t testing.TB, user string) *client {
 
 func (g *gw) dialWith(t testing.TB, user string, d *websocket.Dialer, read bool) *client {
 	t.Helper()
-	ws, resp, err := d.Dial(g.url(g.token(t, user)), nil)
+	return g.dialToken(t, user, g.token(t, user), d, read)
+}
+
+// dialToken connects with token, which names user.
+func (g *gw) dialToken(t testing.TB, user, token string, d *websocket.Dialer, read bool) *client {
+	t.Helper()
+	ws, resp, err := d.Dial(g.url(token), nil)
 	if err != nil {
 		t.Fatalf("dial as %s: %v (%v)", user, err, resp)
 	}
