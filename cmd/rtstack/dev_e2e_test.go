@@ -128,8 +128,13 @@ func (d *devEnv) run(t *testing.T, args ...string) string {
 
 func (d *devEnv) get(t *testing.T, user, path string, into any) int {
 	t.Helper()
+	return d.getWith(t, d.token(t, user, false), path, into)
+}
+
+func (d *devEnv) getWith(t *testing.T, token, path string, into any) int {
+	t.Helper()
 	req, _ := http.NewRequest("GET", "http://"+d.httpAddr+path, nil)
-	req.Header.Set("Authorization", "Bearer "+d.token(t, user, false))
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -156,9 +161,14 @@ type wsClient struct {
 
 func (d *devEnv) dial(t *testing.T, user string) *wsClient {
 	t.Helper()
-	c, resp, err := websocket.DefaultDialer.Dial("ws://"+d.httpAddr+"/ws?token="+d.token(t, user, false), nil)
+	return d.dialWith(t, d.token(t, user, false))
+}
+
+func (d *devEnv) dialWith(t *testing.T, token string) *wsClient {
+	t.Helper()
+	c, resp, err := websocket.DefaultDialer.Dial("ws://"+d.httpAddr+"/ws?token="+token, nil)
 	if err != nil {
-		t.Fatalf("dial as %s: %v (%v)", user, err, resp)
+		t.Fatalf("dial: %v (%v)", err, resp)
 	}
 	w := &wsClient{t: t, c: c, frames: make(chan map[string]any, 10000)}
 	go func() {
