@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rtstack/rtstack/gateway/auth"
+	"github.com/rtstack/rtstack/internal/testsvc"
 )
 
 // useSecret makes the environment's processes and its test tokens use
@@ -99,5 +103,78 @@ func TestDevRemoteAudienceAndRooms(t *testing.T) {
 	alice.send(map[string]any{"type": "join", "room": "lobby"})
 	if j := alice.await("joined"); j["user"] != "alice" {
 		t.Fatalf("joined frame %v", j)
+	}
+}
+
+// metric sums the samples of name on /metrics whose labels contain every
+// one of labels (`reason="x"`).
+func (d *devEnv) metric(t *testing.T, name string, labels ...string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + d.httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var sum float64
+	for _, line := range strings.Split(string(body), "\n") {
+		series, value, ok := strings.Cut(line, " ")
+		if !ok || (series != name && !strings.HasPrefix(series, name+"{")) {
+			continue
+		}
+		match := true
+		for _, l := range labels {
+			match = match && strings.Contains(series, l)
+		}
+		if v, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil && match {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// TestDevMentionsHonourMembershipAndClaim: through rtstack dev, a mention
+// notifies a member of the room only on connections whose token allows the
+// room, and a mention of a non-member notifies nobody.
+func TestDevMentionsHonourMembershipAndClaim(t *testing.T) {
+	d := newDevEnv(t)
+	d.start(t)
+	connections := func(n float64) {
+		t.Helper()
+		testsvc.Eventually(t, 20*time.Second, fmt.Sprintf("%v connections", n), func() bool {
+			return d.metric(t, "rtstack_gateway_connections") == n
+		})
+	}
+	// bob becomes a member of lobby (membership outlives the connection),
+	// then is online only with a token limited to team-x.
+	bobOpen := d.dial(t, "bob")
+	bobOpen.send(map[string]any{"type": "join", "room": "lobby"})
+	bobOpen.await("joined")
+	_ = bobOpen.c.Close()
+	connections(0)
+
+	alice := d.dial(t, "alice")
+	bob := d.dialWith(t, d.run(t, "token", "--user", "bob", "--rooms", "team-x"))
+	dave := d.dial(t, "dave") // online, never a member of lobby
+	for _, c := range []*wsClient{alice, bob, dave} {
+		c.send(map[string]any{"type": "join", "room": "team-x"})
+		c.await("joined")
+	}
+	alice.send(map[string]any{"type": "join", "room": "lobby"})
+	alice.await("joined")
+
+	alice.send(map[string]any{"type": "send", "room": "lobby", "text": "hi @bob and @dave", "client_id": "l1"})
+	alice.await("ack")
+	testsvc.Eventually(t, 30*time.Second, "bob's lobby mention held back by the gateway", func() bool {
+		return d.metric(t, "rtstack_gateway_drops_total", `reason="forbidden_room"`) == 1
+	})
+	testsvc.Eventually(t, 30*time.Second, "dave's mention skipped by the reactor", func() bool {
+		return d.metric(t, "rtstack_reactor_mentions_skipped_total") == 1
+	})
+
+	alice.send(map[string]any{"type": "send", "room": "team-x", "text": "and here @bob", "client_id": "t1"})
+	alice.await("ack")
+	if n := bob.await("notification"); n["room"] != "team-x" {
+		t.Fatalf("bob's notification %v, want only the team-x one", n)
 	}
 }
