@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"errors"
 	"testing"
 	"time"
 
@@ -101,21 +100,6 @@ func TestNotificationHonoursRoomsClaim(t *testing.T) {
 	if f := onlyLimited.expectType("notification"); f.MessageID != "m4" {
 		t.Fatalf("dave got %s, want only the lobby notification m4", f.raw)
 	}
-}
-
-// awaitClose waits for the connection to end and returns its close frame.
-func (c *client) awaitClose() *websocket.CloseError {
-	c.t.Helper()
-	select {
-	case <-c.done:
-	case <-time.After(waitFor):
-		c.t.Fatalf("%s: connection not closed", c.user)
-	}
-	var ce *websocket.CloseError
-	if !errors.As(c.closed, &ce) {
-		c.t.Fatalf("%s: ended without a close frame: %v", c.user, c.closed)
-	}
-	return ce
 }
 
 // TestTokenExpiresOnOpenConnection: TokenWarning before exp the server

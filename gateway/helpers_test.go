@@ -397,17 +397,22 @@ func (c *client) messages(room string, n int) []frame {
 // closeCode waits for the connection to end and returns its close code.
 func (c *client) closeCode() int {
 	c.t.Helper()
+	return c.awaitClose().Code
+}
+
+// awaitClose waits for the connection to end and returns its close frame.
+func (c *client) awaitClose() *websocket.CloseError {
+	c.t.Helper()
 	select {
 	case <-c.done:
 	case <-time.After(waitFor):
 		c.t.Fatalf("%s: connection not closed", c.user)
 	}
 	var ce *websocket.CloseError
-	if errors.As(c.closed, &ce) {
-		return ce.Code
+	if !errors.As(c.closed, &ce) {
+		c.t.Fatalf("%s: ended without a close frame: %v", c.user, c.closed)
 	}
-	c.t.Fatalf("%s: ended without a close frame: %v", c.user, c.closed)
-	return 0
+	return ce
 }
 
 // join joins room and waits for the client's own joined frame.
