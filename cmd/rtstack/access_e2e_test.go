@@ -156,12 +156,12 @@ func TestDevMentionsHonourMembershipAndClaim(t *testing.T) {
 	alice := d.dial(t, "alice")
 	bob := d.dialWith(t, d.run(t, "token", "--user", "bob", "--rooms", "team-x"))
 	dave := d.dial(t, "dave") // online, never a member of lobby
-	for _, c := range []*wsClient{alice, bob, dave} {
+	for user, c := range map[string]*wsClient{"alice": alice, "bob": bob, "dave": dave} {
 		c.send(map[string]any{"type": "join", "room": "team-x"})
-		c.await("joined")
+		c.awaitJoin(user)
 	}
 	alice.send(map[string]any{"type": "join", "room": "lobby"})
-	alice.await("joined")
+	alice.awaitJoin("alice")
 
 	alice.send(map[string]any{"type": "send", "room": "lobby", "text": "hi @bob and @dave", "client_id": "l1"})
 	alice.await("ack")

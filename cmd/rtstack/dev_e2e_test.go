@@ -86,6 +86,9 @@ func (d *devEnv) start(t *testing.T) *proc {
 	p := start(t, d.env, "dev")
 	t.Cleanup(func() {
 		if t.Failed() {
+			// Stopped first: the buffer is written until the process ends.
+			_ = p.cmd.Process.Kill()
+			_ = p.cmd.Wait()
 			t.Logf("rtstack dev output:\n%s", p.stderr)
 		}
 	})
@@ -231,6 +234,16 @@ func (w *wsClient) await(typ string) map[string]any {
 	}
 }
 
+// awaitJoin waits for user's joined frame; others' are skipped.
+func (w *wsClient) awaitJoin(user string) map[string]any {
+	w.t.Helper()
+	for {
+		if j := w.await("joined"); j["user"] == user {
+			return j
+		}
+	}
+}
+
 func pos(f map[string]any) string { return fmt.Sprintf("%v:%v", f["partition"], f["offset"]) }
 
 // TestDevEndToEnd drives rtstack dev through its external surface only: a
@@ -253,8 +266,9 @@ func TestDevEndToEnd(t *testing.T) {
 	alice, bob := d.dial(t, "alice"), d.dial(t, "bob")
 	alice.send(map[string]any{"type": "join", "room": "room-1"})
 	bob.send(map[string]any{"type": "join", "room": "room-1"})
-	alice.await("joined")
-	bob.await("joined")
+	// bob's own join, not alice's: only a member is notified of a mention.
+	alice.awaitJoin("alice")
+	bob.awaitJoin("bob")
 
 	alice.send(map[string]any{"type": "send", "room": "room-1", "text": "hello @bob", "client_id": "c1"})
 	ack := alice.await("ack")
