@@ -7,7 +7,7 @@ import (
 	"fmt"
 
 	"github.com/rtstack/rtstack/events"
-	"github.com/rtstack/rtstack/projections"
+	"github.com/rtstack/rtstack/projections/view"
 )
 
 // clientFrame is every field any client frame may carry; type selects which
@@ -139,13 +139,13 @@ type presenceFrame struct {
 }
 
 type leaderboardFrame struct {
-	Type    string                   `json:"type"`
-	Entries []projections.ScoreEntry `json:"entries"`
+	Type    string            `json:"type"`
+	Entries []view.ScoreEntry `json:"entries"`
 }
 
 type countersFrame struct {
 	Type string `json:"type"`
-	projections.Counters
+	view.Counters
 }
 
 // mustJSON encodes a frame whose type cannot fail to encode.

@@ -18,7 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/rtstack/rtstack/commands"
-	"github.com/rtstack/rtstack/projections"
+	"github.com/rtstack/rtstack/projections/view"
 )
 
 // Server is the WebSocket gateway. ServeHTTP serves GET /ws; Run tails the
@@ -301,7 +301,7 @@ func (s *Server) readBoard(ctx context.Context, channel, room string) ([]byte, e
 			return nil, fmt.Errorf("%w: leaderboard: %w", errUnavailable, err)
 		}
 		if entries == nil {
-			entries = []projections.ScoreEntry{}
+			entries = []view.ScoreEntry{}
 		}
 		return json.Marshal(leaderboardFrame{Type: "leaderboard", Entries: entries})
 	}
