@@ -66,7 +66,8 @@ type Config struct {
 	Outcomes Outcomes
 	// Now is the clock giving each event its time; default time.Now.
 	Now func() time.Time
-	// NewID returns a unique event id; default 16 random bytes, base32.
+	// NewID returns a unique event id; default crypto/rand.Text (128 random
+	// bits, 26 base32 characters).
 	NewID func() string
 	// AllowPrivateWebhooks permits webhook targets on loopback and private
 	// addresses.
@@ -95,7 +96,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.NewID == nil {
-		cfg.NewID = RandomID
+		cfg.NewID = rand.Text
 	}
 	return &Handler{cfg: cfg, leaves: map[string]time.Time{}}, nil
 }
@@ -284,13 +285,6 @@ var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
 func MessageID(room, user, clientID string) string {
 	sum := sha256.Sum256([]byte(room + "\x00" + user + "\x00" + clientID))
 	return "m" + b32.EncodeToString(sum[:15])
-}
-
-// RandomID returns 128 random bits, base32 (26 characters).
-func RandomID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	return b32.EncodeToString(b[:])
 }
 
 var mention = regexp.MustCompile(`(?:^|[^\w@])@([A-Za-z0-9_.-]{1,64})`)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,7 +18,6 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/projections/view"
 )
 
@@ -130,7 +130,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered with an HTTP error
 	}
-	c := newConn(s, ws, commands.RandomID(), claims.User())
+	c := newConn(s, ws, rand.Text(), claims.User())
 	if !s.remember(c) {
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
 		_ = ws.Close()

@@ -17,8 +17,8 @@
 // id (the completion record); at-least-once to webhook receivers, with the
 // same X-Rtstack-Delivery id on every attempt so receivers can dedupe.
 //
-// tasks imports events and commands (URL rules) only; the subpackages add
-// schemas, infra/kafka and the RabbitMQ, Postgres and HTTP clients. Nothing
-// here imports gateway or projections: the worker reaches online users
+// tasks imports events only; the subpackages add schemas, infra/kafka,
+// internal/egress (the webhook target rules) and the RabbitMQ, Postgres and
+// HTTP clients. Nothing here imports commands, gateway or projections: the worker reaches online users
 // through the small Notifier interface it declares.
 package tasks
