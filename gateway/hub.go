@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"sync"
 
-	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/rtstack/rtstack/infra/kafka"
 )
 
 // delivery is one log record ready for fanout: its frame is encoded once and
@@ -76,7 +76,7 @@ type hub struct {
 	next   []int64          // per partition: offset of the next record fanout will see
 	topic  string           //
 	id     string           // topic id the tail reads
-	part   kgo.TopicPartitioner
+	part   kafka.RoomPartitioner
 	dedupe map[string]*dedupe // room → recent message ids
 	boards map[string]*board  // "leaderboard" or "counters\x00room"
 	ready  bool
@@ -110,13 +110,13 @@ func (h *hub) start(topic, id string, next []int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.topic, h.id, h.next, h.ready = topic, id, next, true
-	h.part = kgo.StickyKeyPartitioner(nil).ForTopic(topic)
+	h.part = kafka.NewRoomPartitioner(topic)
 }
 
-// partitionLocked returns the partition the producer puts room in: the
-// same partitioner on key = room, over the topic's partition count.
+// partitionLocked returns the partition the producers put room in, over
+// the topic's partition count.
 func (h *hub) partitionLocked(room string) int32 {
-	return int32(h.part.Partition(&kgo.Record{Key: []byte(room)}, len(h.next)))
+	return h.part.Partition(room, len(h.next))
 }
 
 // position returns the room's partition, the tail's next offset on it, and

@@ -212,8 +212,8 @@ func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 		} else {
 			r.m.records.WithLabelValues("fold").Inc()
 		}
-		typ := header(rec, kafka.HeaderEventType)
-		if typ != "" && typ != string(events.TypeWebhookRegistered) && (!emit || typ != string(events.TypeMessageSent)) {
+		typ := kafka.EventType(rec)
+		if typ != "" && typ != events.TypeWebhookRegistered && (!emit || typ != events.TypeMessageSent) {
 			continue // nothing to fold or emit: skip the decode
 		}
 		er, err := kafka.Decode(r.cfg.Codec, rec)
@@ -320,13 +320,4 @@ func (r *Reactor) tryPublish(ctx context.Context, batch []tasks.Task) error {
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	return r.pub.PublishTasks(pctx, batch...)
-}
-
-func header(rec *kgo.Record, key string) string {
-	for _, h := range rec.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
 }
