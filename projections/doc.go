@@ -15,6 +15,6 @@
 // replays the whole log into a new version of a Versioned projection and
 // swaps it in; NewProgress reports a rebuild to a person.
 //
-// It imports events, schemas (to decode) and infra/kafka (clients, topic,
-// end offsets); never gateway, commands or tasks.
+// It imports events, schemas (to decode), infra/kafka (clients, topic,
+// end offsets) and infra/prom (metrics); never gateway, commands or tasks.
 package projections

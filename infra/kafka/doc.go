@@ -7,4 +7,6 @@
 // Confluent wire format, headers event-type and event-id. NewRecord writes
 // it; Partitioner, RoomPartitioner, Room, InRoom, EventType and EventID read
 // it for everyone else (record.go).
+//
+// It imports events and schemas (the codec) only, besides franz-go.
 package kafka
