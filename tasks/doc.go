@@ -1,6 +1,6 @@
-// Package tasks owns the side effects of the chat log (DESIGN rule 5): the
-// task types the reactor derives from events, their deterministic ids, and
-// the webhook signature. Its subpackages carry them:
+// Package tasks owns the side effects of the chat log (docs/architecture.md:
+// side effects never re-fire on replay): the task types the reactor derives
+// from events, their deterministic ids, and the webhook signature. Its subpackages carry them:
 //
 //   - tasks/rabbit: the RabbitMQ topology (main queue, one delay queue per
 //     retry tier, the dead-letter queue), the publisher with confirms, and
