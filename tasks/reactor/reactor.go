@@ -79,13 +79,13 @@ type Reactor struct {
 	m   *metrics
 
 	mu    sync.Mutex // guards parts: written by the rebalance callbacks, read by the poll loop
-	parts map[int32]*partition
+	parts map[int32]*partitionState
 
 	pub *rabbit.Publisher // owned by the poll loop
 }
 
-// partition is what the reactor knows of one assigned partition.
-type partition struct {
+// partitionState is what the reactor knows of one assigned partition.
+type partitionState struct {
 	// committed is the group's offset when the partition was assigned:
 	// records below it had their tasks published by an earlier run, so
 	// they are only folded.
@@ -115,7 +115,7 @@ func New(cfg Config) (*Reactor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Reactor{cfg: cfg, log: cfg.Logger.With("component", "reactor"), m: m, parts: map[int32]*partition{}}, nil
+	return &Reactor{cfg: cfg, log: cfg.Logger.With("component", "reactor"), m: m, parts: map[int32]*partitionState{}}, nil
 }
 
 // Run tails the log until ctx ends and returns nil then; it returns an
@@ -169,7 +169,7 @@ func (r *Reactor) assigned(_ context.Context, offsets map[string]map[int32]kgo.O
 	for _, parts := range offsets {
 		for p, o := range parts {
 			c := max(o.EpochOffset().Offset, 0) // no commit yet: emit from the start
-			r.parts[p] = &partition{committed: c, hooks: map[string][]tasks.Webhook{}}
+			r.parts[p] = &partitionState{committed: c, hooks: map[string][]tasks.Webhook{}}
 			parts[p] = kgo.NewOffset().AtStart()
 			r.log.Info("partition assigned", "partition", p, "committed", c)
 		}
@@ -187,12 +187,12 @@ func (r *Reactor) dropped(_ context.Context, _ *kgo.Client, lost map[string][]in
 	}
 }
 
-func (r *Reactor) partition(p int32) *partition {
+func (r *Reactor) partition(p int32) *partitionState {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := r.parts[p]
 	if st == nil { // not seen through assigned: consuming starts at the commit
-		st = &partition{hooks: map[string][]tasks.Webhook{}}
+		st = &partitionState{hooks: map[string][]tasks.Webhook{}}
 		r.parts[p] = st
 	}
 	return st
@@ -259,7 +259,7 @@ func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 	return nil
 }
 
-func (st *partition) register(ev *events.WebhookRegistered) {
+func (st *partitionState) register(ev *events.WebhookRegistered) {
 	hs := st.hooks[ev.Room]
 	for i, h := range hs {
 		if h.ID == ev.WebhookID { // registered again: the newer settings win
