@@ -5,7 +5,7 @@
 //
 // It is the only package that knows the record layout: key = room, value =
 // Confluent wire format, headers event-type and event-id. NewRecord writes
-// it; Partitioner, RoomPartitioner, Room, InRoom, EventType and EventID read
+// it; Partitioner, RoomPartitioner, InRoom, EventType and EventID read
 // it for everyone else (record.go).
 //
 // It imports events and schemas (the codec) only, besides franz-go.

@@ -35,9 +35,6 @@ func (p RoomPartitioner) Partition(room string, partitions int) int32 {
 	return int32(p.tp.Partition(&kgo.Record{Key: []byte(room)}, partitions))
 }
 
-// Room returns the room r belongs to (its key).
-func Room(r *kgo.Record) string { return string(r.Key) }
-
 // InRoom reports whether r belongs to room, without decoding it or copying
 // its key.
 func InRoom(r *kgo.Record, room string) bool { return string(r.Key) == room }
