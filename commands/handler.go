@@ -70,7 +70,7 @@ type Config struct {
 	// bits, 26 base32 characters).
 	NewID func() string
 	// AllowPrivateWebhooks permits webhook targets on loopback and private
-	// addresses.
+	// addresses; default false.
 	AllowPrivateWebhooks bool
 }
 
@@ -87,16 +87,33 @@ type Handler struct {
 // model behind Members may not have applied the leave yet.
 const leaveGrace = 10 * time.Second
 
+// Validate reports every problem of c once its defaults are applied,
+// joined.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if c.Log == nil {
+		errs = append(errs, errors.New("commands: Config.Log is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// withDefaults returns c with every nil field that has a default set.
+func (c Config) withDefaults() Config {
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.NewID == nil {
+		c.NewID = rand.Text
+	}
+	return c
+}
+
 // NewHandler returns a Handler for cfg.
 func NewHandler(cfg Config) (*Handler, error) {
-	if cfg.Log == nil {
-		return nil, errors.New("commands: Config.Log is required")
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.NewID == nil {
-		cfg.NewID = rand.Text
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	return &Handler{cfg: cfg, leaves: map[string]time.Time{}}, nil
 }

@@ -68,17 +68,20 @@ var rules = []rule{
 	{pkg: "projections/redis", only: []string{"events", "projections", "projections/view"}, never: []string{"projections/postgres/..."}},
 
 	// gateway: "imports commands, events, schemas, infra/kafka,
-	// projections/view and gateway/auth. It must not import
-	// gateway/presence, gateway/api, the projection adapters or anything
-	// under cmd/".
-	{pkg: "gateway", only: []string{"commands", "events", "schemas", "infra/kafka", "projections/view", "gateway/auth"},
+	// projections/view, gateway/clienterr and gateway/auth. It must not
+	// import gateway/presence, gateway/api, the projection adapters or
+	// anything under cmd/".
+	{pkg: "gateway", only: []string{"commands", "events", "schemas", "infra/kafka", "projections/view", "gateway/clienterr", "gateway/auth"},
 		never: []string{"gateway/presence/...", "gateway/api/...", "gateway/dedupe/...", "projections", "projections/postgres/...", "projections/redis/...", "cmd/..."}},
 	{pkg: "gateway/...", never: []string{"projections", "projections/postgres/...", "projections/redis/...", "tasks/...", "cmd/..."}},
-	// gateway/api: "imports commands, projections/view, events and
-	// gateway/auth; never projections, its adapters, infra or the gateway
-	// package".
-	{pkg: "gateway/api", only: []string{"commands", "projections/view", "events", "gateway/auth"},
+	// gateway/api: "imports commands, projections/view, events,
+	// gateway/clienterr and gateway/auth; never projections, its adapters,
+	// infra or the gateway package".
+	{pkg: "gateway/api", only: []string{"commands", "projections/view", "events", "gateway/clienterr", "gateway/auth"},
 		never: []string{"infra/...", "gateway"}},
+	// gateway/clienterr (package comment): "imports commands and
+	// gateway/auth for the errors it maps, never gateway or gateway/api".
+	{pkg: "gateway/clienterr", only: []string{"commands", "gateway/auth"}, never: []string{"gateway", "gateway/api/..."}},
 	// gateway/dedupe: "imports commands, events and go-redis; never
 	// projections or the gateway package".
 	{pkg: "gateway/dedupe", only: []string{"commands", "events"}, never: []string{"projections/...", "gateway"}},
