@@ -17,5 +17,6 @@
 //
 // It imports tasks, tasks/rabbit, infra/prom and internal/egress (the
 // webhook target rules, shared with the registration path); never commands,
-// gateway or projections: online users are reached through the Notifier interface.
+// gateway or projections: online users are reached through the Notifier
+// interface.
 package worker
