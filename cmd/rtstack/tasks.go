@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -77,7 +77,7 @@ func buildWorker(p *parts, notifier worker.Notifier) (*worker.Worker, error) {
 		if err != nil {
 			return nil, err
 		}
-		n, err := newNotifier(rdb, p.cfg.RedisPrefix)
+		n, err := newNotifier(rdb, p.cfg.RedisPrefix, p.log)
 		if err != nil {
 			return nil, err
 		}
@@ -134,7 +134,6 @@ func dlqCommand() *ffcli.Command {
 				return nil
 			}),
 		},
-		Exec: func(context.Context, []string) error { return flag.ErrHelp },
 	}
 }
 
@@ -154,7 +153,8 @@ func dlqSub(name, help string, fn func(context.Context, rabbit.Config) error) *f
 
 // newNotifier reaches online users through the shared presence in Redis,
 // for a worker that runs without a gateway of its own.
-func newNotifier(rdb *redis.Client, prefix string) (*presence.Tracker, error) {
+func newNotifier(rdb *redis.Client, prefix string, log *slog.Logger) (*presence.Tracker, error) {
 	host, _ := os.Hostname()
-	return presence.New(presence.Config{Redis: rdb, Prefix: prefix + "live:", GatewayID: fmt.Sprintf("worker-%s-%d", host, os.Getpid())})
+	return presence.New(presence.Config{Redis: rdb, Prefix: prefix + "live:", GatewayID: fmt.Sprintf("worker-%s-%d", host, os.Getpid()),
+		Logger: log.With("component", "presence")})
 }

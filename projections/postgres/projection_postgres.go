@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"regexp"
 	"strconv"
@@ -76,7 +75,7 @@ func Open(ctx context.Context, cfg Config) (*Projection, error) {
 	}
 	log := cfg.Logger
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
 	p := &Projection{pool: cfg.Pool, log: log.With("projection", name)}
 	if p.pool == nil {

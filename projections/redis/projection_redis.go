@@ -73,7 +73,7 @@ func (c *Config) defaults() {
 		c.ChunkSize = DefaultChunkSize
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 }
 

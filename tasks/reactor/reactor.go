@@ -47,7 +47,7 @@ type Config struct {
 	RetryDelays []time.Duration
 	// MaxBatch bounds the records per commit; 0 means DefaultMaxBatch.
 	MaxBatch int
-	// Logger; nil means slog.Default().
+	// Logger receives the logs; nil discards them (the binary injects its own).
 	Logger *slog.Logger
 	// Registerer for the metrics; nil means they are not registered.
 	Registerer prometheus.Registerer
@@ -76,7 +76,7 @@ func (c Config) withDefaults() Config {
 	c.Group = cmp.Or(c.Group, DefaultGroup)
 	c.MaxBatch = cmp.Or(c.MaxBatch, DefaultMaxBatch)
 	if c.Logger == nil {
-		c.Logger = slog.Default()
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
 }

@@ -72,7 +72,7 @@ type Config struct {
 	// HTTPClient delivers webhooks; nil means NewHTTPClient(AllowPrivate).
 	// A client given here carries its own address guard.
 	HTTPClient *http.Client
-	// Logger; nil means slog.Default().
+	// Logger receives the logs; nil discards them (the binary injects its own).
 	Logger *slog.Logger
 	// Registerer for the metrics; nil means they are not registered.
 	Registerer prometheus.Registerer
@@ -105,7 +105,7 @@ func (c Config) withDefaults() Config {
 	c.Prefetch = cmp.Or(c.Prefetch, DefaultPrefetch)
 	c.Timeout = cmp.Or(c.Timeout, DefaultTimeout)
 	if c.Logger == nil {
-		c.Logger = slog.Default()
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
 }
