@@ -23,7 +23,7 @@ func tokenCommand() *ffcli.Command {
 		rooms string
 		ttl   time.Duration
 	)
-	return command("token", "token --user NAME [--admin] [--rooms a,b.*]", "print a signed JWT for local use", &cfg,
+	return command("token", "token --user NAME [--admin] [--rooms a,b.*] [--ttl 24h]", "print a signed JWT for local use", &cfg,
 		func(fs *flag.FlagSet) {
 			fs.StringVar(&user, "user", "", "user id (the token's sub)")
 			fs.StringVar(&name, "name", "", "display name (optional)")
@@ -34,6 +34,9 @@ func tokenCommand() *ffcli.Command {
 		func(_ context.Context, _ []string) error {
 			if user == "" {
 				return errors.New("token: --user is required")
+			}
+			if ttl <= 0 { // a token that is born expired is refused at once: say so here
+				return fmt.Errorf("token: --ttl must be positive, not %s", ttl)
 			}
 			claims := auth.Claims{Name: name, Admin: admin, RegisteredClaims: jwt.RegisteredClaims{Subject: user}}
 			if rooms != "" {

@@ -21,30 +21,30 @@ import (
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/gateway/auth"
 	"github.com/rtstack/rtstack/gateway/clienterr"
-	"github.com/rtstack/rtstack/projections"
+	"github.com/rtstack/rtstack/projections/view"
 )
 
 // History reads a room's messages from the Postgres projection: at most
 // limit messages, oldest first, the newest ones before the message before
 // (all the newest when before is empty).
 type History interface {
-	History(ctx context.Context, room string, limit int, before string) ([]projections.Message, error)
+	History(ctx context.Context, room string, limit int, before string) ([]view.Message, error)
 }
 
 // Counters reads a room's counters from the Redis projection.
 type Counters interface {
-	Counters(ctx context.Context, room string) (projections.Counters, error)
+	Counters(ctx context.Context, room string) (view.Counters, error)
 }
 
 // Leaderboard reads the global leaderboard, highest first. If the value in
 // Config.Leaderboard also implements RoomLeaderboard, ?room=R is served.
 type Leaderboard interface {
-	Leaderboard(ctx context.Context, limit int) ([]projections.ScoreEntry, error)
+	Leaderboard(ctx context.Context, limit int) ([]view.ScoreEntry, error)
 }
 
 // RoomLeaderboard reads one room's leaderboard, highest first.
 type RoomLeaderboard interface {
-	RoomLeaderboard(ctx context.Context, room string, limit int) ([]projections.ScoreEntry, error)
+	RoomLeaderboard(ctx context.Context, room string, limit int) ([]view.ScoreEntry, error)
 }
 
 // Checkpoints reports a projection's position: per partition, the offset
@@ -128,7 +128,7 @@ type Config struct {
 	// CheckTimeout bounds each readiness check; default
 	// DefaultCheckTimeout (2s).
 	CheckTimeout time.Duration
-	// Logger; default slog.Default().
+	// Logger receives the logs; nil discards them (the binary injects its own).
 	Logger *slog.Logger
 	// Registerer receives the API's metrics (rtstack_api_*); nil: none.
 	Registerer prometheus.Registerer
@@ -160,7 +160,7 @@ func (c Config) withDefaults() Config {
 	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes)
 	c.CheckTimeout = cmp.Or(c.CheckTimeout, DefaultCheckTimeout)
 	if c.Logger == nil {
-		c.Logger = slog.Default()
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.HistoryPosition == nil {
 		c.HistoryPosition, _ = c.History.(Checkpoints)
@@ -310,7 +310,7 @@ func (s *server) messages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if msgs == nil {
-		msgs = []projections.Message{}
+		msgs = []view.Message{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"messages": msgs})
 }
@@ -365,7 +365,7 @@ func (s *server) leaderboard(w http.ResponseWriter, r *http.Request) {
 	if !s.position(w, r, s.cfg.RedisPosition) {
 		return
 	}
-	var entries []projections.ScoreEntry
+	var entries []view.ScoreEntry
 	if byRoom != nil {
 		entries, err = byRoom.RoomLeaderboard(r.Context(), room, limit)
 	} else {
@@ -376,7 +376,7 @@ func (s *server) leaderboard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if entries == nil {
-		entries = []projections.ScoreEntry{}
+		entries = []view.ScoreEntry{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"entries": entries})
 }

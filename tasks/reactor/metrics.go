@@ -2,6 +2,7 @@ package reactor
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -33,6 +34,7 @@ type metrics struct {
 	decodeErrors    prometheus.Counter
 	publishFailures prometheus.Counter
 	mentionsSkipped prometheus.Counter
+	lag             *prometheus.GaugeVec // partition
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -57,6 +59,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "rtstack_reactor_mentions_skipped_total",
 			Help: "Mentions of users who were not members of the room, which notify nobody.",
 		}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rtstack_reactor_lag_records",
+			Help: "Records between the partition's high watermark and the reactor's committed position, after each handled fetch.",
+		}, []string{"partition"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -77,5 +83,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if m.mentionsSkipped, err = prom.Register(reg, m.mentionsSkipped); err != nil {
 		return nil, err
 	}
+	if m.lag, err = prom.Register(reg, m.lag); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
+
+// setLag records p's lag after its records up to last were handled;
+// committed is the group's offset when p was assigned (the reactor folds
+// below it and emits from it).
+func (m *metrics) setLag(p int32, highWatermark, last, committed int64) {
+	m.lag.WithLabelValues(strconv.Itoa(int(p))).Set(float64(max(highWatermark-max(last+1, committed), 0)))
+}
+
+func (m *metrics) forget(p int32) { m.lag.DeleteLabelValues(strconv.Itoa(int(p))) }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/internal/retry"
 	"github.com/rtstack/rtstack/schemas"
 	"github.com/rtstack/rtstack/tasks"
 	"github.com/rtstack/rtstack/tasks/rabbit"
@@ -47,7 +47,7 @@ type Config struct {
 	RetryDelays []time.Duration
 	// MaxBatch bounds the records per commit; 0 means DefaultMaxBatch.
 	MaxBatch int
-	// Logger; nil means slog.Default().
+	// Logger receives the logs; nil discards them (the binary injects its own).
 	Logger *slog.Logger
 	// Registerer for the metrics; nil means they are not registered.
 	Registerer prometheus.Registerer
@@ -76,7 +76,7 @@ func (c Config) withDefaults() Config {
 	c.Group = cmp.Or(c.Group, DefaultGroup)
 	c.MaxBatch = cmp.Or(c.MaxBatch, DefaultMaxBatch)
 	if c.Logger == nil {
-		c.Logger = slog.Default()
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
 }
@@ -92,13 +92,13 @@ type Reactor struct {
 	m   *metrics
 
 	mu    sync.Mutex // guards parts: written by the rebalance callbacks, read by the poll loop
-	parts map[int32]*partition
+	parts map[int32]*partitionState
 
 	pub *rabbit.Publisher // owned by the poll loop
 }
 
-// partition is what the reactor knows of one assigned partition.
-type partition struct {
+// partitionState is what the reactor knows of one assigned partition.
+type partitionState struct {
 	// committed is the group's offset when the partition was assigned:
 	// records below it had their tasks published by an earlier run, so
 	// they are only folded.
@@ -110,8 +110,8 @@ type partition struct {
 	members map[string]map[string]struct{}
 }
 
-func newPartition(committed int64) *partition {
-	return &partition{committed: committed, hooks: map[string][]tasks.Webhook{}, members: map[string]map[string]struct{}{}}
+func newPartitionState(committed int64) *partitionState {
+	return &partitionState{committed: committed, hooks: map[string][]tasks.Webhook{}, members: map[string]map[string]struct{}{}}
 }
 
 // New checks cfg and builds a Reactor; it connects nothing until Run.
@@ -124,7 +124,7 @@ func New(cfg Config) (*Reactor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Reactor{cfg: cfg, log: cfg.Logger.With("component", "reactor"), m: m, parts: map[int32]*partition{}}, nil
+	return &Reactor{cfg: cfg, log: cfg.Logger.With("component", "reactor"), m: m, parts: map[int32]*partitionState{}}, nil
 }
 
 // Run tails the log until ctx ends and returns nil then; it returns an
@@ -160,6 +160,9 @@ func (r *Reactor) Run(ctx context.Context) error {
 			r.log.Warn("fetch", "topic", topic, "partition", p, "err", err)
 		})
 		err := r.handle(ctx, cl, fs.Records())
+		if err == nil {
+			r.noteLag(fs)
+		}
 		cl.AllowRebalance()
 		if ctx.Err() != nil {
 			return nil
@@ -178,7 +181,7 @@ func (r *Reactor) assigned(_ context.Context, offsets map[string]map[int32]kgo.O
 	for _, parts := range offsets {
 		for p, o := range parts {
 			c := max(o.EpochOffset().Offset, 0) // no commit yet: emit from the start
-			r.parts[p] = newPartition(c)
+			r.parts[p] = newPartitionState(c)
 			parts[p] = kgo.NewOffset().AtStart()
 			r.log.Info("partition assigned", "partition", p, "committed", c)
 		}
@@ -192,16 +195,26 @@ func (r *Reactor) dropped(_ context.Context, _ *kgo.Client, lost map[string][]in
 	for _, ps := range lost {
 		for _, p := range ps {
 			delete(r.parts, p)
+			r.m.forget(p)
 		}
 	}
 }
 
-func (r *Reactor) partition(p int32) *partition {
+// noteLag sets the lag of every partition fs has records of.
+func (r *Reactor) noteLag(fs kgo.Fetches) {
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		if n := len(p.Records); n > 0 {
+			r.m.setLag(p.Partition, p.HighWatermark, p.Records[n-1].Offset, r.partition(p.Partition).committed)
+		}
+	})
+}
+
+func (r *Reactor) partition(p int32) *partitionState {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := r.parts[p]
 	if st == nil { // not seen through assigned: consuming starts at the commit
-		st = newPartition(0)
+		st = newPartitionState(0)
 		r.parts[p] = st
 	}
 	return st
@@ -221,7 +234,7 @@ func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 		} else {
 			r.m.records.WithLabelValues("fold").Inc()
 		}
-		if typ := header(rec, kafka.HeaderEventType); typ != "" && !folded[events.Type(typ)] && (!emit || typ != string(events.TypeMessageSent)) {
+		if typ := kafka.EventType(rec); typ != "" && !folded[typ] && (!emit || typ != events.TypeMessageSent) {
 			continue // nothing to fold or emit: skip the decode
 		}
 		er, err := kafka.Decode(r.cfg.Codec, rec)
@@ -279,14 +292,14 @@ var folded = map[events.Type]bool{
 	events.TypeMemberLeft:        true,
 }
 
-func (st *partition) join(room, user string) {
+func (st *partitionState) join(room, user string) {
 	if st.members[room] == nil {
 		st.members[room] = map[string]struct{}{}
 	}
 	st.members[room][user] = struct{}{}
 }
 
-func (st *partition) leave(room, user string) {
+func (st *partitionState) leave(room, user string) {
 	delete(st.members[room], user)
 	if len(st.members[room]) == 0 {
 		delete(st.members, room)
@@ -296,7 +309,7 @@ func (st *partition) leave(room, user string) {
 // onlyMembers returns ev with its mentions cut to the room's members: a
 // mention of anyone else notifies nobody (counted, not silent). ev itself
 // is not changed.
-func (r *Reactor) onlyMembers(st *partition, ev *events.MessageSent) *events.MessageSent {
+func (r *Reactor) onlyMembers(st *partitionState, ev *events.MessageSent) *events.MessageSent {
 	members := st.members[ev.Room]
 	kept := make([]string, 0, len(ev.Mentions))
 	for _, u := range ev.Mentions {
@@ -314,7 +327,7 @@ func (r *Reactor) onlyMembers(st *partition, ev *events.MessageSent) *events.Mes
 	return &cut
 }
 
-func (st *partition) register(ev *events.WebhookRegistered) {
+func (st *partitionState) register(ev *events.WebhookRegistered) {
 	hs := st.hooks[ev.Room]
 	for i, h := range hs {
 		if h.ID == ev.WebhookID { // registered again: the newer settings win
@@ -331,7 +344,7 @@ func (r *Reactor) publish(ctx context.Context, batch []tasks.Task) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	wait := 100 * time.Millisecond
+	backoff := retry.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: true}
 	for {
 		err := r.tryPublish(ctx, batch)
 		if err == nil {
@@ -344,19 +357,16 @@ func (r *Reactor) publish(ctx context.Context, batch []tasks.Task) error {
 			return ctx.Err()
 		}
 		r.m.publishFailures.Inc()
-		r.log.Warn("publish tasks failed; holding the log and retrying", "tasks", len(batch), "err", err, "retry_in", wait)
+		delay := backoff.Next()
+		r.log.Warn("publish tasks failed; holding the log and retrying", "tasks", len(batch), "err", err,
+			"attempt", backoff.Attempt(), "retry_in", delay)
 		if r.pub != nil {
 			_ = r.pub.Close()
 			r.pub = nil
 		}
-		t := time.NewTimer(wait/2 + rand.N(wait/2+1)) //nolint:gosec // G404: retry jitter, not a secret
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !retry.Sleep(ctx, nil, delay) {
 			return ctx.Err()
-		case <-t.C:
 		}
-		wait = min(wait*2, 5*time.Second)
 	}
 }
 
@@ -375,13 +385,4 @@ func (r *Reactor) tryPublish(ctx context.Context, batch []tasks.Task) error {
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	return r.pub.PublishTasks(pctx, batch...)
-}
-
-func header(rec *kgo.Record, key string) string {
-	for _, h := range rec.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
 }
