@@ -1,6 +1,8 @@
 package gateway_test
 
 import (
+	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 
 	"github.com/rtstack/rtstack/gateway"
 	"github.com/rtstack/rtstack/gateway/auth"
+	"github.com/rtstack/rtstack/internal/testsvc"
 )
 
 // signed is a token of user with a rooms claim (nil: none) valid for ttl.
@@ -187,4 +190,22 @@ func TestTokenRefresh(t *testing.T) {
 	if now := time.Now(); now.Before(fresh.Expiry()) || !fresh.Expiry().After(old.Expiry()) {
 		t.Fatalf("refreshed closed at %v; old exp %v, new exp %v", now, old.Expiry(), fresh.Expiry())
 	}
+}
+
+// TestExpiryCostsIdleConnectionsNoGoroutine: the token deadline is a timer,
+// not a goroutine. An idle connection is the server's reader and writer
+// and this test's reading client: three goroutines, no fourth.
+func TestExpiryCostsIdleConnectionsNoGoroutine(t *testing.T) {
+	st := newStack(t, stackOpts{})
+	g := st.gateway(t, nil)
+	g.dial(t, "warm").join("warm") // the log tail and its clients are running
+	const n = 40
+	before := runtime.NumGoroutine()
+	for i := range n {
+		user := fmt.Sprint("idle", i)
+		g.dialToken(t, user, g.signed(t, user, nil, time.Hour), websocket.DefaultDialer, true)
+	}
+	testsvc.Eventually(t, waitFor, "the idle connections' goroutines to settle", func() bool {
+		return runtime.NumGoroutine()-before <= 3*n+n/4 // a fourth per connection would be 4n
+	})
 }
