@@ -60,15 +60,7 @@ func TestProjectorParksWhatStrictDecodingRefuses(t *testing.T) {
 	projectionstest.Run(t, projections.Config{Brokers: []string{b.Addr()}, Topic: topic, Codec: codec, Store: store, Registerer: reg})
 	testsvc.Eventually(t, 20*time.Second, "both good events applied", func() bool { return len(store.ids()[0]) == 2 })
 
-	pc := kafkatest.Client(t, b.Addr(), kgo.ConsumeTopics(topic+".parked"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	var parked []*kgo.Record
-	for len(parked) < len(bad) {
-		fs := pc.PollFetches(ctx)
-		if err := fs.Err0(); err != nil {
-			t.Fatal(err)
-		}
-		parked = append(parked, fs.Records()...)
-	}
+	parked := readParked(ctx, t, b.Addr(), topic+".parked", len(bad))
 	for i, r := range parked {
 		h := headers(r)
 		if got := h[projections.HeaderParkReason]; got != string(want[i]) {
@@ -81,4 +73,19 @@ func TestProjectorParksWhatStrictDecodingRefuses(t *testing.T) {
 	if got := counterSum(t, reg, "rtstack_projection_records_parked_total"); got != float64(len(bad)) {
 		t.Errorf("parked metric = %v, want %d", got, len(bad))
 	}
+}
+
+// readParked reads the first n records of the parking topic at addr.
+func readParked(ctx context.Context, t *testing.T, addr, parkTopic string, n int) []*kgo.Record {
+	t.Helper()
+	pc := kafkatest.Client(t, addr, kgo.ConsumeTopics(parkTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	var parked []*kgo.Record
+	for len(parked) < n {
+		fs := pc.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		parked = append(parked, fs.Records()...)
+	}
+	return parked
 }

@@ -74,21 +74,18 @@ func NewRecord(codec *schemas.Codec, topic string, ev events.Event) (*kgo.Record
 // never be decoded by this binary and belongs in the parking topic.
 func Decode(codec *schemas.Codec, r *kgo.Record) (events.Record, error) {
 	pos := events.Position{Partition: r.Partition, Offset: r.Offset}
-	ev, err := codec.Decode(r.Value, EventType(r))
+	var eventType string
+	for _, h := range r.Headers {
+		if h.Key == HeaderEventType {
+			eventType = string(h.Value)
+			break
+		}
+	}
+	ev, err := codec.Decode(r.Value, eventType)
 	if err != nil {
 		return events.Record{Position: pos}, fmt.Errorf("decode %s at %s: %w", r.Topic, pos, err)
 	}
 	return events.Record{Position: pos, Event: ev}, nil
-}
-
-// EventType returns r's event-type header, or "" if it has none.
-func EventType(r *kgo.Record) string {
-	for _, h := range r.Headers {
-		if h.Key == HeaderEventType {
-			return string(h.Value)
-		}
-	}
-	return ""
 }
 
 // IsRetryable reports whether err from an append or fetch is worth retrying
