@@ -149,12 +149,13 @@ func (c *Codec) readExactly(schema avro.Schema, body []byte, ev events.Event) *D
 // embedded structs and string slices) that is not valid UTF-8, as Avro
 // strings must be.
 func invalidUTF8(v reflect.Value) (string, bool) {
+	name := func(i int) string { return v.Type().Field(i).Name } // only on failure
 	for i := range v.NumField() {
-		f, name := v.Field(i), v.Type().Field(i).Name
+		f := v.Field(i)
 		switch f.Kind() {
 		case reflect.String:
 			if !utf8.ValidString(f.String()) {
-				return name, false
+				return name(i), false
 			}
 		case reflect.Slice:
 			if f.Type().Elem().Kind() != reflect.String {
@@ -162,12 +163,12 @@ func invalidUTF8(v reflect.Value) (string, bool) {
 			}
 			for j := range f.Len() {
 				if !utf8.ValidString(f.Index(j).String()) {
-					return fmt.Sprintf("%s[%d]", name, j), false
+					return fmt.Sprintf("%s[%d]", name(i), j), false
 				}
 			}
 		case reflect.Struct:
 			if bad, ok := invalidUTF8(f); !ok {
-				return name + "." + bad, false
+				return name(i) + "." + bad, false
 			}
 		default:
 		}

@@ -227,3 +227,33 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecode reads a MessageSent as every consumer does, header and
+// all, beside a bare Avro unmarshal of the same body (what decoding cost
+// before the leftover-byte and UTF-8 checks), so the ratio of the two is
+// the cost of strictness on this machine.
+func BenchmarkDecode(b *testing.B) {
+	c := codec(b)
+	rec, err := c.Encode(sample()[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("strict", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := c.Decode(rec, string(events.TypeMessageSent)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("unmarshal-only", func(b *testing.B) {
+		schema := c.Registry().Latest(events.TypeMessageSent).Avro
+		b.ReportAllocs()
+		for b.Loop() {
+			var ev events.MessageSent
+			if err := avro.Unmarshal(schema, rec[5:], &ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
