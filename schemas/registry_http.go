@@ -103,6 +103,12 @@ func routedForOtherMethod(mux *http.ServeMux, req *http.Request) bool {
 	return false
 }
 
+// RegistryPaths returns the path patterns under which Handler serves, for
+// a caller that mounts it on a mux beside other handlers.
+func RegistryPaths() []string {
+	return []string{"/subjects", "/subjects/", "/schemas", "/schemas/", "/compatibility/", "/config", "/config/", "/mode", "/mode/"}
+}
+
 type registryHandler struct {
 	reg      *Registry
 	subjects map[string]events.Type

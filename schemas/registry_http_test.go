@@ -24,7 +24,15 @@ func registryServer(t *testing.T) (*schemas.Registry, *httptest.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(reg.Handler())
+	// Mounted as the gateway mounts it, beside other handlers, so a route
+	// outside RegistryPaths fails here.
+	mux := http.NewServeMux()
+	h := reg.Handler()
+	for _, p := range schemas.RegistryPaths() {
+		mux.Handle(p, h)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "not the registry", http.StatusTeapot) })
+	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return reg, srv
 }
@@ -107,7 +115,7 @@ func TestRegistryHTTP(t *testing.T) {
 		{"GET", "/config/nope", "", 404, 40401, `{"error_code":40401,"message":"Subject 'nope' not found."}`},
 		{"GET", "/mode", "", 200, 0, `{"mode":"READONLY"}`},
 		{"GET", "/mode/rtstack.events.MessageSent", "", 200, 0, `{"mode":"READONLY"}`},
-		{"GET", "/elsewhere", "", 404, 404, `{"error_code":404,"message":"HTTP 404 Not Found"}`},
+		{"GET", "/subjects/a/b/c/d", "", 404, 404, `{"error_code":404,"message":"HTTP 404 Not Found"}`},
 
 		// Lookup: the schema's subject, id and version, compared canonically.
 		{"POST", subj, schemaBody(sent.Text), 200, 0, mustJSON(map[string]any{"subject": sent.Subject(), "id": sent.ID, "version": 2, "schema": sent.Text})},
