@@ -187,8 +187,8 @@ func TestDecodeIsStrict(t *testing.T) {
 			if tt.want == schemas.ReasonUnknownSchema {
 				wantKind = schemas.ErrUnknownSchema
 			}
-			if !errors.Is(err, wantKind) || !strings.HasPrefix(err.Error(), string(tt.want)+": ") {
-				t.Fatalf("error %q: want it to wrap %v and start with its reason", err, wantKind)
+			if !errors.Is(err, wantKind) || !strings.HasPrefix(err.Error(), wantKind.Error()+": "+string(tt.want)+": ") {
+				t.Fatalf("error %q: want it to wrap %v and name it, then its reason", err, wantKind)
 			}
 		})
 	}

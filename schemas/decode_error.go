@@ -49,8 +49,10 @@ type DecodeError struct {
 	Err      error  // the Avro library's error, if any
 }
 
+// Error reads "malformed record: trailing_bytes: MessageSent v2 (schema 9):
+// bytes left after the record": the kind, the reason, the specifics.
 func (e *DecodeError) Error() string {
-	msg := fmt.Sprintf("%s: %s", e.Reason, e.Detail)
+	msg := fmt.Sprintf("%v: %s: %s", e.kind(), e.Reason, e.Detail)
 	if e.Err != nil {
 		msg += ": " + e.Err.Error()
 	}
@@ -59,14 +61,17 @@ func (e *DecodeError) Error() string {
 
 // Unwrap returns ErrUnknownSchema or ErrMalformed, and the library's error.
 func (e *DecodeError) Unwrap() []error {
-	kind := ErrMalformed
-	if e.Reason == ReasonUnknownSchema {
-		kind = ErrUnknownSchema
-	}
 	if e.Err == nil {
-		return []error{kind}
+		return []error{e.kind()}
 	}
-	return []error{kind, e.Err}
+	return []error{e.kind(), e.Err}
+}
+
+func (e *DecodeError) kind() error {
+	if e.Reason == ReasonUnknownSchema {
+		return ErrUnknownSchema
+	}
+	return ErrMalformed
 }
 
 // ReasonOf returns the reason of the *DecodeError in err's chain, or "" if
