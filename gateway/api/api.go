@@ -128,7 +128,7 @@ type Config struct {
 	// CheckTimeout bounds each readiness check; default
 	// DefaultCheckTimeout (2s).
 	CheckTimeout time.Duration
-	// Logger; default slog.Default().
+	// Logger receives the logs; nil discards them (the binary injects its own).
 	Logger *slog.Logger
 	// Registerer receives the API's metrics (rtstack_api_*); nil: none.
 	Registerer prometheus.Registerer
@@ -160,7 +160,7 @@ func (c Config) withDefaults() Config {
 	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes)
 	c.CheckTimeout = cmp.Or(c.CheckTimeout, DefaultCheckTimeout)
 	if c.Logger == nil {
-		c.Logger = slog.Default()
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.HistoryPosition == nil {
 		c.HistoryPosition, _ = c.History.(Checkpoints)

@@ -39,7 +39,7 @@ type Config struct {
 	Heartbeat time.Duration
 	// GatewayID names this gateway in logs; required.
 	GatewayID string
-	// Logger; default slog.Default().
+	// Logger receives the logs; nil discards them (the binary injects its own).
 	Logger *slog.Logger
 	// Registerer receives the tracker's metrics (rtstack_presence_*); nil:
 	// none.
@@ -72,7 +72,7 @@ func (c Config) withDefaults() Config {
 	c.TTL = cmp.Or(c.TTL, DefaultTTL)
 	c.Heartbeat = cmp.Or(c.Heartbeat, DefaultHeartbeat)
 	if c.Logger == nil {
-		c.Logger = slog.Default()
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/internal/retry"
 	"github.com/rtstack/rtstack/schemas"
 	"github.com/rtstack/rtstack/tasks"
 	"github.com/rtstack/rtstack/tasks/rabbit"
@@ -47,7 +47,7 @@ type Config struct {
 	RetryDelays []time.Duration
 	// MaxBatch bounds the records per commit; 0 means DefaultMaxBatch.
 	MaxBatch int
-	// Logger; nil means slog.Default().
+	// Logger receives the logs; nil discards them (the binary injects its own).
 	Logger *slog.Logger
 	// Registerer for the metrics; nil means they are not registered.
 	Registerer prometheus.Registerer
@@ -76,7 +76,7 @@ func (c Config) withDefaults() Config {
 	c.Group = cmp.Or(c.Group, DefaultGroup)
 	c.MaxBatch = cmp.Or(c.MaxBatch, DefaultMaxBatch)
 	if c.Logger == nil {
-		c.Logger = slog.Default()
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
 }
@@ -153,6 +153,9 @@ func (r *Reactor) Run(ctx context.Context) error {
 			r.log.Warn("fetch", "topic", topic, "partition", p, "err", err)
 		})
 		err := r.handle(ctx, cl, fs.Records())
+		if err == nil {
+			r.noteLag(fs)
+		}
 		cl.AllowRebalance()
 		if ctx.Err() != nil {
 			return nil
@@ -185,8 +188,18 @@ func (r *Reactor) dropped(_ context.Context, _ *kgo.Client, lost map[string][]in
 	for _, ps := range lost {
 		for _, p := range ps {
 			delete(r.parts, p)
+			r.m.forget(p)
 		}
 	}
+}
+
+// noteLag sets the lag of every partition fs has records of.
+func (r *Reactor) noteLag(fs kgo.Fetches) {
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		if n := len(p.Records); n > 0 {
+			r.m.setLag(p.Partition, p.HighWatermark, p.Records[n-1].Offset, r.partition(p.Partition).committed)
+		}
+	})
 }
 
 func (r *Reactor) partition(p int32) *partition {
@@ -278,7 +291,7 @@ func (r *Reactor) publish(ctx context.Context, batch []tasks.Task) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	wait := 100 * time.Millisecond
+	backoff := retry.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: true}
 	for {
 		err := r.tryPublish(ctx, batch)
 		if err == nil {
@@ -291,19 +304,16 @@ func (r *Reactor) publish(ctx context.Context, batch []tasks.Task) error {
 			return ctx.Err()
 		}
 		r.m.publishFailures.Inc()
-		r.log.Warn("publish tasks failed; holding the log and retrying", "tasks", len(batch), "err", err, "retry_in", wait)
+		delay := backoff.Next()
+		r.log.Warn("publish tasks failed; holding the log and retrying", "tasks", len(batch), "err", err,
+			"attempt", backoff.Attempt(), "retry_in", delay)
 		if r.pub != nil {
 			_ = r.pub.Close()
 			r.pub = nil
 		}
-		t := time.NewTimer(wait/2 + rand.N(wait/2+1)) //nolint:gosec // G404: retry jitter, not a secret
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !retry.Sleep(ctx, nil, delay) {
 			return ctx.Err()
-		case <-t.C:
 		}
-		wait = min(wait*2, 5*time.Second)
 	}
 }
 
