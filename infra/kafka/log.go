@@ -12,12 +12,6 @@ import (
 	"github.com/rtstack/rtstack/schemas"
 )
 
-// Record headers that make the log readable without a schema registry.
-const (
-	HeaderEventType = "event-type"
-	HeaderEventID   = "event-id"
-)
-
 // Log appends events to the chat log. It is safe for concurrent use; the
 // caller owns the client and closes it after the last Append returned.
 type Log struct {
@@ -74,14 +68,7 @@ func NewRecord(codec *schemas.Codec, topic string, ev events.Event) (*kgo.Record
 // never be decoded by this binary and belongs in the parking topic.
 func Decode(codec *schemas.Codec, r *kgo.Record) (events.Record, error) {
 	pos := events.Position{Partition: r.Partition, Offset: r.Offset}
-	var eventType string
-	for _, h := range r.Headers {
-		if h.Key == HeaderEventType {
-			eventType = string(h.Value)
-			break
-		}
-	}
-	ev, err := codec.Decode(r.Value, eventType)
+	ev, err := codec.Decode(r.Value, string(EventType(r)))
 	if err != nil {
 		return events.Record{Position: pos}, fmt.Errorf("decode %s at %s: %w", r.Topic, pos, err)
 	}
