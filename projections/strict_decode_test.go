@@ -24,11 +24,9 @@ func TestProjectorParksWhatStrictDecodingRefuses(t *testing.T) {
 	testsvc.Integration(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	b := kafkatest.Broker(t, "")
 	const topic = "chat.events"
-	kafkatest.Topic(t, b.Addr(), topic, 1)
-	codec := kafkatest.Codec(t)
-	cl := kafkatest.Client(t, b.Addr())
+	l := kafkatest.NewLog(t, topic, 1)
+	codec, cl := l.Codec, l.Client
 	log := kafka.NewLog(cl, codec, topic)
 
 	sent, err := kafka.NewRecord(codec, topic, &events.MessageSent{Envelope: events.Envelope{ID: "s", Room: "room-0", User: "u"}, MessageID: "m", Text: "hi"})
@@ -57,10 +55,10 @@ func TestProjectorParksWhatStrictDecodingRefuses(t *testing.T) {
 
 	store := newMemStore()
 	reg := prometheus.NewRegistry()
-	projectionstest.Run(t, projections.Config{Brokers: []string{b.Addr()}, Topic: topic, Codec: codec, Store: store, Registerer: reg})
+	projectionstest.Run(t, projections.Config{Brokers: []string{l.Addr}, Topic: topic, Codec: codec, Store: store, Registerer: reg})
 	testsvc.Eventually(t, 20*time.Second, "both good events applied", func() bool { return len(store.ids()[0]) == 2 })
 
-	parked := readParked(ctx, t, b.Addr(), topic+".parked", len(bad))
+	parked := readParked(ctx, t, l.Addr, topic+".parked", len(bad))
 	for i, r := range parked {
 		h := headers(r)
 		if got := h[projections.HeaderParkReason]; got != string(want[i]) {
