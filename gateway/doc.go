@@ -6,9 +6,10 @@
 //
 // It owns the WebSocket sessions (one reader and one writer goroutine per
 // connection, a bounded send queue packed into \n-separated frames), the
-// room subscriptions, the log tail and the recovery reads, and the mapping of
-// errors to client-facing codes (gateway/clienterr, the only such table,
-// shared with gateway/api).
+// room subscriptions, the log tail and the recovery reads, what a token
+// allows on an open connection (its rooms claim, its expiry and refresh),
+// and the mapping of errors to client-facing codes (gateway/clienterr, the
+// only such table, shared with gateway/api).
 //
 // Wiring, in the composition root:
 //
@@ -25,8 +26,9 @@
 // The presence component calls srv.BroadcastPresence and srv.DeliverToUser;
 // the HTTP API may hand out srv.TopicID().
 //
-// It imports commands, events, schemas, infra/kafka, projections (read types
-// only) and gateway/auth. It must not import gateway/presence, gateway/api,
-// the projection adapters or anything under cmd/: those are wired to it
-// through the small interfaces declared in config.go.
+// It imports commands, events, schemas, infra/kafka, projections/view (the
+// read types), gateway/clienterr, gateway/auth and internal/retry. It must
+// not import gateway/presence, gateway/api, the projection adapters or
+// anything under cmd/: those are wired to it through the small interfaces
+// declared in config.go.
 package gateway

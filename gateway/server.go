@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,9 +19,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/time/rate"
 
-	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/gateway/clienterr"
-	"github.com/rtstack/rtstack/projections"
+	"github.com/rtstack/rtstack/projections/view"
 )
 
 // Server is the WebSocket gateway. ServeHTTP serves GET /ws; Run tails the
@@ -144,7 +144,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered with an HTTP error
 	}
-	c := newConn(s, ws, commands.RandomID(), claims.User())
+	c := newConn(s, ws, rand.Text(), claims)
 	c.userLimiter = share.limiter
 	if !s.remember(c) {
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
@@ -152,6 +152,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	go c.writeLoop()
+	c.armExpiry(claims.Expiry())
 	c.readLoop()
 }
 
@@ -297,10 +298,15 @@ func (s *Server) BroadcastPresence(room string, users []string) {
 
 // DeliverToUser sends frame, one JSON object, to every local connection of
 // user, and reports whether there was any. A frame that is not a JSON
-// object is refused (false).
+// object is refused (false). A frame about a room (a "room" field, as a
+// mention notification has) goes only to the connections whose token allows
+// that room.
 func (s *Server) DeliverToUser(user string, frame []byte) bool {
 	frame = bytes.TrimSpace(frame)
-	if len(frame) == 0 || frame[0] != '{' || !json.Valid(frame) {
+	var about struct {
+		Room string `json:"room"`
+	}
+	if len(frame) == 0 || frame[0] != '{' || json.Unmarshal(frame, &about) != nil {
 		return false
 	}
 	if bytes.IndexByte(frame, '\n') >= 0 { // newlines separate objects in a frame
@@ -318,6 +324,10 @@ func (s *Server) DeliverToUser(user string, frame []byte) bool {
 	s.mu.Unlock()
 	delivered := false
 	for _, c := range conns {
+		if about.Room != "" && !c.allows(about.Room) {
+			s.m.drops.WithLabelValues("forbidden_room").Inc()
+			continue
+		}
 		if c.push(frame) {
 			delivered = true
 		}
@@ -355,7 +365,7 @@ func (s *Server) readBoard(ctx context.Context, channel, room string) ([]byte, e
 			return nil, fmt.Errorf("%w: leaderboard: %w", errUnavailable, err)
 		}
 		if entries == nil {
-			entries = []projections.ScoreEntry{}
+			entries = []view.ScoreEntry{}
 		}
 		return json.Marshal(leaderboardFrame{Type: "leaderboard", Entries: entries})
 	}

@@ -344,7 +344,7 @@ func (s *Server) pollRecovery(cl *kgo.Client, p int32, at int64) (kgo.Fetches, e
 // replayFrame returns the frame of r for a recovery of room, or nil when r
 // is not the room's or its message was delivered already.
 func (s *Server) replayFrame(r *kgo.Record, room string, seen map[string]struct{}) []byte {
-	if string(r.Key) != room {
+	if !kafka.InRoom(r, room) {
 		return nil
 	}
 	d := s.toDelivery(r)

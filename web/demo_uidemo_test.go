@@ -42,7 +42,7 @@ import (
 	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
 	"github.com/rtstack/rtstack/internal/testsvc"
-	"github.com/rtstack/rtstack/projections"
+	"github.com/rtstack/rtstack/projections/view"
 	"github.com/rtstack/rtstack/web"
 )
 
@@ -54,7 +54,7 @@ var (
 // readModel is a toy projection fed by alice's WebSocket frames.
 type readModel struct {
 	mu    sync.Mutex
-	msgs  []projections.Message
+	msgs  []view.Message
 	next  map[int32]int64
 	score map[string]int64
 }
@@ -67,7 +67,7 @@ func (m *readModel) apply(f map[string]any) {
 		m.next[p] = o + 1
 	}
 	id, _ := f["message_id"].(string)
-	find := func() *projections.Message {
+	find := func() *view.Message {
 		for i := range m.msgs {
 			if m.msgs[i].MessageID == id {
 				return &m.msgs[i]
@@ -77,7 +77,7 @@ func (m *readModel) apply(f map[string]any) {
 	}
 	switch f["type"] {
 	case "message":
-		m.msgs = append(m.msgs, projections.Message{MessageID: id, Room: f["room"].(string), User: f["user"].(string),
+		m.msgs = append(m.msgs, view.Message{MessageID: id, Room: f["room"].(string), User: f["user"].(string),
 			Text: f["text"].(string), TS: int64(f["ts"].(float64)), Partition: p, Offset: o})
 		m.score[f["user"].(string)]++
 	case "edited":
@@ -98,10 +98,10 @@ func (m *readModel) apply(f map[string]any) {
 	}
 }
 
-func (m *readModel) History(_ context.Context, room string, limit int, _ string) ([]projections.Message, error) {
+func (m *readModel) History(_ context.Context, room string, limit int, _ string) ([]view.Message, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var out []projections.Message
+	var out []view.Message
 	for _, x := range m.msgs {
 		if x.Room == room {
 			out = append(out, x)
@@ -123,19 +123,19 @@ func (m *readModel) Checkpoints(context.Context) (map[int32]int64, error) {
 	return out, nil
 }
 
-func (m *readModel) Leaderboard(_ context.Context, n int) ([]projections.ScoreEntry, error) {
+func (m *readModel) Leaderboard(_ context.Context, n int) ([]view.ScoreEntry, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var out []projections.ScoreEntry
+	var out []view.ScoreEntry
 	for u, s := range m.score {
-		out = append(out, projections.ScoreEntry{User: u, Score: s})
+		out = append(out, view.ScoreEntry{User: u, Score: s})
 	}
-	slices.SortFunc(out, func(a, b projections.ScoreEntry) int { return int(b.Score - a.Score) })
+	slices.SortFunc(out, func(a, b view.ScoreEntry) int { return int(b.Score - a.Score) })
 	return out[:min(n, len(out))], nil
 }
 
-func (m *readModel) Counters(_ context.Context, room string) (projections.Counters, error) {
-	return projections.Counters{Room: room}, nil
+func (m *readModel) Counters(_ context.Context, room string) (view.Counters, error) {
+	return view.Counters{Room: room}, nil
 }
 
 func TestDemo(t *testing.T) {

@@ -16,11 +16,11 @@ import (
 	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/gateway"
 	"github.com/rtstack/rtstack/gateway/api"
-	"github.com/rtstack/rtstack/gateway/auth"
 	"github.com/rtstack/rtstack/gateway/dedupe"
 	"github.com/rtstack/rtstack/gateway/presence"
 	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/internal/httpserve"
+	"github.com/rtstack/rtstack/schemas"
 	"github.com/rtstack/rtstack/web"
 )
 
@@ -57,7 +57,7 @@ type gatewayPart struct {
 
 func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 	cfg := p.cfg
-	keys, err := auth.NewKeys(cfg.jwtSecret())
+	keys, err := cfg.keys()
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +139,7 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 	mux.Handle("/metrics", metricsHandler(p.reg))
 	if cfg.SchemaRegistryURL == "" {
 		reg := p.codec.Registry().Handler()
-		for _, path := range []string{"/subjects", "/subjects/", "/schemas", "/schemas/", "/config", "/config/", "/mode", "/mode/"} {
+		for _, path := range schemas.RegistryPaths() {
 			mux.Handle(path, reg)
 		}
 	}

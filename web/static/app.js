@@ -227,6 +227,10 @@ function handle(f) {
     case 'leaderboard':
       state.leaderboard = f.entries || [];
       return;
+    case 'token_expiring':
+      // The server closes the connection (4001) when the token expires.
+      toast(`Your token expires in ${Math.max(1, Math.round(f.in_ms / 1000))}s: sign in again with a new one.`);
+      return;
   }
   if (!room || typeof f.offset !== 'number') return;
   // Events arrive in log order; after a history load or a reconnect with
