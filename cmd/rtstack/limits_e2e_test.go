@@ -17,7 +17,8 @@ import (
 func TestTricklingBodyIsCut(t *testing.T) {
 	const readTimeout, slack = 2 * time.Second, 10 * time.Second
 	d := newDevEnv(t)
-	d.env = append(d.env, "JWT_SECRET=dev", fmt.Sprintf("HTTP_READ_TIMEOUT=%v", readTimeout))
+	d.useSecret(t, "trickling-body-test-secret-of-32-bytes")
+	d.env = append(d.env, fmt.Sprintf("HTTP_READ_TIMEOUT=%v", readTimeout))
 	b := start(t, d.env, "broker")
 	waitListening(t, d.brokerAddr, b)
 	g := d.startGateway(t, d.httpAddr)

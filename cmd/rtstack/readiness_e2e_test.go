@@ -27,7 +27,7 @@ func TestStartRefusesWrongCredentials(t *testing.T) {
 			if r.code != 1 {
 				t.Errorf("exit %d, want 1", r.code)
 			}
-			for _, want := range []string{"RabbitMQ at 127.0.0.1:5672 does not let rtstack in as guest", "username or password not allowed", "RABBIT_URL"} {
+			for _, want := range []string{"RabbitMQ at 127.0.0.1:5672 answers but rtstack cannot log in as guest", "username or password not allowed", "RABBIT_URL"} {
 				if !strings.Contains(r.stderr, want) {
 					t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
 				}

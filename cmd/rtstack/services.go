@@ -74,7 +74,7 @@ func (s service) check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, loginTimeout)
 	defer cancel()
 	if err := s.login(ctx, s.rawURL); err != nil {
-		return fmt.Errorf("%s at %s does not let rtstack in%s: %s\n  Check the credentials in %s", s.name, addr, asUser(s.rawURL), withoutPassword(err.Error(), s.rawURL), s.setting)
+		return fmt.Errorf("%s at %s answers but rtstack cannot log in%s: %s\n  Check the credentials in %s", s.name, addr, asUser(s.rawURL), withoutPassword(err.Error(), s.rawURL), s.setting)
 	}
 	return nil
 }
