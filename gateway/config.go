@@ -46,6 +46,14 @@ type Presence interface {
 	Leave(ctx context.Context, room, user, connID string) error
 }
 
+// Signals carries ephemeral room frames (typing) to every gateway: Signal
+// publishes frame for room, and each gateway's receiver hands it to its
+// Server.BroadcastRoom. *presence.Tracker satisfies it over Redis pub/sub.
+// Delivery is at most once; nothing is stored.
+type Signals interface {
+	Signal(ctx context.Context, room string, frame []byte) error
+}
+
 // Close codes the gateway uses besides the standard ones (1001 going away on
 // Shutdown, 1008 policy violation for abusive clients, 1009 frame over
 // MaxFrameBytes).
@@ -118,6 +126,13 @@ type Config struct {
 	BoardInterval time.Duration
 	// Presence is told about joins and leaves; nil disables presence.
 	Presence Presence
+	// Signals relays typing frames to the other gateways; nil delivers
+	// them to this gateway's connections only.
+	Signals Signals
+	// TypingInterval is the least time between two typing frames of one
+	// connection in one room; one sooner is refused with rate_limited.
+	// Default 2s.
+	TypingInterval time.Duration
 	// TopicCheckInterval is how often the tail checks the topic's id, to
 	// notice a log that was deleted and created again. Default 5s.
 	TopicCheckInterval time.Duration
@@ -204,6 +219,7 @@ func (c *Config) setDefaults() {
 	defDur(&c.BoardInterval, time.Second)
 	def(&c.DedupeWindow, 256)
 	defDur(&c.TopicCheckInterval, 5*time.Second)
+	defDur(&c.TypingInterval, 2*time.Second)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

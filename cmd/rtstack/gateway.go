@@ -104,6 +104,7 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 		AllowedOrigins: cfg.origins(),
 		Boards:         rp,
 		Presence:       tracker,
+		Signals:        tracker,
 		Logger:         p.log,
 		Registerer:     p.registerer("gateway"),
 	})
@@ -169,6 +170,7 @@ func (g *gatewayPart) run(ctx context.Context) error {
 	eg.Go(func() error {
 		return ignoreCanceled(g.presence.Run(ctx, g.ws.BroadcastPresence,
 			presence.Deliver(g.ws.DeliverToUser),
+			presence.Relay(g.ws.BroadcastRoom),
 			// Only 0↔1 transitions are broadcast; a user's second tab gets
 			// the current list on its own.
 			presence.Welcome(func(room, user string, users []string) {

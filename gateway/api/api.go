@@ -79,6 +79,7 @@ const (
 	DefaultPollInterval = 20 * time.Millisecond
 	DefaultMaxBodyBytes = 64 << 10
 	DefaultCheckTimeout = 2 * time.Second
+	DefaultDevTokenTTL  = time.Hour
 
 	DefaultHistoryLimit     = 50
 	MaxHistoryLimit         = 500
@@ -112,6 +113,12 @@ type Config struct {
 	// Ready are the checks of /readyz, run concurrently, each bounded by
 	// CheckTimeout.
 	Ready []Check
+	// DevLogin serves POST /api/dev/login, which signs a token for any name
+	// without a password. Only `rtstack dev` sets it: its secret is public
+	// anyway. Off, the endpoint is 404 like any unknown one.
+	DevLogin bool
+	// DevTokenTTL is the validity of a dev login's token; default 1h.
+	DevTokenTTL time.Duration
 	// AfterWait bounds how long ?after= waits for a projection; default 2s.
 	AfterWait time.Duration
 	// PollInterval is how often ?after= polls the position; default 20ms.
@@ -132,7 +139,7 @@ func (c Config) Validate() error {
 	if c.Keys == nil {
 		errs = append(errs, errors.New("api: Config.Keys is required"))
 	}
-	if c.AfterWait < 0 || c.PollInterval < 0 || c.MaxBodyBytes < 0 || c.CheckTimeout < 0 {
+	if c.AfterWait < 0 || c.PollInterval < 0 || c.MaxBodyBytes < 0 || c.CheckTimeout < 0 || c.DevTokenTTL < 0 {
 		errs = append(errs, errors.New("api: durations and sizes must not be negative"))
 	}
 	for i, ch := range c.Ready {
@@ -171,6 +178,9 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.DevTokenTTL == 0 {
+		cfg.DevTokenTTL = DefaultDevTokenTTL
+	}
 	if cfg.HistoryPosition == nil {
 		cfg.HistoryPosition, _ = cfg.History.(Checkpoints)
 	}
@@ -194,6 +204,9 @@ func New(cfg Config) (http.Handler, error) {
 	mux.Handle("GET /api/leaderboard", s.user(s.leaderboard))
 	mux.Handle("POST /api/rooms/{room}/webhooks", s.user(s.webhooks))
 	mux.Handle("POST /api/admin/rebuild/{target}", s.admin(s.rebuild))
+	if cfg.DevLogin {
+		mux.HandleFunc("POST /api/dev/login", s.devLogin)
+	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
