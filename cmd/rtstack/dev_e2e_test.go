@@ -240,6 +240,18 @@ func TestDevEndToEnd(t *testing.T) {
 		t.Fatalf("ftp webhook: HTTP %d, want 400", code)
 	}
 
+	// rtstack dev signs anyone in by name, with a token the rest accepts.
+	code, login := devLogin(t, d.httpAddr, "dora")
+	if code != http.StatusOK {
+		t.Fatalf("dev login: HTTP %d %v", code, login)
+	}
+	if claims, err := d.keys.Verify(login["token"].(string)); err != nil || claims.User() != "dora" {
+		t.Fatalf("dev login token: %v %+v", err, claims)
+	}
+	if cfg := pageConfig(t, d.httpAddr); cfg["dev_login"] != true {
+		t.Fatalf("dev page config %v does not offer dev login", cfg)
+	}
+
 	alice, bob := d.dial(t, "alice"), d.dial(t, "bob")
 	alice.send(map[string]any{"type": "join", "room": "room-1"})
 	bob.send(map[string]any{"type": "join", "room": "room-1"})
@@ -445,4 +457,33 @@ func (d *devEnv) postWith(t *testing.T, token, path string, body, into any) int 
 		_ = json.NewDecoder(resp.Body).Decode(into)
 	}
 	return resp.StatusCode
+}
+
+// devLogin posts name to /api/dev/login.
+func devLogin(t *testing.T, addr, name string) (int, map[string]any) {
+	t.Helper()
+	b, _ := json.Marshal(map[string]string{"name": name})
+	resp, err := http.Post("http://"+addr+"/api/dev/login", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body
+}
+
+// pageConfig is what the web page learns about the server.
+func pageConfig(t *testing.T, addr string) map[string]any {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var cfg map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

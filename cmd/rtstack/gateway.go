@@ -123,6 +123,7 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 			{Name: "kafka", Check: func(ctx context.Context) error { return producer.Ping(ctx) }},
 		},
+		DevLogin:   cfg.dev,
 		Logger:     p.log.With("component", "api"),
 		Registerer: p.registerer("api"),
 	})
@@ -142,7 +143,7 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 			mux.Handle(path, reg)
 		}
 	}
-	mux.Handle("/", web.Handler())
+	mux.Handle("/", web.Handler(web.Options{DevLogin: cfg.dev, EmbedOrigins: cfg.origins()}))
 
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {

@@ -21,6 +21,14 @@ func TestSeparateProcesses(t *testing.T) {
 	}
 	gw1 := d.startGateway(t, d.httpAddr)
 	gw2 := d.startGateway(t, freeAddr(t))
+	// The dev login is rtstack dev's alone: a gateway has no such endpoint,
+	// and its page does not offer it.
+	if code, body := devLogin(t, gw1.httpAddr, "mallory"); code != http.StatusNotFound {
+		t.Fatalf("dev login on rtstack gateway: HTTP %d %v, want 404", code, body)
+	}
+	if cfg := pageConfig(t, gw1.httpAddr); cfg["dev_login"] != false {
+		t.Fatalf("gateway page config %v offers dev login", cfg)
+	}
 
 	c1 := gw1.dial(t, "alice")
 	c2 := gw2.dial(t, "bob")

@@ -1,0 +1,37 @@
+// The HTTP API (docs/http.md) with the session's token.
+
+export class API {
+  constructor(auth) { this.auth = auth; }
+
+  async get(path, params = {}) {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(params)) if (v != null && v !== '') q.set(k, v);
+    const url = path + (q.size ? '?' + q : '');
+    for (let attempt = 0; ; attempt++) {
+      const res = await fetch(url, { headers: { Authorization: 'Bearer ' + this.auth.token } });
+      if (res.ok) return { body: await res.json(), headers: res.headers };
+      // 409: the projection is a moment behind what this client saw live.
+      if (res.status === 409 && attempt < 5) {
+        await new Promise((r) => setTimeout(r, 250 * (attempt + 1)));
+        continue;
+      }
+      if (res.status === 401 && attempt === 0 && (await this.auth.refresh())) continue;
+      const body = await res.json().catch(() => ({}));
+      throw new Error(body.error || `HTTP ${res.status}`);
+    }
+  }
+
+  // history returns messages oldest first and the projection's position
+  // per partition (X-Rtstack-Position "0:17,1:4").
+  async history(room, { limit, before, after }) {
+    const { body, headers } = await this.get(`/api/rooms/${encodeURIComponent(room)}/messages`, {
+      limit, before, after: after ? `${after.partition}:${after.offset}` : '',
+    });
+    const position = {};
+    for (const pair of (headers.get('X-Rtstack-Position') || '').split(',')) {
+      const [p, o] = pair.split(':').map(Number);
+      if (Number.isInteger(p) && Number.isInteger(o)) position[p] = o;
+    }
+    return { messages: body.messages || [], position };
+  }
+}
