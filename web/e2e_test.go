@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -32,32 +31,10 @@ import (
 var binPath string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "rtstack-web-e2e")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binPath = filepath.Join(dir, "rtstack")
-	if out, err := exec.Command("go", "build", "-o", binPath, "../cmd/rtstack").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build rtstack: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	testsvc.RunWithBinary(m, "../cmd/rtstack", &binPath)
 }
 
 const waitFor = 30 * time.Second
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // startDev runs `rtstack dev` with its own ports, data, database, Redis
 // prefix and RabbitMQ queues, and returns its base URL once it is ready.
@@ -66,12 +43,12 @@ func startDev(t *testing.T) string {
 	pgURL := testsvc.Postgres(t)
 	_, redisPfx := testsvc.Redis(t)
 	testsvc.Rabbit(t)
-	httpAddr := freeAddr(t)
+	httpAddr := testsvc.FreeAddr(t)
 	rabbitPfx := fmt.Sprintf("webe2e%d.", time.Now().UnixNano())
-	t.Cleanup(func() { deleteQueues(rabbitPfx) })
+	t.Cleanup(func() { testsvc.DeleteQueues(rabbitPfx) })
 	cmd := exec.Command(binPath, "dev")
 	cmd.Env = append(os.Environ(),
-		"DATA_DIR="+t.TempDir(), "BROKER_ADDR="+freeAddr(t), "HTTP_ADDR="+httpAddr,
+		"DATA_DIR="+t.TempDir(), "BROKER_ADDR="+testsvc.FreeAddr(t), "HTTP_ADDR="+httpAddr,
 		"POSTGRES_URL="+pgURL, "REDIS_PREFIX="+redisPfx, "RABBIT_PREFIX="+rabbitPfx, "PARTITIONS=3")
 	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
@@ -112,18 +89,6 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-func deleteQueues(prefix string) {
-	out, err := exec.Command("rabbitmqctl", "list_queues", "-q", "name").Output()
-	if err != nil {
-		return
-	}
-	for _, q := range strings.Fields(string(out)) {
-		if strings.HasPrefix(q, prefix) {
-			_ = exec.Command("rabbitmqctl", "delete_queue", q).Run()
-		}
-	}
 }
 
 // artifacts is where screenshots go (git-ignored): RTSTACK_E2E_ARTIFACTS,
@@ -219,7 +184,7 @@ func (p *person) js(expr string, out any) {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, waitFor)
 	defer cancel()
-	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](expr, chromedp.EvalAsValue))
+	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](expr, chromedp.EvalAsValue, chromedp.EvalAwaitPromise))
 	if err != nil {
 		p.t.Fatalf("%s: %s: %v", p.name, expr, err)
 	}
@@ -333,12 +298,16 @@ func (p *person) darkMode(dark bool) {
 	}))
 }
 
-// devLogin signs in on the page by typing a name.
-func (p *person) devLogin(base, room string) {
+// devLogin signs in on the page by typing a name; shot, if not empty, is
+// where a screenshot of the filled-in form goes.
+func (p *person) devLogin(base, room, shot string) {
 	p.t.Helper()
 	p.do(chromedp.Navigate(base + "/#/room/" + room))
 	p.do(chromedp.WaitVisible(chromedp.ID("signin-name")))
 	p.typeText("#signin-name", p.name)
+	if shot != "" {
+		p.shot(filepath.Dir(shot), filepath.Base(shot))
+	}
 	p.do(chromedp.Click(chromedp.CSS(`#signin-form button[type=submit]`)))
 	p.waitJoined(room)
 }
@@ -399,15 +368,17 @@ func TestBrowser(t *testing.T) {
 
 	alice := newPerson(t, b, "alice", 1280, 800, false)
 	bob := newPerson(t, b, "bob", 1280, 800, false)
-	alice.devLogin(base, "lobby")
-	bob.devLogin(base, "lobby")
+	alice.devLogin(base, "lobby", filepath.Join(out, "signin.png"))
+	bob.devLogin(base, "lobby", "")
 
 	// Chat: each sees the other's messages, and a mention stands out.
 	alice.send("hello bob")
 	bob.sees("hello bob")
+	alice.js(`window.notes = []; window.rtstack.chat.addEventListener('notification', (e) => window.notes.push(e.detail))`, nil)
 	bob.send("hi @alice, welcome")
 	alice.sees("hi @alice")
 	alice.until("the mention highlighted", msgJS("hi @alice")+`.classList.contains('mentions-me') && !!document.querySelector('#messages .mention.me')`)
+	alice.until("the mention notified", `window.notes.some(n => n.kind === 'mention' && n.from === 'bob' && n.room === 'lobby')`)
 
 	// Presence: both online, on both pages.
 	for _, p := range []*person{alice, bob} {
@@ -451,8 +422,10 @@ func TestBrowser(t *testing.T) {
 	// Unread counts: alice looks at another room while bob talks in lobby.
 	alice.do(chromedp.Navigate(base + "/#/room/random"))
 	alice.waitJoined("random")
-	bob.send("are you there?")
+	bob.send("are you there? @alice")
 	alice.until("1 unread in lobby", `document.querySelector('#room-list a[data-room="lobby"] .badge[data-unread="1"]')`)
+	alice.until("the mention marked on lobby", `document.querySelector('#room-list a[data-room="lobby"] .mention-badge')`)
+	alice.until("a toast for the mention elsewhere", `[...document.querySelectorAll('#toasts .toast')].some(t => t.textContent.includes('bob mentioned you in #lobby'))`)
 	alice.do(chromedp.Click(chromedp.CSS(`#room-list a[data-room="lobby"]`)))
 	alice.sees("are you there?")
 	alice.until("lobby read", `!document.querySelector('#room-list a[data-room="lobby"] .badge')`)
@@ -488,6 +461,38 @@ func TestBrowser(t *testing.T) {
 		if seen[s] != 1 {
 			t.Fatalf("bob shows %q %d times, want once: %q", s, seen[s], bb)
 		}
+	}
+
+	// History pages back as bob scrolls up: 60 messages in another room,
+	// of which the first page shows the newest 50.
+	alice.do(chromedp.Navigate(base + "/#/room/archive"))
+	alice.waitJoined("archive")
+	alice.js(`for (let i = 0; i < 60; i++) window.rtstack.chat.send('archive', 'archived ' + i)`, nil)
+	alice.sees("archived 59")
+	bob.do(chromedp.Navigate(base + "/#/room/archive"))
+	bob.waitJoined("archive")
+	bob.sees("archived 59")
+	var shown int
+	bob.js(`document.querySelectorAll('#messages li.msg').length`, &shown)
+	if shown != 50 {
+		t.Fatalf("bob's first page of archive has %d messages, want 50", shown)
+	}
+	bob.js(`document.getElementById('scroller').scrollTop = 0`, nil)
+	bob.sees("archived 0")
+	bob.until("the start of the room", `document.getElementById('history-state').textContent === 'This is the start of #archive.'`)
+	bob.until("all 60, once each", `new Set([...document.querySelectorAll('#messages li.msg .text')].map(e => e.textContent)).size === 60 && document.querySelectorAll('#messages li.msg').length === 60`)
+	alice.do(chromedp.Navigate(base + "/#/room/lobby"))
+	alice.waitJoined("lobby")
+	bob.do(chromedp.Navigate(base + "/#/room/lobby"))
+	bob.waitJoined("lobby")
+
+	// The token is renewed from the dev login before it expires (here: at
+	// once), for the same user, and the page stays live.
+	bob.until("a renewal scheduled", `window.rtstack.auth.timer > 0`)
+	var renewed bool
+	bob.js(`(async () => { const before = window.rtstack.auth.token; const t = await window.rtstack.auth.refresh(); return t !== '' && t !== before && window.rtstack.auth.user === 'bob'; })()`, &renewed)
+	if !renewed {
+		t.Fatal("bob's token was not renewed from the dev login")
 	}
 
 	// The phone: signed in by the embedding app's ?token=, no room yet;

@@ -41,9 +41,9 @@ func newDevEnv(t *testing.T) *devEnv {
 	pgURL := testsvc.Postgres(t)
 	rdb, redisPfx := testsvc.Redis(t)
 	testsvc.Rabbit(t)
-	httpAddr, brokerAddr := freeAddr(t), freeAddr(t)
+	httpAddr, brokerAddr := testsvc.FreeAddr(t), testsvc.FreeAddr(t)
 	rabbitPfx := fmt.Sprintf("e2e%d.", time.Now().UnixNano())
-	t.Cleanup(func() { deleteQueues(rabbitPfx) })
+	t.Cleanup(func() { testsvc.DeleteQueues(rabbitPfx) })
 	keys, err := auth.NewKeys("dev")
 	if err != nil {
 		t.Fatal(err)
@@ -65,19 +65,6 @@ func newDevEnv(t *testing.T) *devEnv {
 		rdb:        rdb,
 		redisPfx:   redisPfx,
 		rabbitPfx:  rabbitPfx,
-	}
-}
-
-// deleteQueues removes the test's RabbitMQ queues (best effort).
-func deleteQueues(prefix string) {
-	out, err := exec.Command("rabbitmqctl", "list_queues", "-q", "name").Output()
-	if err != nil {
-		return
-	}
-	for _, q := range strings.Fields(string(out)) {
-		if strings.HasPrefix(q, prefix) {
-			_ = exec.Command("rabbitmqctl", "delete_queue", q).Run()
-		}
 	}
 }
 

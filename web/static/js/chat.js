@@ -286,9 +286,9 @@ export class Chat extends EventTarget {
     return [...this.outbox].filter(([, m]) => m.room === name).map(([cid, m]) => ({ cid, ...m }));
   }
 
-  action(frame) {
+  action(frame, tries = 0) {
     const cid = randomId('a-');
-    this.refs.set(cid, { kind: frame.type, room: frame.room });
+    this.refs.set(cid, { kind: frame.type, room: frame.room, frame, tries });
     if (!this.socket.send({ ...frame, client_id: cid })) this.emit('problem', 'You are offline: try again when connected.');
   }
 
@@ -456,6 +456,12 @@ export class Chat extends EventTarget {
         this.save();
         this.emit('room', m.room);
       }
+      return;
+    }
+    // The gateway checks authorship against a projection that can be a
+    // moment behind the live stream this client already saw the message in.
+    if (f.code === 'unknown_message' && ref.frame && ref.tries < 5) {
+      setTimeout(() => this.action(ref.frame, ref.tries + 1), 300 * (ref.tries + 1));
       return;
     }
     this.emit('problem', f.message);
