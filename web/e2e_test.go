@@ -284,6 +284,16 @@ func (p *person) setOffline(off bool) {
 	}))
 }
 
+// mouseAway moves the pointer off the page's controls, so no hover state
+// shows in a screenshot.
+func (p *person) mouseAway() {
+	p.t.Helper()
+	p.do(chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, input.DispatchMouseEvent, input.DispatchMouseEventParams{Type: input.DispatchMouseEventTypeMouseMoved, X: 1, Y: 1})
+		return err
+	}))
+}
+
 func (p *person) darkMode(dark bool) {
 	p.t.Helper()
 	scheme := "light"
@@ -526,6 +536,14 @@ func TestBrowser(t *testing.T) {
 
 	for _, p := range []*person{alice, bob, carol} {
 		p.noPositions()
+	}
+	// The boards caught up with everything: alice's 60 archive messages and
+	// carol in lobby. Then a calm screen for the pictures.
+	alice.until("the board counts the archive", `+document.querySelector('#leaderboard li[data-user="alice"] .score')?.textContent >= 67`)
+	alice.until("carol counted a member", `+document.querySelector('#counters [data-stat=members]').textContent === 3`)
+	for _, p := range []*person{alice, carol} {
+		p.js(`document.getElementById('toasts').replaceChildren()`, nil)
+		p.mouseAway()
 	}
 	alice.shot(out, "desktop.png")
 	carol.shot(out, "phone.png")
