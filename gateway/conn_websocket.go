@@ -9,7 +9,7 @@ import (
 )
 
 // conn is one WebSocket client. Its reader runs in ServeHTTP's goroutine
-// (reader.go); its writer is the only goroutine writing data frames, and
+// (readLoop, session.go); its writer is the only goroutine writing data frames, and
 // packs everything queued into one text frame with objects separated by \n.
 type conn struct {
 	s    *Server

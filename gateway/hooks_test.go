@@ -14,6 +14,7 @@ import (
 
 	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/gateway"
+	"github.com/rtstack/rtstack/internal/testsvc"
 	"github.com/rtstack/rtstack/projections"
 )
 
@@ -176,9 +177,7 @@ func TestPresenceHooks(t *testing.T) {
 
 // The metrics land in the injected registerer.
 func TestMetricsRegistered(t *testing.T) {
-	st := newStack(t, stackOpts{})
-	reg := prometheus.NewRegistry()
-	g := st.gateway(t, func(c *gateway.Config) { c.Registerer = reg })
+	st, g, reg := meteredGateway(t)
 	alice := g.dial(t, "alice")
 	alice.join("r")
 	alice.say("r", "c", "counted")
@@ -198,6 +197,37 @@ func TestMetricsRegistered(t *testing.T) {
 	if _, err := gateway.New(gateway.Config{Brokers: []string{st.addr}, Codec: st.codec, Commands: st.cmds, Keys: st.keys, Registerer: reg}); err == nil {
 		t.Error("a second gateway on the same registerer should be refused, not panic")
 	}
+}
+
+// An operator sees the live fanout's latency and what recoveries read.
+func TestFanoutAndRecoveryMetricsMove(t *testing.T) {
+	_, g, reg := meteredGateway(t)
+	alice := g.dial(t, "alice")
+	alice.join("r")
+	for _, id := range []string{"m1", "m2", "m3"} {
+		alice.say("r", id, "text of "+id)
+	}
+	first := alice.messages("r", 3)[0]
+	// Observed right after the frames are queued: wait for it.
+	testsvc.Eventually(t, waitFor, "fanout latency observed", func() bool {
+		return gather(t, reg)["rtstack_gateway_fanout_seconds"] >= 1
+	})
+	bob := g.dial(t, "bob")
+	bob.send(map[string]any{"type": "join", "room": "r", "since": map[string]any{"partition": first.Partition, "offset": first.Offset}})
+	if n := len(bob.messages("r", 2)); n != 2 {
+		t.Fatalf("bob recovered %d messages, want 2", n)
+	}
+	testsvc.Eventually(t, waitFor, "recovery metrics", func() bool {
+		got := gather(t, reg)
+		return got["rtstack_gateway_recovery_seconds"] == 1 && got["rtstack_gateway_recovery_records_total"] >= 2
+	})
+}
+
+// meteredGateway is a gateway whose metrics land in reg.
+func meteredGateway(t *testing.T) (st *stack, g *gw, reg *prometheus.Registry) {
+	st = newStack(t, stackOpts{})
+	reg = prometheus.NewRegistry()
+	return st, st.gateway(t, func(c *gateway.Config) { c.Registerer = reg }), reg
 }
 
 // gather sums each metric family of reg over its series (histograms by

@@ -10,9 +10,12 @@
 //
 // Runtime: NewProjector(Config).Run(ctx) is a consumer-group member with one
 // goroutine per assigned partition, each seeking to the Store's checkpoint
-// on assignment; undecodable records go to the parking topic. Rebuild
-// replays the whole log into a new version of a Versioned projection and
-// swaps it in; NewProgress reports a rebuild to a person.
+// on assignment; undecodable records go to the parking topic; store errors
+// are retried with backoff unless the store's Classifier calls them
+// permanent, which stops Run with ErrPermanent. Rebuild replays the whole
+// log into a new version of a Versioned projection and swaps it in, with
+// the same applier and drain loop; NewProgress reports a rebuild to a
+// person. Every Versioned store passes projectionstest.Contract.
 //
 // It imports events, schemas (to decode) and infra/kafka (clients, topic,
 // end offsets); never gateway, commands or tasks.

@@ -16,6 +16,9 @@ func brokerCommand() *ffcli.Command {
 	var cfg config
 	return command("broker", "broker", "run the embedded Kafka-protocol broker alone", &cfg, nil,
 		func(ctx context.Context, _ []string) error {
+			if err := cfg.validate(false); err != nil {
+				return err
+			}
 			log := cfg.logger()
 			b, err := startBroker(ctx, &cfg, log)
 			if err != nil {

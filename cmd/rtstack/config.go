@@ -9,6 +9,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/projections/postgres"
+	redisproj "github.com/rtstack/rtstack/projections/redis"
+	"github.com/rtstack/rtstack/tasks"
+	"github.com/rtstack/rtstack/tasks/rabbit"
 )
 
 // config is the whole environment of rtstack. Every field is a flag, and
@@ -29,6 +35,7 @@ type config struct {
 	RabbitURL           string
 	RabbitPrefix        string
 	HTTPAddr            string
+	MetricsAddr         string
 	JWTSecret           string
 	Topic               string
 	Partitions          int
@@ -38,25 +45,48 @@ type config struct {
 	dev bool // set by `rtstack dev`: permissive defaults for one machine
 }
 
+// Defaults that no component owns: the composition root's alone.
+const (
+	defaultDataDir  = "./data"
+	defaultRedisURL = "redis://127.0.0.1:6379/0"
+	defaultHTTPAddr = "127.0.0.1:8080"
+	defaultLogLevel = "info"
+)
+
 func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.KafkaBrokers, "kafka-brokers", "", "comma-separated seed brokers of a real Kafka cluster (empty: the embedded broker at -broker-addr)")
-	fs.StringVar(&c.BrokerAddr, "broker-addr", "127.0.0.1:9092", "where the embedded broker listens (dev, broker) or is reached")
+	fs.StringVar(&c.BrokerAddr, "broker-addr", kafka.DefaultBrokerAddr, "where the embedded broker listens (dev, broker) or is reached")
 	fs.StringVar(&c.SchemaRegistryURL, "schema-registry-url", "", "a Confluent-compatible schema registry (empty: rtstack serves the registry read API itself)")
-	fs.StringVar(&c.RetryDelays, "retry-delays", "1s,10s,60s", "delays between task attempts; attempts = delays + 1, then the DLQ")
+	fs.StringVar(&c.RetryDelays, "retry-delays", formatDelays(tasks.DefaultRetryDelays), "delays between task attempts; attempts = delays + 1, then the DLQ")
 	fs.StringVar(&c.WebhookAllowPrivate, "webhook-allow-private", "", "allow webhook targets on loopback/private addresses (default true under dev, else false)")
 	fs.StringVar(&c.NotifyURL, "notify-url", "", "push endpoint for mention notifications of offline users")
-	fs.StringVar(&c.DataDir, "data-dir", "./data", "embedded broker's log (DATA_DIR/kafka) and other local state")
-	fs.StringVar(&c.PostgresURL, "postgres-url", "postgres://postgres@127.0.0.1:5432/rtstack?sslmode=disable", "Postgres for projections and task records (database created if missing)")
-	fs.StringVar(&c.RedisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis for counters, leaderboards and presence")
-	fs.StringVar(&c.RedisPrefix, "redis-prefix", "rtstack:", "prefix of every Redis key and channel (projection, presence, dedupe), so deployments can share a Redis")
-	fs.StringVar(&c.RabbitPrefix, "rabbit-prefix", "rtstack.", "prefix of every RabbitMQ queue name")
-	fs.StringVar(&c.RabbitURL, "rabbit-url", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ for side-effect tasks")
-	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "WebSocket, HTTP API, web UI, /metrics")
+	fs.StringVar(&c.DataDir, "data-dir", defaultDataDir, "embedded broker's log (DATA_DIR/kafka) and other local state")
+	fs.StringVar(&c.PostgresURL, "postgres-url", postgres.DefaultURL, "Postgres for projections and task records (database created if missing)")
+	fs.StringVar(&c.RedisURL, "redis-url", defaultRedisURL, "Redis for counters, leaderboards and presence")
+	fs.StringVar(&c.RedisPrefix, "redis-prefix", redisproj.DefaultPrefix, "prefix of every Redis key and channel (projection, presence, dedupe), so deployments can share a Redis; ends with ':'")
+	fs.StringVar(&c.RabbitPrefix, "rabbit-prefix", rabbit.DefaultPrefix, "prefix of every RabbitMQ queue name (PREFIX+\"tasks\"); ends with '.'")
+	fs.StringVar(&c.RabbitURL, "rabbit-url", rabbit.DefaultURL, "RabbitMQ for side-effect tasks")
+	fs.StringVar(&c.HTTPAddr, "http-addr", defaultHTTPAddr, "WebSocket, HTTP API, web UI, /metrics")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "where project, react and work serve /metrics, /healthz and /readyz (empty: not served; the gateway serves them on -http-addr)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 key for tokens (\"dev\" under rtstack dev; required otherwise)")
-	fs.StringVar(&c.Topic, "topic", "chat.events", "the event log")
-	fs.IntVar(&c.Partitions, "partitions", 6, "partition count when the log is created (fixed afterwards)")
+	fs.StringVar(&c.Topic, "topic", kafka.DefaultTopic, "the event log")
+	fs.IntVar(&c.Partitions, "partitions", kafka.DefaultPartitions, "partition count when the log is created (fixed afterwards)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated WebSocket origins (\"*\" under dev; empty: same origin only)")
-	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogLevel, "log-level", defaultLogLevel, "debug, info, warn or error")
+}
+
+// formatDelays writes delays as RETRY_DELAYS reads them, whole seconds as
+// "60s" rather than Duration's "1m0s".
+func formatDelays(delays []time.Duration) string {
+	out := make([]string, len(delays))
+	for i, d := range delays {
+		if d%time.Second == 0 {
+			out[i] = fmt.Sprintf("%ds", d/time.Second)
+		} else {
+			out[i] = d.String()
+		}
+	}
+	return strings.Join(out, ",")
 }
 
 // embedded reports whether the embedded broker is the log.
@@ -105,19 +135,21 @@ func (c *config) origins() []string {
 }
 
 func (c *config) retryDelays() ([]time.Duration, error) {
-	var out []time.Duration
-	for _, s := range strings.Split(c.RetryDelays, ",") {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
-		d, err := time.ParseDuration(s)
-		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("RETRY_DELAYS: %q is not a positive duration", s)
-		}
-		out = append(out, d)
+	d, err := tasks.ParseRetryDelays(c.RetryDelays)
+	if err != nil {
+		return nil, fmt.Errorf("RETRY_DELAYS: %w", err)
 	}
-	return out, nil
+	return d, nil
+}
+
+// checkPrefix refuses a prefix that does not end with its separator: names
+// are prefix+name, so "myapp" would make queues "myapptasks", and a scan or
+// drop of "myapp*" would also take the keys of a deployment named "myapp2".
+func checkPrefix(setting, prefix, sep string) error {
+	if prefix != "" && !strings.HasSuffix(prefix, sep) {
+		return fmt.Errorf("%s %q must end with %q (names are the prefix followed by the name, e.g. %q)", setting, prefix, sep, prefix+sep)
+	}
+	return nil
 }
 
 // validate reports every problem at once. needSecret is false for commands
@@ -136,10 +168,18 @@ func (c *config) validate(needSecret bool) error {
 	if _, err := c.retryDelays(); err != nil {
 		errs = append(errs, err)
 	}
+	for _, err := range []error{checkPrefix("REDIS_PREFIX", c.RedisPrefix, ":"), checkPrefix("RABBIT_PREFIX", c.RabbitPrefix, ".")} {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.WebhookAllowPrivate != "" {
 		if _, err := strconv.ParseBool(c.WebhookAllowPrivate); err != nil {
 			errs = append(errs, fmt.Errorf("WEBHOOK_ALLOW_PRIVATE: %q is not a boolean", c.WebhookAllowPrivate))
 		}
+	}
+	if _, err := c.level(); err != nil {
+		errs = append(errs, err)
 	}
 	if len(c.brokers()) == 0 {
 		errs = append(errs, errors.New("no Kafka brokers"))
@@ -147,10 +187,17 @@ func (c *config) validate(needSecret bool) error {
 	return errors.Join(errs...)
 }
 
-func (c *config) logger() *slog.Logger {
+func (c *config) level() (slog.Level, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		lv = slog.LevelInfo
+		return slog.LevelInfo, fmt.Errorf("LOG_LEVEL: %q is not debug, info, warn or error", c.LogLevel)
 	}
+	return lv, nil
+}
+
+// logger is the one logger of the process; components get it (or a child
+// of it) injected and never build their own.
+func (c *config) logger() *slog.Logger {
+	lv, _ := c.level() // validated with the config
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
 }

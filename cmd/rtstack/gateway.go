@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
@@ -136,7 +135,7 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 	mux.Handle("/api/", apiHandler)
 	mux.Handle("/healthz", apiHandler)
 	mux.Handle("/readyz", apiHandler)
-	mux.Handle("/metrics", promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", metricsHandler(p.reg))
 	if cfg.SchemaRegistryURL == "" {
 		reg := p.codec.Registry().Handler()
 		for _, path := range []string{"/subjects", "/subjects/", "/schemas", "/schemas/", "/config", "/config/", "/mode", "/mode/"} {

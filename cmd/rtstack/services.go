@@ -12,14 +12,28 @@ import (
 // service is an external dependency that must be reachable before start.
 type service struct {
 	name, rawURL, defaultPort string
-	debian                    string // how to start it on Debian
+	// debian says how to start it on Debian, listening on port (the one
+	// configured, which the hint must name, not the default).
+	debian func(port string) string
 }
 
 func services(cfg *config, need ...string) []service {
 	all := map[string]service{
-		"postgres": {"Postgres", cfg.PostgresURL, "5432", "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"},
-		"redis":    {"Redis", cfg.RedisURL, "6379", `redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no`},
-		"rabbitmq": {"RabbitMQ", cfg.RabbitURL, "5672", "rabbitmq-server -detached"},
+		"postgres": {"Postgres", cfg.PostgresURL, "5432", func(port string) string {
+			if port == "5432" { // the cluster's own port: the command the README shows
+				return "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+			}
+			return fmt.Sprintf(`pg_ctlcluster --skip-systemctl-redirect -o "-p %s" $(ls /etc/postgresql) main start`, port)
+		}},
+		"redis": {"Redis", cfg.RedisURL, "6379", func(port string) string {
+			return fmt.Sprintf(`redis-server --daemonize yes --bind 127.0.0.1 -::1 --port %s --save "" --appendonly no`, port)
+		}},
+		"rabbitmq": {"RabbitMQ", cfg.RabbitURL, "5672", func(port string) string {
+			if port == "5672" {
+				return "rabbitmq-server -detached"
+			}
+			return fmt.Sprintf("RABBITMQ_NODE_PORT=%s rabbitmq-server -detached", port)
+		}},
 	}
 	var out []service
 	for _, n := range need {
@@ -33,20 +47,24 @@ func services(cfg *config, need ...string) []service {
 func checkServices(ctx context.Context, svcs []service) error {
 	var errs []error
 	for _, s := range svcs {
-		addr, err := hostPort(s.rawURL, s.defaultPort)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: bad URL %q: %w", s.name, s.rawURL, err))
-			continue
-		}
-		d := net.Dialer{Timeout: 2 * time.Second}
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s is not reachable at %s.\n  Start it with:  %s\n  or all services: docker compose -f infra/docker-compose.yml up -d", s.name, addr, s.debian))
-			continue
-		}
-		_ = c.Close()
+		errs = append(errs, s.dial(ctx))
 	}
 	return errors.Join(errs...)
+}
+
+// dial connects to s once and says how to start it if it is down.
+func (s service) dial(ctx context.Context) error {
+	addr, err := hostPort(s.rawURL, s.defaultPort)
+	if err != nil {
+		return fmt.Errorf("%s: bad URL %q: %w", s.name, s.rawURL, err)
+	}
+	d := net.Dialer{Timeout: 2 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		_, port, _ := net.SplitHostPort(addr)
+		return fmt.Errorf("%s is not reachable at %s.\n  Start it with:  %s\n  or all services: docker compose -f infra/docker-compose.yml up -d", s.name, addr, s.debian(port))
+	}
+	return c.Close()
 }
 
 func hostPort(raw, defaultPort string) (string, error) {

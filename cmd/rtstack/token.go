@@ -31,6 +31,9 @@ func tokenCommand() *ffcli.Command {
 			if user == "" {
 				return errors.New("token: --user is required")
 			}
+			if ttl <= 0 { // a token that is born expired is refused at once: say so here
+				return fmt.Errorf("token: --ttl must be positive, not %s", ttl)
+			}
 			// A local token is for the local dev secret unless one is set.
 			cfg.dev = true
 			keys, err := auth.NewKeys(cfg.jwtSecret())

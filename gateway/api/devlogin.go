@@ -3,6 +3,8 @@ package api
 import (
 	"net/http"
 	"regexp"
+
+	"github.com/rtstack/rtstack/gateway/clienterr"
 )
 
 // devName is what a dev login accepts as a user id: the characters a
@@ -21,7 +23,7 @@ func (s *server) devLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !devName.MatchString(req.Name) {
-		writeError(w, http.StatusBadRequest, "name: 1 to 64 letters, digits, '.', '_' or '-'")
+		writeError(w, clienterr.Invalid, "name: 1 to 64 letters, digits, '.', '_' or '-'")
 		return
 	}
 	tok, err := s.cfg.Keys.Sign(req.Name, req.Name, false, s.cfg.DevTokenTTL)

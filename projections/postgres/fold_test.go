@@ -322,7 +322,7 @@ func TestFoldDoesNotDependOnBatching(t *testing.T) {
 	g := newGen(7, 5) // few rooms: many edits, deletes and reactions per message
 	evs := make([]events.Event, 3000)
 	for i := range evs {
-		evs[i] = g.next()
+		evs[i] = g.Next()
 	}
 	recs := records(evs...)
 	if err := p.Apply(ctx, 0, recs, int64(len(recs))); err != nil {

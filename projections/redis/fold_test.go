@@ -1,4 +1,4 @@
-package redisproj_test
+package redis_test
 
 import (
 	"context"
@@ -8,10 +8,10 @@ import (
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/projections"
-	redisproj "github.com/rtstack/rtstack/projections/redis"
+	"github.com/rtstack/rtstack/projections/redis"
 )
 
-func counters(t *testing.T, p *redisproj.Projection, room string) projections.Counters {
+func counters(t *testing.T, p *redis.Projection, room string) projections.Counters {
 	t.Helper()
 	c, err := p.Counters(context.Background(), room)
 	if err != nil {
@@ -97,7 +97,7 @@ func TestPerMinuteBucketsByEventTime(t *testing.T) {
 }
 
 func TestTrimmingFollowsEventTime(t *testing.T) {
-	p, rdb, prefix := open(t, func(c *redisproj.Config) { c.Window = 10 * time.Minute })
+	p, rdb, prefix := open(t, func(c *redis.Config) { c.Window = 10 * time.Minute })
 	ctx := context.Background()
 	// Events years before the wall clock: nothing is trimmed by now.
 	applyAll(t, p, sent("a", "ann", "m1", base), sent("a", "ann", "m2", base+3*minute))

@@ -1,11 +1,11 @@
 package reactor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -14,6 +14,7 @@ import (
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/internal/retry"
 	"github.com/rtstack/rtstack/schemas"
 	"github.com/rtstack/rtstack/tasks"
 	"github.com/rtstack/rtstack/tasks/rabbit"
@@ -46,14 +47,15 @@ type Config struct {
 	RetryDelays []time.Duration
 	// MaxBatch bounds the records per commit; 0 means DefaultMaxBatch.
 	MaxBatch int
-	// Logger; nil means slog.Default().
+	// Logger receives the logs; nil discards them (the binary injects its own).
 	Logger *slog.Logger
 	// Registerer for the metrics; nil means they are not registered.
 	Registerer prometheus.Registerer
 }
 
-// Validate joins every problem of c.
+// Validate joins every problem of c once its defaults are applied.
 func (c Config) Validate() error {
+	c = c.withDefaults()
 	var errs []error
 	if len(c.Brokers) == 0 {
 		errs = append(errs, errors.New("reactor: no Kafka brokers"))
@@ -66,6 +68,17 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.rabbit().Validate())
 	return errors.Join(errs...)
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	c.Topic = cmp.Or(c.Topic, kafka.DefaultTopic)
+	c.Group = cmp.Or(c.Group, DefaultGroup)
+	c.MaxBatch = cmp.Or(c.MaxBatch, DefaultMaxBatch)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
 }
 
 func (c Config) rabbit() rabbit.Config {
@@ -96,20 +109,9 @@ type partition struct {
 
 // New checks cfg and builds a Reactor; it connects nothing until Run.
 func New(cfg Config) (*Reactor, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
-	}
-	if cfg.Topic == "" {
-		cfg.Topic = kafka.DefaultTopic
-	}
-	if cfg.Group == "" {
-		cfg.Group = DefaultGroup
-	}
-	if cfg.MaxBatch == 0 {
-		cfg.MaxBatch = DefaultMaxBatch
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
@@ -151,6 +153,9 @@ func (r *Reactor) Run(ctx context.Context) error {
 			r.log.Warn("fetch", "topic", topic, "partition", p, "err", err)
 		})
 		err := r.handle(ctx, cl, fs.Records())
+		if err == nil {
+			r.noteLag(fs)
+		}
 		cl.AllowRebalance()
 		if ctx.Err() != nil {
 			return nil
@@ -183,8 +188,18 @@ func (r *Reactor) dropped(_ context.Context, _ *kgo.Client, lost map[string][]in
 	for _, ps := range lost {
 		for _, p := range ps {
 			delete(r.parts, p)
+			r.m.forget(p)
 		}
 	}
+}
+
+// noteLag sets the lag of every partition fs has records of.
+func (r *Reactor) noteLag(fs kgo.Fetches) {
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		if n := len(p.Records); n > 0 {
+			r.m.setLag(p.Partition, p.HighWatermark, p.Records[n-1].Offset, r.partition(p.Partition).committed)
+		}
+	})
 }
 
 func (r *Reactor) partition(p int32) *partition {
@@ -276,7 +291,7 @@ func (r *Reactor) publish(ctx context.Context, batch []tasks.Task) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	wait := 100 * time.Millisecond
+	backoff := retry.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: true}
 	for {
 		err := r.tryPublish(ctx, batch)
 		if err == nil {
@@ -289,19 +304,16 @@ func (r *Reactor) publish(ctx context.Context, batch []tasks.Task) error {
 			return ctx.Err()
 		}
 		r.m.publishFailures.Inc()
-		r.log.Warn("publish tasks failed; holding the log and retrying", "tasks", len(batch), "err", err, "retry_in", wait)
+		delay := backoff.Next()
+		r.log.Warn("publish tasks failed; holding the log and retrying", "tasks", len(batch), "err", err,
+			"attempt", backoff.Attempt(), "retry_in", delay)
 		if r.pub != nil {
 			_ = r.pub.Close()
 			r.pub = nil
 		}
-		t := time.NewTimer(wait/2 + rand.N(wait/2+1)) //nolint:gosec // G404: retry jitter, not a secret
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !retry.Sleep(ctx, nil, delay) {
 			return ctx.Err()
-		case <-t.C:
 		}
-		wait = min(wait*2, 5*time.Second)
 	}
 }
 

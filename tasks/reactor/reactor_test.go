@@ -171,7 +171,7 @@ func sum(t *testing.T, g prometheus.Gatherer, name string, want ...string) float
 					continue next
 				}
 			}
-			s += m.GetCounter().GetValue()
+			s += m.GetCounter().GetValue() + m.GetGauge().GetValue() // one of them is set
 		}
 	}
 	return s
@@ -326,6 +326,38 @@ func TestReactorSurvivesRabbitOutage(t *testing.T) {
 			t.Errorf("m%d lost", i)
 		}
 	}
+}
+
+// TestReactorLag holds the reactor on a message RabbitMQ cannot take: its
+// lag gauge shows the records behind it, then falls to zero once it can
+// publish again.
+func TestReactorLag(t *testing.T) {
+	e := setup(t)
+	e.worker(nil)
+	proxy := testsvc.Proxy(t, "127.0.0.1:5672")
+	proxy.Cut()
+	e.register("r1", "w1")
+	for i := range 4 {
+		e.send("r1", fmt.Sprint("m", i)) // one room: one partition
+	}
+	reg := prometheus.NewRegistry()
+	r, err := reactor.New(reactor.Config{
+		Brokers: []string{e.addr}, Group: "grp", Codec: e.codec, MaxBatch: 1, Registerer: reg,
+		RabbitURL: strings.Replace(e.rc.URL, "127.0.0.1:5672", proxy.Addr(), 1), Prefix: e.rc.Prefix, RetryDelays: e.rc.RetryDelays,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, r)
+	// The registration is handled and committed; the first message waits.
+	testsvc.Eventually(t, 30*time.Second, "lag of the 4 held messages", func() bool {
+		return sum(t, reg, "rtstack_reactor_lag_records") == 4
+	})
+	proxy.Restore()
+	testsvc.Eventually(t, 60*time.Second, "every message delivered", func() bool { return e.target.Distinct() == 4 })
+	testsvc.Eventually(t, 10*time.Second, "lag back to zero", func() bool {
+		return sum(t, reg, "rtstack_reactor_lag_records") == 0
+	})
 }
 
 // TestReactorsShareGroup runs two reactors in one group, stops one

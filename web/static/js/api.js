@@ -1,5 +1,13 @@
 // The HTTP API (docs/http.md) with the session's token.
 
+// errorOf is the message of an error response: {"error":{"code","message"}}
+// (or, from older servers, {"error":"message"}).
+export async function errorOf(res) {
+  const body = await res.json().catch(() => ({}));
+  const e = body.error;
+  return (e && (e.message || (typeof e === 'string' && e))) || `HTTP ${res.status}`;
+}
+
 export class API {
   constructor(auth) { this.auth = auth; }
 
@@ -16,8 +24,7 @@ export class API {
         continue;
       }
       if (res.status === 401 && attempt === 0 && (await this.auth.refresh())) continue;
-      const body = await res.json().catch(() => ({}));
-      throw new Error(body.error || `HTTP ${res.status}`);
+      throw new Error(await errorOf(res));
     }
   }
 

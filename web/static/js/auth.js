@@ -12,6 +12,8 @@
 // page posts {type:"rtstack:token-needed"} to its parent, which answers with
 // a new rtstack:token message. See docs/web.md.
 
+import { errorOf } from './api.js';
+
 const KEY = 'rtstack.session';
 
 export function claimsOf(token) {
@@ -88,8 +90,8 @@ export class Auth extends EventTarget {
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ name }),
     });
-    const body = await res.json().catch(() => ({}));
-    if (!res.ok) throw new Error(body.error || `sign-in failed (${res.status})`);
+    if (!res.ok) throw new Error(await errorOf(res));
+    const body = await res.json();
     return this.set(body.token, 'dev');
   }
 
