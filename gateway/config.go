@@ -13,7 +13,7 @@ import (
 
 	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/gateway/auth"
-	"github.com/rtstack/rtstack/projections"
+	"github.com/rtstack/rtstack/projections/view"
 	"github.com/rtstack/rtstack/schemas"
 )
 
@@ -34,8 +34,8 @@ var _ Commands = (*commands.Handler)(nil)
 // Boards reads the Redis projections behind the leaderboard and counters
 // channels.
 type Boards interface {
-	Leaderboard(ctx context.Context, n int) ([]projections.ScoreEntry, error)
-	Counters(ctx context.Context, room string) (projections.Counters, error)
+	Leaderboard(ctx context.Context, n int) ([]view.ScoreEntry, error)
+	Counters(ctx context.Context, room string) (view.Counters, error)
 }
 
 // Presence records who is online in a room, per connection. The gateway

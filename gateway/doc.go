@@ -26,8 +26,8 @@
 // srv.BroadcastRoom (typing frames relayed from other gateways); the HTTP
 // API may hand out srv.TopicID().
 //
-// It imports commands, events, schemas, infra/kafka, projections (read types
-// only) and gateway/auth. It must not import gateway/presence, gateway/api,
+// It imports commands, events, schemas, infra/kafka, projections/view (the
+// read types), gateway/clienterr and gateway/auth. It must not import gateway/presence, gateway/api,
 // the projection adapters or anything under cmd/: those are wired to it
 // through the small interfaces declared in config.go.
 package gateway

@@ -8,7 +8,7 @@ import (
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/gateway/clienterr"
-	"github.com/rtstack/rtstack/projections"
+	"github.com/rtstack/rtstack/projections/view"
 )
 
 // clientFrame is every field any client frame may carry; type selects which
@@ -147,13 +147,13 @@ type typingFrame struct {
 }
 
 type leaderboardFrame struct {
-	Type    string                   `json:"type"`
-	Entries []projections.ScoreEntry `json:"entries"`
+	Type    string            `json:"type"`
+	Entries []view.ScoreEntry `json:"entries"`
 }
 
 type countersFrame struct {
 	Type string `json:"type"`
-	projections.Counters
+	view.Counters
 }
 
 // mustJSON encodes a frame whose type cannot fail to encode.

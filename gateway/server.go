@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,9 +18,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/gateway/clienterr"
-	"github.com/rtstack/rtstack/projections"
+	"github.com/rtstack/rtstack/projections/view"
 )
 
 // Server is the WebSocket gateway. ServeHTTP serves GET /ws; Run tails the
@@ -131,7 +131,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered with an HTTP error
 	}
-	c := newConn(s, ws, commands.RandomID(), claims.User())
+	c := newConn(s, ws, rand.Text(), claims.User())
 	if !s.remember(c) {
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
 		_ = ws.Close()
@@ -309,7 +309,7 @@ func (s *Server) readBoard(ctx context.Context, channel, room string) ([]byte, e
 			return nil, fmt.Errorf("%w: leaderboard: %w", errUnavailable, err)
 		}
 		if entries == nil {
-			entries = []projections.ScoreEntry{}
+			entries = []view.ScoreEntry{}
 		}
 		return json.Marshal(leaderboardFrame{Type: "leaderboard", Entries: entries})
 	}

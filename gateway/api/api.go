@@ -21,30 +21,30 @@ import (
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/gateway/auth"
 	"github.com/rtstack/rtstack/gateway/clienterr"
-	"github.com/rtstack/rtstack/projections"
+	"github.com/rtstack/rtstack/projections/view"
 )
 
 // History reads a room's messages from the Postgres projection: at most
 // limit messages, oldest first, the newest ones before the message before
 // (all the newest when before is empty).
 type History interface {
-	History(ctx context.Context, room string, limit int, before string) ([]projections.Message, error)
+	History(ctx context.Context, room string, limit int, before string) ([]view.Message, error)
 }
 
 // Counters reads a room's counters from the Redis projection.
 type Counters interface {
-	Counters(ctx context.Context, room string) (projections.Counters, error)
+	Counters(ctx context.Context, room string) (view.Counters, error)
 }
 
 // Leaderboard reads the global leaderboard, highest first. If the value in
 // Config.Leaderboard also implements RoomLeaderboard, ?room=R is served.
 type Leaderboard interface {
-	Leaderboard(ctx context.Context, limit int) ([]projections.ScoreEntry, error)
+	Leaderboard(ctx context.Context, limit int) ([]view.ScoreEntry, error)
 }
 
 // RoomLeaderboard reads one room's leaderboard, highest first.
 type RoomLeaderboard interface {
-	RoomLeaderboard(ctx context.Context, room string, limit int) ([]projections.ScoreEntry, error)
+	RoomLeaderboard(ctx context.Context, room string, limit int) ([]view.ScoreEntry, error)
 }
 
 // Checkpoints reports a projection's position: per partition, the offset
@@ -322,7 +322,7 @@ func (s *server) messages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if msgs == nil {
-		msgs = []projections.Message{}
+		msgs = []view.Message{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"messages": msgs})
 }
@@ -374,7 +374,7 @@ func (s *server) leaderboard(w http.ResponseWriter, r *http.Request) {
 	if !s.position(w, r, s.cfg.RedisPosition) {
 		return
 	}
-	var entries []projections.ScoreEntry
+	var entries []view.ScoreEntry
 	if byRoom != nil {
 		entries, err = byRoom.RoomLeaderboard(r.Context(), room, limit)
 	} else {
@@ -385,7 +385,7 @@ func (s *server) leaderboard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if entries == nil {
-		entries = []projections.ScoreEntry{}
+		entries = []view.ScoreEntry{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"entries": entries})
 }

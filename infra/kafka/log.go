@@ -12,12 +12,6 @@ import (
 	"github.com/rtstack/rtstack/schemas"
 )
 
-// Record headers that make the log readable without a schema registry.
-const (
-	HeaderEventType = "event-type"
-	HeaderEventID   = "event-id"
-)
-
 // Log appends events to the chat log. It is safe for concurrent use; the
 // caller owns the client and closes it after the last Append returned.
 type Log struct {

@@ -1,7 +1,8 @@
-// Package reactor turns the chat log into tasks (DESIGN rule 5). It tails
-// the log with its own consumer group, which no projection rebuild ever
-// touches, and for each MessageSent publishes a webhook task per webhook of
-// the room and a notify task per mentioned user.
+// Package reactor turns the chat log into tasks (docs/architecture.md: side
+// effects never re-fire on replay). It tails the log with its own consumer
+// group, which no projection rebuild ever touches, and for each MessageSent
+// publishes a webhook task per webhook of the room and a notify task per
+// mentioned user.
 //
 // Webhook registrations are folded from the log itself: on each partition
 // assignment the reactor reads the partition from offset zero, folding
@@ -16,6 +17,6 @@
 // the log does not advance meanwhile. Task ids are deterministic, so a batch
 // published twice is done once by the workers.
 //
-// It imports events, schemas, infra/kafka, tasks and tasks/rabbit; never
-// gateway, projections or the worker.
+// It imports events, schemas, infra/kafka, infra/prom, tasks and
+// tasks/rabbit; never gateway, projections or the worker.
 package reactor

@@ -92,13 +92,13 @@ type Reactor struct {
 	m   *metrics
 
 	mu    sync.Mutex // guards parts: written by the rebalance callbacks, read by the poll loop
-	parts map[int32]*partition
+	parts map[int32]*partitionState
 
 	pub *rabbit.Publisher // owned by the poll loop
 }
 
-// partition is what the reactor knows of one assigned partition.
-type partition struct {
+// partitionState is what the reactor knows of one assigned partition.
+type partitionState struct {
 	// committed is the group's offset when the partition was assigned:
 	// records below it had their tasks published by an earlier run, so
 	// they are only folded.
@@ -117,7 +117,7 @@ func New(cfg Config) (*Reactor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Reactor{cfg: cfg, log: cfg.Logger.With("component", "reactor"), m: m, parts: map[int32]*partition{}}, nil
+	return &Reactor{cfg: cfg, log: cfg.Logger.With("component", "reactor"), m: m, parts: map[int32]*partitionState{}}, nil
 }
 
 // Run tails the log until ctx ends and returns nil then; it returns an
@@ -174,7 +174,7 @@ func (r *Reactor) assigned(_ context.Context, offsets map[string]map[int32]kgo.O
 	for _, parts := range offsets {
 		for p, o := range parts {
 			c := max(o.EpochOffset().Offset, 0) // no commit yet: emit from the start
-			r.parts[p] = &partition{committed: c, hooks: map[string][]tasks.Webhook{}}
+			r.parts[p] = &partitionState{committed: c, hooks: map[string][]tasks.Webhook{}}
 			parts[p] = kgo.NewOffset().AtStart()
 			r.log.Info("partition assigned", "partition", p, "committed", c)
 		}
@@ -202,12 +202,12 @@ func (r *Reactor) noteLag(fs kgo.Fetches) {
 	})
 }
 
-func (r *Reactor) partition(p int32) *partition {
+func (r *Reactor) partition(p int32) *partitionState {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := r.parts[p]
 	if st == nil { // not seen through assigned: consuming starts at the commit
-		st = &partition{hooks: map[string][]tasks.Webhook{}}
+		st = &partitionState{hooks: map[string][]tasks.Webhook{}}
 		r.parts[p] = st
 	}
 	return st
@@ -227,8 +227,8 @@ func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 		} else {
 			r.m.records.WithLabelValues("fold").Inc()
 		}
-		typ := header(rec, kafka.HeaderEventType)
-		if typ != "" && typ != string(events.TypeWebhookRegistered) && (!emit || typ != string(events.TypeMessageSent)) {
+		typ := kafka.EventType(rec)
+		if typ != "" && typ != events.TypeWebhookRegistered && (!emit || typ != events.TypeMessageSent) {
 			continue // nothing to fold or emit: skip the decode
 		}
 		er, err := kafka.Decode(r.cfg.Codec, rec)
@@ -274,7 +274,7 @@ func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 	return nil
 }
 
-func (st *partition) register(ev *events.WebhookRegistered) {
+func (st *partitionState) register(ev *events.WebhookRegistered) {
 	hs := st.hooks[ev.Room]
 	for i, h := range hs {
 		if h.ID == ev.WebhookID { // registered again: the newer settings win
@@ -332,13 +332,4 @@ func (r *Reactor) tryPublish(ctx context.Context, batch []tasks.Task) error {
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	return r.pub.PublishTasks(pctx, batch...)
-}
-
-func header(rec *kgo.Record, key string) string {
-	for _, h := range rec.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
 }
