@@ -1,6 +1,7 @@
 package testsvc
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -14,7 +15,7 @@ import (
 // under test to listen on.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +36,8 @@ func RunWithBinary(m *testing.M, pkg string, path *string, flags ...string) {
 	}
 	*path = filepath.Join(dir, "rtstack")
 	args := append(append([]string{"build"}, flags...), "-o", *path, pkg)
-	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+	//nolint:gosec // G204: the arguments are the calling test's own package and flags
+	if out, err := exec.CommandContext(context.Background(), "go", args...).CombinedOutput(); err != nil {
 		_ = os.RemoveAll(dir)
 		fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, out)
 		os.Exit(1)
@@ -48,13 +50,14 @@ func RunWithBinary(m *testing.M, pkg string, path *string, flags ...string) {
 // DeleteQueues removes the RabbitMQ queues whose names start with prefix
 // (best effort, through rabbitmqctl), so a test's queues do not pile up.
 func DeleteQueues(prefix string) {
-	out, err := exec.Command("rabbitmqctl", "list_queues", "-q", "name").Output()
+	ctx := context.Background()
+	out, err := exec.CommandContext(ctx, "rabbitmqctl", "list_queues", "-q", "name").Output()
 	if err != nil {
 		return
 	}
 	for _, q := range strings.Fields(string(out)) {
 		if strings.HasPrefix(q, prefix) {
-			_ = exec.Command("rabbitmqctl", "delete_queue", q).Run()
+			_ = exec.CommandContext(ctx, "rabbitmqctl", "delete_queue", q).Run() //nolint:gosec // G204: a queue name rabbitmqctl itself listed
 		}
 	}
 }
