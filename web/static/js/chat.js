@@ -125,8 +125,8 @@ export class Chat extends EventTarget {
       r = newRoom(name);
       this.rooms.set(name, r);
       this.save();
-      this.join(r);
     }
+    this.join(r); // a no-op when joined or joining
     this.current = name;
     this.markRead(name);
     this.subscribeCounters();
