@@ -27,7 +27,8 @@
 // API may hand out srv.TopicID().
 //
 // It imports commands, events, schemas, infra/kafka, projections/view (the
-// read types), gateway/clienterr and gateway/auth. It must not import gateway/presence, gateway/api,
-// the projection adapters or anything under cmd/: those are wired to it
-// through the small interfaces declared in config.go.
+// read types), gateway/clienterr, gateway/auth and internal/retry. It must
+// not import gateway/presence, gateway/api, the projection adapters or
+// anything under cmd/: those are wired to it through the small interfaces
+// declared in config.go.
 package gateway

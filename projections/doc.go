@@ -19,5 +19,6 @@
 // person. Every Versioned store passes projectionstest.Contract.
 //
 // It imports events, schemas (to decode), infra/kafka (clients, topic,
-// end offsets) and infra/prom (metrics); never gateway, commands or tasks.
+// end offsets), infra/prom (metrics) and internal/retry (backoff); never
+// gateway, commands or tasks.
 package projections

@@ -21,6 +21,7 @@ import (
 	"github.com/rtstack/rtstack/gateway/dedupe"
 	"github.com/rtstack/rtstack/gateway/presence"
 	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/schemas"
 	"github.com/rtstack/rtstack/web"
 )
 
@@ -138,7 +139,7 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 	mux.Handle("/metrics", metricsHandler(p.reg))
 	if cfg.SchemaRegistryURL == "" {
 		reg := p.codec.Registry().Handler()
-		for _, path := range []string{"/subjects", "/subjects/", "/schemas", "/schemas/", "/config", "/config/", "/mode", "/mode/"} {
+		for _, path := range schemas.RegistryPaths() {
 			mux.Handle(path, reg)
 		}
 	}

@@ -166,7 +166,7 @@ func DecodeFramed(r io.Reader, w io.Writer, codec *schemas.Codec) error {
 			return fmt.Errorf("read frame of %d bytes: %w", n, err)
 		}
 		var line Line
-		if ev, err := codec.Decode(val); err != nil {
+		if ev, err := codec.Decode(val, ""); err != nil { // kcat's %R%s framing carries no headers
 			line.Error = err.Error()
 		} else {
 			line.Type, line.Event = ev.Type(), ev

@@ -59,7 +59,7 @@ var rules = []rule{
 
 	// projections: "imports events, schemas (to decode), infra/kafka and
 	// infra/prom; never gateway, commands or tasks".
-	{pkg: "projections", only: []string{"events", "schemas", "infra/kafka", "infra/prom"}},
+	{pkg: "projections", only: []string{"events", "schemas", "infra/kafka", "infra/prom", "internal/retry"}},
 	{pkg: "projections/...", never: []string{"gateway/...", "commands/...", "tasks/...", "cmd/..."}},
 	// projections/view: "imports only the standard library (events at most)".
 	{pkg: "projections/view", only: []string{"events"}, external: []string{}},
@@ -71,7 +71,7 @@ var rules = []rule{
 	// projections/view, gateway/clienterr and gateway/auth. It must not
 	// import gateway/presence, gateway/api, the projection adapters or
 	// anything under cmd/".
-	{pkg: "gateway", only: []string{"commands", "events", "schemas", "infra/kafka", "projections/view", "gateway/clienterr", "gateway/auth"},
+	{pkg: "gateway", only: []string{"commands", "events", "schemas", "infra/kafka", "projections/view", "gateway/clienterr", "gateway/auth", "internal/retry"},
 		never: []string{"gateway/presence/...", "gateway/api/...", "gateway/dedupe/...", "projections", "projections/postgres/...", "projections/redis/...", "cmd/..."}},
 	{pkg: "gateway/...", never: []string{"projections", "projections/postgres/...", "projections/redis/...", "tasks/...", "cmd/..."}},
 	// gateway/api: "imports commands, projections/view, events,
@@ -100,15 +100,17 @@ var rules = []rule{
 	{pkg: "tasks/rabbit", only: []string{"tasks"}, never: []string{"tasks/reactor/...", "tasks/worker/..."}},
 	// tasks/reactor: "imports events, schemas, infra/kafka, infra/prom,
 	// tasks and tasks/rabbit; never gateway, projections or the worker".
-	{pkg: "tasks/reactor", only: []string{"events", "schemas", "infra/kafka", "infra/prom", "tasks", "tasks/rabbit"},
+	{pkg: "tasks/reactor", only: []string{"events", "schemas", "infra/kafka", "infra/prom", "tasks", "tasks/rabbit", "internal/retry"},
 		never: []string{"tasks/worker/..."}},
 	// tasks/worker: "imports tasks, tasks/rabbit, infra/prom and
 	// internal/egress; never commands, gateway or projections".
-	{pkg: "tasks/worker", only: []string{"tasks", "tasks/rabbit", "infra/prom", "internal/egress"},
+	{pkg: "tasks/worker", only: []string{"tasks", "tasks/rabbit", "infra/prom", "internal/egress", "internal/retry"},
 		never: []string{"tasks/reactor/..."}},
 
 	// internal/egress: "imports only the standard library".
 	{pkg: "internal/egress", only: []string{}, external: []string{}},
+	// internal/retry: "imports only the standard library".
+	{pkg: "internal/retry", only: []string{}, external: []string{}},
 	// internal/archtest has no code of its own.
 	{pkg: "internal/archtest", only: []string{}, external: []string{}},
 
