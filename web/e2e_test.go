@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -534,13 +535,41 @@ func TestBrowser(t *testing.T) {
 	carol.until("fits the screen", `document.documentElement.scrollWidth <= 390 && document.getElementById('composer').getBoundingClientRect().bottom <= 844`)
 	alice.until("carol online", `document.querySelector('#online li[data-user="carol"]')`)
 
+	// An app embeds the page in a frame and hands it a token with
+	// postMessage: dora appears online in the room named in the frame's
+	// address.
+	doraToken, err := keys.Sign("dora", "Dora", false, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, `<!doctype html><title>an app</title><iframe id="chat" src="%[1]s/#/room/lobby" width="800" height="600"></iframe>
+<script>
+const chat = document.getElementById('chat');
+window.asked = [];
+addEventListener('message', (e) => {
+  if (e.source !== chat.contentWindow) return;
+  window.asked.push(e.data.type);
+  if (e.data.type === 'rtstack:ready' || e.data.type === 'rtstack:token-needed') {
+    chat.contentWindow.postMessage({type: 'rtstack:token', token: %[2]q}, %[1]q);
+  }
+});
+</script>`, base, doraToken)
+	}))
+	t.Cleanup(app.Close)
+	dora := newPerson(t, b, "dora", 1000, 700, false)
+	dora.do(chromedp.Navigate(app.URL))
+	dora.until("the page asked its embedder", `window.asked.includes('rtstack:ready')`)
+	alice.until("dora online, signed in by her app", `document.querySelector('#online li[data-user="dora"]')`)
+
 	for _, p := range []*person{alice, bob, carol} {
 		p.noPositions()
 	}
 	// The boards caught up with everything: alice's 60 archive messages and
-	// carol in lobby. Then a calm screen for the pictures.
+	// carol and dora in lobby. Then a calm screen for the pictures.
 	alice.until("the board counts the archive", `+document.querySelector('#leaderboard li[data-user="alice"] .score')?.textContent >= 67`)
-	alice.until("carol counted a member", `+document.querySelector('#counters [data-stat=members]').textContent === 3`)
+	alice.until("carol and dora counted as members", `+document.querySelector('#counters [data-stat=members]').textContent === 4`)
 	for _, p := range []*person{alice, carol} {
 		p.js(`document.getElementById('toasts').replaceChildren()`, nil)
 		p.mouseAway()
@@ -555,7 +584,7 @@ func TestBrowser(t *testing.T) {
 	carol.until("room list slid in", `document.getElementById('sidebar').getBoundingClientRect().left === 0`)
 	carol.shot(out, "phone-menu.png")
 	t.Logf("screenshots in %s", out)
-	for _, p := range []*person{alice, bob, carol} {
+	for _, p := range []*person{alice, bob, carol, dora} {
 		p.noConsoleErrors()
 	}
 }
