@@ -62,6 +62,9 @@ const (
 	// CloseSlowClient closes a connection whose send queue overflowed: it
 	// could not keep up and must reconnect with since to recover.
 	CloseSlowClient = 4008
+	// CloseTokenExpired closes a connection whose token reached its exp
+	// without a refresh; the client reconnects with a new token.
+	CloseTokenExpired = 4001
 )
 
 // Defaults of Config, taken by its zero fields.
@@ -84,6 +87,7 @@ const (
 	DefaultTopicCheckInterval = 5 * time.Second
 	DefaultDedupeWindow       = 256
 	DefaultTypingInterval     = 2 * time.Second
+	DefaultTokenWarning       = 30 * time.Second
 )
 
 // Config configures a Server. Zero values take the defaults in the comments
@@ -166,6 +170,10 @@ type Config struct {
 	// MessageSent seen again (a resend that raced its first append, seconds
 	// later at most), for up to 2048 rooms. Default 256.
 	DedupeWindow int
+	// TokenWarning is how long before its token's exp a connection is sent
+	// token_expiring (at once when less is left); at exp it is closed with
+	// CloseTokenExpired unless a refresh came. Default 30s.
+	TokenWarning time.Duration
 	// Logger receives the gateway's logs; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the gateway's metrics; nil registers nowhere.
@@ -198,7 +206,7 @@ func (c Config) Validate() error {
 		{"MaxRecoveries", int64(c.MaxRecoveries)}, {"LeaderboardSize", int64(c.LeaderboardSize)}, {"DedupeWindow", int64(c.DedupeWindow)},
 		{"RecoveryTimeout", int64(c.RecoveryTimeout)}, {"CommandTimeout", int64(c.CommandTimeout)}, {"PingInterval", int64(c.PingInterval)},
 		{"PongWait", int64(c.PongWait)}, {"WriteWait", int64(c.WriteWait)}, {"BoardInterval", int64(c.BoardInterval)},
-		{"TopicCheckInterval", int64(c.TopicCheckInterval)},
+		{"TopicCheckInterval", int64(c.TopicCheckInterval)}, {"TokenWarning", int64(c.TokenWarning)},
 	} {
 		if f.v < 0 {
 			errs = append(errs, fmt.Errorf("gateway: %s is negative (%d)", f.name, f.v))
@@ -237,6 +245,7 @@ func (c Config) withDefaults() Config {
 	c.DedupeWindow = cmp.Or(c.DedupeWindow, DefaultDedupeWindow)
 	c.TopicCheckInterval = cmp.Or(c.TopicCheckInterval, DefaultTopicCheckInterval)
 	c.TypingInterval = cmp.Or(c.TypingInterval, DefaultTypingInterval)
+	c.TokenWarning = cmp.Or(c.TokenWarning, DefaultTokenWarning)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

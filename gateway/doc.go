@@ -6,9 +6,10 @@
 //
 // It owns the WebSocket sessions (one reader and one writer goroutine per
 // connection, a bounded send queue packed into \n-separated frames), the
-// room subscriptions, the log tail and the recovery reads, and the mapping of
-// errors to client-facing codes (gateway/clienterr, the only such table,
-// shared with gateway/api).
+// room subscriptions, the log tail and the recovery reads, what a token
+// allows on an open connection (its rooms claim, its expiry and refresh),
+// and the mapping of errors to client-facing codes (gateway/clienterr, the
+// only such table, shared with gateway/api).
 //
 // Wiring, in the composition root:
 //

@@ -23,6 +23,7 @@ type clientFrame struct {
 	Emoji     string    `json:"emoji"`
 	Remove    bool      `json:"remove"`
 	Channel   string    `json:"channel"`
+	Token     string    `json:"token"`
 }
 
 // sincePos is a join's recovery position. TopicID is optional: a client that

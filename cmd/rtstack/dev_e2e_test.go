@@ -73,6 +73,9 @@ func (d *devEnv) start(t *testing.T) *proc {
 	p := start(t, d.env, "dev")
 	t.Cleanup(func() {
 		if t.Failed() {
+			// Stopped first: the buffer is written until the process ends.
+			_ = p.cmd.Process.Kill()
+			_ = p.cmd.Wait()
 			t.Logf("rtstack dev output:\n%s", p.stderr)
 		}
 	})
@@ -115,8 +118,13 @@ func (d *devEnv) run(t *testing.T, args ...string) string {
 
 func (d *devEnv) get(t *testing.T, user, path string, into any) int {
 	t.Helper()
+	return d.getWith(t, d.token(t, user, false), path, into)
+}
+
+func (d *devEnv) getWith(t *testing.T, token, path string, into any) int {
+	t.Helper()
 	req, _ := http.NewRequest("GET", "http://"+d.httpAddr+path, nil)
-	req.Header.Set("Authorization", "Bearer "+d.token(t, user, false))
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -143,9 +151,14 @@ type wsClient struct {
 
 func (d *devEnv) dial(t *testing.T, user string) *wsClient {
 	t.Helper()
-	c, resp, err := websocket.DefaultDialer.Dial("ws://"+d.httpAddr+"/ws?token="+d.token(t, user, false), nil)
+	return d.dialWith(t, d.token(t, user, false))
+}
+
+func (d *devEnv) dialWith(t *testing.T, token string) *wsClient {
+	t.Helper()
+	c, resp, err := websocket.DefaultDialer.Dial("ws://"+d.httpAddr+"/ws?token="+token, nil)
 	if err != nil {
-		t.Fatalf("dial as %s: %v (%v)", user, err, resp)
+		t.Fatalf("dial: %v (%v)", err, resp)
 	}
 	w := &wsClient{t: t, c: c, frames: make(chan map[string]any, 10000)}
 	go func() {
@@ -208,6 +221,16 @@ func (w *wsClient) await(typ string) map[string]any {
 	}
 }
 
+// awaitJoin waits for user's joined frame; others' are skipped.
+func (w *wsClient) awaitJoin(user string) map[string]any {
+	w.t.Helper()
+	for {
+		if j := w.await("joined"); j["user"] == user {
+			return j
+		}
+	}
+}
+
 func pos(f map[string]any) string { return fmt.Sprintf("%v:%v", f["partition"], f["offset"]) }
 
 // TestDevEndToEnd drives rtstack dev through its external surface only: a
@@ -242,8 +265,9 @@ func TestDevEndToEnd(t *testing.T) {
 	alice, bob := d.dial(t, "alice"), d.dial(t, "bob")
 	alice.send(map[string]any{"type": "join", "room": "room-1"})
 	bob.send(map[string]any{"type": "join", "room": "room-1"})
-	alice.await("joined")
-	bob.await("joined")
+	// bob's own join, not alice's: only a member is notified of a mention.
+	alice.awaitJoin("alice")
+	bob.awaitJoin("bob")
 
 	alice.send(map[string]any{"type": "send", "room": "room-1", "text": "hello @bob", "client_id": "c1"})
 	ack := alice.await("ack")

@@ -17,7 +17,6 @@ import (
 	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/gateway"
 	"github.com/rtstack/rtstack/gateway/api"
-	"github.com/rtstack/rtstack/gateway/auth"
 	"github.com/rtstack/rtstack/gateway/dedupe"
 	"github.com/rtstack/rtstack/gateway/presence"
 	"github.com/rtstack/rtstack/infra/kafka"
@@ -58,7 +57,7 @@ type gatewayPart struct {
 
 func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 	cfg := p.cfg
-	keys, err := auth.NewKeys(cfg.jwtSecret())
+	keys, err := cfg.keys()
 	if err != nil {
 		return nil, err
 	}

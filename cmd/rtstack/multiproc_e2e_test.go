@@ -15,7 +15,8 @@ import (
 // either gateway serves the history the projector wrote.
 func TestSeparateProcesses(t *testing.T) {
 	d := newDevEnv(t)
-	d.env = append(d.env, "JWT_SECRET=dev")
+	// Outside rtstack dev the secret must be at least 32 bytes.
+	d.useSecret(t, "separate-processes-secret-of-32-bytes+")
 	b := start(t, d.env, "broker")
 	waitListening(t, d.brokerAddr, b)
 	for _, part := range []string{"project", "react", "work"} {

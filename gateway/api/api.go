@@ -365,6 +365,9 @@ func (s *server) leaderboard(w http.ResponseWriter, r *http.Request) {
 			writeError(w, clienterr.BadRoom, "room: "+err.Error())
 			return
 		}
+		if !allowRoom(w, r, room) {
+			return
+		}
 		var ok bool
 		if byRoom, ok = s.cfg.Leaderboard.(RoomLeaderboard); !ok {
 			writeError(w, clienterr.NotConfigured, "per-room leaderboards are not configured")
@@ -468,13 +471,24 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, what string, err e
 	writeError(w, clienterr.Internal, what+" failed")
 }
 
+// roomParam returns the request's {room}, answering 400 for a bad name and
+// 403 for a room the token's rooms claim does not allow.
 func roomParam(w http.ResponseWriter, r *http.Request) (string, bool) {
 	room := r.PathValue("room")
 	if err := commands.ValidateRoom(room); err != nil {
 		writeError(w, clienterr.BadRoom, err.Error())
 		return "", false
 	}
-	return room, true
+	return room, allowRoom(w, r, room)
+}
+
+// allowRoom answers 403 forbidden unless the token allows room.
+func allowRoom(w http.ResponseWriter, r *http.Request, room string) bool {
+	if err := claims(r).CheckRoom(room); err != nil {
+		writeError(w, clienterr.Forbidden, err.Error())
+		return false
+	}
+	return true
 }
 
 // intParam parses an optional positive integer: empty means def, more than

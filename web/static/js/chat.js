@@ -344,7 +344,8 @@ export class Chat extends EventTarget {
         this.leaderboard = f.entries || [];
         return this.emit('leaderboard');
       case 'notification': return this.emit('notification', f);
-      case 'token_expiring': return this.onTokenExpiring();
+      case 'token_expiring': return this.onTokenExpiring(f);
+      case 'token_refreshed': return undefined;
       default:
         return undefined; // frames of later servers are ignored
     }
@@ -507,8 +508,14 @@ export class Chat extends EventTarget {
     this.emit('counters', f.room);
   }
 
-  async onTokenExpiring() {
+  // onTokenExpiring: the server closes the connection (4001) at the
+  // token's exp unless it gets a fresh token for the same user.
+  async onTokenExpiring(f) {
     const token = await this.auth.refresh();
-    if (token) this.socket.send({ type: 'refresh', token });
+    if (token) {
+      this.socket.send({ type: 'refresh', token });
+    } else {
+      this.emit('problem', `Your session ends in ${Math.max(1, Math.round((f.in_ms || 0) / 1000))} s: sign in again to keep chatting.`);
+    }
   }
 }
