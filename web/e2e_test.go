@@ -37,6 +37,8 @@ func TestMain(m *testing.M) {
 
 const waitFor = 30 * time.Second
 
+const devTokenTTL = 40 * time.Second
+
 // startDev runs `rtstack dev` with its own ports, data, database, Redis
 // prefix and RabbitMQ queues, and returns its base URL once it is ready.
 func startDev(t *testing.T) string {
@@ -50,7 +52,10 @@ func startDev(t *testing.T) string {
 	cmd := exec.Command(binPath, "dev")
 	cmd.Env = append(os.Environ(),
 		"DATA_DIR="+t.TempDir(), "BROKER_ADDR="+testsvc.FreeAddr(t), "HTTP_ADDR="+httpAddr,
-		"POSTGRES_URL="+pgURL, "REDIS_PREFIX="+redisPfx, "RABBIT_PREFIX="+rabbitPfx, "PARTITIONS=3")
+		"POSTGRES_URL="+pgURL, "REDIS_PREFIX="+redisPfx, "RABBIT_PREFIX="+rabbitPfx, "PARTITIONS=3",
+		// Short-lived sign-ins, so the test sees the page renew them on an
+		// open connection (the server warns 30 s before exp).
+		"DEV_TOKEN_TTL="+devTokenTTL.String())
 	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
@@ -200,6 +205,11 @@ func (p *person) js(expr string, out any) {
 // also reports what the page showed, and saves a screenshot beside the others.
 func (p *person) until(what, expr string) {
 	p.t.Helper()
+	p.untilWithin(waitFor, what, expr)
+}
+
+func (p *person) untilWithin(d time.Duration, what, expr string) {
+	p.t.Helper()
 	var state string
 	polls := 0
 	defer func() {
@@ -208,7 +218,7 @@ func (p *person) until(what, expr string) {
 			p.t.Logf("%s: the page while waiting for %s: %s", p.name, what, state)
 		}
 	}()
-	testsvc.Eventually(p.t, waitFor, p.name+": "+what, func() bool {
+	testsvc.Eventually(p.t, d, p.name+": "+what, func() bool {
 		var ok bool
 		p.js("!!("+expr+")", &ok)
 		if !ok && polls%25 == 0 {
@@ -381,6 +391,13 @@ func TestBrowser(t *testing.T) {
 	bob := newPerson(t, b, "bob", 1280, 800, false)
 	alice.devLogin(base, "lobby", filepath.Join(out, "signin.png"))
 	bob.devLogin(base, "lobby", "")
+	// Watch alice's connection for the whole test: it must never drop, though
+	// her first token expires long before the end.
+	var firstExp int64
+	alice.js(`window.rtstack.auth.claims.exp * 1000`, &firstExp)
+	alice.js(`window.watch = {first: window.rtstack.auth.token, closes: 0, refreshed: 0};
+		window.rtstack.socket.addEventListener('close', () => window.watch.closes++);
+		window.rtstack.socket.addEventListener('frame', (e) => { if (e.detail.type === 'token_refreshed') window.watch.refreshed++; })`, nil)
 
 	// Chat: each sees the other's messages, and a mention stands out.
 	alice.send("hello bob")
@@ -584,6 +601,18 @@ addEventListener('message', (e) => {
 	carol.until("room list slid in", `document.getElementById('sidebar').getBoundingClientRect().left === 0`)
 	carol.shot(out, "phone-menu.png")
 	t.Logf("screenshots in %s", out)
+	// alice outlived her first token on one connection: the page renewed it
+	// from the dev login and answered the server's token_expiring with it.
+	alice.untilWithin(devTokenTTL+waitFor, "the first token expired", fmt.Sprintf(`Date.now() > %d`, firstExp+2000))
+	var watch struct{ Closes, Refreshed int }
+	alice.js(`({closes: window.watch.closes, refreshed: window.watch.refreshed})`, &watch)
+	alice.until("a renewed token", `window.rtstack.auth.token !== window.watch.first && window.rtstack.auth.user === 'alice'`)
+	if watch.Closes != 0 || watch.Refreshed == 0 {
+		t.Fatalf("alice's connection across her token's expiry: %d closes, %d token_refreshed; want 0 and at least 1", watch.Closes, watch.Refreshed)
+	}
+	alice.send("still here after my first token expired")
+	bob.sees("still here after my first token expired")
+
 	for _, p := range []*person{alice, bob, carol, dora} {
 		p.noConsoleErrors()
 	}

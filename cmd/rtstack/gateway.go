@@ -122,9 +122,10 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 			{Name: "kafka", Check: func(ctx context.Context) error { return producer.Ping(ctx) }},
 		},
-		DevLogin:   cfg.dev,
-		Logger:     p.log.With("component", "api"),
-		Registerer: p.registerer("api"),
+		DevLogin:    cfg.dev,
+		DevTokenTTL: cfg.DevTokenTTL,
+		Logger:      p.log.With("component", "api"),
+		Registerer:  p.registerer("api"),
 	})
 	if err != nil {
 		return nil, err

@@ -116,6 +116,8 @@ export class Auth extends EventTarget {
   }
 
   async renew() {
+    // Offline, a request would only fail: wait for the network.
+    if (!navigator.onLine) await new Promise((resolve) => window.addEventListener('online', resolve, { once: true }));
     try {
       if (this.source === 'dev' && this.config.dev_login) {
         await this.devLogin(this.user);
