@@ -20,9 +20,10 @@ type conn struct {
 	id   string
 	user string
 
-	limiter     *rate.Limiter // reader only
-	userLimiter *rate.Limiter // shared by the user's connections; nil: none
-	rejected    int           // reader only: frames refused in a row for rate
+	limiter     *rate.Limiter        // reader only
+	userLimiter *rate.Limiter        // shared by the user's connections; nil: none
+	rejected    int                  // reader only: frames refused in a row for rate
+	typedAt     map[string]time.Time // reader only: room → last typing frame relayed (nil until the first)
 	// written counts the frames the writer wrote: the progress pushWait
 	// watches for SlowClientWait (a batch may take long on a slow link).
 	written atomic.Uint64

@@ -22,7 +22,7 @@ func TestStartRefusesWrongCredentials(t *testing.T) {
 		t.Run(cmd, func(t *testing.T) {
 			r := runCLI(t, []string{
 				"RABBIT_URL=amqp://guest:" + password + "@127.0.0.1:5672/",
-				"BROKER_ADDR=" + freeAddr(t), "HTTP_ADDR=" + freeAddr(t), "JWT_SECRET=dev",
+				"BROKER_ADDR=" + testsvc.FreeAddr(t), "HTTP_ADDR=" + testsvc.FreeAddr(t), "JWT_SECRET=dev",
 			}, cmd)
 			if r.code != 1 {
 				t.Errorf("exit %d, want 1", r.code)
