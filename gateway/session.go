@@ -13,9 +13,9 @@ import (
 	"github.com/rtstack/rtstack/gateway/clienterr"
 )
 
-// readLoop is the connection's reader: it runs in ServeHTTP's goroutine,
-// handles one client frame at a time, and on return tears the connection
-// down (subscriptions, presence, writer).
+// readLoop is the connection's reader: it runs in the goroutine ServeHTTP
+// starts, handles one client frame at a time, and on return tears the
+// connection down (subscriptions, presence, writer).
 func (c *conn) readLoop() {
 	defer c.teardown()
 	c.ws.SetReadLimit(c.s.cfg.MaxFrameBytes)
@@ -374,6 +374,9 @@ func (c *conn) subscribe(f *clientFrame) {
 		return
 	}
 	c.mu.Lock()
+	if c.boards == nil {
+		c.boards = map[string]struct{}{}
+	}
 	c.boards[key] = struct{}{}
 	c.mu.Unlock()
 	c.s.hub.subscribeBoard(c, key, f.Room, snap)
