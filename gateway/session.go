@@ -44,7 +44,8 @@ func (c *conn) readLoop() {
 }
 
 // teardown runs when the reader ends: the writer is stopped and waited for,
-// and the connection leaves every room and board.
+// the connection leaves every room and board, and the server stops
+// counting it (ServeHTTP admitted it).
 func (c *conn) teardown() {
 	c.close(websocket.CloseNormalClosure, "", false)
 	<-c.done
@@ -60,6 +61,8 @@ func (c *conn) teardown() {
 		c.s.hub.unsubscribeBoard(c, b)
 	}
 	c.s.forget(c)
+	c.s.release(c.user)
+	c.s.connWG.Done()
 }
 
 // handle processes one client frame; false ends the connection.
