@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/rtstack/rtstack/gateway/clienterr"
+	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/projections/view"
 )
 
@@ -36,6 +37,10 @@ type Server struct {
 	// admin is Run's metadata client, set before ready is closed and shared
 	// by the connections' since checks instead of a client per check.
 	admin atomic.Pointer[kgo.Client]
+	// place decodes records and checks the placement rule over the log the
+	// tail reads; set by Run before ready is closed, replaced when the log
+	// is recreated.
+	place atomic.Pointer[kafka.Placement]
 
 	mu       sync.Mutex // guards closing, conns, byUser, and Adds to inflight
 	closing  bool

@@ -125,9 +125,10 @@ type Projector struct {
 	m    *metrics
 	log  *slog.Logger
 
-	// client is set once at the start of Run, before any partition is
-	// assigned.
+	// client and place are set once at the start of Run, before any
+	// partition is assigned.
 	client *kgo.Client
+	place  *kafka.Placement
 
 	// fail ends Run with the cause a partition could not get past (an
 	// error wrapping ErrPermanent); set once at the start of Run.
@@ -203,7 +204,7 @@ func (p *Projector) Run(parent context.Context) error {
 		p.log.Warn("parking topic not ensured; parking will retry", "topic", p.cfg.ParkTopic, "err", err)
 	}
 	cancel()
-	if err := p.checkLog(ctx, cl); err != nil {
+	if ok, err := p.checkLog(ctx, cl); !ok {
 		return err
 	}
 
@@ -316,29 +317,37 @@ func (p *Projector) hand(ctx context.Context, ftp kgo.FetchTopicPartition) {
 	}
 }
 
-// checkLog refuses to project a recreated log onto checkpoints of the old
-// one (its offsets mean other records). A topic that does not exist yet is checked by the
-// next start.
-func (p *Projector) checkLog(ctx context.Context, cl *kgo.Client) error {
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	info, err := kafka.DescribeTopic(dctx, cl, p.cfg.Topic)
-	if err != nil {
-		p.log.Warn("log not described; topic id not checked", "topic", p.cfg.Topic, "err", err)
-		return nil
-	}
+// checkLog describes the log, waiting until it exists, so the appliers
+// check the placement rule over its partition count; and it refuses to
+// project a recreated log onto checkpoints of the old one (its offsets mean
+// other records). ok is false when ctx ended first.
+func (p *Projector) checkLog(ctx context.Context, cl *kgo.Client) (ok bool, err error) {
 	backoff := newBackoff()
+	var info kafka.TopicInfo
+	for {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		info, err = kafka.DescribeTopic(dctx, cl, p.cfg.Topic)
+		cancel()
+		if err == nil {
+			break
+		}
+		p.log.Warn("log not described, retrying", "topic", p.cfg.Topic, "attempt", backoff.Attempt()+1, "err", err)
+		if !backoff.Wait(ctx, nil) {
+			return false, nil // shutting down
+		}
+	}
+	p.place = kafka.NewPlacement(p.cfg.Codec, info)
 	for {
 		err := bindLog(ctx, p.cfg.Store, info.ID)
-		if err == nil || errors.Is(err, ErrLogChanged) {
-			if err != nil {
-				return fmt.Errorf("projector %s: %w", p.name, err)
-			}
-			return nil
+		if errors.Is(err, ErrLogChanged) {
+			return false, fmt.Errorf("projector %s: %w", p.name, err)
+		}
+		if err == nil {
+			return true, nil
 		}
 		p.log.Warn("bind log failed, retrying", "attempt", backoff.Attempt()+1, "err", err)
 		if !backoff.Wait(ctx, nil) {
-			return nil // shutting down
+			return false, nil // shutting down
 		}
 	}
 }
@@ -372,7 +381,7 @@ func (p *Projector) newApplier(id int32) *applier {
 		id:       id,
 		name:     p.name,
 		store:    p.cfg.Store,
-		codec:    p.cfg.Codec,
+		place:    p.place,
 		maxBatch: p.cfg.MaxBatch,
 		park:     p.park,
 		log:      p.log,
