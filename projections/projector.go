@@ -125,8 +125,8 @@ type Projector struct {
 	m    *metrics
 	log  *slog.Logger
 
-	// client and place are set once at the start of Run, before any
-	// partition is assigned.
+	// place is set once at the start of Run before the group client
+	// exists; client once it does, before any partition is assigned.
 	client *kgo.Client
 	place  *kafka.Placement
 
@@ -191,6 +191,11 @@ func (p *Projector) Run(parent context.Context) error {
 	ctx, fail := context.WithCancelCause(parent)
 	defer fail(nil)
 	p.fail = fail
+	// Before the group client exists: joining assigns partitions at once,
+	// and their appliers need the log's placement rule.
+	if ok, err := p.prepare(ctx); !ok {
+		return err
+	}
 	cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: p.cfg.Brokers, Logger: p.cfg.Logger}, p.clientOpts(ctx)...)
 	if err != nil {
 		return fmt.Errorf("projector %s: %w", p.name, err)
@@ -198,15 +203,6 @@ func (p *Projector) Run(parent context.Context) error {
 	defer p.revokeAll()
 	defer cl.Close() // leaves the group; the revoke callback stops the assignments
 	p.client = cl
-
-	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	if _, err := kafka.EnsureTopic(ensureCtx, cl, p.cfg.ParkTopic, 1); err != nil {
-		p.log.Warn("parking topic not ensured; parking will retry", "topic", p.cfg.ParkTopic, "err", err)
-	}
-	cancel()
-	if ok, err := p.checkLog(ctx, cl); !ok {
-		return err
-	}
 
 	lagDone := make(chan struct{})
 	lagCtx, stopLag := context.WithCancel(ctx)
@@ -315,6 +311,22 @@ func (p *Projector) hand(ctx context.Context, ftp kgo.FetchTopicPartition) {
 	case <-w.stop:
 	case <-ctx.Done():
 	}
+}
+
+// prepare ensures the parking topic and checks the log (checkLog) with a
+// client of its own; ok is false when Run must return err.
+func (p *Projector) prepare(ctx context.Context) (ok bool, err error) {
+	meta, err := kafka.NewClient(kafka.ClientConfig{Brokers: p.cfg.Brokers, Logger: p.cfg.Logger})
+	if err != nil {
+		return false, fmt.Errorf("projector %s: %w", p.name, err)
+	}
+	defer meta.Close()
+	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	if _, err := kafka.EnsureTopic(ensureCtx, meta, p.cfg.ParkTopic, 1); err != nil {
+		p.log.Warn("parking topic not ensured; parking will retry", "topic", p.cfg.ParkTopic, "err", err)
+	}
+	cancel()
+	return p.checkLog(ctx, meta)
 }
 
 // checkLog describes the log, waiting until it exists, so the appliers

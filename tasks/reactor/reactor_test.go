@@ -414,3 +414,39 @@ func TestReactorsShareGroup(t *testing.T) {
 		t.Errorf("reactors published %v+%v tasks, want at least %d", a, b, total)
 	}
 }
+
+// A record outside its room's partition is not part of the room's history:
+// a message there fires no webhook and a registration there is not folded,
+// each counted; the room's own records are handled as usual.
+func TestReactorSkipsAndCountsMisplacedRecords(t *testing.T) {
+	e := setup(t)
+	e.worker(nil)
+	e.register("r1", "w1")
+	misplace := func(ev events.Event) {
+		if p := kafkatest.ProduceMisplaced(t, e.addr, kafka.DefaultTopic, 3, e.codec, ev); p.Partition < 0 {
+			t.Fatalf("produced at %v", p)
+		}
+	}
+	misplace(&events.MessageSent{Envelope: events.Envelope{ID: "stray", Room: "r1", User: "alice", Time: 1000}, MessageID: "m-stray", Text: "stray"})
+	e.send("r1", "good")
+	misplace(&events.WebhookRegistered{Envelope: events.Envelope{ID: "reg-w2", Room: "r2", User: "admin", Time: 1},
+		WebhookID: "w2", URL: e.target.URL + "/w2", Secret: "secret-w2"})
+	e.send("r2", "unhooked")
+
+	reg := prometheus.NewRegistry()
+	e.reactor("grp", e.rc.URL, reg)
+	testsvc.Eventually(t, 30*time.Second, "the misplaced records counted", func() bool {
+		return sum(t, reg, "rtstack_reactor_misplaced_records_total") == 2
+	})
+	testsvc.Eventually(t, 30*time.Second, "the good message's webhook", func() bool { return delivered(t, e.target)["m-good"] == 1 })
+	e.caughtUp("grp")
+	if n := sum(t, reg, "rtstack_reactor_tasks_published_total"); n != 1 {
+		t.Errorf("published %v tasks, want the good message's webhook only", n)
+	}
+	if got := delivered(t, e.target); len(got) != 1 {
+		t.Errorf("webhooks delivered for %v, want m-good only", got)
+	}
+	if n := sum(t, reg, "rtstack_reactor_decode_errors_total"); n != 0 {
+		t.Errorf("%v decode errors, want 0: misplaced is its own count", n)
+	}
+}
