@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
 	"github.com/rtstack/rtstack/internal/testsvc"
@@ -28,7 +26,7 @@ func TestMisplacedRecordsAreNeitherDeliveredNorReplayed(t *testing.T) {
 			MessageID: fmt.Sprint("stray-", i), Text: "stray in " + room,
 		})
 	}
-	testsvc.Eventually(t, waitFor, "both misplaced records counted", func() bool { return misplacedDrops(t, reg) == 2 })
+	testsvc.Eventually(t, waitFor, "both misplaced records counted", func() bool { return testsvc.Sum(t, reg, "rtstack_gateway_drops_total", "reason", "misplaced") == 2 })
 	// Sent after the tail dropped the strays: a delivery of them would be
 	// queued before these.
 	alice.say("room-1", "a1", "second")
@@ -49,7 +47,7 @@ func TestMisplacedRecordsAreNeitherDeliveredNorReplayed(t *testing.T) {
 	if len(got) != 2 || got[0].Text != "second" || got[1].Text != "live" {
 		t.Errorf("recovered then live %v, want second then live", texts(got))
 	}
-	if n := misplacedDrops(t, reg); n != 2 {
+	if n := testsvc.Sum(t, reg, "rtstack_gateway_drops_total", "reason", "misplaced"); n != 2 {
 		t.Errorf("misplaced drops %v after recovery, want 2: recovery never reads another partition", n)
 	}
 }
@@ -60,26 +58,4 @@ func texts(fs []frame) []string {
 		out[i] = f.Text
 	}
 	return out
-}
-
-// misplacedDrops is rtstack_gateway_drops_total{reason="misplaced"}.
-func misplacedDrops(t *testing.T, reg *prometheus.Registry) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "rtstack_gateway_drops_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "reason" && l.GetValue() == "misplaced" {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
 }

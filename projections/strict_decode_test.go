@@ -129,7 +129,7 @@ func TestProjectorParksMisplacedRecords(t *testing.T) {
 	if ids := store.ids()[stray.Partition]; len(ids) != 0 {
 		t.Errorf("partition %d applied %v, want nothing", stray.Partition, ids)
 	}
-	if got := labeledSum(t, reg, "rtstack_projection_records_parked_total", "reason", string(kafka.ReasonMisplaced)); got != 1 {
+	if got := testsvc.Sum(t, reg, "rtstack_projection_records_parked_total", "reason", string(kafka.ReasonMisplaced)); got != 1 {
 		t.Errorf("parked{reason=misplaced} = %v, want 1", got)
 	}
 
@@ -140,27 +140,4 @@ func TestProjectorParksMisplacedRecords(t *testing.T) {
 	if after, _ := store.Digest(ctx); after != before {
 		t.Errorf("digest after rebuild %s, live %s: the rebuild decided otherwise", after, before)
 	}
-}
-
-// labeledSum adds the samples of name that carry label=value.
-func labeledSum(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					sum += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return sum
 }
