@@ -44,7 +44,7 @@ func TestPlacementRefusesWhatIsNotInItsRoomsPartition(t *testing.T) {
 			if reason := kafka.ReasonOf(err); reason != tt.want {
 				t.Fatalf("Decode: %v (reason %q), want reason %q", err, reason, tt.want)
 			}
-			if tt.want == "" && (got.Event == nil || got.Position.Partition != tt.partition) {
+			if tt.want == "" && (got.Event == nil || got.Partition != tt.partition) {
 				t.Fatalf("Decode = %+v, want the event at partition %d", got, tt.partition)
 			}
 			if tt.want == kafka.ReasonMisplaced && (!errors.Is(err, kafka.ErrMisplaced) || got.Event != nil) {
