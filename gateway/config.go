@@ -47,6 +47,14 @@ type Presence interface {
 	Leave(ctx context.Context, room, user, connID string) error
 }
 
+// Signals carries ephemeral room frames (typing) to every gateway: Signal
+// publishes frame for room, and each gateway's receiver hands it to its
+// Server.BroadcastRoom. *presence.Tracker satisfies it over Redis pub/sub.
+// Delivery is at most once; nothing is stored.
+type Signals interface {
+	Signal(ctx context.Context, room string, frame []byte) error
+}
+
 // Close codes the gateway uses besides the standard ones (1001 going away on
 // Shutdown, 1008 policy violation for abusive clients, 1009 frame over
 // MaxFrameBytes).
@@ -78,6 +86,7 @@ const (
 	DefaultBoardInterval      = time.Second
 	DefaultTopicCheckInterval = 5 * time.Second
 	DefaultDedupeWindow       = 256
+	DefaultTypingInterval     = 2 * time.Second
 	DefaultTokenWarning       = 30 * time.Second
 )
 
@@ -147,6 +156,13 @@ type Config struct {
 	BoardInterval time.Duration
 	// Presence is told about joins and leaves; nil disables presence.
 	Presence Presence
+	// Signals relays typing frames to the other gateways; nil delivers
+	// them to this gateway's connections only.
+	Signals Signals
+	// TypingInterval is the least time between two typing frames of one
+	// connection in one room; one sooner is refused with rate_limited.
+	// Default 2s.
+	TypingInterval time.Duration
 	// TopicCheckInterval is how often the tail checks the topic's id, to
 	// notice a log that was deleted and created again. Default 5s.
 	TopicCheckInterval time.Duration
@@ -228,6 +244,7 @@ func (c Config) withDefaults() Config {
 	c.BoardInterval = cmp.Or(c.BoardInterval, DefaultBoardInterval)
 	c.DedupeWindow = cmp.Or(c.DedupeWindow, DefaultDedupeWindow)
 	c.TopicCheckInterval = cmp.Or(c.TopicCheckInterval, DefaultTopicCheckInterval)
+	c.TypingInterval = cmp.Or(c.TypingInterval, DefaultTypingInterval)
 	c.TokenWarning = cmp.Or(c.TokenWarning, DefaultTokenWarning)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

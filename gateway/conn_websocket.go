@@ -19,8 +19,9 @@ type conn struct {
 	id   string
 	user string
 
-	limiter  *rate.Limiter // reader only
-	rejected int           // reader only: frames refused in a row for rate
+	limiter  *rate.Limiter        // reader only
+	rejected int                  // reader only: frames refused in a row for rate
+	typedAt  map[string]time.Time // reader only: room → last typing frame relayed (nil until the first)
 
 	wake chan struct{} // capacity 1: the writer has something to do
 	done chan struct{} // closed when the writer has returned

@@ -15,7 +15,7 @@
 //
 //	srv, err := gateway.New(gateway.Config{
 //		Brokers: brokers, Topic: topic, Codec: codec, Commands: handler,
-//		Keys: keys, Boards: boards, Presence: presence,
+//		Keys: keys, Boards: boards, Presence: presence, Signals: presence,
 //		Logger: logger, Registerer: registry,
 //	})
 //	mux.Handle("GET /ws", srv)               // ServeHTTP
@@ -23,8 +23,9 @@
 //	// shutting down, first of all: stop accepting, flush acks, 1001 to clients
 //	err = srv.Shutdown(shutdownCtx)
 //
-// The presence component calls srv.BroadcastPresence and srv.DeliverToUser;
-// the HTTP API may hand out srv.TopicID().
+// The presence component calls srv.BroadcastPresence, srv.DeliverToUser and
+// srv.BroadcastRoom (typing frames relayed from other gateways); the HTTP
+// API may hand out srv.TopicID().
 //
 // It imports commands, events, schemas, infra/kafka, projections/view (the
 // read types), gateway/clienterr, gateway/auth and internal/retry. It must

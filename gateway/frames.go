@@ -140,6 +140,13 @@ type presenceFrame struct {
 	Users []string `json:"users"`
 }
 
+// typingFrame says user is typing in room. Ephemeral: never in the log.
+type typingFrame struct {
+	Type string `json:"type"`
+	Room string `json:"room"`
+	User string `json:"user"`
+}
+
 type leaderboardFrame struct {
 	Type    string            `json:"type"`
 	Entries []view.ScoreEntry `json:"entries"`

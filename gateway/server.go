@@ -248,6 +248,13 @@ func (s *Server) BroadcastPresence(room string, users []string) {
 	s.hub.broadcast(room, mustJSON(presenceFrame{Type: "presence", Room: room, Users: users}))
 }
 
+// BroadcastRoom sends frame, one JSON object, to every local connection
+// subscribed to room. The Signals receiver calls it with the typing frames
+// other gateways published.
+func (s *Server) BroadcastRoom(room string, frame []byte) {
+	s.hub.broadcast(room, frame)
+}
+
 // DeliverToUser sends frame, one JSON object, to every local connection of
 // user, and reports whether there was any. A frame that is not a JSON
 // object is refused (false). A frame about a room (a "room" field, as a

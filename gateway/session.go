@@ -104,6 +104,8 @@ func (c *conn) handle(data []byte) bool {
 		default:
 			c.act(&f)
 		}
+	case "typing":
+		c.typing(&f)
 	case "subscribe":
 		c.subscribe(&f)
 	case "unsubscribe":
@@ -307,6 +309,7 @@ func (c *conn) leave(f *clientFrame) {
 		return
 	}
 	c.setMember(f.Room, false)
+	delete(c.typedAt, f.Room)
 	c.s.hub.leave(c, f.Room, res.Position.Offset)
 	c.s.presenceLeave(f.Room, c)
 	if f.ClientID != nil {

@@ -47,7 +47,7 @@ func refusal(t *testing.T, env []string, args ...string) string {
 // refused before anything starts, with a message that says why and what
 // to do.
 func TestStartRefusals(t *testing.T) {
-	port := strings.TrimPrefix(freeAddr(t), "127.0.0.1")
+	port := strings.TrimPrefix(testsvc.FreeAddr(t), "127.0.0.1")
 	for _, tt := range []struct {
 		name string
 		env  []string

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rtstack/rtstack/gateway/api"
 	"github.com/rtstack/rtstack/gateway/auth"
 	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/projections/postgres"
@@ -43,6 +44,7 @@ type config struct {
 	JWTAudience         string
 	JWTIssuer           string
 	DevAllowRemote      bool
+	DevTokenTTL         time.Duration
 	Topic               string
 	Partitions          int
 	AllowedOrigins      string
@@ -78,6 +80,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.JWTAudience, "jwt-audience", "", "when set, tokens must carry this aud (and rtstack token sets it)")
 	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", "when set, tokens must carry this iss (and rtstack token sets it)")
 	fs.BoolVar(&c.DevAllowRemote, "dev-allow-remote", false, "let rtstack dev listen on a non-loopback HTTP_ADDR (its JWT secret is public)")
+	fs.DurationVar(&c.DevTokenTTL, "dev-token-ttl", api.DefaultDevTokenTTL, "validity of the tokens rtstack dev's sign-in by name hands out (the page renews them before expiry)")
 	fs.StringVar(&c.Topic, "topic", kafka.DefaultTopic, "the event log")
 	fs.IntVar(&c.Partitions, "partitions", kafka.DefaultPartitions, "partition count when the log is created (fixed afterwards)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated WebSocket origins (\"*\" under dev; empty: same origin only)")

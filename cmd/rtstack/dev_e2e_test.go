@@ -41,9 +41,9 @@ func newDevEnv(t *testing.T) *devEnv {
 	pgURL := testsvc.Postgres(t)
 	rdb, redisPfx := testsvc.Redis(t)
 	testsvc.Rabbit(t)
-	httpAddr, brokerAddr := freeAddr(t), freeAddr(t)
+	httpAddr, brokerAddr := testsvc.FreeAddr(t), testsvc.FreeAddr(t)
 	rabbitPfx := fmt.Sprintf("e2e%d.", time.Now().UnixNano())
-	t.Cleanup(func() { deleteQueues(rabbitPfx) })
+	t.Cleanup(func() { testsvc.DeleteQueues(rabbitPfx) })
 	keys, err := auth.NewKeys("dev")
 	if err != nil {
 		t.Fatal(err)
@@ -65,19 +65,6 @@ func newDevEnv(t *testing.T) *devEnv {
 		rdb:        rdb,
 		redisPfx:   redisPfx,
 		rabbitPfx:  rabbitPfx,
-	}
-}
-
-// deleteQueues removes the test's RabbitMQ queues (best effort).
-func deleteQueues(prefix string) {
-	out, err := exec.Command("rabbitmqctl", "list_queues", "-q", "name").Output()
-	if err != nil {
-		return
-	}
-	for _, q := range strings.Fields(string(out)) {
-		if strings.HasPrefix(q, prefix) {
-			_ = exec.Command("rabbitmqctl", "delete_queue", q).Run()
-		}
 	}
 }
 
@@ -261,6 +248,18 @@ func TestDevEndToEnd(t *testing.T) {
 	}
 	if code := d.post(t, "alice", "/api/rooms/room-1/webhooks", map[string]string{"url": "ftp://example.com/x", "secret": "s"}, nil); code != http.StatusBadRequest {
 		t.Fatalf("ftp webhook: HTTP %d, want 400", code)
+	}
+
+	// rtstack dev signs anyone in by name, with a token the rest accepts.
+	code, login := devLogin(t, d.httpAddr, "dora")
+	if code != http.StatusOK {
+		t.Fatalf("dev login: HTTP %d %v", code, login)
+	}
+	if claims, err := d.keys.Verify(login["token"].(string)); err != nil || claims.User() != "dora" {
+		t.Fatalf("dev login token: %v %+v", err, claims)
+	}
+	if cfg := pageConfig(t, d.httpAddr); cfg["dev_login"] != true {
+		t.Fatalf("dev page config %v does not offer dev login", cfg)
 	}
 
 	alice, bob := d.dial(t, "alice"), d.dial(t, "bob")
@@ -469,4 +468,33 @@ func (d *devEnv) postWith(t *testing.T, token, path string, body, into any) int 
 		_ = json.NewDecoder(resp.Body).Decode(into)
 	}
 	return resp.StatusCode
+}
+
+// devLogin posts name to /api/dev/login.
+func devLogin(t *testing.T, addr, name string) (int, map[string]any) {
+	t.Helper()
+	b, _ := json.Marshal(map[string]string{"name": name})
+	resp, err := http.Post("http://"+addr+"/api/dev/login", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body
+}
+
+// pageConfig is what the web page learns about the server.
+func pageConfig(t *testing.T, addr string) map[string]any {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var cfg map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
