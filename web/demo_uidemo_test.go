@@ -171,7 +171,7 @@ func startDemo(t *testing.T, ctx context.Context, ln net.Listener) string {
 		t.Fatal(err)
 	}
 	rm := &readModel{next: map[int32]int64{}, score: map[string]int64{}}
-	gw, err := gateway.New(gateway.Config{Brokers: []string{addr}, Codec: codec, Commands: cmds, Keys: keys,
+	gw, err := gateway.New(gateway.Config{Kafka: kafka.ClientConfig{Brokers: []string{addr}}, Codec: codec, Commands: cmds, Keys: keys,
 		Presence: tracker, Boards: rm, Logger: log})
 	if err != nil {
 		t.Fatal(err)

@@ -54,7 +54,7 @@ func (c BrokerConfig) Validate() error {
 	}
 	if err := c.SASL.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("embedded broker: %w", err))
-	} else if c.SASL.Enabled() && c.SASL.mechanism() == SASLPlain {
+	} else if c.SASL.Enabled() && c.SASL.MechanismName() == SASLPlain {
 		errs = append(errs, fmt.Errorf("embedded broker: SASL %s is not offered, only %s and %s (PLAIN would send the password in clear text)", SASLPlain, SASLScramSHA256, SASLScramSHA512))
 	}
 	return errors.Join(errs...)

@@ -38,8 +38,9 @@ type SASL struct {
 // Enabled reports whether the client authenticates.
 func (s SASL) Enabled() bool { return s.User != "" || s.Password != "" || s.Mechanism != "" }
 
-// mechanism returns the effective mechanism name, upper-cased.
-func (s SASL) mechanism() string {
+// MechanismName is the effective mechanism, upper-cased: Mechanism, or
+// SASLScramSHA256 when it is empty.
+func (s SASL) MechanismName() string {
 	if s.Mechanism == "" {
 		return SASLScramSHA256
 	}
@@ -55,7 +56,7 @@ func (s SASL) Validate() error {
 	if s.User == "" || s.Password == "" {
 		errs = append(errs, errors.New("SASL needs both a user and a password"))
 	}
-	switch s.mechanism() {
+	switch s.MechanismName() {
 	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
 	default:
 		errs = append(errs, fmt.Errorf("SASL mechanism %q: want %s, %s or %s", s.Mechanism, SASLPlain, SASLScramSHA256, SASLScramSHA512))
@@ -64,7 +65,7 @@ func (s SASL) Validate() error {
 }
 
 func (s SASL) saslMechanism() sasl.Mechanism {
-	switch s.mechanism() {
+	switch s.MechanismName() {
 	case SASLPlain:
 		return plain.Auth{User: s.User, Pass: s.Password}.AsMechanism()
 	case SASLScramSHA512:
