@@ -23,6 +23,7 @@ type clientFrame struct {
 	Emoji     string    `json:"emoji"`
 	Remove    bool      `json:"remove"`
 	Channel   string    `json:"channel"`
+	Token     string    `json:"token"`
 }
 
 // sincePos is a join's recovery position. TopicID is optional: a client that
@@ -137,6 +138,13 @@ type presenceFrame struct {
 	Type  string   `json:"type"`
 	Room  string   `json:"room"`
 	Users []string `json:"users"`
+}
+
+// typingFrame says user is typing in room. Ephemeral: never in the log.
+type typingFrame struct {
+	Type string `json:"type"`
+	Room string `json:"room"`
+	User string `json:"user"`
 }
 
 type leaderboardFrame struct {

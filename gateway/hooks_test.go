@@ -103,6 +103,28 @@ func TestSubscribeBoards(t *testing.T) {
 	}
 }
 
+// A newcomer's snapshot does not stand in for the update the board's
+// other subscribers have not been sent yet.
+func TestBoardChangeReachesSubscribersAfterANewcomer(t *testing.T) {
+	st := newStack(t, stackOpts{})
+	boards := &fakeBoards{entries: []view.ScoreEntry{{User: "alice", Score: 3}}}
+	g := st.gateway(t, func(c *gateway.Config) { c.Boards, c.BoardInterval = boards, 300*time.Millisecond })
+	alice, bob := g.dial(t, "alice"), g.dial(t, "bob")
+	alice.send(map[string]any{"type": "subscribe", "channel": "leaderboard"})
+	alice.expectType("leaderboard")
+	boards.mu.Lock()
+	boards.entries = []view.ScoreEntry{{User: "alice", Score: 4}}
+	boards.mu.Unlock()
+	// bob subscribes before the next read: his snapshot has score 4.
+	bob.send(map[string]any{"type": "subscribe", "channel": "leaderboard"})
+	if snap := bob.expectType("leaderboard"); !strings.Contains(snap.raw, `"score":4`) {
+		t.Fatalf("bob's snapshot %s", snap.raw)
+	}
+	if upd := alice.expectType("leaderboard"); !strings.Contains(upd.raw, `"score":4`) {
+		t.Fatalf("alice's update %s, want score 4", upd.raw)
+	}
+}
+
 type fakePresence struct {
 	mu    sync.Mutex // guards calls
 	calls []string

@@ -359,11 +359,13 @@ func (h *hub) subscribeBoard(c *conn, key, roomName string, snap []byte) {
 	defer h.mu.Unlock()
 	b := h.boards[key]
 	if b == nil {
-		b = &board{room: roomName, conns: map[*conn]struct{}{}}
+		// snap is the newcomer's alone: on a board with subscribers, last
+		// stays what they were sent, so a change they have not seen yet
+		// still reaches them at the next read.
+		b = &board{room: roomName, conns: map[*conn]struct{}{}, last: snap}
 		h.boards[key] = b
 	}
 	b.conns[c] = struct{}{}
-	b.last = snap
 }
 
 func (h *hub) unsubscribeBoard(c *conn, key string) {

@@ -19,6 +19,7 @@ type metrics struct {
 	published       *prometheus.CounterVec
 	decodeErrors    prometheus.Counter
 	publishFailures prometheus.Counter
+	mentionsSkipped prometheus.Counter
 	lag             *prometheus.GaugeVec // partition
 }
 
@@ -26,7 +27,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtstack_reactor_records_total",
-			Help: "Log records read by the reactor, by phase: fold (below the commit, registrations only) or emit.",
+			Help: "Log records read by the reactor, by phase: fold (below the commit: registrations and memberships only) or emit.",
 		}, []string{"phase"}),
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtstack_reactor_tasks_published_total",
@@ -39,6 +40,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		publishFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rtstack_reactor_publish_failures_total",
 			Help: "Task batches RabbitMQ did not confirm (each retried after a reconnect).",
+		}),
+		mentionsSkipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rtstack_reactor_mentions_skipped_total",
+			Help: "Mentions of users who were not members of the room, which notify nobody.",
 		}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rtstack_reactor_lag_records",
@@ -59,6 +64,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.publishFailures, err = prom.Register(reg, m.publishFailures); err != nil {
+		return nil, err
+	}
+	if m.mentionsSkipped, err = prom.Register(reg, m.mentionsSkipped); err != nil {
 		return nil, err
 	}
 	if m.lag, err = prom.Register(reg, m.lag); err != nil {

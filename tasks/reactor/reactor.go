@@ -109,6 +109,13 @@ type partitionState struct {
 	committed int64
 	// hooks are the room's webhooks in registration order.
 	hooks map[string][]tasks.Webhook
+	// members are the room's members as of the record being handled
+	// (MemberJoined minus MemberLeft): only they are notified of a mention.
+	members map[string]map[string]struct{}
+}
+
+func newPartitionState(committed int64) *partitionState {
+	return &partitionState{committed: committed, hooks: map[string][]tasks.Webhook{}, members: map[string]map[string]struct{}{}}
 }
 
 // New checks cfg and builds a Reactor; it connects nothing until Run.
@@ -178,7 +185,7 @@ func (r *Reactor) assigned(_ context.Context, offsets map[string]map[int32]kgo.O
 	for _, parts := range offsets {
 		for p, o := range parts {
 			c := max(o.EpochOffset().Offset, 0) // no commit yet: emit from the start
-			r.parts[p] = &partitionState{committed: c, hooks: map[string][]tasks.Webhook{}}
+			r.parts[p] = newPartitionState(c)
 			parts[p] = kgo.NewOffset().AtStart()
 			r.log.Info("partition assigned", "partition", p, "committed", c)
 		}
@@ -211,7 +218,7 @@ func (r *Reactor) partition(p int32) *partitionState {
 	defer r.mu.Unlock()
 	st := r.parts[p]
 	if st == nil { // not seen through assigned: consuming starts at the commit
-		st = &partitionState{hooks: map[string][]tasks.Webhook{}}
+		st = newPartitionState(0)
 		r.parts[p] = st
 	}
 	return st
@@ -231,8 +238,7 @@ func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 		} else {
 			r.m.records.WithLabelValues("fold").Inc()
 		}
-		typ := kafka.EventType(rec)
-		if typ != "" && typ != events.TypeWebhookRegistered && (!emit || typ != events.TypeMessageSent) {
+		if typ := kafka.EventType(rec); typ != "" && !folded[typ] && (!emit || typ != events.TypeMessageSent) {
 			continue // nothing to fold or emit: skip the decode
 		}
 		er, err := kafka.Decode(r.cfg.Codec, rec)
@@ -245,11 +251,15 @@ func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 		switch ev := er.Event.(type) {
 		case *events.WebhookRegistered:
 			st.register(ev)
+		case *events.MemberJoined:
+			st.join(ev.Room, ev.User)
+		case *events.MemberLeft:
+			st.leave(ev.Room, ev.User)
 		case *events.MessageSent:
 			if !emit {
 				continue
 			}
-			ts, err := tasks.ForMessage(ev, er.Position, st.hooks[ev.Room])
+			ts, err := tasks.ForMessage(r.onlyMembers(st, ev), er.Position, st.hooks[ev.Room])
 			if err != nil {
 				r.log.Error("tasks of message", "partition", rec.Partition, "offset", rec.Offset, "err", err)
 				continue
@@ -276,6 +286,49 @@ func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 		return fmt.Errorf("commit reactor offsets: %w", cerr)
 	}
 	return nil
+}
+
+// folded are the event types whose state the reactor keeps, read also
+// below the commit.
+var folded = map[events.Type]bool{
+	events.TypeWebhookRegistered: true,
+	events.TypeMemberJoined:      true,
+	events.TypeMemberLeft:        true,
+}
+
+func (st *partitionState) join(room, user string) {
+	if st.members[room] == nil {
+		st.members[room] = map[string]struct{}{}
+	}
+	st.members[room][user] = struct{}{}
+}
+
+func (st *partitionState) leave(room, user string) {
+	delete(st.members[room], user)
+	if len(st.members[room]) == 0 {
+		delete(st.members, room)
+	}
+}
+
+// onlyMembers returns ev with its mentions cut to the room's members: a
+// mention of anyone else notifies nobody (counted, not silent). ev itself
+// is not changed.
+func (r *Reactor) onlyMembers(st *partitionState, ev *events.MessageSent) *events.MessageSent {
+	members := st.members[ev.Room]
+	kept := make([]string, 0, len(ev.Mentions))
+	for _, u := range ev.Mentions {
+		if _, ok := members[u]; ok {
+			kept = append(kept, u)
+		} else {
+			r.m.mentionsSkipped.Inc()
+		}
+	}
+	if len(kept) == len(ev.Mentions) {
+		return ev
+	}
+	cut := *ev
+	cut.Mentions = kept
+	return &cut
 }
 
 func (st *partitionState) register(ev *events.WebhookRegistered) {
