@@ -23,7 +23,8 @@ var ErrTopicConfig = errors.New("log topic misconfigured")
 // retention.bytes other than -1 (old events vanish, and with them every
 // rebuild). The warnings are problems a running system survives:
 // min.insync.replicas below 2 although the replication factor allows it,
-// so one broker's loss can lose acknowledged events.
+// so one broker's loss can lose acknowledged events; and any of those
+// settings the cluster does not report, which cannot be checked.
 func CheckTopic(ctx context.Context, cl *kgo.Client, topic string, partitions int32) (warnings []string, err error) {
 	adm := kadm.NewClient(cl)
 	md, err := adm.Metadata(ctx, topic)
@@ -53,23 +54,35 @@ func CheckTopic(ctx context.Context, cl *kgo.Client, topic string, partitions in
 	if n := int32(len(td.Partitions)); n != partitions {
 		problems = append(problems, fmt.Sprintf("it has %d partitions, %d are configured (the count is fixed for the life of the log: configure %d, or recreate the topic)", n, partitions, n))
 	}
-	if p := configs["cleanup.policy"]; p != "delete" {
-		problems = append(problems, fmt.Sprintf("cleanup.policy=%s: compaction keeps only the last event per room; want delete", p))
-	}
-	for _, key := range []string{"retention.ms", "retention.bytes"} {
-		if v := configs[key]; v != "-1" {
-			problems = append(problems, fmt.Sprintf("%s=%s: the broker deletes old events, and rebuilds need them all; want -1 (unlimited)", key, v))
+	for _, c := range logTopicConfigs {
+		v, ok := configs[c.key]
+		switch {
+		case !ok: // a Kafka-compatible service that does not report it
+			warnings = append(warnings, fmt.Sprintf("topic %s: the cluster does not report %s; make sure it is %s", topic, c.key, c.want))
+		case v != c.want:
+			problems = append(problems, fmt.Sprintf("%s=%s: %s; want %s", c.key, v, c.why, c.want))
 		}
 	}
-	if rf := replicationFactor(td); rf >= 3 {
-		if isr, _ := strconv.Atoi(configs["min.insync.replicas"]); isr < 2 {
-			warnings = append(warnings, fmt.Sprintf("topic %s: min.insync.replicas=%d with replication factor %d: losing one broker can lose acknowledged events; want 2", topic, isr, rf))
+	// Redpanda has no min.insync.replicas: acks=all waits for a Raft
+	// majority there, which is the same guarantee.
+	if v, ok := configs["min.insync.replicas"]; ok {
+		if rf := replicationFactor(td); rf >= 3 {
+			if isr, _ := strconv.Atoi(v); isr < 2 {
+				warnings = append(warnings, fmt.Sprintf("topic %s: min.insync.replicas=%s with replication factor %d: losing one broker can lose acknowledged events; want 2", topic, v, rf))
+			}
 		}
 	}
 	if len(problems) > 0 {
 		return warnings, fmt.Errorf("%w: topic %s: %s", ErrTopicConfig, topic, strings.Join(problems, "; "))
 	}
 	return warnings, nil
+}
+
+// logTopicConfigs are the settings without which the log loses events.
+var logTopicConfigs = []struct{ key, want, why string }{
+	{"cleanup.policy", "delete", "compaction keeps only the last event per room"},
+	{"retention.ms", "-1", "the broker deletes old events, and rebuilds need them all"},
+	{"retention.bytes", "-1", "the broker deletes old events, and rebuilds need them all"},
 }
 
 // replicationFactor is the fewest replicas of any partition of td.
