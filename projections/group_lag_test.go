@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/rtstack/rtstack/events"
@@ -14,32 +15,8 @@ import (
 	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
 	"github.com/rtstack/rtstack/internal/testsvc"
 	"github.com/rtstack/rtstack/projections"
+	"github.com/rtstack/rtstack/projections/projectionstest"
 )
-
-// runUntil runs a projector until the returned stop is called.
-func runUntil(t *testing.T, cfg projections.Config) (stop func()) {
-	t.Helper()
-	pr, err := projections.NewProjector(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- pr.Run(ctx) }()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("projector: %v", err)
-		}
-	}
-	t.Cleanup(stop)
-	return stop
-}
 
 func joinedEvents(n int) []events.Event {
 	evs := make([]events.Event, n)
@@ -63,7 +40,7 @@ func TestProjectorKeepsItsGroupAtTheCheckpoints(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	cfg := projections.Config{Kafka: kafka.ClientConfig{Brokers: []string{l.Addr}}, Topic: topic, Group: group, Codec: l.Codec,
 		Store: store, Registerer: reg, LagInterval: 100 * time.Millisecond}
-	stop := runUntil(t, cfg)
+	_, stop := projectionstest.Start(t, cfg)
 	testsvc.Eventually(t, 20*time.Second, "group lag 0 after traffic", func() bool {
 		return kafkatest.GroupLag(t, l.Client, group, topic) == 0
 	})
@@ -91,7 +68,7 @@ func TestProjectorKeepsItsGroupAtTheCheckpoints(t *testing.T) {
 		t.Fatalf("rewound group lag %d, want %d", lag, n)
 	}
 
-	runUntil(t, cfg)
+	projectionstest.Start(t, cfg)
 	testsvc.Eventually(t, 20*time.Second, "group moved to the checkpoints with no new record", func() bool {
 		return kafkatest.GroupLag(t, l.Client, group, topic) == 0
 	})
@@ -150,14 +127,9 @@ func (s *promoteWhen) Promote(ctx context.Context, version string) (bool, error)
 // gaugeValues counts the series of the metric name.
 func gaugeValues(t *testing.T, reg *prometheus.Registry, name string) int {
 	t.Helper()
-	mfs, err := reg.Gather()
+	n, err := testutil.GatherAndCount(reg, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return len(mf.GetMetric())
-		}
-	}
-	return 0
+	return n
 }
