@@ -306,7 +306,7 @@ func (c *config) validate(needSecret bool) error {
 	if len(c.brokers()) == 0 {
 		errs = append(errs, errors.New("no Kafka brokers"))
 	} else if err := c.kafkaConfig(nil).Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("Kafka client settings (KAFKA_SASL_*, KAFKA_TLS*, KAFKA_COMPRESSION): %w", err))
+		errs = append(errs, fmt.Errorf("kafka client settings (KAFKA_SASL_*, KAFKA_TLS*, KAFKA_COMPRESSION): %w", err))
 	}
 	if c.embedded() && c.KafkaTLS {
 		errs = append(errs, errors.New("KAFKA_TLS is for a real cluster (KAFKA_BROKERS): the embedded broker does not serve TLS"))

@@ -32,8 +32,11 @@ func CheckTopic(ctx context.Context, cl *kgo.Client, topic string, partitions in
 		return nil, fmt.Errorf("check topic %s: %w", topic, err)
 	}
 	td, ok := md.Topics[topic]
-	if !ok || td.Err != nil {
-		return nil, fmt.Errorf("check topic %s: not in metadata (%v)", topic, td.Err)
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("check topic %s: not in metadata", topic)
+	case td.Err != nil:
+		return nil, fmt.Errorf("check topic %s: %w", topic, td.Err)
 	}
 	rcs, err := adm.DescribeTopicConfigs(ctx, topic)
 	if err != nil {
