@@ -143,6 +143,8 @@ func TestCLIRefusesBadSettings(t *testing.T) {
 		{"unknown compression", []string{"KAFKA_COMPRESSION=brotli"}, []string{"dlq", "list"}, `compression "brotli"`},
 		{"TLS to the embedded broker", []string{"KAFKA_TLS=true"}, []string{"log", "dump"}, "the embedded broker does not serve TLS"},
 		{"TLS file without TLS", []string{"KAFKA_BROKERS=b:9092", "KAFKA_TLS_CA=/etc/hostname"}, []string{"log", "dump"}, "TLS files are set but TLS is off"},
+		{"no connection allowed", []string{"USER_CONN_LIMIT=0"}, []string{"broker"}, "USER_CONN_LIMIT must be at least 1"},
+		{"negative rate", []string{"RATE_LIMIT=-5"}, []string{"broker"}, "RATE_LIMIT must be at least 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runCLI(t, tc.env, tc.args...)

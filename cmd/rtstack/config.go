@@ -57,6 +57,7 @@ type config struct {
 	Partitions          int
 	AllowedOrigins      string
 	LogLevel            string
+	limits              limits
 
 	dev bool // set by `rtstack dev`: permissive defaults for one machine
 }
@@ -101,6 +102,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.Partitions, "partitions", kafka.DefaultPartitions, "partition count when the log is created (fixed afterwards)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated WebSocket origins (\"*\" under dev; empty: same origin only)")
 	fs.StringVar(&c.LogLevel, "log-level", defaultLogLevel, "debug, info, warn or error")
+	c.limits.register(fs)
 }
 
 // formatDelays writes delays as RETRY_DELAYS reads them, whole seconds as
@@ -303,6 +305,7 @@ func (c *config) validate(needSecret bool) error {
 	if _, err := c.level(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.limits.validate())
 	if len(c.brokers()) == 0 {
 		errs = append(errs, errors.New("no Kafka brokers"))
 	} else if err := c.kafkaConfig(nil).Validate(); err != nil {
