@@ -57,7 +57,7 @@ func TestProjectorParksWhatStrictDecodingRefuses(t *testing.T) {
 
 	store := newMemStore()
 	reg := prometheus.NewRegistry()
-	projectionstest.Run(t, projections.Config{Brokers: []string{l.Addr}, Topic: topic, Codec: codec, Store: store, Registerer: reg})
+	projectionstest.Run(t, projections.Config{Kafka: kafka.ClientConfig{Brokers: []string{l.Addr}}, Topic: topic, Codec: codec, Store: store, Registerer: reg})
 	testsvc.Eventually(t, 20*time.Second, "both good events applied", func() bool { return len(store.ids()[0]) == 2 })
 
 	parked := readParked(ctx, t, l.Addr, topic+".parked", len(bad))
@@ -112,7 +112,7 @@ func TestProjectorParksMisplacedRecords(t *testing.T) {
 
 	store := newMemStore()
 	reg := prometheus.NewRegistry()
-	projectionstest.Run(t, projections.Config{Brokers: []string{l.Addr}, Topic: topic, Codec: l.Codec, Store: store, Registerer: reg})
+	projectionstest.Run(t, projections.Config{Kafka: kafka.ClientConfig{Brokers: []string{l.Addr}}, Topic: topic, Codec: l.Codec, Store: store, Registerer: reg})
 	testsvc.Eventually(t, 20*time.Second, "the room's two events applied", func() bool {
 		return len(store.ids()[first.Partition]) == 2
 	})
@@ -134,7 +134,7 @@ func TestProjectorParksMisplacedRecords(t *testing.T) {
 	}
 
 	before, _ := store.Digest(ctx)
-	if err := projections.Rebuild(ctx, projections.RebuildConfig{Brokers: []string{l.Addr}, Topic: topic, Codec: l.Codec, Target: store}); err != nil {
+	if err := projections.Rebuild(ctx, projections.RebuildConfig{Kafka: kafka.ClientConfig{Brokers: []string{l.Addr}}, Topic: topic, Codec: l.Codec, Target: store}); err != nil {
 		t.Fatal(err)
 	}
 	if after, _ := store.Digest(ctx); after != before {
