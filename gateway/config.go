@@ -85,7 +85,8 @@ type Config struct {
 	MaxPackBytes int
 	// RateLimit is the sustained number of client frames per second per
 	// connection; over it a frame is refused with code rate_limited. Default
-	// 50. Burst is the bucket size; default 2×RateLimit.
+	// 50; rate.Inf is unlimited (benchmarks). Burst is the bucket size;
+	// default 2×RateLimit.
 	RateLimit rate.Limit
 	Burst     int
 	// AbuseAfter is how many frames in a row may be refused for rate
@@ -186,7 +187,9 @@ func (c *Config) setDefaults() {
 	if c.RateLimit == 0 {
 		c.RateLimit = 50
 	}
-	def(&c.Burst, int(2*c.RateLimit)+1)
+	if c.RateLimit != rate.Inf { // an unlimited bucket needs no size
+		def(&c.Burst, int(2*c.RateLimit)+1)
+	}
 	def(&c.AbuseAfter, 200)
 	if c.RecoveryWindow == 0 {
 		c.RecoveryWindow = 10000

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // config is the whole environment of rtstack. Every field is a flag, and
@@ -33,6 +35,7 @@ type config struct {
 	Topic               string
 	Partitions          int
 	AllowedOrigins      string
+	RateLimit           float64
 	LogLevel            string
 
 	dev bool // set by `rtstack dev`: permissive defaults for one machine
@@ -56,6 +59,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Topic, "topic", "chat.events", "the event log")
 	fs.IntVar(&c.Partitions, "partitions", 6, "partition count when the log is created (fixed afterwards)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated WebSocket origins (\"*\" under dev; empty: same origin only)")
+	fs.Float64Var(&c.RateLimit, "rate-limit", 50, "client frames per second per WebSocket connection (burst 2×); 0 = unlimited (benchmarks)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 }
 
@@ -104,6 +108,14 @@ func (c *config) origins() []string {
 	return out
 }
 
+// rateLimit is RATE_LIMIT for the gateway, where 0 would mean its default.
+func (c *config) rateLimit() rate.Limit {
+	if c.RateLimit == 0 {
+		return rate.Inf
+	}
+	return rate.Limit(c.RateLimit)
+}
+
 func (c *config) retryDelays() ([]time.Duration, error) {
 	var out []time.Duration
 	for _, s := range strings.Split(c.RetryDelays, ",") {
@@ -140,6 +152,9 @@ func (c *config) validate(needSecret bool) error {
 		if _, err := strconv.ParseBool(c.WebhookAllowPrivate); err != nil {
 			errs = append(errs, fmt.Errorf("WEBHOOK_ALLOW_PRIVATE: %q is not a boolean", c.WebhookAllowPrivate))
 		}
+	}
+	if c.RateLimit < 0 {
+		errs = append(errs, fmt.Errorf("RATE_LIMIT must not be negative, not %v", c.RateLimit))
 	}
 	if len(c.brokers()) == 0 {
 		errs = append(errs, errors.New("no Kafka brokers"))

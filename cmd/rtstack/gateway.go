@@ -102,6 +102,7 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 		Commands:       handler,
 		Keys:           keys,
 		AllowedOrigins: cfg.origins(),
+		RateLimit:      cfg.rateLimit(),
 		Boards:         rp,
 		Presence:       tracker,
 		Logger:         p.log,
