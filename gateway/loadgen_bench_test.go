@@ -1,0 +1,269 @@
+package gateway_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/rtstack/rtstack/gateway"
+	"github.com/rtstack/rtstack/gateway/auth"
+	"github.com/rtstack/rtstack/gateway/dedupe"
+	"github.com/rtstack/rtstack/gateway/loadgen"
+	"github.com/rtstack/rtstack/internal/testsvc"
+)
+
+// The load benchmarks run the generator in a child process (this test
+// binary again, told so by generatorEnv), so the server's CPU time and
+// memory are measured alone in this process and the two sides do not share
+// one file descriptor limit.
+const generatorEnv = "RTSTACK_LOADGEN_CHILD"
+
+// generatorSpec is what the parent tells the child generator.
+type generatorSpec struct {
+	URL     string        `json:"url"`
+	Secret  string        `json:"secret,omitempty"` // signs the tokens; empty: none
+	Clients int           `json:"clients"`
+	Rooms   int           `json:"rooms"`
+	Senders int           `json:"senders"`
+	Rate    float64       `json:"rate,omitempty"`
+	Window  int           `json:"window,omitempty"`
+	Run     time.Duration `json:"duration"`
+}
+
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(generatorEnv); spec != "" {
+		os.Exit(runGeneratorChild(spec))
+	}
+	os.Exit(m.Run())
+}
+
+// runGeneratorChild runs the load and prints "ready" once every client
+// joined, then the JSON report. An interrupt ends the window early.
+func runGeneratorChild(specJSON string) int {
+	var s generatorSpec
+	if err := json.Unmarshal([]byte(specJSON), &s); err != nil {
+		fmt.Fprintln(os.Stderr, "generator spec:", err)
+		return 2
+	}
+	cfg := loadgen.Config{URL: s.URL, Clients: s.Clients, Rooms: s.Rooms, Senders: s.Senders,
+		Rate: s.Rate, Window: s.Window, Duration: s.Run, Drain: 30 * time.Second,
+		Ready: func() { fmt.Println("ready") }}
+	if s.Secret != "" {
+		keys, err := auth.NewKeys(s.Secret)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		cfg.Token = func(user string) (string, error) { return keys.Sign(user, "", false, time.Hour) }
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	rep, err := loadgen.Run(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	b, _ := json.Marshal(rep)
+	fmt.Println(string(b))
+	return 0
+}
+
+// driven is one generator run against one server, with the server's CPU
+// time from ready to the generator's exit.
+type driven struct {
+	rep       *loadgen.Report
+	serverCPU time.Duration
+}
+
+// drive runs the child generator against s.URL. onReady runs when every
+// client joined; with interrupt, the child is then told to stop (idle
+// connections are measured, not held for s.Run).
+func drive(b *testing.B, s generatorSpec, onReady func(), interrupt bool) driven {
+	b.Helper()
+	specJSON, _ := json.Marshal(s)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), generatorEnv+"="+string(specJSON))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	var (
+		d      driven
+		cpu0   time.Duration
+		lines  = bufio.NewScanner(out)
+		joined bool
+	)
+	lines.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for lines.Scan() {
+		line := lines.Text()
+		switch {
+		case line == "ready":
+			joined = true
+			cpu0 = processCPU()
+			if onReady != nil {
+				onReady()
+			}
+			if interrupt {
+				_ = cmd.Process.Signal(os.Interrupt)
+			}
+		case strings.HasPrefix(line, "{"):
+			d.rep = &loadgen.Report{}
+			if err := json.Unmarshal([]byte(line), d.rep); err != nil {
+				b.Fatalf("generator report: %v", err)
+			}
+		}
+	}
+	if err := cmd.Wait(); err != nil || d.rep == nil || !joined {
+		b.Fatalf("generator: %v (joined %v)\n%s", err, joined, stderr.String())
+	}
+	d.serverCPU = processCPU() - cpu0
+	return d
+}
+
+// processCPU is this process's user+system CPU time so far (the child's is
+// not included).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchGateway is rtstack's side of the load benchmarks: the gateway with
+// the embedded broker over TCP and the Redis idempotency store, unlimited
+// rate. It returns the endpoint and the secret its tokens are signed with.
+func benchGateway(b *testing.B) (url, secret string) {
+	rdb, prefix := testsvc.Redis(b)
+	st := newStack(b, stackOpts{outcomes: dedupe.New(rdb, prefix+"dedupe:", dedupe.DefaultTTL)})
+	g := st.gateway(b, func(c *gateway.Config) { c.RateLimit = rate.Inf })
+	return g.endpoint(), testSecret
+}
+
+// compareLoad runs the same load against the raw baseline and then rtstack
+// and reports both and their ratios.
+func compareLoad(b *testing.B, s generatorSpec) {
+	raw := startRawBroadcast(b)
+	s.URL = raw.url()
+	base := drive(b, s, nil, false)
+	raw.hs.Close()
+
+	s.URL, s.Secret = benchGateway(b)
+	ours := drive(b, s, nil, false)
+
+	for _, d := range []struct {
+		who string
+		d   driven
+	}{{"raw", base}, {"rtstack", ours}} {
+		r := d.d.rep
+		b.Logf("%s: %.0f deliveries/s, %.0f acks/s, delivery p99 %.2f ms, ack p99 %.2f ms, missing %d, server CPU %.2fs, generator CPU %.2fs (%.2f cores), errors %v, disconnects %v",
+			d.who, r.DeliveredPerSec, r.AckedPerSec, r.DeliveryLatency.P99, r.AckLatency.P99, r.Missing,
+			d.d.serverCPU.Seconds(), r.CPUSeconds, r.CPUCores, r.Errors, r.Disconnects)
+		b.ReportMetric(r.DeliveredPerSec, d.who+"-deliv/s")
+		b.ReportMetric(r.DeliveryLatency.P99, d.who+"-p99-ms")
+		b.ReportMetric(d.d.serverCPU.Seconds(), d.who+"-server-cpu-s")
+		b.ReportMetric(r.CPUCores, d.who+"-generator-cores")
+		b.ReportMetric(float64(r.Missing), d.who+"-missing")
+	}
+	ratio := func(a, b float64) float64 {
+		if b == 0 {
+			return 0
+		}
+		return a / b
+	}
+	b.ReportMetric(ratio(ours.rep.DeliveredPerSec, base.rep.DeliveredPerSec), "deliv-ratio")
+	b.ReportMetric(ratio(ours.rep.DeliveryLatency.P99, base.rep.DeliveryLatency.P99), "p99-ratio")
+	b.ReportMetric(ratio(ours.serverCPU.Seconds(), base.serverCPU.Seconds()), "cpu-ratio")
+	b.ReportMetric(0, "ns/op") // the whole-run figures above are the result
+}
+
+const loadRun = 5 * time.Second
+
+// testSecret is the key newStack signs and verifies tokens with.
+const testSecret = "test-secret"
+
+// BenchmarkLoadClosed10 is the issue's first saturation workload: 100
+// members in one room, 10 senders keeping 16 messages in flight each.
+func BenchmarkLoadClosed10(b *testing.B) {
+	compareLoad(b, generatorSpec{Clients: 100, Rooms: 1, Senders: 10, Window: 16, Run: loadRun})
+}
+
+// BenchmarkLoadClosed100: 100 members, every one a sender with 16 in
+// flight.
+func BenchmarkLoadClosed100(b *testing.B) {
+	compareLoad(b, generatorSpec{Clients: 100, Rooms: 1, Senders: 100, Window: 16, Run: loadRun})
+}
+
+// BenchmarkLoadOpen1000: 1,000 members in one room, 200 messages/s from
+// 10 senders (open loop): everything must arrive; p99 and server CPU are
+// compared.
+func BenchmarkLoadOpen1000(b *testing.B) {
+	compareLoad(b, generatorSpec{Clients: 1000, Rooms: 1, Senders: 10, Rate: 200, Run: 2 * loadRun})
+}
+
+const idleConns = 10000
+
+// BenchmarkIdleConnRSS measures the server's resident memory per idle
+// connection at 10,000 connections joined to one of 100 rooms, for rtstack
+// and the raw baseline. RSS is read after a GC that returns freed memory to
+// the OS, so it counts what the connections hold.
+func BenchmarkIdleConnRSS(b *testing.B) {
+	perConn := func(url, secret string) float64 {
+		before := settledRSS(b)
+		var after int64
+		drive(b, generatorSpec{URL: url, Secret: secret, Clients: idleConns, Rooms: 100, Run: time.Hour},
+			func() { after = settledRSS(b) }, true)
+		return float64(after-before) / idleConns / 1024
+	}
+	raw := startRawBroadcast(b)
+	rawKiB := perConn(raw.url(), "")
+	raw.hs.Close()
+	url, secret := benchGateway(b)
+	oursKiB := perConn(url, secret)
+	b.Logf("RSS per idle connection: rtstack %.1f KiB, raw %.1f KiB", oursKiB, rawKiB)
+	b.ReportMetric(oursKiB, "rtstack-KiB/conn")
+	b.ReportMetric(rawKiB, "raw-KiB/conn")
+	b.ReportMetric(oursKiB/rawKiB, "rss-ratio")
+	b.ReportMetric(0, "ns/op")
+}
+
+// settledRSS is this process's resident set after a collection that hands
+// freed pages back.
+func settledRSS(b *testing.B) int64 {
+	runtime.GC()
+	debug.FreeOSMemory()
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for line := range strings.Lines(string(status)) {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	b.Fatal("no VmRSS in /proc/self/status")
+	return 0
+}
