@@ -5,12 +5,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -139,6 +142,29 @@ func drive(b *testing.B, s generatorSpec, onReady func(), interrupt bool) driven
 	return d
 }
 
+// loadProfile names a directory for a CPU profile of rtstack's side of each
+// load benchmark (go test -bench Load ./gateway -args -loadprofile=DIR):
+// -cpuprofile would mix in the raw baseline, which runs in the same process.
+var loadProfile = flag.String("loadprofile", "", "write DIR/BenchmarkName.rtstack.pprof, a CPU profile of rtstack under each load benchmark")
+
+// profileCPU starts a CPU profile of this process if -loadprofile is set.
+func profileCPU(b *testing.B) (stop func()) {
+	if *loadProfile == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(*loadProfile, b.Name()+".rtstack.pprof"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
+}
+
 // processCPU is this process's user+system CPU time so far (the child's is
 // not included).
 func processCPU() time.Duration {
@@ -168,7 +194,9 @@ func compareLoad(b *testing.B, s generatorSpec) {
 	raw.hs.Close()
 
 	s.URL, s.Secret = benchGateway(b)
+	stopProfile := profileCPU(b)
 	ours := drive(b, s, nil, false)
+	stopProfile()
 
 	for _, d := range []struct {
 		who string
