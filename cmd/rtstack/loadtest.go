@@ -53,7 +53,7 @@ func loadtestCommand() *ffcli.Command {
 			}
 			lg.Token = func(user string) (string, error) { return keys.Sign(user, "", false, lg.Duration+time.Hour) }
 			lg.Progress = os.Stderr
-			lg.ProgressTTY = term.IsTerminal(int(os.Stderr.Fd())) //nolint:gosec // a file descriptor fits in an int
+			lg.ProgressTTY = term.IsTerminal(int(os.Stderr.Fd()))
 			rep, err := loadgen.Run(ctx, lg)
 			if err != nil {
 				return err

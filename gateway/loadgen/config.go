@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -79,13 +80,9 @@ func (c Config) Validate() error {
 	if c.Rate < 0 {
 		errs = append(errs, fmt.Errorf("loadgen: Rate is negative (%v)", c.Rate))
 	}
-	clients, rooms := max(c.Clients, 0), max(c.Rooms, 0)
-	if clients == 0 {
-		clients = 100
-	}
-	if rooms == 0 {
-		rooms = 1
-	}
+	eff := c // the counts as the run will use them
+	eff.setDefaults()
+	clients, rooms := eff.Clients, eff.Rooms
 	if rooms > clients {
 		errs = append(errs, fmt.Errorf("loadgen: %d rooms for %d clients: every room needs a client", rooms, clients))
 	}
@@ -102,23 +99,13 @@ func (c Config) Validate() error {
 }
 
 func (c *Config) setDefaults() {
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	defDur := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	def(&c.Clients, 100)
-	def(&c.Rooms, 1)
-	def(&c.TextBytes, 100)
-	def(&c.DialConcurrency, 64)
-	defDur(&c.Duration, 10*time.Second)
-	defDur(&c.Drain, 10*time.Second)
-	defDur(&c.ProgressInterval, time.Second)
+	c.Clients = cmp.Or(c.Clients, 100)
+	c.Rooms = cmp.Or(c.Rooms, 1)
+	c.TextBytes = cmp.Or(c.TextBytes, 100)
+	c.DialConcurrency = cmp.Or(c.DialConcurrency, 64)
+	c.Duration = cmp.Or(c.Duration, 10*time.Second)
+	c.Drain = cmp.Or(c.Drain, 10*time.Second)
+	c.ProgressInterval = cmp.Or(c.ProgressInterval, time.Second)
 	if c.RunID == "" {
 		c.RunID = "load" + strconv.FormatInt(time.Now().UnixMilli()%1e9, 36)
 	}
