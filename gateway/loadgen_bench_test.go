@@ -209,6 +209,9 @@ func compareLoad(b *testing.B, s generatorSpec) {
 		b.ReportMetric(r.DeliveredPerSec, d.who+"-deliv/s")
 		b.ReportMetric(r.DeliveryLatency.P99, d.who+"-p99-ms")
 		b.ReportMetric(d.d.serverCPU.Seconds(), d.who+"-server-cpu-s")
+		if r.TotalDelivered > 0 {
+			b.ReportMetric(float64(d.d.serverCPU.Microseconds())/float64(r.TotalDelivered), d.who+"-cpu-µs/deliv")
+		}
 		b.ReportMetric(r.CPUCores, d.who+"-generator-cores")
 		b.ReportMetric(float64(r.Missing), d.who+"-missing")
 	}
