@@ -143,9 +143,10 @@ func drive(b *testing.B, s generatorSpec, onReady func(), interrupt bool) driven
 }
 
 // loadProfile names a directory for a CPU profile of rtstack's side of each
-// load benchmark (go test -bench Load ./gateway -args -loadprofile=DIR):
-// -cpuprofile would mix in the raw baseline, which runs in the same process.
-var loadProfile = flag.String("loadprofile", "", "write DIR/BenchmarkName.rtstack.pprof, a CPU profile of rtstack under each load benchmark")
+// load benchmark, and heap profiles at 10,000 idle connections (go test
+// -bench 'Load|Idle' ./gateway -args -loadprofile=DIR): -cpuprofile would
+// mix in the raw baseline, which runs in the same process.
+var loadProfile = flag.String("loadprofile", "", "write CPU and heap profiles of the load benchmarks to DIR")
 
 // profileCPU starts a CPU profile of this process if -loadprofile is set.
 func profileCPU(b *testing.B) (stop func()) {
@@ -258,23 +259,47 @@ const idleConns = 10000
 // and the raw baseline. RSS is read after a GC that returns freed memory to
 // the OS, so it counts what the connections hold.
 func BenchmarkIdleConnRSS(b *testing.B) {
-	perConn := func(url, secret string) float64 {
-		before := settledRSS(b)
+	type perConn struct{ kib, goroutines float64 }
+	measure := func(who, url, secret string) perConn {
+		before, g0 := settledRSS(b), runtime.NumGoroutine()
 		var after int64
+		var g1 int
 		drive(b, generatorSpec{URL: url, Secret: secret, Clients: idleConns, Rooms: 100, Run: time.Hour},
-			func() { after = settledRSS(b) }, true)
-		return float64(after-before) / idleConns / 1024
+			func() {
+				after, g1 = settledRSS(b), runtime.NumGoroutine()
+				writeHeapProfile(b, who)
+			}, true)
+		return perConn{float64(after-before) / idleConns / 1024, float64(g1-g0) / idleConns}
 	}
 	raw := startRawBroadcast(b)
-	rawKiB := perConn(raw.url(), "")
+	base := measure("raw", raw.url(), "")
 	raw.hs.Close()
 	url, secret := benchGateway(b)
-	oursKiB := perConn(url, secret)
-	b.Logf("RSS per idle connection: rtstack %.1f KiB, raw %.1f KiB", oursKiB, rawKiB)
-	b.ReportMetric(oursKiB, "rtstack-KiB/conn")
-	b.ReportMetric(rawKiB, "raw-KiB/conn")
-	b.ReportMetric(oursKiB/rawKiB, "rss-ratio")
+	ours := measure("rtstack", url, secret)
+	b.Logf("per idle connection: rtstack %.1f KiB RSS, %.1f goroutines; raw %.1f KiB, %.1f goroutines",
+		ours.kib, ours.goroutines, base.kib, base.goroutines)
+	b.ReportMetric(ours.kib, "rtstack-KiB/conn")
+	b.ReportMetric(base.kib, "raw-KiB/conn")
+	b.ReportMetric(ours.goroutines, "rtstack-goroutines/conn")
+	b.ReportMetric(base.goroutines, "raw-goroutines/conn")
+	b.ReportMetric(ours.kib/base.kib, "rss-ratio")
 	b.ReportMetric(0, "ns/op")
+}
+
+// writeHeapProfile writes DIR/BenchmarkName.who.heap.pprof if -loadprofile
+// is set.
+func writeHeapProfile(b *testing.B, who string) {
+	if *loadProfile == "" {
+		return
+	}
+	f, err := os.Create(filepath.Join(*loadProfile, b.Name()+"."+who+".heap.pprof"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // settledRSS is this process's resident set after a collection that hands
