@@ -66,10 +66,11 @@ type Config struct {
 	Outcomes Outcomes
 	// Now is the clock giving each event its time; default time.Now.
 	Now func() time.Time
-	// NewID returns a unique event id; default 16 random bytes, base32.
+	// NewID returns a unique event id; default RandomID (16 random bytes,
+	// base32).
 	NewID func() string
 	// AllowPrivateWebhooks permits webhook targets on loopback and private
-	// addresses.
+	// addresses; default false.
 	AllowPrivateWebhooks bool
 }
 
@@ -86,16 +87,33 @@ type Handler struct {
 // model behind Members may not have applied the leave yet.
 const leaveGrace = 10 * time.Second
 
+// Validate reports every problem of c once its defaults are applied,
+// joined.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if c.Log == nil {
+		errs = append(errs, errors.New("commands: Config.Log is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// withDefaults returns c with every nil field that has a default set.
+func (c Config) withDefaults() Config {
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.NewID == nil {
+		c.NewID = RandomID
+	}
+	return c
+}
+
 // NewHandler returns a Handler for cfg.
 func NewHandler(cfg Config) (*Handler, error) {
-	if cfg.Log == nil {
-		return nil, errors.New("commands: Config.Log is required")
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.NewID == nil {
-		cfg.NewID = RandomID
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	return &Handler{cfg: cfg, leaves: map[string]time.Time{}}, nil
 }

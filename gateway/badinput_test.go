@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -171,9 +172,16 @@ func TestAuthBeforeUpgrade(t *testing.T) {
 			if resp == nil {
 				t.Fatalf("no HTTP response: %v", err)
 			}
+			var body struct {
+				Error struct{ Code, Message string }
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&body)
 			_ = resp.Body.Close()
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d (%v)", resp.StatusCode, tc.status, err)
+			}
+			if tc.status >= 400 && (body.Error.Code == "" || strings.Count(body.Error.Message, "unauthorized") > 1) {
+				t.Fatalf("refusal body %+v: want a code, and no doubled prefix", body.Error)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -55,7 +56,29 @@ const (
 	CloseSlowClient = 4008
 )
 
-// Config configures a Server. Zero values take the defaults in the comments.
+// Defaults of Config, taken by its zero fields.
+const (
+	DefaultTopic              = "chat.events"
+	DefaultMaxFrameBytes      = 64 << 10
+	DefaultSendQueue          = 4096
+	DefaultMaxPackBytes       = 256 << 10
+	DefaultRateLimit          = 50 // frames per second; Burst defaults to 2×RateLimit+1
+	DefaultAbuseAfter         = 200
+	DefaultRecoveryWindow     = 10000
+	DefaultRecoveryTimeout    = 10 * time.Second
+	DefaultMaxRecoveries      = 8
+	DefaultCommandTimeout     = 15 * time.Second
+	DefaultPingInterval       = 25 * time.Second
+	DefaultPongWait           = 60 * time.Second
+	DefaultWriteWait          = 10 * time.Second
+	DefaultLeaderboardSize    = 10
+	DefaultBoardInterval      = time.Second
+	DefaultTopicCheckInterval = 5 * time.Second
+	DefaultDedupeWindow       = 256
+)
+
+// Config configures a Server. Zero values take the defaults in the comments
+// (the Default* constants).
 type Config struct {
 	// Brokers are the seed brokers of the log. Required.
 	Brokers []string
@@ -86,7 +109,7 @@ type Config struct {
 	// RateLimit is the sustained number of client frames per second per
 	// connection; over it a frame is refused with code rate_limited. Default
 	// 50; rate.Inf is unlimited (benchmarks). Burst is the bucket size;
-	// default 2×RateLimit.
+	// default 2×RateLimit+1 (101 at the default rate).
 	RateLimit rate.Limit
 	Burst     int
 	// AbuseAfter is how many frames in a row may be refused for rate
@@ -103,7 +126,8 @@ type Config struct {
 	CommandTimeout time.Duration
 	// PingInterval is how often the server pings; PongWait how long it
 	// waits for any frame or pong before dropping the connection. Defaults
-	// 25s and 60s.
+	// 25s and 60s; an unset PingInterval is at most 9/10 of PongWait, and a
+	// PingInterval set at or over PongWait is refused by Validate.
 	PingInterval time.Duration
 	PongWait     time.Duration
 	// WriteWait bounds one frame write. Default 10s.
@@ -132,8 +156,10 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
-// Validate reports every missing or invalid field.
+// Validate reports every missing or invalid field of c once its defaults
+// are applied, joined: it checks the values New will use.
 func (c Config) Validate() error {
+	c = c.withDefaults()
 	var errs []error
 	if len(c.Brokers) == 0 {
 		errs = append(errs, errors.New("gateway: Brokers is required"))
@@ -147,67 +173,57 @@ func (c Config) Validate() error {
 	if c.Keys == nil {
 		errs = append(errs, errors.New("gateway: Keys is required"))
 	}
-	for name, v := range map[string]int64{
-		"MaxFrameBytes": c.MaxFrameBytes, "SendQueue": int64(c.SendQueue), "MaxPackBytes": int64(c.MaxPackBytes),
-		"Burst": int64(c.Burst), "AbuseAfter": int64(c.AbuseAfter), "RecoveryWindow": c.RecoveryWindow,
-		"MaxRecoveries": int64(c.MaxRecoveries), "LeaderboardSize": int64(c.LeaderboardSize), "DedupeWindow": int64(c.DedupeWindow),
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"MaxFrameBytes", c.MaxFrameBytes}, {"SendQueue", int64(c.SendQueue)}, {"MaxPackBytes", int64(c.MaxPackBytes)},
+		{"Burst", int64(c.Burst)}, {"AbuseAfter", int64(c.AbuseAfter)}, {"RecoveryWindow", c.RecoveryWindow},
+		{"MaxRecoveries", int64(c.MaxRecoveries)}, {"LeaderboardSize", int64(c.LeaderboardSize)}, {"DedupeWindow", int64(c.DedupeWindow)},
+		{"RecoveryTimeout", int64(c.RecoveryTimeout)}, {"CommandTimeout", int64(c.CommandTimeout)}, {"PingInterval", int64(c.PingInterval)},
+		{"PongWait", int64(c.PongWait)}, {"WriteWait", int64(c.WriteWait)}, {"BoardInterval", int64(c.BoardInterval)},
+		{"TopicCheckInterval", int64(c.TopicCheckInterval)},
 	} {
-		if v < 0 {
-			errs = append(errs, fmt.Errorf("gateway: %s is negative (%d)", name, v))
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("gateway: %s is negative (%d)", f.name, f.v))
 		}
 	}
 	if c.RateLimit < 0 {
 		errs = append(errs, fmt.Errorf("gateway: RateLimit is negative (%v)", c.RateLimit))
 	}
-	if c.PingInterval > 0 && c.PongWait > 0 && c.PingInterval >= c.PongWait {
+	if c.PingInterval >= c.PongWait {
 		errs = append(errs, fmt.Errorf("gateway: PingInterval %v must be shorter than PongWait %v", c.PingInterval, c.PongWait))
 	}
 	return errors.Join(errs...)
 }
 
-func (c *Config) setDefaults() {
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	defDur := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	if c.Topic == "" {
-		c.Topic = "chat.events"
-	}
-	if c.MaxFrameBytes == 0 {
-		c.MaxFrameBytes = 64 << 10
-	}
-	def(&c.SendQueue, 4096)
-	def(&c.MaxPackBytes, 256<<10)
-	if c.RateLimit == 0 {
-		c.RateLimit = 50
-	}
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	c.Topic = cmp.Or(c.Topic, DefaultTopic)
+	c.MaxFrameBytes = cmp.Or(c.MaxFrameBytes, DefaultMaxFrameBytes)
+	c.SendQueue = cmp.Or(c.SendQueue, DefaultSendQueue)
+	c.MaxPackBytes = cmp.Or(c.MaxPackBytes, DefaultMaxPackBytes)
+	c.RateLimit = cmp.Or(c.RateLimit, DefaultRateLimit)
 	if c.RateLimit != rate.Inf { // an unlimited bucket needs no size
-		def(&c.Burst, int(2*c.RateLimit)+1)
+		c.Burst = cmp.Or(c.Burst, int(2*c.RateLimit)+1)
 	}
-	def(&c.AbuseAfter, 200)
-	if c.RecoveryWindow == 0 {
-		c.RecoveryWindow = 10000
+	c.AbuseAfter = cmp.Or(c.AbuseAfter, DefaultAbuseAfter)
+	c.RecoveryWindow = cmp.Or(c.RecoveryWindow, DefaultRecoveryWindow)
+	c.RecoveryTimeout = cmp.Or(c.RecoveryTimeout, DefaultRecoveryTimeout)
+	c.MaxRecoveries = cmp.Or(c.MaxRecoveries, DefaultMaxRecoveries)
+	c.CommandTimeout = cmp.Or(c.CommandTimeout, DefaultCommandTimeout)
+	c.PongWait = cmp.Or(c.PongWait, DefaultPongWait)
+	if c.PingInterval == 0 {
+		// Unset: the default, or just under a PongWait set shorter than it.
+		c.PingInterval = min(DefaultPingInterval, c.PongWait*9/10)
 	}
-	defDur(&c.RecoveryTimeout, 10*time.Second)
-	def(&c.MaxRecoveries, 8)
-	defDur(&c.CommandTimeout, 15*time.Second)
-	defDur(&c.PingInterval, 25*time.Second)
-	defDur(&c.PongWait, 60*time.Second)
-	if c.PingInterval >= c.PongWait {
-		c.PingInterval = c.PongWait * 9 / 10
-	}
-	defDur(&c.WriteWait, 10*time.Second)
-	def(&c.LeaderboardSize, 10)
-	defDur(&c.BoardInterval, time.Second)
-	def(&c.DedupeWindow, 256)
-	defDur(&c.TopicCheckInterval, 5*time.Second)
+	c.WriteWait = cmp.Or(c.WriteWait, DefaultWriteWait)
+	c.LeaderboardSize = cmp.Or(c.LeaderboardSize, DefaultLeaderboardSize)
+	c.BoardInterval = cmp.Or(c.BoardInterval, DefaultBoardInterval)
+	c.DedupeWindow = cmp.Or(c.DedupeWindow, DefaultDedupeWindow)
+	c.TopicCheckInterval = cmp.Or(c.TopicCheckInterval, DefaultTopicCheckInterval)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	return c
 }

@@ -7,7 +7,8 @@
 // It owns the WebSocket sessions (one reader and one writer goroutine per
 // connection, a bounded send queue packed into \n-separated frames), the
 // room subscriptions, the log tail and the recovery reads, and the mapping of
-// errors to client-facing codes (errors.go, the only such table).
+// errors to client-facing codes (gateway/clienterr, the only such table,
+// shared with gateway/api).
 //
 // Wiring, in the composition root:
 //

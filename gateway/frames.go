@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/rtstack/rtstack/events"
+	"github.com/rtstack/rtstack/gateway/clienterr"
 	"github.com/rtstack/rtstack/projections"
 )
 
@@ -52,8 +53,8 @@ func parseFrame(b []byte) (clientFrame, error) {
 }
 
 var (
-	errBadJSON      = errors.New("malformed JSON")
-	errInvalidFrame = errors.New("invalid frame")
+	errBadJSON      = clienterr.ErrBadJSON
+	errInvalidFrame = clienterr.ErrInvalid
 )
 
 func (f *clientFrame) refString() string {

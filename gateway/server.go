@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/rtstack/rtstack/commands"
+	"github.com/rtstack/rtstack/gateway/clienterr"
 	"github.com/rtstack/rtstack/projections"
 )
 
@@ -48,10 +49,10 @@ type Server struct {
 
 // New returns a Server for cfg. It does no I/O: Run connects to the log.
 func New(cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg.setDefaults()
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err
@@ -108,18 +109,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.m.refused.WithLabelValues("unauthorized").Inc()
 		w.Header().Set("WWW-Authenticate", `Bearer realm="rtstack"`)
-		http.Error(w, "unauthorized: "+err.Error(), http.StatusUnauthorized)
+		clienterr.WriteHTTP(w, clienterr.Unauthorized, err.Error(), nil) // err says "unauthorized: …"
 		return
 	}
 	if !s.checkOrigin(r) {
 		s.m.refused.WithLabelValues("origin").Inc()
-		http.Error(w, "origin not allowed", http.StatusForbidden)
+		clienterr.WriteHTTP(w, clienterr.Forbidden, "origin not allowed", nil)
 		return
 	}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		clienterr.WriteHTTP(w, clienterr.ShuttingDown, "shutting down", nil)
 		return
 	}
 	s.connWG.Add(1)

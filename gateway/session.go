@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/rtstack/rtstack/commands"
+	"github.com/rtstack/rtstack/gateway/clienterr"
 )
 
 // readLoop is the connection's reader: it runs in ServeHTTP's goroutine,
@@ -119,13 +120,13 @@ func (c *conn) sendError(code, msg string, ref *string) {
 
 // fail answers err from a command with its client code.
 func (c *conn) fail(op string, err error, ref *string) {
-	code, expected := codeOf(err)
+	class, expected := clienterr.Of(err)
 	if !expected {
 		c.s.log.Error("client action failed", "op", op, "conn", c.id, "err", err)
-	} else if code == CodeUnavailable {
+	} else if class.Code == CodeUnavailable {
 		c.s.log.Warn("client action unavailable", "op", op, "conn", c.id, "err", err)
 	}
-	c.sendError(code, clientMessage(code, err), ref)
+	c.sendError(class.Code, clienterr.Message(class, err), ref)
 }
 
 func (c *conn) ack(clientID string, res commands.Result) {

@@ -1,10 +1,12 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -18,6 +20,7 @@ import (
 	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/gateway/auth"
+	"github.com/rtstack/rtstack/gateway/clienterr"
 	"github.com/rtstack/rtstack/projections"
 )
 
@@ -64,8 +67,9 @@ type Rebuilder interface {
 	Start(ctx context.Context, target string) (id string, err error)
 }
 
-// ErrRebuildRunning is returned by a Rebuilder that is already rebuilding.
-var ErrRebuildRunning = errors.New("a rebuild is already running")
+// ErrRebuildRunning is returned by a Rebuilder that is already rebuilding;
+// clients see code rebuild_running.
+var ErrRebuildRunning = clienterr.ErrRebuildRunning
 
 // Check is one named readiness check for /readyz.
 type Check struct {
@@ -112,13 +116,17 @@ type Config struct {
 	// Ready are the checks of /readyz, run concurrently, each bounded by
 	// CheckTimeout.
 	Ready []Check
-	// AfterWait bounds how long ?after= waits for a projection; default 2s.
+	// AfterWait bounds how long ?after= waits for a projection; default
+	// DefaultAfterWait (2s).
 	AfterWait time.Duration
-	// PollInterval is how often ?after= polls the position; default 20ms.
+	// PollInterval is how often ?after= polls the position; default
+	// DefaultPollInterval (20ms).
 	PollInterval time.Duration
-	// MaxBodyBytes limits request bodies; default 64 KiB.
+	// MaxBodyBytes limits request bodies; default DefaultMaxBodyBytes
+	// (64 KiB).
 	MaxBodyBytes int64
-	// CheckTimeout bounds each readiness check; default 2s.
+	// CheckTimeout bounds each readiness check; default
+	// DefaultCheckTimeout (2s).
 	CheckTimeout time.Duration
 	// Logger; default slog.Default().
 	Logger *slog.Logger
@@ -126,8 +134,10 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
-// Validate reports every problem of c, joined.
+// Validate reports every problem of c once its defaults are applied,
+// joined.
 func (c Config) Validate() error {
+	c = c.withDefaults()
 	var errs []error
 	if c.Keys == nil {
 		errs = append(errs, errors.New("api: Config.Keys is required"))
@@ -143,6 +153,28 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	c.AfterWait = cmp.Or(c.AfterWait, DefaultAfterWait)
+	c.PollInterval = cmp.Or(c.PollInterval, DefaultPollInterval)
+	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes)
+	c.CheckTimeout = cmp.Or(c.CheckTimeout, DefaultCheckTimeout)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.HistoryPosition == nil {
+		c.HistoryPosition, _ = c.History.(Checkpoints)
+	}
+	if c.RedisPosition == nil {
+		if cp, ok := c.Counters.(Checkpoints); ok {
+			c.RedisPosition = cp
+		} else if cp, ok := c.Leaderboard.(Checkpoints); ok {
+			c.RedisPosition = cp
+		}
+	}
+	return c
+}
+
 type server struct {
 	cfg     Config
 	log     *slog.Logger
@@ -153,33 +185,9 @@ type server struct {
 // mount it on those patterns (or at "/" of a mux that routes the rest
 // elsewhere).
 func New(cfg Config) (http.Handler, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
-	}
-	if cfg.AfterWait == 0 {
-		cfg.AfterWait = DefaultAfterWait
-	}
-	if cfg.PollInterval == 0 {
-		cfg.PollInterval = DefaultPollInterval
-	}
-	if cfg.MaxBodyBytes == 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if cfg.CheckTimeout == 0 {
-		cfg.CheckTimeout = DefaultCheckTimeout
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.HistoryPosition == nil {
-		cfg.HistoryPosition, _ = cfg.History.(Checkpoints)
-	}
-	if cfg.RedisPosition == nil {
-		if cp, ok := cfg.Counters.(Checkpoints); ok {
-			cfg.RedisPosition = cp
-		} else if cp, ok := cfg.Leaderboard.(Checkpoints); ok {
-			cfg.RedisPosition = cp
-		}
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
@@ -195,7 +203,7 @@ func New(cfg Config) (http.Handler, error) {
 	mux.Handle("POST /api/rooms/{room}/webhooks", s.user(s.webhooks))
 	mux.Handle("POST /api/admin/rebuild/{target}", s.admin(s.rebuild))
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+		writeError(w, clienterr.NotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return m.instrument(s.limitBody(mux)), nil
 }
@@ -217,7 +225,7 @@ func (s *server) user(h http.HandlerFunc) http.Handler {
 		c, err := s.cfg.Keys.Authenticate(r)
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rtstack"`)
-			writeError(w, http.StatusUnauthorized, err.Error())
+			writeError(w, clienterr.Unauthorized, err.Error())
 			return
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), claimsKey{}, c)))
@@ -228,7 +236,7 @@ func (s *server) user(h http.HandlerFunc) http.Handler {
 func (s *server) admin(h http.HandlerFunc) http.Handler {
 	return s.user(func(w http.ResponseWriter, r *http.Request) {
 		if !claims(r).Admin {
-			writeError(w, http.StatusForbidden, "admin token required")
+			writeError(w, clienterr.Forbidden, "admin token required")
 			return
 		}
 		h(w, r)
@@ -266,11 +274,8 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(down) > 0 {
 		names := slices.Sorted(maps.Keys(down))
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{
-			"status": "unavailable",
-			"error":  "not ready: " + strings.Join(names, ", ") + " down",
-			"down":   down,
-		})
+		clienterr.WriteHTTP(w, clienterr.Unavailable, "not ready: "+strings.Join(names, ", ")+" down",
+			map[string]any{"status": "unavailable", "down": down})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -278,7 +283,7 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) messages(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.History == nil {
-		writeError(w, http.StatusNotImplemented, "message history is not configured")
+		writeError(w, clienterr.NotConfigured, "message history is not configured")
 		return
 	}
 	room, ok := roomParam(w, r)
@@ -288,12 +293,12 @@ func (s *server) messages(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	limit, err := intParam(q.Get("limit"), DefaultHistoryLimit, MaxHistoryLimit)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "limit: "+err.Error())
+		writeError(w, clienterr.Invalid, "limit: "+err.Error())
 		return
 	}
 	before := q.Get("before")
 	if len(before) > 128 {
-		writeError(w, http.StatusBadRequest, "before: not a message id")
+		writeError(w, clienterr.Invalid, "before: not a message id")
 		return
 	}
 	if !s.position(w, r, s.cfg.HistoryPosition) {
@@ -312,7 +317,7 @@ func (s *server) messages(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) counters(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Counters == nil {
-		writeError(w, http.StatusNotImplemented, "counters are not configured")
+		writeError(w, clienterr.NotConfigured, "counters are not configured")
 		return
 	}
 	room, ok := roomParam(w, r)
@@ -332,25 +337,25 @@ func (s *server) counters(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) leaderboard(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Leaderboard == nil {
-		writeError(w, http.StatusNotImplemented, "leaderboards are not configured")
+		writeError(w, clienterr.NotConfigured, "leaderboards are not configured")
 		return
 	}
 	q := r.URL.Query()
 	limit, err := intParam(q.Get("limit"), DefaultLeaderboardLimit, MaxLeaderboardLimit)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "limit: "+err.Error())
+		writeError(w, clienterr.Invalid, "limit: "+err.Error())
 		return
 	}
 	room := q.Get("room")
 	var byRoom RoomLeaderboard
 	if q.Has("room") {
 		if err := commands.ValidateRoom(room); err != nil {
-			writeError(w, http.StatusBadRequest, "room: "+err.Error())
+			writeError(w, clienterr.BadRoom, "room: "+err.Error())
 			return
 		}
 		var ok bool
 		if byRoom, ok = s.cfg.Leaderboard.(RoomLeaderboard); !ok {
-			writeError(w, http.StatusNotImplemented, "per-room leaderboards are not configured")
+			writeError(w, clienterr.NotConfigured, "per-room leaderboards are not configured")
 			return
 		}
 	}
@@ -380,7 +385,7 @@ type webhookRequest struct {
 
 func (s *server) webhooks(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Webhooks == nil {
-		writeError(w, http.StatusNotImplemented, "webhooks are not configured")
+		writeError(w, clienterr.NotConfigured, "webhooks are not configured")
 		return
 	}
 	room, ok := roomParam(w, r)
@@ -394,17 +399,16 @@ func (s *server) webhooks(w http.ResponseWriter, r *http.Request) {
 	res, err := s.cfg.Webhooks.RegisterWebhook(r.Context(), commands.RegisterWebhook{
 		Room: room, User: claims(r).User(), URL: req.URL, Secret: req.Secret,
 	})
-	switch {
-	case errors.Is(err, commands.ErrBadURL), errors.Is(err, commands.ErrInvalid),
-		errors.Is(err, commands.ErrBadRoom), errors.Is(err, commands.ErrBadUTF8):
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	case errors.Is(err, commands.ErrAppend):
-		s.log.Warn("api: webhook append failed", "room", room, "err", err)
-		writeError(w, http.StatusServiceUnavailable, "the event log is unavailable; try again")
-		return
-	case err != nil:
-		s.fail(w, r, "register webhook", err)
+	if err != nil {
+		switch class, _ := clienterr.Of(err); {
+		case class.Code == clienterr.Unavailable:
+			s.log.Warn("api: webhook append failed", "room", room, "err", err)
+			writeError(w, clienterr.Unavailable, "the event log is unavailable; try again")
+		case class.Status == http.StatusBadRequest:
+			writeError(w, class.Code, err.Error())
+		default:
+			s.fail(w, r, "register webhook", err)
+		}
 		return
 	}
 	id := ""
@@ -420,19 +424,19 @@ func (s *server) webhooks(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) rebuild(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Rebuilder == nil {
-		writeError(w, http.StatusNotImplemented, "rebuilds are not configured")
+		writeError(w, clienterr.NotConfigured, "rebuilds are not configured")
 		return
 	}
 	target := r.PathValue("target")
 	switch target {
 	case "postgres", "redis", "all":
 	default:
-		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown rebuild target %q: want postgres, redis or all", target))
+		writeError(w, clienterr.NotFound, fmt.Sprintf("unknown rebuild target %q: want postgres, redis or all", target))
 		return
 	}
 	id, err := s.cfg.Rebuilder.Start(r.Context(), target)
 	if errors.Is(err, ErrRebuildRunning) {
-		writeError(w, http.StatusConflict, err.Error())
+		writeError(w, clienterr.RebuildRunning, err.Error())
 		return
 	}
 	if err != nil {
@@ -449,13 +453,13 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, what string, err e
 		return // the client went away
 	}
 	s.log.Error("api: "+what, "path", r.URL.Path, "err", err)
-	writeError(w, http.StatusInternalServerError, what+" failed")
+	writeError(w, clienterr.Internal, what+" failed")
 }
 
 func roomParam(w http.ResponseWriter, r *http.Request) (string, bool) {
 	room := r.PathValue("room")
 	if err := commands.ValidateRoom(room); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, clienterr.BadRoom, err.Error())
 		return "", false
 	}
 	return room, true
@@ -483,14 +487,18 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	if err := dec.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", tooBig.Limit))
+			writeError(w, clienterr.TooLarge, fmt.Sprintf("request body over %d bytes", tooBig.Limit))
 			return false
 		}
-		writeError(w, http.StatusBadRequest, "request body: "+err.Error())
+		if errors.Is(err, io.EOF) {
+			writeError(w, clienterr.BadJSON, "request body is empty: a JSON object expected")
+			return false
+		}
+		writeError(w, clienterr.BadJSON, "request body: "+err.Error())
 		return false
 	}
 	if dec.More() {
-		writeError(w, http.StatusBadRequest, "request body: one JSON object expected")
+		writeError(w, clienterr.BadJSON, "request body: one JSON object expected")
 		return false
 	}
 	return true
@@ -503,6 +511,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v) // the client may have gone; nothing to do
 }
 
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
+// writeError answers code (its status from clienterr.Table) with msg.
+func writeError(w http.ResponseWriter, code, msg string) {
+	clienterr.WriteHTTP(w, code, msg, nil)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/gateway/api"
 	"github.com/rtstack/rtstack/gateway/auth"
+	"github.com/rtstack/rtstack/gateway/clienterr"
 	"github.com/rtstack/rtstack/projections"
 )
 
@@ -226,12 +227,24 @@ func (r response) want(t *testing.T, status int) response {
 		t.Fatalf("status %d, want %d; body %s", r.status, status, r.raw)
 	}
 	if status >= 400 {
-		if msg, _ := r.body["error"].(string); msg == "" {
+		if r.message() == "" {
 			t.Fatalf("error response without an error message: %s", r.raw)
+		}
+		if code := r.code(); clienterr.Lookup(code).Status != status || code == "" {
+			t.Fatalf("error code %q does not answer status %d: %s", code, status, r.raw)
 		}
 	}
 	return r
 }
+
+func (r response) errorDetail() map[string]any {
+	d, _ := r.body["error"].(map[string]any)
+	return d
+}
+
+// message is the error body's message, code its code.
+func (r response) message() string { s, _ := r.errorDetail()["message"].(string); return s }
+func (r response) code() string    { s, _ := r.errorDetail()["code"].(string); return s }
 
 func TestAuth(t *testing.T) {
 	f := setup(t)
@@ -251,6 +264,9 @@ func TestAuth(t *testing.T) {
 				r := f.do(t, p.method, p.path, tok, p.body).want(t, http.StatusUnauthorized)
 				if r.header.Get("WWW-Authenticate") == "" {
 					t.Fatal("401 without WWW-Authenticate")
+				}
+				if m := r.message(); r.code() != clienterr.Unauthorized || strings.Count(m, "unauthorized") != 1 {
+					t.Fatalf("401 error %s, want code unauthorized and the word once in its message", r.raw)
 				}
 			})
 		}
@@ -331,8 +347,8 @@ func TestBadParams(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
 			r := f.do(t, "GET", tt.path, f.user, "").want(t, http.StatusBadRequest)
-			if !strings.Contains(r.body["error"].(string), tt.want) {
-				t.Fatalf("error %q does not mention %q", r.body["error"], tt.want)
+			if !strings.Contains(r.message(), tt.want) {
+				t.Fatalf("error %q does not mention %q", r.message(), tt.want)
 			}
 		})
 	}
@@ -432,14 +448,15 @@ func TestWebhooks(t *testing.T) {
 		{"private", `{"url":"http://127.0.0.1/x","secret":"s"}`, "private"},
 		{"scheme", `{"url":"ftp://example.com/x","secret":"s"}`, "scheme"},
 		{"not json", `{"url":`, "request body"},
+		{"empty", ``, "request body is empty"},
 		{"unknown field", `{"url":"https://example.com","secret":"s","x":1}`, "unknown field"},
 		{"two objects", `{"url":"https://example.com","secret":"s"}{}`, "one JSON object"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := f.do(t, "POST", "/api/rooms/lobby/webhooks", f.user, tt.body).want(t, http.StatusBadRequest)
-			if !strings.Contains(r.body["error"].(string), tt.want) {
-				t.Fatalf("error %q does not mention %q", r.body["error"], tt.want)
+			if !strings.Contains(r.message(), tt.want) {
+				t.Fatalf("error %q does not mention %q", r.message(), tt.want)
 			}
 		})
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rtstack/rtstack/events"
+	"github.com/rtstack/rtstack/gateway/clienterr"
 )
 
 // PositionHeader carries, on every read response, the position of the
@@ -66,11 +67,11 @@ func (s *server) position(w http.ResponseWriter, r *http.Request, cp Checkpoints
 	if want {
 		var err error
 		if after, err = ParsePosition(raw); err != nil {
-			writeError(w, http.StatusBadRequest, "after: "+err.Error())
+			writeError(w, clienterr.Invalid, "after: "+err.Error())
 			return false
 		}
 		if cp == nil {
-			writeError(w, http.StatusBadRequest, "after: this endpoint's projection reports no position")
+			writeError(w, clienterr.Invalid, "after: this endpoint's projection reports no position")
 			return false
 		}
 	}
@@ -85,7 +86,7 @@ func (s *server) position(w http.ResponseWriter, r *http.Request, cp Checkpoints
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Warn("api: read projection position", "path", r.URL.Path, "err", err)
-				writeError(w, http.StatusServiceUnavailable, "projection position unavailable")
+				writeError(w, clienterr.Unavailable, "projection position unavailable")
 			}
 			return false
 		}
@@ -100,10 +101,9 @@ func (s *server) position(w http.ResponseWriter, r *http.Request, cp Checkpoints
 			s.metrics.waits.WithLabelValues("timeout").Inc()
 			pos := FormatPosition(next)
 			w.Header().Set(PositionHeader, pos)
-			writeJSON(w, http.StatusConflict, map[string]string{
-				"error":    fmt.Sprintf("projection has not reached %s within %v; retry later", after, s.cfg.AfterWait),
-				"position": pos,
-			})
+			clienterr.WriteHTTP(w, clienterr.NotReached,
+				fmt.Sprintf("projection has not reached %s within %v; retry later", after, s.cfg.AfterWait),
+				map[string]any{"position": pos})
 			return false
 		}
 		if tick == nil {

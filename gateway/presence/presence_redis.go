@@ -1,6 +1,7 @@
 package presence
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -45,8 +46,10 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
-// Validate reports every problem of c, joined.
+// Validate reports every problem of c once its defaults are applied,
+// joined.
 func (c Config) Validate() error {
+	c = c.withDefaults()
 	var errs []error
 	if c.Redis == nil {
 		errs = append(errs, errors.New("presence: Config.Redis is required"))
@@ -57,17 +60,21 @@ func (c Config) Validate() error {
 	if c.TTL < 0 || c.Heartbeat < 0 {
 		errs = append(errs, errors.New("presence: TTL and Heartbeat must not be negative"))
 	}
-	ttl, hb := c.TTL, c.Heartbeat
-	if ttl == 0 {
-		ttl = DefaultTTL
-	}
-	if hb == 0 {
-		hb = DefaultHeartbeat
-	}
-	if hb >= ttl {
-		errs = append(errs, fmt.Errorf("presence: Heartbeat %v must be below TTL %v", hb, ttl))
+	if c.Heartbeat >= c.TTL {
+		errs = append(errs, fmt.Errorf("presence: Heartbeat %v must be below TTL %v", c.Heartbeat, c.TTL))
 	}
 	return errors.Join(errs...)
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	c.Prefix = cmp.Or(c.Prefix, DefaultPrefix)
+	c.TTL = cmp.Or(c.TTL, DefaultTTL)
+	c.Heartbeat = cmp.Or(c.Heartbeat, DefaultHeartbeat)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
 }
 
 // conn is one connection in one room held by this gateway.
@@ -96,20 +103,9 @@ type welcomeKey struct{ room, user string }
 
 // New returns a Tracker for cfg.
 func New(cfg Config) (*Tracker, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
-	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = DefaultPrefix
-	}
-	if cfg.TTL == 0 {
-		cfg.TTL = DefaultTTL
-	}
-	if cfg.Heartbeat == 0 {
-		cfg.Heartbeat = DefaultHeartbeat
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
 	}
 	p := cfg.Prefix + "presence:"
 	t := &Tracker{

@@ -394,6 +394,7 @@ func TestConfigValidate(t *testing.T) {
 		{"empty", presence.Config{}, "Redis is required"},
 		{"no id", presence.Config{Redis: rdb}, "GatewayID is required"},
 		{"heartbeat above ttl", presence.Config{Redis: rdb, GatewayID: "a", TTL: time.Second, Heartbeat: 2 * time.Second}, "must be below TTL"},
+		{"ttl under the default heartbeat", presence.Config{Redis: rdb, GatewayID: "a", TTL: 3 * time.Second}, "Heartbeat 5s must be below TTL 3s"},
 		{"ok", presence.Config{Redis: rdb, GatewayID: "a"}, ""},
 	}
 	for _, tt := range tests {

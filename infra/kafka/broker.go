@@ -1,7 +1,9 @@
 package kafka
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,10 +12,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
+// DefaultBrokerAddr is where the embedded broker listens by default.
+const DefaultBrokerAddr = "127.0.0.1:9092"
+
 // BrokerConfig configures the embedded broker.
 type BrokerConfig struct {
 	// Addr is host:port to listen on; port 0 picks a free one. Default
-	// 127.0.0.1:9092.
+	// DefaultBrokerAddr (127.0.0.1:9092).
 	Addr string
 	// DataDir is the state directory; the log is kept in DataDir/kafka.
 	// Required: without it the broker forgets everything on exit and is
@@ -21,6 +26,26 @@ type BrokerConfig struct {
 	DataDir string
 	// Logger receives the broker's own logs; nil discards them.
 	Logger *slog.Logger
+}
+
+// Validate reports every problem of c once its defaults are applied,
+// joined.
+func (c BrokerConfig) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("embedded broker: DataDir is required"))
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("embedded broker: Addr %q: %w", c.Addr, err))
+	}
+	return errors.Join(errs...)
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c BrokerConfig) withDefaults() BrokerConfig {
+	c.Addr = cmp.Or(c.Addr, DefaultBrokerAddr)
+	return c
 }
 
 // Broker is a running embedded Kafka-protocol broker.
@@ -31,13 +56,11 @@ type Broker struct {
 // StartBroker starts an embedded broker that reloads the log persisted under
 // cfg.DataDir. Close it to flush and release the port.
 func StartBroker(cfg BrokerConfig) (*Broker, error) {
-	if cfg.DataDir == "" {
-		return nil, fmt.Errorf("embedded broker: DataDir is required")
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	addr := cfg.Addr
-	if addr == "" {
-		addr = "127.0.0.1:9092"
-	}
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.DataDir(filepath.Join(cfg.DataDir, "kafka")),

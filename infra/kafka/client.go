@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +22,9 @@ const DefaultTopic = "chat.events"
 // fixed for the life of the topic: adding partitions would move rooms.
 const DefaultPartitions = 6
 
+// DefaultDeliveryTimeout is ClientConfig.DeliveryTimeout's default.
+const DefaultDeliveryTimeout = 10 * time.Second
+
 // ClientConfig configures a client of the chat log.
 type ClientConfig struct {
 	// Brokers are the seed brokers. Required.
@@ -28,26 +32,44 @@ type ClientConfig struct {
 	// Logger receives franz-go's warnings; nil discards them.
 	Logger *slog.Logger
 	// DeliveryTimeout bounds how long a produced record may wait for the
-	// broker before the append fails. Default 10s, so a client whose broker
-	// went away gets an error rather than waiting forever.
+	// broker before the append fails. Default DefaultDeliveryTimeout
+	// (10s), so a client whose broker went away gets an error rather than
+	// waiting forever.
 	DeliveryTimeout time.Duration
+}
+
+// Validate reports every problem of c once its defaults are applied,
+// joined.
+func (c ClientConfig) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("kafka client: no seed brokers"))
+	}
+	if c.DeliveryTimeout < 0 {
+		errs = append(errs, fmt.Errorf("kafka client: negative DeliveryTimeout %s", c.DeliveryTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c ClientConfig) withDefaults() ClientConfig {
+	c.DeliveryTimeout = cmp.Or(c.DeliveryTimeout, DefaultDeliveryTimeout)
+	return c
 }
 
 // NewClient returns a franz-go client: idempotent producer with acks=all
 // (kgo's defaults, stated here because the log's guarantees rest on them),
 // key-hash partitioning compatible with the Java client, plus opts.
 func NewClient(cfg ClientConfig, opts ...kgo.Opt) (*kgo.Client, error) {
-	if len(cfg.Brokers) == 0 {
-		return nil, errors.New("kafka client: no seed brokers")
-	}
-	timeout := cfg.DeliveryTimeout
-	if timeout == 0 {
-		timeout = 10 * time.Second
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	base := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.RecordDeliveryTimeout(timeout),
+		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
 		kgo.ProducerLinger(0),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 		kgo.FetchMaxWait(200 * time.Millisecond),

@@ -1,6 +1,7 @@
 package rabbit
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -29,8 +30,9 @@ type Config struct {
 	RetryDelays []time.Duration
 }
 
-// Validate joins every problem of c.
+// Validate joins every problem of c once its defaults are applied.
 func (c Config) Validate() error {
+	c = c.withDefaults()
 	var errs []error
 	for _, d := range c.RetryDelays {
 		if d <= 0 {
@@ -40,26 +42,27 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// withDefaults returns c with every empty field set to its default; the
+// delays are a copy, never shared with the caller's or the default slice.
+func (c Config) withDefaults() Config {
+	c.URL = cmp.Or(c.URL, DefaultURL)
+	c.Prefix = cmp.Or(c.Prefix, DefaultPrefix)
+	if len(c.RetryDelays) == 0 {
+		c.RetryDelays = tasks.DefaultRetryDelays
+	}
+	c.RetryDelays = slices.Clone(c.RetryDelays)
+	return c
+}
+
 // URLOrDefault is URL, or DefaultURL when empty.
 func (c Config) URLOrDefault() string { return c.url() }
 
-func (c Config) url() string {
-	if c.URL == "" {
-		return DefaultURL
-	}
-	return c.URL
-}
+func (c Config) url() string { return c.withDefaults().URL }
 
 // Topology returns the queue names and tiers of c.
 func (c Config) Topology() Topology {
-	t := Topology{Prefix: c.Prefix, Delays: slices.Clone(c.RetryDelays)}
-	if t.Prefix == "" {
-		t.Prefix = DefaultPrefix
-	}
-	if len(t.Delays) == 0 {
-		t.Delays = slices.Clone(tasks.DefaultRetryDelays)
-	}
-	return t
+	c = c.withDefaults()
+	return Topology{Prefix: c.Prefix, Delays: c.RetryDelays}
 }
 
 // Topology names the queues of one prefix and its retry tiers.

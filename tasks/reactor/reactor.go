@@ -1,6 +1,7 @@
 package reactor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -52,8 +53,9 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
-// Validate joins every problem of c.
+// Validate joins every problem of c once its defaults are applied.
 func (c Config) Validate() error {
+	c = c.withDefaults()
 	var errs []error
 	if len(c.Brokers) == 0 {
 		errs = append(errs, errors.New("reactor: no Kafka brokers"))
@@ -66,6 +68,17 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.rabbit().Validate())
 	return errors.Join(errs...)
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	c.Topic = cmp.Or(c.Topic, kafka.DefaultTopic)
+	c.Group = cmp.Or(c.Group, DefaultGroup)
+	c.MaxBatch = cmp.Or(c.MaxBatch, DefaultMaxBatch)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
 }
 
 func (c Config) rabbit() rabbit.Config {
@@ -96,20 +109,9 @@ type partition struct {
 
 // New checks cfg and builds a Reactor; it connects nothing until Run.
 func New(cfg Config) (*Reactor, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
-	}
-	if cfg.Topic == "" {
-		cfg.Topic = kafka.DefaultTopic
-	}
-	if cfg.Group == "" {
-		cfg.Group = DefaultGroup
-	}
-	if cfg.MaxBatch == 0 {
-		cfg.MaxBatch = DefaultMaxBatch
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {

@@ -5,7 +5,9 @@
 // done (the task id recorded in Postgres, rtstack_tasks.done), retried (the
 // task republished, confirmed, to the delay queue of its attempt with the
 // error), or dead (published to the DLQ with the attempt count and the last
-// error). A task id already recorded is acknowledged without doing it again,
+// error). A failure retrying cannot fix goes to the DLQ at once: a target
+// answering a 4xx other than 408 and 429, a private target, a bad URL, an
+// undecodable task. A task id already recorded is acknowledged without doing it again,
 // so a redelivered or replayed task is done once. A worker killed mid-task
 // leaves the delivery unacknowledged and RabbitMQ hands it to another: the
 // receiver may see that attempt twice, with the same X-Rtstack-Delivery id.

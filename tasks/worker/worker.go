@@ -2,6 +2,7 @@ package worker
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -77,14 +78,15 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
-// Validate joins every problem of c.
+// Validate joins every problem of c once its defaults are applied.
 func (c Config) Validate() error {
+	c = c.withDefaults()
 	var errs []error
 	if c.Pool == nil && c.PostgresURL == "" {
 		errs = append(errs, errors.New("worker: Pool or PostgresURL is required"))
 	}
-	if c.Prefetch < 0 || c.Prefetch > MaxPrefetch {
-		errs = append(errs, fmt.Errorf("worker: prefetch %d outside 0..%d", c.Prefetch, MaxPrefetch))
+	if c.Prefetch < 1 || c.Prefetch > MaxPrefetch {
+		errs = append(errs, fmt.Errorf("worker: prefetch %d outside 1..%d", c.Prefetch, MaxPrefetch))
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("worker: negative timeout %s", c.Timeout))
@@ -96,6 +98,16 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.rabbit().Validate())
 	return errors.Join(errs...)
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	c.Prefetch = cmp.Or(c.Prefetch, DefaultPrefetch)
+	c.Timeout = cmp.Or(c.Timeout, DefaultTimeout)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
 }
 
 func (c Config) rabbit() rabbit.Config {
@@ -121,17 +133,9 @@ type Worker struct {
 
 // New checks cfg and builds a Worker; it connects nothing until Run.
 func New(cfg Config) (*Worker, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
-	}
-	if cfg.Prefetch == 0 {
-		cfg.Prefetch = DefaultPrefetch
-	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
 	}
 	w := &Worker{
 		cfg: cfg, topo: cfg.rabbit().Topology(), log: cfg.Logger.With("component", "worker"),
@@ -457,7 +461,19 @@ func (w *Worker) post(ctx context.Context, c *http.Client, url, id string, body 
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("post: %s answered %s", req.URL.Redacted(), resp.Status)
+		err := fmt.Errorf("post: %s answered %s", req.URL.Redacted(), resp.Status)
+		if refused(resp.StatusCode) {
+			return permanent(fmt.Errorf("%w: a 4xx other than 408 and 429 is not retried", err))
+		}
+		return err
 	}
 	return nil
+}
+
+// refused reports whether status says the target will never accept this
+// delivery as sent (a wrong URL, a rejected signature): retrying cannot
+// help. 408 and 429 ask to come back later, so they are retried like a 5xx.
+func refused(status int) bool {
+	return status >= 400 && status < 500 &&
+		status != http.StatusRequestTimeout && status != http.StatusTooManyRequests
 }

@@ -204,6 +204,46 @@ func TestDeadLetterThenReplay(t *testing.T) {
 	}
 }
 
+// TestRetryFollowsStatusClass: a target that refuses a delivery (a 4xx
+// other than 408/429) will refuse it again, so the task goes to the DLQ
+// after one attempt with the status in its last error; a target that asks
+// to come back later (5xx, 408, 429) gets every attempt.
+func TestRetryFollowsStatusClass(t *testing.T) {
+	for _, tc := range []struct {
+		status   int
+		attempts int
+	}{
+		{http.StatusNotFound, 1},
+		{http.StatusUnauthorized, 1},
+		{http.StatusServiceUnavailable, 3},
+		{http.StatusTooManyRequests, 3},
+		{http.StatusRequestTimeout, 3},
+	} {
+		t.Run(fmt.Sprint(tc.status), func(t *testing.T) {
+			rc := taskstest.Rabbit(t, fast...)
+			db := pool(t, testsvc.Postgres(t))
+			target := taskstest.NewTarget(t, func(*http.Request, int) int { return tc.status })
+			reg := prometheus.NewRegistry()
+			start(t, worker.Config{RabbitURL: rc.URL, Prefix: rc.Prefix, RetryDelays: rc.RetryDelays, Pool: db, AllowPrivate: true, Registerer: reg})
+			task := webhookTask(fmt.Sprint("status-", tc.status), target.URL)
+			publish(t, rc, task)
+
+			var ds []rabbit.DeadTask
+			testsvc.Eventually(t, 20*time.Second, "task in the DLQ", func() bool { ds = dead(t, rc); return len(ds) == 1 })
+			d := ds[0]
+			if d.ID != task.ID || d.Attempts != tc.attempts || !strings.Contains(d.LastError, fmt.Sprint(tc.status)) {
+				t.Errorf("dead task %+v, want id %s after %d attempts with status %d in its error", d, task.ID, tc.attempts, tc.status)
+			}
+			if n := target.Count(); n != tc.attempts {
+				t.Errorf("target saw %d requests, want %d", n, tc.attempts)
+			}
+			if got := counter(t, reg, "retry"); got != float64(tc.attempts-1) {
+				t.Errorf("%v retries counted, want %d", got, tc.attempts-1)
+			}
+		})
+	}
+}
+
 func TestPurgeDLQ(t *testing.T) {
 	rc := taskstest.Rabbit(t, fast...)
 	ctx := context.Background()

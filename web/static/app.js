@@ -180,7 +180,7 @@ async function loadHistory(room, joinWithoutSince) {
       headers: { Authorization: 'Bearer ' + state.token },
     });
     const body = await res.json();
-    if (!res.ok) throw new Error(body.error || res.statusText);
+    if (!res.ok) throw new Error((body.error && body.error.message) || res.statusText);
     for (const m of body.messages) addMessage(room, m);
     // The header says how far the projection had read when it answered:
     // joining from there replays nothing twice and misses nothing.
