@@ -259,6 +259,12 @@ const idleConns = 10000
 // and the raw baseline. RSS is read after a GC that returns freed memory to
 // the OS, so it counts what the connections hold.
 func BenchmarkIdleConnRSS(b *testing.B) {
+	// Each side (this process, the generator) holds one descriptor per
+	// connection; Go raises the soft limit to the hard one at start.
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur < idleConns+1000 {
+		b.Fatalf("open files limit %d (%v): %d idle connections need %d per process (ulimit -n)", lim.Cur, err, idleConns, idleConns+1000)
+	}
 	type perConn struct{ kib, goroutines float64 }
 	measure := func(who, url, secret string) perConn {
 		before, g0 := settledRSS(b), runtime.NumGoroutine()
