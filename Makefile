@@ -36,10 +36,13 @@ bench:
 	($(GO) test -p 1 -run '^$$' -bench . -benchmem -timeout 30m ./gateway/... ./tasks/... || touch bin/bench.failed) 2>&1 | tee -a $(BENCH_OUT)
 	($(GO) test -p 1 -run '^$$' -bench Replay -benchmem -benchtime 1x -timeout 30m ./projections/... || touch bin/bench.failed) 2>&1 | tee -a $(BENCH_OUT)
 	@echo; echo "== ratios against the baselines of the same run =="
-	@awk '/^pkg:/ { pkg = $$2; sub(/.*rtstack\/rtstack\//, "", pkg) } \
-	     /^Benchmark/ { name = $$1; sub(/-[0-9]+$$/, "", name); \
-	       for (i = 3; i < NF; i += 2) if ($$(i+1) ~ /ratio|x_baseline|KiB\/conn/) \
-	         printf "%-22s %-28s %-26s %10s\n", pkg, name, $$(i+1), $$i }' $(BENCH_OUT)
+	@# A benchmark's log lines may split its result line: the name, then the
+	@# figures on a line of their own.
+	@awk 'function row(from) { for (i = from; i < NF; i += 2) if ($$(i+1) ~ /ratio|x_baseline|KiB\/conn/) \
+	         printf "%-22s %-28s %-26s %10s\n", pkg, name, $$(i+1), $$i } \
+	     /^pkg:/ { pkg = $$2; sub(/.*rtstack\/rtstack\//, "", pkg) } \
+	     /^Benchmark/ { name = $$1; sub(/-[0-9]+$$/, "", name); waiting = ($$2 !~ /^[0-9]+$$/); if (!waiting) row(3); next } \
+	     waiting && /^ +[0-9]+\t/ { row(2); waiting = 0 }' $(BENCH_OUT)
 	@test ! -e bin/bench.failed
 
 fmt:
