@@ -16,12 +16,15 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/time/rate"
 
+	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/gateway"
 	"github.com/rtstack/rtstack/gateway/auth"
 	"github.com/rtstack/rtstack/gateway/dedupe"
@@ -328,4 +331,39 @@ func settledRSS(b *testing.B) int64 {
 	}
 	b.Fatal("no VmRSS in /proc/self/status")
 	return 0
+}
+
+// BenchmarkSendPath measures the command path alone (no WebSocket): 100
+// goroutines sending through commands.Handler for 3 s each way, with the
+// Redis idempotency store and without it (the message id alone), to show
+// what the store costs before any fanout.
+func BenchmarkSendPath(b *testing.B) {
+	const senders, run = 100, 3 * time.Second
+	rate := func(o stackOpts) float64 {
+		st := newStack(b, o)
+		var sent atomic.Int64
+		var wg sync.WaitGroup
+		stop := time.Now().Add(run)
+		for g := range senders {
+			wg.Go(func() {
+				for i := 0; time.Now().Before(stop); i++ {
+					if _, err := st.cmds.SendMessage(context.Background(), commands.SendMessage{
+						Room: "path", User: fmt.Sprint("u", g), ClientID: strconv.Itoa(i), Text: "hello"}); err != nil {
+						b.Error(err)
+						return
+					}
+					sent.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		return float64(sent.Load()) / run.Seconds()
+	}
+	bare := rate(stackOpts{})
+	rdb, prefix := testsvc.Redis(b)
+	stored := rate(stackOpts{outcomes: dedupe.New(rdb, prefix+"dedupe:", dedupe.DefaultTTL)})
+	b.ReportMetric(stored, "with-store-sends/s")
+	b.ReportMetric(bare, "without-store-sends/s")
+	b.ReportMetric(stored/bare, "store-ratio")
+	b.ReportMetric(0, "ns/op")
 }
