@@ -103,14 +103,17 @@ func (st *stack) gateway(t testing.TB, mutate func(*gateway.Config)) *gw {
 func (st *stack) gatewayOn(t testing.TB, mutate func(*gateway.Config), smallBuffers bool) *gw {
 	t.Helper()
 	cfg := gateway.Config{
-		Brokers:   []string{st.addr},
+		Kafka:     kafka.ClientConfig{Brokers: []string{st.addr}},
 		Topic:     topic,
 		Codec:     st.codec,
 		Commands:  st.cmds,
 		Keys:      st.keys,
 		RateLimit: 1e6,
 		Burst:     1e6,
-		Logger:    slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		// The tests flood on purpose; the limit tests set their own.
+		UserRateLimit: 1e6,
+		UserBurst:     1e6,
+		Logger:        slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	if mutate != nil {
 		mutate(&cfg)
@@ -184,6 +187,7 @@ type frame struct {
 	Partition int32    `json:"partition"`
 	Offset    int64    `json:"offset"`
 	Duplicate bool     `json:"duplicate"`
+	InMS      int64    `json:"in_ms"`
 	raw       string
 }
 
@@ -216,7 +220,13 @@ func (g *gw) dial(t testing.TB, user string) *client {
 
 func (g *gw) dialWith(t testing.TB, user string, d *websocket.Dialer, read bool) *client {
 	t.Helper()
-	ws, resp, err := d.Dial(g.url(g.token(t, user)), nil)
+	return g.dialToken(t, user, g.token(t, user), d, read)
+}
+
+// dialToken connects with token, which names user.
+func (g *gw) dialToken(t testing.TB, user, token string, d *websocket.Dialer, read bool) *client {
+	t.Helper()
+	ws, resp, err := d.Dial(g.url(token), nil)
 	if err != nil {
 		t.Fatalf("dial as %s: %v (%v)", user, err, resp)
 	}
@@ -390,17 +400,22 @@ func (c *client) messages(room string, n int) []frame {
 // closeCode waits for the connection to end and returns its close code.
 func (c *client) closeCode() int {
 	c.t.Helper()
+	return c.awaitClose().Code
+}
+
+// awaitClose waits for the connection to end and returns its close frame.
+func (c *client) awaitClose() *websocket.CloseError {
+	c.t.Helper()
 	select {
 	case <-c.done:
 	case <-time.After(waitFor):
 		c.t.Fatalf("%s: connection not closed", c.user)
 	}
 	var ce *websocket.CloseError
-	if errors.As(c.closed, &ce) {
-		return ce.Code
+	if !errors.As(c.closed, &ce) {
+		c.t.Fatalf("%s: ended without a close frame: %v", c.user, c.closed)
 	}
-	c.t.Fatalf("%s: ended without a close frame: %v", c.user, c.closed)
-	return 0
+	return ce
 }
 
 // join joins room and waits for the client's own joined frame.

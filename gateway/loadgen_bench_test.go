@@ -180,12 +180,12 @@ func processCPU() time.Duration {
 }
 
 // benchGateway is rtstack's side of the load benchmarks: the gateway with
-// the embedded broker over TCP and the Redis idempotency store, unlimited
-// rate. It returns the endpoint and the secret its tokens are signed with.
+// the embedded broker over TCP and the Redis idempotency store, with no
+// frame rate limits (RATE_LIMIT=0 USER_RATE_LIMIT=0). It returns the endpoint and the secret its tokens are signed with.
 func benchGateway(b *testing.B) (url, secret string) {
 	rdb, prefix := testsvc.Redis(b)
 	st := newStack(b, stackOpts{outcomes: dedupe.New(rdb, prefix+"dedupe:", dedupe.DefaultTTL)})
-	g := st.gateway(b, func(c *gateway.Config) { c.RateLimit = rate.Inf })
+	g := st.gateway(b, func(c *gateway.Config) { c.RateLimit, c.UserRateLimit = rate.Inf, rate.Inf })
 	return g.endpoint(), testSecret
 }
 

@@ -78,23 +78,6 @@ func TestLoadgenDrivesGateway(t *testing.T) {
 	}
 }
 
-// RATE_LIMIT=0 reaches the gateway as rate.Inf: a window far over the
-// default burst is accepted without a single rate_limited.
-func TestUnlimitedRate(t *testing.T) {
-	st := newStack(t, stackOpts{})
-	g := st.gateway(t, func(c *gateway.Config) { c.RateLimit, c.Burst = rate.Inf, 0 })
-	rep, err := loadgen.Run(context.Background(), loadgen.Config{
-		URL: g.endpoint(), Token: g.tokens, Clients: 1, Senders: 1, Window: 300, Duration: time.Second, Drain: waitFor,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.TotalSent < 300 {
-		t.Fatalf("sent %d, want at least the first window of 300", rep.TotalSent)
-	}
-	checkAccounting(t, rep, 1)
-}
-
 // Refusals are counted by code and answer their send, and the abuse close
 // is counted as a disconnect with its close code.
 func TestLoadgenCountsErrorsAndDisconnects(t *testing.T) {

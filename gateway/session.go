@@ -37,6 +37,9 @@ func (c *conn) readLoop() {
 		if !c.handle(data) {
 			return
 		}
+		// A long recovery kept the reader from reading pongs: it counts
+		// as activity, not silence.
+		_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.PongWait))
 	}
 }
 
@@ -45,6 +48,9 @@ func (c *conn) readLoop() {
 func (c *conn) teardown() {
 	c.close(websocket.CloseNormalClosure, "", false)
 	<-c.done
+	c.mu.Lock()
+	c.stopExpiryLocked()
+	c.mu.Unlock()
 	rooms, boards := c.takeMemberships()
 	for _, r := range rooms {
 		c.s.hub.unsubscribe(c, r)
@@ -58,16 +64,16 @@ func (c *conn) teardown() {
 
 // handle processes one client frame; false ends the connection.
 func (c *conn) handle(data []byte) bool {
-	if !c.limiter.Allow() {
+	if code, msg := c.overRate(); code != "" {
 		c.rejected++
-		c.s.m.drops.WithLabelValues("rate_limited").Inc()
+		c.s.m.drops.WithLabelValues(code).Inc()
 		if c.rejected >= c.s.cfg.AbuseAfter {
 			c.s.log.Warn("abusive client closed", "conn", c.id, "user", c.user)
 			c.close(websocket.ClosePolicyViolation, "too many frames", false)
 			return false
 		}
 		f, _ := parseFrame(data)
-		c.sendError(CodeRateLimited, "rate limited: slow down", f.ClientID)
+		c.sendError(code, msg, f.ClientID)
 		return true
 	}
 	c.rejected = 0
@@ -101,16 +107,32 @@ func (c *conn) handle(data []byte) bool {
 		default:
 			c.act(&f)
 		}
+	case "typing":
+		c.typing(&f)
 	case "subscribe":
 		c.subscribe(&f)
 	case "unsubscribe":
 		c.unsubscribe(&f)
+	case "refresh":
+		c.refresh(&f)
 	case "":
 		c.sendError(CodeInvalid, "missing type", f.ClientID)
 	default:
 		c.sendError(CodeUnknownType, fmt.Sprintf("unknown type %q", f.Type), f.ClientID)
 	}
 	return true
+}
+
+// overRate takes a frame from the connection's bucket and the user's; code
+// is non-empty when one of them is empty.
+func (c *conn) overRate() (code, msg string) {
+	if !c.limiter.Allow() {
+		return CodeRateLimited, "rate limited: slow down"
+	}
+	if c.userLimiter != nil && !c.userLimiter.Allow() {
+		return CodeUserRateLimited, "rate limited: your connections together send too fast"
+	}
+	return "", ""
 }
 
 func (c *conn) sendError(code, msg string, ref *string) {
@@ -185,6 +207,9 @@ func (c *conn) act(f *clientFrame) {
 		c.fail(f.Type, err, f.ClientID)
 		return
 	}
+	if !c.checkAccess(f.Room, f.ClientID) {
+		return
+	}
 	if !c.member(f.Room) {
 		c.sendError(CodeNotMember, fmt.Sprintf("join %s first", f.Room), f.ClientID)
 		return
@@ -219,8 +244,15 @@ func (c *conn) join(f *clientFrame) {
 		c.fail("join", err, f.ClientID)
 		return
 	}
+	if !c.checkAccess(f.Room, f.ClientID) {
+		return
+	}
 	if c.member(f.Room) {
 		c.sendError(CodeAlreadyJoined, fmt.Sprintf("already in %s", f.Room), f.ClientID)
+		return
+	}
+	if c.roomCount() >= c.s.cfg.MaxRooms {
+		c.sendError(CodeTooManyRooms, fmt.Sprintf("at most %d rooms per connection: leave one first", c.s.cfg.MaxRooms), f.ClientID)
 		return
 	}
 	if !c.s.waitReady() {
@@ -262,9 +294,11 @@ func (c *conn) join(f *clientFrame) {
 		if reason, err := c.s.recoverRoom(c, f.Room, *f.Since.Partition, from, next); err != nil || reason != "" {
 			c.s.hub.unsubscribe(c, f.Room)
 			c.setMember(f.Room, false)
-			if err != nil {
+			switch {
+			case errors.Is(err, errConnClosed): // nobody to answer
+			case err != nil:
 				c.fail("join", err, f.ClientID)
-			} else {
+			default:
 				c.s.m.resyncs.Inc()
 				c.pushWait(mustJSON(resyncFrame{Type: "resync", Room: f.Room, Reason: reason}))
 			}
@@ -296,6 +330,7 @@ func (c *conn) leave(f *clientFrame) {
 		return
 	}
 	c.setMember(f.Room, false)
+	delete(c.typedAt, f.Room)
 	c.s.hub.leave(c, f.Room, res.Position.Offset)
 	c.s.presenceLeave(f.Room, c)
 	if f.ClientID != nil {
@@ -314,9 +349,21 @@ func (c *conn) subscribe(f *clientFrame) {
 			c.fail("subscribe", err, f.ClientID)
 			return
 		}
+		if !c.checkAccess(f.Room, f.ClientID) {
+			return
+		}
 	}
 	if c.s.cfg.Boards == nil {
 		c.sendError(CodeUnavailable, f.Channel+" channel is not available on this server", f.ClientID)
+		return
+	}
+	key := boardKey(f.Channel, f.Room)
+	c.mu.Lock()
+	_, again := c.boards[key]
+	full := !again && len(c.boards) >= c.s.cfg.MaxSubscriptions
+	c.mu.Unlock()
+	if full {
+		c.sendError(CodeTooManySubscriptions, fmt.Sprintf("at most %d subscriptions per connection: unsubscribe one first", c.s.cfg.MaxSubscriptions), f.ClientID)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.CommandTimeout)
@@ -326,7 +373,6 @@ func (c *conn) subscribe(f *clientFrame) {
 		c.fail("subscribe", err, f.ClientID)
 		return
 	}
-	key := boardKey(f.Channel, f.Room)
 	c.mu.Lock()
 	c.boards[key] = struct{}{}
 	c.mu.Unlock()

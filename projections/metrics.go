@@ -7,13 +7,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rtstack/rtstack/infra/prom"
+	"github.com/rtstack/rtstack/schemas"
 )
 
 // metrics are the runtime's Prometheus collectors. Labels stay bounded:
 // projection name and partition number only.
 type metrics struct {
 	applied    *prometheus.CounterVec   // projection
-	parked     *prometheus.CounterVec   // projection
+	parked     *prometheus.CounterVec   // projection, reason
 	errors     *prometheus.CounterVec   // projection
 	resets     *prometheus.CounterVec   // projection
 	lag        *prometheus.GaugeVec     // projection, partition
@@ -30,11 +31,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"projection"}),
 		parked: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtstack_projection_records_parked_total",
-			Help: "Undecodable log records copied to the parking topic and skipped.",
-		}, []string{"projection"}),
+			Help: "Log records refused (undecodable, or misplaced: outside their room's partition), copied to the parking topic and skipped, by reason.",
+		}, []string{"projection", "reason"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtstack_projection_apply_errors_total",
-			Help: "Failed Apply calls (each is retried with backoff).",
+			Help: "Failed Apply calls (each is retried with backoff, unless the store calls the error permanent).",
 		}, []string{"projection"}),
 		resets: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtstack_projection_store_resets_total",
@@ -46,7 +47,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"projection", "partition"}),
 		age: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rtstack_projection_age_seconds",
-			Help: "Wall clock minus the event time of the last applied event.",
+			Help: "Wall clock minus the event time of the last applied event while records wait; 0 on a caught-up partition.",
 		}, []string{"projection", "partition"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "rtstack_projection_apply_seconds",
@@ -92,16 +93,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 // partitionMetrics are the collectors of one projection and partition,
 // resolved once.
 type partitionMetrics struct {
-	applied, parked, errors, resets prometheus.Counter
-	age                             prometheus.Gauge
-	latency, batch                  prometheus.Observer
+	applied, errors, resets prometheus.Counter
+	// parked counts refused records by reason (a bounded set:
+	// kafka.ReasonOf).
+	parked         func(reason schemas.Reason) prometheus.Counter
+	age            prometheus.Gauge
+	latency, batch prometheus.Observer
 }
 
 func (m *metrics) forPartition(name string, p int32) partitionMetrics {
 	ps := strconv.Itoa(int(p))
 	return partitionMetrics{
 		applied: m.applied.WithLabelValues(name),
-		parked:  m.parked.WithLabelValues(name),
+		parked: func(reason schemas.Reason) prometheus.Counter {
+			return m.parked.WithLabelValues(name, string(reason))
+		},
 		errors:  m.errors.WithLabelValues(name),
 		resets:  m.resets.WithLabelValues(name),
 		age:     m.age.WithLabelValues(name, ps),
@@ -124,4 +130,42 @@ func (m *metrics) forget(name string, p int32) {
 
 func ageSeconds(eventMillis int64, now time.Time) float64 {
 	return now.Sub(time.UnixMilli(eventMillis)).Seconds()
+}
+
+// rebuildMetrics show a running rebuild's progress to an operator, by
+// projection name.
+type rebuildMetrics struct {
+	running  *prometheus.GaugeVec
+	replayed *prometheus.GaugeVec
+	target   *prometheus.GaugeVec
+}
+
+func newRebuildMetrics(reg prometheus.Registerer) (*rebuildMetrics, error) {
+	m := &rebuildMetrics{
+		running: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rtstack_rebuild_running",
+			Help: "1 while a rebuild of the projection runs in this process, else 0.",
+		}, []string{"projection"}),
+		replayed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rtstack_rebuild_replayed_records",
+			Help: "Records the running (or last) rebuild has replayed.",
+		}, []string{"projection"}),
+		target: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rtstack_rebuild_target_records",
+			Help: "Records the rebuild must replay to catch up (grows while the live tail moves).",
+		}, []string{"projection"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var err error
+	// A process rebuilds again and again (the admin API): reuse the gauges.
+	m.running, err = prom.Register(reg, m.running)
+	if err == nil {
+		m.replayed, err = prom.Register(reg, m.replayed)
+	}
+	if err == nil {
+		m.target, err = prom.Register(reg, m.target)
+	}
+	return m, err
 }

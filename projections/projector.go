@@ -4,45 +4,58 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/schemas"
 )
 
+// Projector defaults: what a zero Config field means.
+const (
+	DefaultGroupPrefix    = "rtstack-projector-" // + Store.Name()
+	DefaultParkSuffix     = ".parked"            // Topic + this
+	DefaultMaxBatch       = 5000
+	DefaultSessionTimeout = 45 * time.Second // kgo's default
+	DefaultLagInterval    = 5 * time.Second
+)
+
 // Config configures a Projector. The zero value of each optional field is
-// the default stated in its comment.
+// the default stated in its comment; NewProjector fills the defaults in,
+// then validates the effective values.
 type Config struct {
-	// Brokers are the seed brokers of the log. Required.
-	Brokers []string
-	// Topic is the event log. Default "chat.events".
+	// Kafka reaches the log's cluster: seed brokers (required), TLS, SASL,
+	// compression. A nil Kafka.Logger takes Logger.
+	Kafka kafka.ClientConfig
+	// Topic is the event log. Default kafka.DefaultTopic ("chat.events").
 	Topic string
 	// Group is the consumer group; instances with the same Group share the
-	// partitions. Default "rtstack-projector-" + Store.Name().
+	// partitions. Default DefaultGroupPrefix + Store.Name()
+	// ("rtstack-projector-postgres").
 	Group string
 	// Codec decodes records. Required.
 	Codec *schemas.Codec
 	// Store is the projection fed by the log. Required.
 	Store Store
-	// ParkTopic receives undecodable records. Default Topic + ".parked";
-	// created (1 partition, unlimited retention) if missing.
+	// ParkTopic receives undecodable records. Default Topic +
+	// DefaultParkSuffix ("chat.events.parked"); created (1 partition,
+	// unlimited retention) if missing.
 	ParkTopic string
-	// MaxBatch bounds the records of one Apply. Default 5000. Batches are as
-	// large as what is buffered: thousands during a replay, one or a few
-	// when live.
+	// MaxBatch bounds the records of one Apply. Default DefaultMaxBatch
+	// (5000). Batches are as large as what is buffered: thousands during a
+	// replay, one or a few when live.
 	MaxBatch int
 	// SessionTimeout is the consumer group session timeout: how long a dead
-	// instance keeps its partitions. Default 45s (kgo's default).
+	// instance keeps its partitions. Default DefaultSessionTimeout (45s).
 	SessionTimeout time.Duration
 	// LagInterval is how often lag and age gauges are refreshed, and how
 	// long a partition stays idle before a LossDetector store is probed.
-	// Default 5s.
+	// Default DefaultLagInterval (5s).
 	LagInterval time.Duration
 	// Logger receives the runtime's logs; nil discards them.
 	Logger *slog.Logger
@@ -50,11 +63,14 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
-// Validate reports every problem of cfg at once.
+// Validate reports every problem of cfg at once. NewProjector calls it on
+// the effective values, after WithDefaults.
 func (c Config) Validate() error {
 	var errs []error
-	if len(c.Brokers) == 0 {
+	if len(c.Kafka.Brokers) == 0 {
 		errs = append(errs, errors.New("projector: no brokers"))
+	} else if err := c.Kafka.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("projector: %w", err))
 	}
 	if c.Codec == nil {
 		errs = append(errs, errors.New("projector: no codec"))
@@ -71,29 +87,37 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero optional field set to its default.
+func (c Config) WithDefaults() Config {
 	if c.Topic == "" {
 		c.Topic = kafka.DefaultTopic
 	}
 	if c.Group == "" && c.Store != nil {
-		c.Group = "rtstack-projector-" + c.Store.Name()
+		c.Group = DefaultGroupPrefix + c.Store.Name()
 	}
 	if c.ParkTopic == "" {
-		c.ParkTopic = c.Topic + ".parked"
+		c.ParkTopic = c.Topic + DefaultParkSuffix
 	}
 	if c.MaxBatch == 0 {
-		c.MaxBatch = 5000
+		c.MaxBatch = DefaultMaxBatch
 	}
 	if c.SessionTimeout == 0 {
-		c.SessionTimeout = 45 * time.Second
+		c.SessionTimeout = DefaultSessionTimeout
 	}
 	if c.LagInterval == 0 {
-		c.LagInterval = 5 * time.Second
+		c.LagInterval = DefaultLagInterval
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	c.Logger = orDiscard(c.Logger)
+	c.Kafka = c.Kafka.OrLogger(c.Logger)
 	return c
+}
+
+// orDiscard is log, or a logger that discards everything when log is nil.
+func orDiscard(log *slog.Logger) *slog.Logger {
+	if log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return log
 }
 
 // Projector feeds a Store from the log as a member of a consumer group: one
@@ -106,38 +130,37 @@ type Projector struct {
 	m    *metrics
 	log  *slog.Logger
 
-	// client is set once at the start of Run, before any partition is
-	// assigned.
+	// place is set once at the start of Run before the group client
+	// exists; client once it does, before any partition is assigned.
 	client *kgo.Client
+	place  *kafka.Placement
 
-	mu      sync.Mutex         // guards workers, seeks, wake and each worker's fetchGen
-	workers map[int32]*worker  // assigned partitions
-	seeks   map[int32]seekReq  // re-seeks asked by workers, applied by the poll loop
-	wake    context.CancelFunc // ends the poll in progress (nil between polls)
+	// fail ends Run with the cause a partition could not get past (an
+	// error wrapping ErrPermanent); set once at the start of Run.
+	fail context.CancelCauseFunc
+
+	mu       sync.Mutex            // guards assigned, seeks, wake and each assignment's fetchGen
+	assigned map[int32]*assignment // assigned partitions
+	seeks    map[int32]seekReq     // re-seeks asked by assignments, applied by the poll loop
+	wake     context.CancelFunc    // ends the poll in progress (nil between polls)
 }
 
-// worker owns one assigned partition's goroutine.
-type worker struct {
-	part   *partition
+// assignment owns one assigned partition's goroutine.
+type assignment struct {
+	part   *applier
 	ch     chan fetched
 	stop   chan struct{} // closed on revoke: finish the batch in hand, then exit
 	cancel context.CancelFunc
 	done   chan struct{}
 	// fetchGen tags what the poll loop hands over: the generation of the
-	// last re-seek it applied. The worker drops batches of an older
+	// last re-seek it applied. The assignment drops batches of an older
 	// generation (fetched before the seek).
 	fetchGen uint64
 }
 
-// fetched is one partition's records from one poll.
-type fetched struct {
-	gen  uint64
-	recs []*kgo.Record
-}
-
 // seekReq asks the poll loop to move a partition's fetch position.
 type seekReq struct {
-	w      *worker
+	w      *assignment
 	gen    uint64
 	offset int64
 }
@@ -145,42 +168,87 @@ type seekReq struct {
 // NewProjector checks cfg and registers the metrics. Nothing connects until
 // Run.
 func NewProjector(cfg Config) (*Projector, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("projector metrics: %w", err)
 	}
 	return &Projector{
-		cfg:     cfg,
-		name:    cfg.Store.Name(),
-		m:       m,
-		log:     cfg.Logger.With("projection", cfg.Store.Name()),
-		workers: map[int32]*worker{},
-		seeks:   map[int32]seekReq{},
+		cfg:      cfg,
+		name:     cfg.Store.Name(),
+		m:        m,
+		log:      cfg.Logger.With("projection", cfg.Store.Name()),
+		assigned: map[int32]*assignment{},
+		seeks:    map[int32]seekReq{},
 	}, nil
 }
 
 // Run consumes until ctx ends, then stops the partition goroutines, commits
 // group offsets and leaves the group. It returns nil when ctx was canceled,
-// or the error that stopped it (the client could not be created). Run is
-// called once.
-func (p *Projector) Run(ctx context.Context) error {
+// or the error that stopped it: the client could not be created, the log
+// was recreated (ErrLogChanged), or a partition met an error retrying
+// cannot fix (ErrPermanent; the message names the partition and offset).
+// Run is called once.
+func (p *Projector) Run(parent context.Context) error {
+	ctx, fail := context.WithCancelCause(parent)
+	defer fail(nil)
+	p.fail = fail
+	// Before the group client exists: joining assigns partitions at once,
+	// and their appliers need the log's placement rule.
+	if ok, err := p.prepare(ctx); !ok {
+		return err
+	}
+	cl, err := kafka.NewClient(p.cfg.Kafka, p.clientOpts(ctx)...)
+	if err != nil {
+		return fmt.Errorf("projector %s: %w", p.name, err)
+	}
+	defer p.revokeAll()
+	defer cl.Close() // leaves the group; the revoke callback stops the assignments
+	p.client = cl
+
+	lagDone := make(chan struct{})
+	lagCtx, stopLag := context.WithCancel(ctx)
+	go func() {
+		defer close(lagDone)
+		p.lagLoop(lagCtx, cl)
+	}()
+	defer func() { stopLag(); <-lagDone }()
+
+	p.log.Info("projector started", "topic", p.cfg.Topic, "group", p.cfg.Group)
+	p.poll(ctx, cl)
+	p.revokeAll()
+	commitCtx, cancelCommit := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancelCommit()
+	if err := cl.CommitMarkedOffsets(commitCtx); err != nil {
+		p.log.Debug("final commit of group offsets", "err", err)
+	}
+	if err := context.Cause(ctx); parent.Err() == nil && err != nil {
+		p.log.Error("projector stopped", "err", err)
+		return fmt.Errorf("projector %s: %w", p.name, err)
+	}
+	p.log.Info("projector stopped")
+	return nil
+}
+
+// clientOpts are the consumer group member's options: its callbacks
+// start, seek and stop the assignments.
+func (p *Projector) clientOpts(ctx context.Context) []kgo.Opt {
 	topic := p.cfg.Topic
 	hb := min(3*time.Second, p.cfg.SessionTimeout/3)
-	cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: p.cfg.Brokers, Logger: p.cfg.Logger},
+	return []kgo.Opt{
 		kgo.ConsumerGroup(p.cfg.Group),
 		kgo.ConsumeTopics(topic),
 		kgo.SessionTimeout(p.cfg.SessionTimeout),
 		kgo.HeartbeatInterval(hb),
 		kgo.AutoCommitMarks(),
 		kgo.AutoCommitInterval(time.Second),
-		kgo.FetchMaxWait(500*time.Millisecond),
+		kgo.FetchMaxWait(500 * time.Millisecond),
 		// Fetches are decompressed in memory: bound what a replay buffers.
-		kgo.FetchMaxPartitionBytes(512<<10),
-		kgo.FetchMaxBytes(8<<20),
+		kgo.FetchMaxPartitionBytes(512 << 10),
+		kgo.FetchMaxBytes(8 << 20),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
 			p.assign(ctx, assigned[topic])
 		}),
@@ -196,32 +264,12 @@ func (p *Projector) Run(ctx context.Context) error {
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 			p.revoke(lost[topic], true)
 		}),
-	)
-	if err != nil {
-		return fmt.Errorf("projector %s: %w", p.name, err)
 	}
-	defer p.revokeAll()
-	defer cl.Close() // leaves the group; the revoke callback stops the workers
-	p.client = cl
+}
 
-	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	if _, err := kafka.EnsureTopic(ensureCtx, cl, p.cfg.ParkTopic, 1); err != nil {
-		p.log.Warn("parking topic not ensured; parking will retry", "topic", p.cfg.ParkTopic, "err", err)
-	}
-	cancel()
-	if err := p.checkLog(ctx, cl); err != nil {
-		return err
-	}
-
-	lagDone := make(chan struct{})
-	lagCtx, stopLag := context.WithCancel(ctx)
-	go func() {
-		defer close(lagDone)
-		p.lagLoop(lagCtx, cl)
-	}()
-	defer func() { stopLag(); <-lagDone }()
-
-	p.log.Info("projector started", "topic", topic, "group", p.cfg.Group)
+// poll hands what the client fetches to the assignments until ctx ends,
+// applying the re-seeks they ask for between polls.
+func (p *Projector) poll(ctx context.Context, cl *kgo.Client) {
 	for {
 		if p.applySeeks(cl) {
 			continue // another seek was asked meanwhile
@@ -236,66 +284,87 @@ func (p *Projector) Run(ctx context.Context) error {
 		p.mu.Unlock()
 		wake()
 		if ctx.Err() != nil || fs.IsClientClosed() {
-			break
+			return
 		}
 		fs.EachError(func(t string, part int32, err error) {
 			if !errors.Is(err, context.Canceled) {
 				p.log.Warn("fetch error", "topic", t, "partition", part, "err", err)
 			}
 		})
-		fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
-			if len(ftp.Records) == 0 || ftp.Topic != topic {
-				return
-			}
-			p.mu.Lock()
-			w := p.workers[ftp.Partition]
-			var gen uint64
-			if w != nil {
-				gen = w.fetchGen
-			}
-			p.mu.Unlock()
-			if w == nil {
-				return // revoked meanwhile: the next owner starts at the checkpoint
-			}
-			select {
-			case w.ch <- fetched{gen: gen, recs: ftp.Records}:
-			case <-w.stop:
-			case <-ctx.Done():
-			}
-		})
+		fs.EachPartition(func(ftp kgo.FetchTopicPartition) { p.hand(ctx, ftp) })
 	}
-	p.revokeAll()
-	commitCtx, cancelCommit := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancelCommit()
-	if err := cl.CommitMarkedOffsets(commitCtx); err != nil {
-		p.log.Debug("final commit of group offsets", "err", err)
-	}
-	p.log.Info("projector stopped")
-	return nil
 }
 
-// checkLog refuses to project a recreated log onto checkpoints of the old
-// one (DESIGN rule 2). A topic that does not exist yet is checked by the
-// next start.
-func (p *Projector) checkLog(ctx context.Context, cl *kgo.Client) error {
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	info, err := kafka.DescribeTopic(dctx, cl, p.cfg.Topic)
-	if err != nil {
-		p.log.Warn("log not described; topic id not checked", "topic", p.cfg.Topic, "err", err)
-		return nil
+// hand passes one partition's fetch to its assignment, tagged with the
+// generation of the last re-seek.
+func (p *Projector) hand(ctx context.Context, ftp kgo.FetchTopicPartition) {
+	if len(ftp.Records) == 0 || ftp.Topic != p.cfg.Topic {
+		return
 	}
-	for attempt := 1; ; attempt++ {
-		err := bindLog(ctx, p.cfg.Store, info.ID)
-		if err == nil || errors.Is(err, ErrLogChanged) {
-			if err != nil {
-				return fmt.Errorf("projector %s: %w", p.name, err)
-			}
-			return nil
+	p.mu.Lock()
+	w := p.assigned[ftp.Partition]
+	var gen uint64
+	if w != nil {
+		gen = w.fetchGen
+	}
+	p.mu.Unlock()
+	if w == nil {
+		return // revoked meanwhile: the next owner starts at the checkpoint
+	}
+	select {
+	case w.ch <- fetched{gen: gen, recs: ftp.Records}:
+	case <-w.stop:
+	case <-ctx.Done():
+	}
+}
+
+// prepare ensures the parking topic and checks the log (checkLog) with a
+// client of its own; ok is false when Run must return err.
+func (p *Projector) prepare(ctx context.Context) (ok bool, err error) {
+	meta, err := kafka.NewClient(p.cfg.Kafka)
+	if err != nil {
+		return false, fmt.Errorf("projector %s: %w", p.name, err)
+	}
+	defer meta.Close()
+	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	if _, err := kafka.EnsureTopic(ensureCtx, meta, p.cfg.ParkTopic, 1); err != nil {
+		p.log.Warn("parking topic not ensured; parking will retry", "topic", p.cfg.ParkTopic, "err", err)
+	}
+	cancel()
+	return p.checkLog(ctx, meta)
+}
+
+// checkLog describes the log, waiting until it exists, so the appliers
+// check the placement rule over its partition count; and it refuses to
+// project a recreated log onto checkpoints of the old one (its offsets mean
+// other records). ok is false when ctx ended first.
+func (p *Projector) checkLog(ctx context.Context, cl *kgo.Client) (ok bool, err error) {
+	backoff := newBackoff()
+	var info kafka.TopicInfo
+	for {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		info, err = kafka.DescribeTopic(dctx, cl, p.cfg.Topic)
+		cancel()
+		if err == nil {
+			break
 		}
-		p.log.Warn("bind log failed, retrying", "attempt", attempt, "err", err)
-		if !wait(ctx, nil, backoff(attempt)) {
-			return nil // shutting down
+		p.log.Warn("log not described, retrying", "topic", p.cfg.Topic, "attempt", backoff.Attempt()+1, "err", err)
+		if !backoff.Wait(ctx, nil) {
+			return false, nil // shutting down
+		}
+	}
+	p.place = kafka.NewPlacement(p.cfg.Codec, info)
+	for {
+		err := bindLog(ctx, p.cfg.Store, info.ID)
+		if errors.Is(err, ErrLogChanged) {
+			return false, fmt.Errorf("projector %s: %w", p.name, err)
+		}
+		if err == nil {
+			return true, nil
+		}
+		p.log.Warn("bind log failed, retrying", "attempt", backoff.Attempt()+1, "err", err)
+		if !backoff.Wait(ctx, nil) {
+			return false, nil // shutting down
 		}
 	}
 }
@@ -305,31 +374,31 @@ func (p *Projector) assign(ctx context.Context, parts []int32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, id := range parts {
-		if _, ok := p.workers[id]; ok {
+		if _, ok := p.assigned[id]; ok {
 			continue
 		}
 		wctx, cancel := context.WithCancel(ctx)
-		w := &worker{
-			part:   p.newPartition(id),
+		w := &assignment{
+			part:   p.newApplier(id),
 			ch:     make(chan fetched, 2),
 			stop:   make(chan struct{}),
 			cancel: cancel,
 			done:   make(chan struct{}),
 		}
-		p.workers[id] = w
-		go p.runWorker(wctx, w)
+		p.assigned[id] = w
+		go p.runAssignment(wctx, w)
 	}
 	if len(parts) > 0 {
 		p.log.Info("partitions assigned", "partitions", parts)
 	}
 }
 
-func (p *Projector) newPartition(id int32) *partition {
-	return &partition{
+func (p *Projector) newApplier(id int32) *applier {
+	return &applier{
 		id:       id,
 		name:     p.name,
 		store:    p.cfg.Store,
-		codec:    p.cfg.Codec,
+		place:    p.place,
 		maxBatch: p.cfg.MaxBatch,
 		park:     p.park,
 		log:      p.log,
@@ -350,15 +419,42 @@ func (p *Projector) adjust(ctx context.Context, offsets map[string]map[int32]kgo
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for id := range parts {
+	stale := map[int32]kgo.EpochOffset{}
+	for id, committed := range parts {
 		next := cps[id]
+		if committed.EpochOffset().Offset != next {
+			stale[id] = kgo.EpochOffset{Epoch: -1, Offset: next}
+		}
 		parts[id] = kgo.NewOffset().At(next).WithEpoch(-1)
-		if w := p.workers[id]; w != nil {
+		if w := p.assigned[id]; w != nil {
 			w.part.next.Store(next)
 		}
 		p.log.Debug("partition starts at checkpoint", "partition", id, "offset", next)
 	}
+	p.commitCheckpoints(stale)
 	return offsets, nil
+}
+
+// commitCheckpoints moves the group's committed offsets to the store's
+// checkpoints where they differ (a crash between the store's commit and
+// the group's, a promoted rebuild, a restored store), so the lag admin
+// tools show is true even on a partition that stays idle: kgo commits a
+// partition only once it consumed from it. The store remains the truth;
+// the commit is asynchronous and its failure only logged.
+func (p *Projector) commitCheckpoints(offsets map[int32]kgo.EpochOffset) {
+	if len(offsets) == 0 {
+		return
+	}
+	// Called while kgo assigns: it commits once the assignment is done.
+	go p.client.CommitOffsets(context.Background(), map[string]map[int32]kgo.EpochOffset{p.cfg.Topic: offsets},
+		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			if err == nil {
+				err = kafka.CommitError(resp)
+			}
+			if err != nil {
+				p.log.Warn("group offsets not moved to the checkpoints; admin tools show stale lag until records arrive", "err", err)
+			}
+		})
 }
 
 // revoke stops the goroutines of parts and waits for them. A revoked
@@ -366,11 +462,11 @@ func (p *Projector) adjust(ctx context.Context, offsets map[string]map[int32]kgo
 // one is canceled at once.
 func (p *Projector) revoke(parts []int32, lost bool) {
 	p.mu.Lock()
-	var ws []*worker
+	var ws []*assignment
 	for _, id := range parts {
-		if w, ok := p.workers[id]; ok {
+		if w, ok := p.assigned[id]; ok {
 			ws = append(ws, w)
-			delete(p.workers, id)
+			delete(p.assigned, id)
 			p.m.forget(p.name, id)
 		}
 	}
@@ -398,17 +494,18 @@ func (p *Projector) revoke(parts []int32, lost bool) {
 func (p *Projector) revokeAll() {
 	p.mu.Lock()
 	var parts []int32
-	for id := range p.workers {
+	for id := range p.assigned {
 		parts = append(parts, id)
 	}
 	p.mu.Unlock()
 	p.revoke(parts, false)
 }
 
-// runWorker applies what the poll loop hands over, merging what queued up
-// into one batch (large during replay, tiny when live). When the store
-// lost its state it reloads the checkpoint and re-seeks (see reseek).
-func (p *Projector) runWorker(ctx context.Context, w *worker) {
+// runAssignment applies what the poll loop hands over, merging what
+// queued up into one batch (gather). When the store lost its state it
+// reloads the checkpoint and re-seeks (see reseek); when a batch fails for
+// good it ends Run with the cause.
+func (p *Projector) runAssignment(ctx context.Context, w *assignment) {
 	defer close(w.done)
 	var buf []*kgo.Record
 	var gen uint64 // batches of an older generation were fetched before a re-seek
@@ -420,6 +517,7 @@ func (p *Projector) runWorker(ctx context.Context, w *worker) {
 	}
 	busy := false // applied something since the last idle tick
 	for {
+		var err error
 		select {
 		case <-ctx.Done():
 			return
@@ -430,44 +528,31 @@ func (p *Projector) runWorker(ctx context.Context, w *worker) {
 				busy = false
 				continue
 			}
-			if err := w.part.probe(ctx); err != nil {
-				gen++
-				if !p.reseek(ctx, w, gen, err) {
-					return
-				}
-			}
-			continue
+			err = w.part.probe(ctx)
 		case f := <-w.ch:
 			if f.gen != gen {
 				continue
 			}
-			buf = append(buf[:0], f.recs...)
-		}
-	drain:
-		for len(buf) < p.cfg.MaxBatch {
-			select {
-			case f := <-w.ch:
-				if f.gen == gen {
-					buf = append(buf, f.recs...)
-				}
-			default:
-				break drain
+			buf = gather(buf, f.recs, w.ch, gen, p.cfg.MaxBatch)
+			busy = true
+			var last *kgo.Record
+			last, err = w.part.process(ctx, buf, w.stop)
+			if last != nil {
+				p.client.MarkCommitRecords(last)
 			}
+			clear(buf)
 		}
-		busy = true
-		last, err := w.part.process(ctx, buf, w.stop)
-		if last != nil {
-			p.client.MarkCommitRecords(last)
-		}
-		clear(buf)
-		if errors.Is(err, ErrStoreReset) {
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrStoreReset):
 			gen++
 			if !p.reseek(ctx, w, gen, err) {
 				return
 			}
-			continue
-		}
-		if err != nil {
+		case errors.Is(err, ErrPermanent):
+			p.fail(err)
+			return
+		default:
 			return
 		}
 	}
@@ -476,9 +561,9 @@ func (p *Projector) runWorker(ctx context.Context, w *worker) {
 // reseek restarts w's partition from the store's checkpoint after the
 // store lost its state: reload Checkpoints, set the partition's position,
 // and ask the poll loop to seek there. Batches already fetched carry an
-// older generation and are dropped by the worker. False if the partition
+// older generation and are dropped by the assignment. False if the partition
 // stopped meanwhile.
-func (p *Projector) reseek(ctx context.Context, w *worker, gen uint64, cause error) bool {
+func (p *Projector) reseek(ctx context.Context, w *assignment, gen uint64, cause error) bool {
 	id := w.part.id
 	cps, err := checkpointsRetry(ctx, p.cfg.Store, p.log)
 	if err != nil {
@@ -490,7 +575,7 @@ func (p *Projector) reseek(ctx context.Context, w *worker, gen uint64, cause err
 		"partition", id, "offset", next, "err", cause)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.workers[id] != w {
+	if p.assigned[id] != w {
 		return false // revoked: the next owner starts at the checkpoint
 	}
 	p.seeks[id] = seekReq{w: w, gen: gen, offset: next}
@@ -513,7 +598,7 @@ func (p *Projector) applySeeks(cl *kgo.Client) bool {
 	set := map[int32]kgo.EpochOffset{}
 	for id, req := range p.seeks {
 		delete(p.seeks, id)
-		if p.workers[id] != req.w {
+		if p.assigned[id] != req.w {
 			continue
 		}
 		req.w.fetchGen = req.gen
@@ -552,11 +637,19 @@ func (p *Projector) lagLoop(ctx context.Context, cl *kgo.Client) {
 		}
 		now := time.Now()
 		p.mu.Lock()
-		for id, w := range p.workers {
-			if end, ok := ends[id]; ok {
-				p.m.setLag(p.name, id, max(0, end-w.part.next.Load()))
+		for id, w := range p.assigned {
+			end, ok := ends[id]
+			if !ok {
+				continue
 			}
-			if ts := w.part.lastTS.Load(); ts > 0 {
+			lag := max(0, end-w.part.next.Load())
+			p.m.setLag(p.name, id, lag)
+			// Caught up, nothing is late: an idle partition's last event
+			// only gets older, and an age that grew would page someone.
+			switch ts := w.part.lastTS.Load(); {
+			case lag == 0:
+				w.part.m.age.Set(0)
+			case ts > 0:
 				w.part.m.age.Set(ageSeconds(ts, now))
 			}
 		}

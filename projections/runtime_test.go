@@ -199,7 +199,7 @@ func TestProjectorAppliesParksAndRebuilds(t *testing.T) {
 
 	store := newMemStore()
 	reg := prometheus.NewRegistry()
-	projectionstest.Run(t, projections.Config{Brokers: []string{b.Addr()}, Topic: topic, Codec: codec, Store: store, Registerer: reg, LagInterval: 100 * time.Millisecond})
+	projectionstest.Run(t, projections.Config{Kafka: kafka.ClientConfig{Brokers: []string{b.Addr()}}, Topic: topic, Codec: codec, Store: store, Registerer: reg, LagInterval: 100 * time.Millisecond})
 	count := func() int {
 		n := 0
 		for _, ids := range store.ids() {
@@ -265,15 +265,7 @@ func TestProjectorAppliesParksAndRebuilds(t *testing.T) {
 	})
 
 	// Both bad records are in the parking topic with the reason and position.
-	pc := kafkatest.Client(t, b.Addr(), kgo.ConsumeTopics(topic+".parked"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	var parked []*kgo.Record
-	for len(parked) < 2 {
-		fs := pc.PollFetches(ctx)
-		if err := fs.Err0(); err != nil {
-			t.Fatal(err)
-		}
-		parked = append(parked, fs.Records()...)
-	}
+	parked := readParked(ctx, t, b.Addr(), topic+".parked", 2)
 	for i, r := range parked {
 		h := headers(r)
 		if h[projections.HeaderParkError] == "" || h[projections.HeaderParkOffset] == "" || h[projections.HeaderParkTopic] != topic {
@@ -288,9 +280,10 @@ func TestProjectorAppliesParksAndRebuilds(t *testing.T) {
 	before, _ := store.Digest(ctx)
 	var progressed int64
 	err = projections.Rebuild(ctx, projections.RebuildConfig{
-		Brokers: []string{b.Addr()}, Topic: topic, Codec: codec, Target: store,
-		Progress: func(done, total int64) { progressed = done },
-		Logger:   slog.New(slog.NewTextHandler(tWriter{t}, nil)),
+		Kafka: kafka.ClientConfig{Brokers: []string{b.Addr()}}, Topic: topic, Codec: codec, Target: store,
+		Progress:   func(done, total int64) { progressed = done },
+		Logger:     slog.New(slog.NewTextHandler(tWriter{t}, nil)),
+		Registerer: reg,
 	})
 	t.Logf("rebuild done")
 	if err != nil {
@@ -301,6 +294,12 @@ func TestProjectorAppliesParksAndRebuilds(t *testing.T) {
 	}
 	if progressed != 103 {
 		t.Errorf("progress reported %d records, want 103 (101 events + 2 parked)", progressed)
+	}
+	// The operator's gauges tell the same story, and that it has ended.
+	for name, want := range map[string]float64{"rtstack_rebuild_replayed_records": 103, "rtstack_rebuild_target_records": 103, "rtstack_rebuild_running": 0} {
+		if got := counterSum(t, reg, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
 	}
 	if _, err := log.Append(ctx, joined(101)); err != nil {
 		t.Fatal(err)
@@ -326,7 +325,7 @@ func counterSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		if mf.GetName() == name {
 			var sum float64
 			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
+				sum += m.GetCounter().GetValue() + m.GetGauge().GetValue() // one of them is set
 			}
 			return sum
 		}
@@ -387,10 +386,10 @@ func TestConfigValidate(t *testing.T) {
 		want int // problems reported
 	}{
 		{"projector zero", projections.Config{}.Validate(), 3},
-		{"projector ok", projections.Config{Brokers: []string{"b"}, Codec: kafkatest.Codec(t), Store: store}.Validate(), 0},
-		{"projector negative", projections.Config{Brokers: []string{"b"}, Codec: kafkatest.Codec(t), Store: store, MaxBatch: -1, SessionTimeout: -1}.Validate(), 2},
+		{"projector ok", projections.Config{Kafka: kafka.ClientConfig{Brokers: []string{"b"}}, Codec: kafkatest.Codec(t), Store: store}.Validate(), 0},
+		{"projector negative", projections.Config{Kafka: kafka.ClientConfig{Brokers: []string{"b"}}, Codec: kafkatest.Codec(t), Store: store, MaxBatch: -1, SessionTimeout: -1}.Validate(), 2},
 		{"rebuild zero", projections.RebuildConfig{}.Validate(), 3},
-		{"rebuild ok", projections.RebuildConfig{Brokers: []string{"b"}, Codec: kafkatest.Codec(t), Target: store}.Validate(), 0},
+		{"rebuild ok", projections.RebuildConfig{Kafka: kafka.ClientConfig{Brokers: []string{"b"}}, Codec: kafkatest.Codec(t), Target: store}.Validate(), 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,20 +8,19 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/gateway"
 	"github.com/rtstack/rtstack/gateway/api"
-	"github.com/rtstack/rtstack/gateway/auth"
 	"github.com/rtstack/rtstack/gateway/dedupe"
 	"github.com/rtstack/rtstack/gateway/presence"
 	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/internal/httpserve"
+	"github.com/rtstack/rtstack/schemas"
 	"github.com/rtstack/rtstack/web"
 )
 
@@ -34,7 +33,7 @@ func gatewayCommand() *ffcli.Command {
 				return err
 			}
 			defer p.close()
-			if _, err := ensureTopic(ctx, &cfg, cfg.brokers()); err != nil {
+			if _, err := ensureTopic(ctx, &cfg, p.log, cfg.brokers()); err != nil {
 				return err
 			}
 			gw, err := buildGateway(ctx, p)
@@ -58,7 +57,7 @@ type gatewayPart struct {
 
 func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 	cfg := p.cfg
-	keys, err := auth.NewKeys(cfg.jwtSecret())
+	keys, err := cfg.keys()
 	if err != nil {
 		return nil, err
 	}
@@ -95,19 +94,21 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 	if err != nil {
 		return nil, err
 	}
-	ws, err := gateway.New(gateway.Config{
-		Brokers:        cfg.brokers(),
+	gwCfg := gateway.Config{
+		Kafka:          cfg.kafkaConfig(p.log),
 		Topic:          cfg.Topic,
 		Codec:          p.codec,
 		Commands:       handler,
 		Keys:           keys,
 		AllowedOrigins: cfg.origins(),
-		RateLimit:      cfg.rateLimit(),
 		Boards:         rp,
 		Presence:       tracker,
+		Signals:        tracker,
 		Logger:         p.log,
 		Registerer:     p.registerer("gateway"),
-	})
+	}
+	cfg.limits.gateway(&gwCfg)
+	ws, err := gateway.New(gwCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -118,13 +119,16 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 		Leaderboard: rp,
 		Webhooks:    handler,
 		Rebuilder:   newRebuilder(p),
-		Ready: []api.Check{
+		Ready: append([]api.Check{
 			{Name: "postgres", Check: func(ctx context.Context) error { return pg.Pool().Ping(ctx) }},
 			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 			{Name: "kafka", Check: func(ctx context.Context) error { return producer.Ping(ctx) }},
-		},
-		Logger:     p.log.With("component", "api"),
-		Registerer: p.registerer("api"),
+		}, serviceChecks(p, "postgres", "redis")...), // and what else the process uses (RabbitMQ under dev)
+		MaxBodyBytes: cfg.limits.HTTPMaxBodyBytes,
+		DevLogin:     cfg.dev,
+		DevTokenTTL:  cfg.DevTokenTTL,
+		Logger:       p.log.With("component", "api"),
+		Registerer:   p.registerer("api"),
 	})
 	if err != nil {
 		return nil, err
@@ -135,20 +139,24 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 	mux.Handle("/api/", apiHandler)
 	mux.Handle("/healthz", apiHandler)
 	mux.Handle("/readyz", apiHandler)
-	mux.Handle("/metrics", promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", metricsHandler(p.reg))
 	if cfg.SchemaRegistryURL == "" {
 		reg := p.codec.Registry().Handler()
-		for _, path := range []string{"/subjects", "/subjects/", "/schemas", "/schemas/", "/config", "/config/", "/mode", "/mode/"} {
+		for _, path := range schemas.RegistryPaths() {
 			mux.Handle(path, reg)
 		}
 	}
-	mux.Handle("/", web.Handler())
+	mux.Handle("/", web.Handler(web.Options{DevLogin: cfg.dev, EmbedOrigins: cfg.origins()}))
 
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv, err := httpserve.New(mux, cfg.limits.http())
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
 	return &gatewayPart{p: p, srv: srv, ln: ln, ws: ws, presence: tracker, producer: producer}, nil
 }
 
@@ -170,6 +178,7 @@ func (g *gatewayPart) run(ctx context.Context) error {
 	eg.Go(func() error {
 		return ignoreCanceled(g.presence.Run(ctx, g.ws.BroadcastPresence,
 			presence.Deliver(g.ws.DeliverToUser),
+			presence.Relay(g.ws.BroadcastRoom),
 			// Only 0↔1 transitions are broadcast; a user's second tab gets
 			// the current list on its own.
 			presence.Welcome(func(room, user string, users []string) {

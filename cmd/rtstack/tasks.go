@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -25,21 +25,25 @@ func reactCommand() *ffcli.Command {
 				return err
 			}
 			defer p.close()
-			if _, err := ensureTopic(ctx, &cfg, cfg.brokers()); err != nil {
+			if _, err := ensureTopic(ctx, &cfg, p.log, cfg.brokers()); err != nil {
 				return err
 			}
 			r, err := buildReactor(p)
 			if err != nil {
 				return err
 			}
-			return runUntilDone(ctx, p, r.Run)
+			run, err := withOps(ctx, p, r.Run, "rabbitmq", "kafka")
+			if err != nil {
+				return err
+			}
+			return runUntilDone(ctx, p, run)
 		})
 }
 
 func buildReactor(p *parts) (*reactor.Reactor, error) {
 	rc := p.rabbitConfig()
 	return reactor.New(reactor.Config{
-		Brokers:     p.cfg.brokers(),
+		Kafka:       p.cfg.kafkaConfig(p.log),
 		Topic:       p.cfg.Topic,
 		Codec:       p.codec,
 		RabbitURL:   rc.URL,
@@ -65,7 +69,11 @@ func workCommand() *ffcli.Command {
 			if err != nil {
 				return err
 			}
-			return runUntilDone(ctx, p, w.Run)
+			run, err := withOps(ctx, p, w.Run, "rabbitmq", "postgres", "redis")
+			if err != nil {
+				return err
+			}
+			return runUntilDone(ctx, p, run)
 		})
 }
 
@@ -77,7 +85,7 @@ func buildWorker(p *parts, notifier worker.Notifier) (*worker.Worker, error) {
 		if err != nil {
 			return nil, err
 		}
-		n, err := newNotifier(rdb, p.cfg.RedisPrefix)
+		n, err := newNotifier(rdb, p.cfg.RedisPrefix, p.log)
 		if err != nil {
 			return nil, err
 		}
@@ -134,7 +142,6 @@ func dlqCommand() *ffcli.Command {
 				return nil
 			}),
 		},
-		Exec: func(context.Context, []string) error { return flag.ErrHelp },
 	}
 }
 
@@ -154,7 +161,8 @@ func dlqSub(name, help string, fn func(context.Context, rabbit.Config) error) *f
 
 // newNotifier reaches online users through the shared presence in Redis,
 // for a worker that runs without a gateway of its own.
-func newNotifier(rdb *redis.Client, prefix string) (*presence.Tracker, error) {
+func newNotifier(rdb *redis.Client, prefix string, log *slog.Logger) (*presence.Tracker, error) {
 	host, _ := os.Hostname()
-	return presence.New(presence.Config{Redis: rdb, Prefix: prefix + "live:", GatewayID: fmt.Sprintf("worker-%s-%d", host, os.Getpid())})
+	return presence.New(presence.Config{Redis: rdb, Prefix: prefix + "live:", GatewayID: fmt.Sprintf("worker-%s-%d", host, os.Getpid()),
+		Logger: log.With("component", "presence")})
 }

@@ -128,7 +128,7 @@ func run(t *testing.T, r interface{ Run(context.Context) error }) (stop func()) 
 
 func (e *env) reactor(group, rabbitURL string, reg prometheus.Registerer) (stop func()) {
 	r, err := reactor.New(reactor.Config{
-		Brokers: []string{e.addr}, Group: group, Codec: e.codec,
+		Kafka: kafka.ClientConfig{Brokers: []string{e.addr}}, Group: group, Codec: e.codec,
 		RabbitURL: rabbitURL, Prefix: e.rc.Prefix, RetryDelays: e.rc.RetryDelays, Registerer: reg,
 	})
 	if err != nil {
@@ -146,35 +146,6 @@ func (e *env) worker(reg prometheus.Registerer) (stop func()) {
 		e.t.Fatal(err)
 	}
 	return run(e.t, w)
-}
-
-// sum adds the values of metric name whose labels include want.
-func sum(t *testing.T, g prometheus.Gatherer, name string, want ...string) float64 {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(want); i += 2 {
-				found := false
-				for _, l := range m.GetLabel() {
-					found = found || (l.GetName() == want[i] && l.GetValue() == want[i+1])
-				}
-				if !found {
-					continue next
-				}
-			}
-			s += m.GetCounter().GetValue()
-		}
-	}
-	return s
 }
 
 // delivered returns how many requests each message id received.
@@ -224,10 +195,10 @@ func TestReactorDeliversOnceAndNeverRefires(t *testing.T) {
 	e.send("r1", "after-restart")
 	testsvc.Eventually(t, 30*time.Second, "the new message delivered", func() bool { return e.target.Distinct() == 6 })
 	testsvc.Eventually(t, 10*time.Second, "second reactor read the whole log", func() bool {
-		return sum(t, reg2, "rtstack_reactor_records_total") == float64(e.n)
+		return testsvc.Sum(t, reg2, "rtstack_reactor_records_total") == float64(e.n)
 	})
 	e.caughtUp("grp") // its tasks are confirmed and counted before it commits
-	if n := sum(t, reg2, "rtstack_reactor_tasks_published_total"); n != 1 {
+	if n := testsvc.Sum(t, reg2, "rtstack_reactor_tasks_published_total"); n != 1 {
 		t.Errorf("restarted reactor published %v tasks, want 1 (the new message)", n)
 	}
 
@@ -251,7 +222,7 @@ func TestReactorDeliversOnceAndNeverRefires(t *testing.T) {
 	e.send("r1", "after-rebuild")
 	testsvc.Eventually(t, 30*time.Second, "the message after the rebuild delivered", func() bool { return e.target.Distinct() == 7 })
 	e.caughtUp("grp")
-	if n := sum(t, reg2, "rtstack_reactor_tasks_published_total"); n != 2 {
+	if n := testsvc.Sum(t, reg2, "rtstack_reactor_tasks_published_total"); n != 2 {
 		t.Errorf("reactor published %v tasks after the rebuild, want 2 in all", n)
 	}
 	for id, n := range delivered(t, e.target) {
@@ -265,24 +236,34 @@ func TestReactorDeliversOnceAndNeverRefires(t *testing.T) {
 	reg3 := prometheus.NewRegistry()
 	e.reactor("grp-other", e.rc.URL, reg3)
 	testsvc.Eventually(t, 30*time.Second, "second group's tasks published", func() bool {
-		return sum(t, reg3, "rtstack_reactor_tasks_published_total") == 7
+		return testsvc.Sum(t, reg3, "rtstack_reactor_tasks_published_total") == 7
 	})
 	testsvc.Eventually(t, 30*time.Second, "workers skipped them", func() bool {
-		return sum(t, wreg, "rtstack_worker_tasks_total", "outcome", "skipped") == 7
+		return testsvc.Sum(t, wreg, "rtstack_worker_tasks_total", "outcome", "skipped") == 7
 	})
 	if n := e.target.Count(); n != 7 {
 		t.Errorf("target saw %d requests, want 7: replayed tasks were delivered again", n)
 	}
 }
 
+// TestReactorMentions: a mention notifies the mentioned user only if they
+// are a member of the room at that point of the log. The author, a user
+// who left, a member of another room and a user who joins only after the
+// message notify nobody, and each skipped mention is counted.
 func TestReactorMentions(t *testing.T) {
 	e := setup(t)
 	e.worker(nil)
+	e.member("r1", "alice", true)
+	e.member("r1", "bob", true)
+	e.member("r1", "carol", true)
+	e.member("r1", "carol", false)
+	e.member("r2", "dave", true)
+	e.send("r1", "m1", "bob", "alice", "carol", "dave", "erin")
+	e.member("r1", "erin", true)
 	reg := prometheus.NewRegistry()
 	e.reactor("grp", e.rc.URL, reg)
-	e.send("r1", "m1", "bob", "alice") // alice is the author: no self-notification
 	testsvc.Eventually(t, 30*time.Second, "mention task published", func() bool {
-		return sum(t, reg, "rtstack_reactor_tasks_published_total", "kind", "notify") == 1
+		return testsvc.Sum(t, reg, "rtstack_reactor_tasks_published_total", "kind", "notify") == 1
 	})
 	id := tasks.ID("m1", tasks.KindNotify, "bob")
 	testsvc.Eventually(t, 10*time.Second, "mention done", func() bool {
@@ -290,8 +271,22 @@ func TestReactorMentions(t *testing.T) {
 		_ = e.db.QueryRow(context.Background(), `SELECT count(*) FROM rtstack_tasks.done WHERE task_id = $1`, id).Scan(&n)
 		return n == 1
 	})
-	if n := sum(t, reg, "rtstack_reactor_tasks_published_total"); n != 1 {
+	e.caughtUp("grp")
+	if n := testsvc.Sum(t, reg, "rtstack_reactor_tasks_published_total"); n != 1 {
 		t.Errorf("published %v tasks, want only bob's notification", n)
+	}
+	if n := testsvc.Sum(t, reg, "rtstack_reactor_mentions_skipped_total"); n != 3 {
+		t.Errorf("%v mentions skipped, want 3 (carol left, dave is in r2, erin joined later)", n)
+	}
+}
+
+// member appends user's MemberJoined (in) or MemberLeft of room.
+func (e *env) member(room, user string, in bool) {
+	env := events.Envelope{ID: fmt.Sprintf("mem-%s-%s-%d", room, user, e.n), Room: room, User: user, Time: 500}
+	if in {
+		e.append(&events.MemberJoined{Envelope: env})
+	} else {
+		e.append(&events.MemberLeft{Envelope: env})
 	}
 }
 
@@ -313,7 +308,7 @@ func TestReactorSurvivesRabbitOutage(t *testing.T) {
 			proxy.Cut()
 		case 40:
 			testsvc.Eventually(t, 30*time.Second, "reactor noticing the outage", func() bool {
-				return sum(t, reg, "rtstack_reactor_publish_failures_total") >= 1
+				return testsvc.Sum(t, reg, "rtstack_reactor_publish_failures_total") >= 1
 			})
 			proxy.Restore()
 		}
@@ -326,6 +321,38 @@ func TestReactorSurvivesRabbitOutage(t *testing.T) {
 			t.Errorf("m%d lost", i)
 		}
 	}
+}
+
+// TestReactorLag holds the reactor on a message RabbitMQ cannot take: its
+// lag gauge shows the records behind it, then falls to zero once it can
+// publish again.
+func TestReactorLag(t *testing.T) {
+	e := setup(t)
+	e.worker(nil)
+	proxy := testsvc.Proxy(t, "127.0.0.1:5672")
+	proxy.Cut()
+	e.register("r1", "w1")
+	for i := range 4 {
+		e.send("r1", fmt.Sprint("m", i)) // one room: one partition
+	}
+	reg := prometheus.NewRegistry()
+	r, err := reactor.New(reactor.Config{
+		Kafka: kafka.ClientConfig{Brokers: []string{e.addr}}, Group: "grp", Codec: e.codec, MaxBatch: 1, Registerer: reg,
+		RabbitURL: strings.Replace(e.rc.URL, "127.0.0.1:5672", proxy.Addr(), 1), Prefix: e.rc.Prefix, RetryDelays: e.rc.RetryDelays,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, r)
+	// The registration is handled and committed; the first message waits.
+	testsvc.Eventually(t, 30*time.Second, "lag of the 4 held messages", func() bool {
+		return testsvc.Sum(t, reg, "rtstack_reactor_lag_records") == 4
+	})
+	proxy.Restore()
+	testsvc.Eventually(t, 60*time.Second, "every message delivered", func() bool { return e.target.Distinct() == 4 })
+	testsvc.Eventually(t, 10*time.Second, "lag back to zero", func() bool {
+		return testsvc.Sum(t, reg, "rtstack_reactor_lag_records") == 0
+	})
 }
 
 // TestReactorsShareGroup runs two reactors in one group, stops one
@@ -354,7 +381,43 @@ func TestReactorsShareGroup(t *testing.T) {
 		t.Errorf("target saw %d requests for %d messages", n, total)
 	}
 	e.caughtUp("grp")
-	if a, b := sum(t, regA, "rtstack_reactor_tasks_published_total"), sum(t, regB, "rtstack_reactor_tasks_published_total"); a+b < total {
+	if a, b := testsvc.Sum(t, regA, "rtstack_reactor_tasks_published_total"), testsvc.Sum(t, regB, "rtstack_reactor_tasks_published_total"); a+b < total {
 		t.Errorf("reactors published %v+%v tasks, want at least %d", a, b, total)
+	}
+}
+
+// A record outside its room's partition is not part of the room's history:
+// a message there fires no webhook and a registration there is not folded,
+// each counted; the room's own records are handled as usual.
+func TestReactorSkipsAndCountsMisplacedRecords(t *testing.T) {
+	e := setup(t)
+	e.worker(nil)
+	e.register("r1", "w1")
+	misplace := func(ev events.Event) {
+		if p := kafkatest.ProduceMisplaced(t, e.addr, kafka.DefaultTopic, 3, e.codec, ev); p.Partition < 0 {
+			t.Fatalf("produced at %v", p)
+		}
+	}
+	misplace(&events.MessageSent{Envelope: events.Envelope{ID: "stray", Room: "r1", User: "alice", Time: 1000}, MessageID: "m-stray", Text: "stray"})
+	e.send("r1", "good")
+	misplace(&events.WebhookRegistered{Envelope: events.Envelope{ID: "reg-w2", Room: "r2", User: "admin", Time: 1},
+		WebhookID: "w2", URL: e.target.URL + "/w2", Secret: "secret-w2"})
+	e.send("r2", "unhooked")
+
+	reg := prometheus.NewRegistry()
+	e.reactor("grp", e.rc.URL, reg)
+	testsvc.Eventually(t, 30*time.Second, "the misplaced records counted", func() bool {
+		return testsvc.Sum(t, reg, "rtstack_reactor_misplaced_records_total") == 2
+	})
+	testsvc.Eventually(t, 30*time.Second, "the good message's webhook", func() bool { return delivered(t, e.target)["m-good"] == 1 })
+	e.caughtUp("grp")
+	if n := testsvc.Sum(t, reg, "rtstack_reactor_tasks_published_total"); n != 1 {
+		t.Errorf("published %v tasks, want the good message's webhook only", n)
+	}
+	if got := delivered(t, e.target); len(got) != 1 {
+		t.Errorf("webhooks delivered for %v, want m-good only", got)
+	}
+	if n := testsvc.Sum(t, reg, "rtstack_reactor_decode_errors_total"); n != 0 {
+		t.Errorf("%v decode errors, want 0: misplaced is its own count", n)
 	}
 }
