@@ -213,7 +213,7 @@ func TestProjectorReplaysAfterRedisLosesData(t *testing.T) {
 	rdbClean, prefixClean := testsvc.Redis(t)
 	clean := openWith(t, rdbClean, prefixClean)
 	if err := projections.Rebuild(ctx, projections.RebuildConfig{
-		Brokers: []string{addr}, Topic: topic, Codec: kafkatest.Codec(t), Target: clean,
+		Kafka: kafka.ClientConfig{Brokers: []string{addr}}, Topic: topic, Codec: kafkatest.Codec(t), Target: clean,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -224,17 +224,5 @@ func TestProjectorReplaysAfterRedisLosesData(t *testing.T) {
 
 func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return sum
+	return testsvc.Sum(t, reg, name)
 }
