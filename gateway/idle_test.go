@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/rtstack/rtstack/gateway"
 	"github.com/rtstack/rtstack/internal/testsvc"
+	"github.com/rtstack/rtstack/projections/view"
 )
 
 // dialCountingPings dials user with a client that counts the server's
@@ -86,4 +88,31 @@ func TestUnansweredPingsCloseIdleConnection(t *testing.T) {
 	if got := live.say("quiet", "still-here", "hello"); got.ClientID != "still-here" {
 		t.Fatalf("live client's send answered %s", got.raw)
 	}
+}
+
+// panickyBoards panics reading the leaderboard: a bug in a port the reader
+// calls.
+type panickyBoards struct{ *fakeBoards }
+
+func (panickyBoards) Leaderboard(context.Context, int) ([]view.ScoreEntry, error) {
+	panic("leaderboard bug")
+}
+
+// A panic in a connection's reader ends that connection (1011), not the
+// gateway: the reader no longer runs under net/http's handler, which
+// recovered it before.
+func TestReaderPanicEndsOnlyItsConnection(t *testing.T) {
+	st := newStack(t, stackOpts{})
+	g := st.gateway(t, func(c *gateway.Config) { c.Boards = panickyBoards{&fakeBoards{}} })
+	bystander := g.dial(t, "bystander")
+	bystander.join("calm")
+	victim := g.dial(t, "victim")
+	victim.send(map[string]any{"type": "subscribe", "channel": "leaderboard"})
+	if ce := victim.awaitClose(); ce.Code != websocket.CloseInternalServerErr {
+		t.Fatalf("the panicking connection closed with %d, want %d", ce.Code, websocket.CloseInternalServerErr)
+	}
+	if got := bystander.say("calm", "after-panic", "still here"); got.ClientID != "after-panic" {
+		t.Fatalf("bystander's send answered %s", got.raw)
+	}
+	g.dial(t, "newcomer").join("calm") // and the gateway still accepts connections
 }

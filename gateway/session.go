@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
 	"unicode/utf8"
 
@@ -47,6 +48,12 @@ func (c *conn) readLoop() {
 // the connection leaves every room and board, and the server stops
 // counting it (ServeHTTP admitted it).
 func (c *conn) teardown() {
+	// The reader is not under net/http's handler any more, whose recover
+	// kept a panic to its own connection: keep it so here.
+	if r := recover(); r != nil {
+		c.s.log.Error("connection reader panicked", "conn", c.id, "panic", r, "stack", string(debug.Stack()))
+		c.close(websocket.CloseInternalServerErr, "internal error", false)
+	}
 	c.close(websocket.CloseNormalClosure, "", false)
 	<-c.done
 	c.mu.Lock()
