@@ -8,5 +8,6 @@
 // it; Partitioner, RoomPartitioner, InRoom, EventType and EventID read
 // it for everyone else (record.go).
 //
-// It imports events and schemas (the codec) only, besides franz-go.
+// It imports events, schemas (the codec) and infra/telemetry (records carry
+// their trace context in headers) only, besides franz-go.
 package kafka

@@ -16,12 +16,19 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/rtstack/rtstack/infra/telemetry"
 	"github.com/rtstack/rtstack/internal/egress"
 	"github.com/rtstack/rtstack/internal/retry"
 	"github.com/rtstack/rtstack/tasks"
 	"github.com/rtstack/rtstack/tasks/rabbit"
 )
+
+// tracer is looked up at each use: the provider is installed after package init.
+func tracer() trace.Tracer { return telemetry.Tracer("github.com/rtstack/rtstack/tasks/worker") }
 
 // Notifier reaches users connected to a gateway. The presence tracker
 // satisfies it.
@@ -140,11 +147,12 @@ func New(cfg Config) (*Worker, error) {
 	}
 	w := &Worker{
 		cfg: cfg, topo: cfg.rabbit().Topology(), log: cfg.Logger.With("component", "worker"),
-		hooks: cfg.HTTPClient, plain: &http.Client{}, inflight: map[string]chan struct{}{},
+		hooks: cfg.HTTPClient, plain: traced(&http.Client{}), inflight: map[string]chan struct{}{},
 	}
 	if w.hooks == nil {
 		w.hooks = NewHTTPClient(cfg.AllowPrivate)
 	}
+	w.hooks = traced(w.hooks)
 	w.pool = cfg.Pool
 	if w.pool == nil {
 		pool, err := pgxpool.New(context.Background(), cfg.PostgresURL)
@@ -393,6 +401,11 @@ func permanent(err error) error { return &permanentError{err: err} }
 func (w *Worker) perform(ctx context.Context, t tasks.Task) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 	defer cancel()
+	// The task continues the trace of the action that caused it; the HTTP
+	// client's transport sends it on as traceparent.
+	ctx, span := tracer().Start(telemetry.Propagator().Extract(ctx, propagation.MapCarrier(t.Trace)), "worker "+string(t.Kind),
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attribute.String("rtstack.task_id", t.ID)))
+	defer func() { telemetry.EndSpans([]trace.Span{span}, err) }()
 	defer func() {
 		if p := recover(); p != nil {
 			err = permanent(fmt.Errorf("panic performing task: %v", p))
