@@ -10,11 +10,11 @@ import (
 
 	"go.opentelemetry.io/contrib/exporters/autoexport"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 )
@@ -47,8 +47,9 @@ func Propagator() propagation.TextMapPropagator { return propagator }
 
 // Setup installs the W3C propagator and, with cfg.Export, an SDK tracer
 // provider batching to the OTLP exporter the standard variables describe.
-// The returned shutdown flushes and stops it (a no-op when off); call it
-// once, at the end, with a bounded context.
+// The returned shutdown flushes and stops it and puts the no-op provider
+// back (nothing when off); call it once, at the end, with a bounded
+// context.
 func Setup(ctx context.Context, cfg Config) (shutdown func(context.Context) error, err error) {
 	otel.SetTextMapPropagator(propagator)
 	if !cfg.Export {
@@ -61,21 +62,19 @@ func Setup(ctx context.Context, cfg Config) (shutdown func(context.Context) erro
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: span exporter: %w", err)
 	}
-	res, err := resource.Merge(resource.Default(),
-		resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(cfg.Service)))
+	// Later options win: OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
+	// override the default name.
+	res, err := resource.New(ctx, resource.WithTelemetrySDK(), resource.WithHost(),
+		resource.WithAttributes(attribute.String("service.name", cfg.Service)), resource.WithFromEnv())
 	if err != nil {
-		res = resource.Default()
-	}
-	// resource.Default already honours OTEL_SERVICE_NAME and
-	// OTEL_RESOURCE_ATTRIBUTES; an explicit OTEL_SERVICE_NAME wins over ours.
-	if envRes, err := resource.New(ctx, resource.WithFromEnv()); err == nil {
-		if merged, err := resource.Merge(res, envRes); err == nil {
-			res = merged
-		}
+		return nil, fmt.Errorf("telemetry: resource: %w", err)
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
-	_ = Install(tp) // for the life of the process
-	return tp.Shutdown, nil
+	restore := Install(tp)
+	return func(ctx context.Context) error {
+		defer restore()
+		return tp.Shutdown(ctx)
+	}, nil
 }
 
 // Install makes tp the global tracer provider and turns tracing on; restore
