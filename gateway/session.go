@@ -195,7 +195,7 @@ func (c *conn) command(op string, fn func(ctx context.Context) (commands.Result,
 			return r.res, r.err
 		default:
 		}
-		c.s.log.Warn("client action timed out; its outcome is unknown", "op", op, "conn", c.id)
+		c.s.log.WarnContext(ctx, "client action timed out; its outcome is unknown", "op", op, "conn", c.id)
 		return commands.Result{}, fmt.Errorf("%w: %s: no answer from the log within %v (outcome unknown; resend with the same client_id)",
 			errUnavailable, op, c.s.cfg.CommandTimeout)
 	}

@@ -71,7 +71,7 @@ func runDevInProcess(t *testing.T, d *devEnv) {
 		}
 	})
 	testsvc.Eventually(t, 60*time.Second, "rtstack dev ready", func() bool {
-		resp, err := http.Get("http://" + d.httpAddr + "/readyz") //nolint:noctx // a test's probe
+		resp, err := http.Get("http://" + d.httpAddr + "/readyz")
 		if err != nil {
 			return false
 		}

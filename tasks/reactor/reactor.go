@@ -260,7 +260,7 @@ func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 			}
 			ts, err := tasks.ForMessage(r.onlyMembers(st, ev), er.Position, st.hooks[ev.Room])
 			if err != nil {
-				r.log.Error("tasks of message", "partition", rec.Partition, "offset", rec.Offset, "err", err)
+				r.log.ErrorContext(kafka.TraceContext(ctx, rec), "tasks of message", "partition", rec.Partition, "offset", rec.Offset, "err", err)
 				continue
 			}
 			if len(ts) > 0 {

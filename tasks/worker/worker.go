@@ -292,6 +292,9 @@ func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Deliv
 		return
 	}
 	t := env.Task
+	// The task's trace: its spans continue it and its log lines carry its
+	// trace_id.
+	ctx = telemetry.Propagator().Extract(ctx, propagation.MapCarrier(t.Trace))
 	log := w.log.With("task_id", t.ID, "kind", t.Kind, "attempt", env.Attempt)
 	release := w.claim(ctx, t.ID)
 	defer release()
@@ -299,7 +302,7 @@ func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Deliv
 	requeue := func(err error) {
 		// The outcome could not be made durable (Postgres or RabbitMQ
 		// trouble): give the delivery back after a pause rather than spin.
-		log.Warn("task outcome not recorded, requeueing", "err", err)
+		log.WarnContext(ctx, "task outcome not recorded, requeueing", "err", err)
 		w.m.outcome(string(t.Kind), outcomeRequeued)
 		select {
 		case <-ctx.Done():
@@ -316,7 +319,7 @@ func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Deliv
 		return
 	}
 	if done {
-		log.Debug("task already done, skipped")
+		log.DebugContext(ctx, "task already done, skipped")
 		w.m.outcome(string(t.Kind), outcomeSkipped)
 		_ = d.Ack(false)
 		return
@@ -344,10 +347,10 @@ func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Deliv
 	if errors.As(err, &perm) || env.Attempt >= w.topo.MaxAttempts() {
 		next.Attempt = env.Attempt
 		queue, outcome = w.topo.Dead(), outcomeDead
-		log.Warn("task failed for good, dead-lettered", "err", err)
+		log.WarnContext(ctx, "task failed for good, dead-lettered", "err", err)
 	} else {
 		queue = w.topo.Delay(env.Attempt - 1)
-		log.Info("task failed, retrying", "err", err, "retry_in", w.topo.Delays[env.Attempt-1])
+		log.InfoContext(ctx, "task failed, retrying", "err", err, "retry_in", w.topo.Delays[env.Attempt-1])
 	}
 	pctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 	perr := pub.Publish(pctx, queue, next)
@@ -401,9 +404,9 @@ func permanent(err error) error { return &permanentError{err: err} }
 func (w *Worker) perform(ctx context.Context, t tasks.Task) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 	defer cancel()
-	// The task continues the trace of the action that caused it; the HTTP
-	// client's transport sends it on as traceparent.
-	ctx, span := tracer().Start(telemetry.Propagator().Extract(ctx, propagation.MapCarrier(t.Trace)), "worker "+string(t.Kind),
+	// ctx carries the task's trace (handle); the HTTP client's transport
+	// sends it on as traceparent.
+	ctx, span := tracer().Start(ctx, "worker "+string(t.Kind),
 		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attribute.String("rtstack.task_id", t.ID)))
 	defer func() { telemetry.EndSpans([]trace.Span{span}, err) }()
 	defer func() {
