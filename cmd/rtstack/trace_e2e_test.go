@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -50,6 +49,23 @@ func (h *traceTarget) parents() []string {
 	return slices.Clone(h.parent)
 }
 
+// hookedRoom runs rtstack dev in process, registers a webhook of room at a
+// new target, and returns alice joined to room.
+func hookedRoom(t *testing.T, room string) (*devEnv, *traceTarget, *wsClient) {
+	t.Helper()
+	d := newDevEnv(t)
+	runDevInProcess(t, d)
+	hook := newTraceTarget(t)
+	if code := d.postWith(t, d.token(t, "admin", true), "/api/rooms/"+room+"/webhooks",
+		map[string]string{"url": hook.URL, "secret": "s3cret"}, nil); code != http.StatusCreated {
+		t.Fatalf("register webhook: HTTP %d", code)
+	}
+	c := d.dial(t, "alice")
+	c.send(map[string]any{"type": "join", "room": room})
+	c.awaitJoin("alice")
+	return d, hook, c
+}
+
 // runDevInProcess runs `rtstack dev` in this process (so it records spans
 // into this test's provider) with d's settings as flags, until the test
 // ends.
@@ -61,7 +77,7 @@ func runDevInProcess(t *testing.T, d *devEnv) {
 		args = append(args, "-"+strings.ReplaceAll(strings.ToLower(k), "_", "-")+"="+v)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncBuffer
+	var stderr testsvc.Buffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, args, &stderr, &stderr) }()
 	t.Cleanup(func() {
@@ -80,23 +96,6 @@ func runDevInProcess(t *testing.T, d *devEnv) {
 	})
 }
 
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // One send is one trace: the gateway's span, the append to the log, each
 // projector's, the reactor's and the worker's spans share its trace id, and
 // the webhook target receives a traceparent of that trace.
@@ -104,16 +103,7 @@ func TestSendIsOneTrace(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	t.Cleanup(telemetry.Install(tp))
-	d := newDevEnv(t)
-	runDevInProcess(t, d)
-	hook := newTraceTarget(t)
-	if code := d.postWith(t, d.token(t, "admin", true), "/api/rooms/traced/webhooks",
-		map[string]string{"url": hook.URL, "secret": "s3cret"}, nil); code != http.StatusCreated {
-		t.Fatalf("register webhook: HTTP %d", code)
-	}
-	c := d.dial(t, "alice")
-	c.send(map[string]any{"type": "join", "room": "traced"})
-	c.awaitJoin("alice")
+	_, hook, c := hookedRoom(t, "traced")
 	c.send(map[string]any{"type": "send", "room": "traced", "text": "follow me", "client_id": "c1"})
 	c.await("ack")
 
@@ -186,16 +176,7 @@ func TestTraceContextTravelsWithTracingOff(t *testing.T) {
 	if telemetry.Enabled() {
 		t.Fatal("tracing is on in this process")
 	}
-	d := newDevEnv(t)
-	runDevInProcess(t, d)
-	hook := newTraceTarget(t)
-	if code := d.postWith(t, d.token(t, "admin", true), "/api/rooms/untraced/webhooks",
-		map[string]string{"url": hook.URL, "secret": "s3cret"}, nil); code != http.StatusCreated {
-		t.Fatalf("register webhook: HTTP %d", code)
-	}
-	c := d.dial(t, "alice")
-	c.send(map[string]any{"type": "join", "room": "untraced"})
-	c.awaitJoin("alice")
+	d, hook, c := hookedRoom(t, "untraced")
 	for i := range 2 {
 		c.send(map[string]any{"type": "send", "room": "untraced", "text": "hi", "client_id": fmt.Sprintf("c%d", i)})
 		c.await("ack")
