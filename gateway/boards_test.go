@@ -11,6 +11,7 @@ import (
 
 	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/gateway"
+	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/internal/testsvc"
 	"github.com/rtstack/rtstack/projections"
 	"github.com/rtstack/rtstack/projections/projectionstest"
@@ -49,7 +50,7 @@ func newLiveBoards(t *testing.T, st *stack) *liveBoards {
 	if err != nil {
 		t.Fatal(err)
 	}
-	projectionstest.Run(t, projections.Config{Brokers: []string{st.addr}, Topic: topic, Group: "boards-" + prefix, Store: rp, Codec: st.codec})
+	projectionstest.Run(t, projections.Config{Kafka: kafka.ClientConfig{Brokers: []string{st.addr}}, Topic: topic, Group: "boards-" + prefix, Store: rp, Codec: st.codec})
 	lb := &liveBoards{}
 	for i := range lb.gws {
 		lb.boards[i] = &countingBoards{Boards: rp}
