@@ -98,15 +98,17 @@ func (c *conn) handle(data []byte) bool {
 			c.sendError(CodeShuttingDown, "server shutting down, reconnect", f.ClientID)
 			return true
 		}
-		defer c.s.endCommand()
 		switch f.Type {
 		case "join":
 			c.join(&f)
 		case "leave":
 			c.leave(&f)
 		default:
-			c.act(&f)
+			if c.act(&f) {
+				return true // the pipeline ends the command once it is answered
+			}
 		}
+		c.s.endCommand()
 	case "typing":
 		c.typing(&f)
 	case "subscribe":
@@ -200,40 +202,23 @@ func (c *conn) command(op string, fn func(ctx context.Context) (commands.Result,
 	}
 }
 
-// act handles send, edit, delete and react: the room must be valid and
-// joined by this connection.
-func (c *conn) act(f *clientFrame) {
+// act checks send, edit, delete and react at the edge (the room must be
+// valid and joined by this connection) and hands them to the pipeline;
+// false when it answered the frame itself.
+func (c *conn) act(f *clientFrame) bool {
 	if err := commands.ValidateRoom(f.Room); err != nil {
 		c.fail(f.Type, err, f.ClientID)
-		return
+		return false
 	}
 	if !c.checkAccess(f.Room, f.ClientID) {
-		return
+		return false
 	}
 	if !c.member(f.Room) {
 		c.sendError(CodeNotMember, fmt.Sprintf("join %s first", f.Room), f.ClientID)
-		return
+		return false
 	}
-	res, err := c.command(f.Type, func(ctx context.Context) (commands.Result, error) {
-		cmds := c.s.cfg.Commands
-		switch f.Type {
-		case "send":
-			return cmds.SendMessage(ctx, commands.SendMessage{Room: f.Room, User: c.user, ClientID: f.refString(), Text: f.Text})
-		case "edit":
-			return cmds.EditMessage(ctx, commands.EditMessage{Room: f.Room, User: c.user, MessageID: f.MessageID, Text: f.Text})
-		case "delete":
-			return cmds.DeleteMessage(ctx, commands.DeleteMessage{Room: f.Room, User: c.user, MessageID: f.MessageID})
-		default:
-			return cmds.React(ctx, commands.React{Room: f.Room, User: c.user, MessageID: f.MessageID, Emoji: f.Emoji, Remove: f.Remove})
-		}
-	})
-	if err != nil {
-		c.fail(f.Type, err, f.ClientID)
-		return
-	}
-	if f.Type == "send" || f.ClientID != nil {
-		c.ack(f.refString(), res)
-	}
+	c.pipe(c.pipelineAction(f))
+	return true
 }
 
 // join asks the log for membership (a MemberJoined, unless the user already
@@ -322,6 +307,7 @@ func (c *conn) leave(f *clientFrame) {
 		c.sendError(CodeNotMember, fmt.Sprintf("not in %s", f.Room), f.ClientID)
 		return
 	}
+	c.pipeline.awaitIdle(f.Room) // the leave goes to the log after the room's actions
 	res, err := c.command("leave", func(ctx context.Context) (commands.Result, error) {
 		return c.s.cfg.Commands.LeaveRoom(ctx, commands.LeaveRoom{Room: f.Room, User: c.user})
 	})

@@ -34,8 +34,28 @@ func (l *Log) Append(ctx context.Context, ev events.Event) (events.Position, err
 	if err != nil {
 		return events.Position{}, err
 	}
-	res := l.cl.ProduceSync(ctx, rec)
-	r, err := res.First()
+	r, err := l.cl.ProduceSync(ctx, rec).First()
+	return l.outcome(ev, r, err)
+}
+
+// AppendAsync is Append without the wait: it hands the record to the
+// producer and returns; done gets the outcome on the producer's promise
+// goroutine and must not block. The idempotent producer keeps the order of
+// the records handed to it per partition, and a room is one partition (the
+// room is the key), so appends issued one after another for a room land in
+// that order. It blocks only while the producer's buffer is full.
+func (l *Log) AppendAsync(ctx context.Context, ev events.Event, done func(events.Position, error)) {
+	rec, err := NewRecord(l.codec, l.topic, ev)
+	if err != nil {
+		done(events.Position{}, err)
+		return
+	}
+	l.cl.Produce(ctx, rec, func(r *kgo.Record, err error) {
+		done(l.outcome(ev, r, err))
+	})
+}
+
+func (l *Log) outcome(ev events.Event, r *kgo.Record, err error) (events.Position, error) {
 	if err != nil {
 		return events.Position{}, fmt.Errorf("append %s to %s: %w", ev.Type(), l.topic, err)
 	}
