@@ -35,13 +35,7 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // broker, and as its baseline a raw kgo ProduceSync of the same event
 // through the same client, in the same run.
 func BenchmarkAppend(b *testing.B) {
-	st := newStack(b, stackOpts{})
-	g := st.gateway(b, nil)
-	ws, _, err := websocket.DefaultDialer.Dial(g.url(g.token(b, "bench")), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ws.Close()
+	st, ws := benchConn(b)
 	roundTrip := func(msg []byte, want []byte) {
 		if err := ws.WriteMessage(websocket.TextMessage, msg); err != nil {
 			b.Fatal(err)
@@ -95,6 +89,19 @@ func BenchmarkAppend(b *testing.B) {
 	if p := percentile(raw, 0.50); p > 0 {
 		b.ReportMetric(float64(percentile(ws1, 0.50))/float64(p), "p50-ratio")
 	}
+}
+
+// benchConn is a stack, a gateway with the rate limits off and one
+// WebSocket to it, closed when b ends.
+func benchConn(b *testing.B) (*stack, *websocket.Conn) {
+	st := newStack(b, stackOpts{})
+	g := st.gateway(b, nil)
+	ws, _, err := websocket.DefaultDialer.Dial(g.url(g.token(b, "bench")), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = ws.Close() })
+	return st, ws
 }
 
 const fanoutClients = 1000
@@ -279,13 +286,7 @@ func BenchmarkFanout(b *testing.B) {
 // bound by 1 / append latency here whatever the window.
 func BenchmarkPipelinedSends(b *testing.B) {
 	const window = 16
-	st := newStack(b, stackOpts{})
-	g := st.gateway(b, nil)
-	ws, _, err := websocket.DefaultDialer.Dial(g.url(g.token(b, "bench")), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ws.Close()
+	_, ws := benchConn(b)
 	if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"join","room":"bench","client_id":"j"}`)); err != nil {
 		b.Fatal(err)
 	}

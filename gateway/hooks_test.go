@@ -286,17 +286,25 @@ func TestShutdownWaitsForInflightAppend(t *testing.T) {
 	alice.join("r")
 	alice.send(map[string]any{"type": "send", "room": "r", "client_id": "inflight", "text": "almost too late"})
 	gated.awaitHeld(t, 1)
+	if acks := of(shutdownReleasing(t, g, gated, alice), "ack"); len(acks) != 1 || acks[0].ClientID != "inflight" {
+		t.Fatalf("acks before close: %v, want the in-flight send's", raws(acks))
+	}
+}
+
+// shutdownReleasing shuts g down, releasing the appends gated holds once
+// Shutdown is under way, and returns what c got before its close, which
+// must be 1001 going away.
+func shutdownReleasing(t *testing.T, g *gw, gated *gatedLog, c *client) []frame {
+	t.Helper()
 	done := startShutdown(t, g)
 	gated.open()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if code := alice.closeCode(); code != websocket.CloseGoingAway {
+	if code := c.closeCode(); code != websocket.CloseGoingAway {
 		t.Fatalf("close code %d, want %d", code, websocket.CloseGoingAway)
 	}
-	if acks := of(alice.await("all", func([]frame) bool { return true }), "ack"); len(acks) != 1 || acks[0].ClientID != "inflight" {
-		t.Fatalf("acks before close: %v, want the in-flight send's", raws(acks))
-	}
+	return c.await("all", func([]frame) bool { return true })
 }
 
 // startShutdown starts g's Shutdown and returns its outcome's channel once

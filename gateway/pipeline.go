@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -192,9 +191,7 @@ func (c *conn) answer(a *action) {
 		c.s.endCommand()
 	}()
 	if a.timedOut {
-		c.s.log.Warn("client action timed out; its outcome is unknown", "op", f.Type, "conn", c.id)
-		c.fail(f.Type, fmt.Errorf("%w: %s: no answer from the log within %v (outcome unknown; resend with the same client_id)",
-			errUnavailable, f.Type, c.s.cfg.CommandTimeout), f.ClientID)
+		c.fail(f.Type, c.timedOut(f.Type), f.ClientID)
 		return
 	}
 	res, err := a.pending.Result()

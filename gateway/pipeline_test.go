@@ -6,9 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -255,16 +253,8 @@ func TestShutdownWaitsForManyInflight(t *testing.T) {
 	const n = 40
 	ids := alice.sendInterleaved("s", n, "r1", "r2")
 	gated.awaitHeld(t, n)
-	done := startShutdown(t, g)
-	gated.open()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if code := alice.closeCode(); code != websocket.CloseGoingAway {
-		t.Fatalf("close code %d, want %d", code, websocket.CloseGoingAway)
-	}
 	acked := map[string]bool{}
-	for _, a := range of(alice.await("all", func([]frame) bool { return true }), "ack", "error") {
+	for _, a := range of(shutdownReleasing(t, g, gated, alice), "ack", "error") {
 		if a.Type != "ack" {
 			t.Fatalf("answered %s, want an ack", a.raw)
 		}
@@ -281,16 +271,7 @@ func TestShutdownWaitsForManyInflight(t *testing.T) {
 // is answered; an acked one is in the log at its position, an errored one
 // is resent with the same client_id and acked then.
 func TestPipelinedSendsAcrossBrokerCut(t *testing.T) {
-	testsvc.Integration(t)
-	dir := t.TempDir()
-	b, err := kafka.StartBroker(kafka.BrokerConfig{Addr: "127.0.0.1:0", DataDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := b.Addr()
-	t.Cleanup(b.Close)
-	st := newStack(t, stackOpts{addr: addr, deliveryTimeout: time.Second})
-	g := st.gateway(t, func(c *gateway.Config) { c.CommandTimeout = 3 * time.Second })
+	g, b, restart := outageStack(t)
 	alice := g.dial(t, "alice")
 	alice.join("r1")
 	alice.join("r2")
@@ -301,11 +282,7 @@ func TestPipelinedSendsAcrossBrokerCut(t *testing.T) {
 	ids := append(before, during...)
 	got := alice.answers(ids)
 
-	b2, err := kafka.StartBroker(kafka.BrokerConfig{Addr: addr, DataDir: dir})
-	if err != nil {
-		t.Fatalf("restart broker on %s: %v", addr, err)
-	}
-	t.Cleanup(b2.Close)
+	restart()
 	var errored []string
 	for _, id := range ids {
 		switch f := got[id]; {
@@ -319,21 +296,7 @@ func TestPipelinedSendsAcrossBrokerCut(t *testing.T) {
 	if len(errored) == 0 {
 		t.Fatal("no send was refused while the broker was away")
 	}
-	// The producer reconnects on its own: probe until a send is acked,
-	// then resend each refused one with its client_id.
-	for i := 0; ; i++ {
-		id := fmt.Sprint("probe-", i)
-		alice.send(map[string]any{"type": "send", "room": "r1", "client_id": id, "text": "probe"})
-		f := alice.expect("answer to "+id, func(f frame) bool {
-			return (f.Type == "error" && f.Ref != nil && *f.Ref == id) || (f.Type == "ack" && f.ClientID == id)
-		})
-		if f.Type == "ack" {
-			break
-		}
-		if i > 100 {
-			t.Fatalf("no send acknowledged after the broker came back: %s", f.raw)
-		}
-	}
+	alice.awaitSendWorks("r1", "probe-") // then resend each refused one with its client_id
 	for _, id := range errored {
 		alice.send(map[string]any{"type": "send", "room": roomOf(ids, id), "client_id": id, "text": "text of " + id})
 	}
@@ -341,7 +304,7 @@ func TestPipelinedSendsAcrossBrokerCut(t *testing.T) {
 		got[id] = alice.expect("ack of the resent "+id, func(f frame) bool { return f.Type == "ack" && f.ClientID == id })
 	}
 	byPos := map[events.Position]*events.MessageSent{}
-	for _, r := range readLog(t, st) {
+	for _, r := range readLog(t, g.st) {
 		if m, ok := r.Event.(*events.MessageSent); ok {
 			byPos[r.Position] = m
 		}

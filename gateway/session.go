@@ -196,10 +196,16 @@ func (c *conn) command(op string, fn func(ctx context.Context) (commands.Result,
 			return r.res, r.err
 		default:
 		}
-		c.s.log.Warn("client action timed out; its outcome is unknown", "op", op, "conn", c.id)
-		return commands.Result{}, fmt.Errorf("%w: %s: no answer from the log within %v (outcome unknown; resend with the same client_id)",
-			errUnavailable, op, c.s.cfg.CommandTimeout)
+		return commands.Result{}, c.timedOut(op)
 	}
+}
+
+// timedOut logs and returns the error answering an action whose append had
+// no outcome within CommandTimeout.
+func (c *conn) timedOut(op string) error {
+	c.s.log.Warn("client action timed out; its outcome is unknown", "op", op, "conn", c.id)
+	return fmt.Errorf("%w: %s: no answer from the log within %v (outcome unknown; resend with the same client_id)",
+		errUnavailable, op, c.s.cfg.CommandTimeout)
 }
 
 // act checks send, edit, delete and react at the edge (the room must be
