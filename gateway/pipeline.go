@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/rtstack/rtstack/commands"
 )
 
@@ -48,7 +50,9 @@ type action struct {
 
 	// Set by the lane goroutine alone.
 	pending *commands.Pending
+	ctx     context.Context // the action's, with its trace
 	cancel  context.CancelFunc
+	span    trace.Span
 	start   time.Time
 
 	// Guarded by pipeline.mu.
@@ -172,7 +176,8 @@ func (p *pipeline) decide(l *lane, a *action, timedOut bool) {
 // The append holds an inflight token until then, so Shutdown waits for it.
 func (c *conn) submit(l *lane, a *action) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.CommandTimeout)
-	a.cancel, a.start = cancel, time.Now()
+	ctx, span := c.startSpan(ctx, a.f.Type)
+	a.ctx, a.cancel, a.span, a.start = ctx, cancel, span, time.Now()
 	context.AfterFunc(ctx, func() { c.pipeline.decide(l, a, true) })
 	c.s.inflight.Add(1)
 	a.pending = c.s.cfg.Commands.Submit(ctx, a.cmd, func() {
@@ -190,16 +195,18 @@ func (c *conn) answer(a *action) {
 		c.s.m.actionsInFlight.Dec()
 		c.s.endCommand()
 	}()
+	var res commands.Result
+	var err error
 	if a.timedOut {
-		c.fail(f.Type, c.timedOut(f.Type), f.ClientID)
-		return
+		err = c.timedOut(a.ctx, f.Type)
+	} else {
+		res, err = a.pending.Result()
 	}
-	res, err := a.pending.Result()
+	c.endSpan(a.span, f.Type, a.start, res, err)
 	if err != nil {
 		c.fail(f.Type, err, f.ClientID)
 		return
 	}
-	c.s.m.appendSeconds.WithLabelValues(f.Type).Observe(time.Since(a.start).Seconds())
 	if f.Type == "send" || f.ClientID != nil {
 		c.ack(f.refString(), res)
 	}

@@ -8,10 +8,18 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/gateway/clienterr"
+	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/infra/telemetry"
 )
+
+// tracer is looked up at each use: the provider is installed after package init.
+func tracer() trace.Tracer { return telemetry.Tracer("github.com/rtstack/rtstack/gateway") }
 
 // readLoop is the connection's reader: it runs in ServeHTTP's goroutine,
 // handles one client frame at a time, and on return tears the connection
@@ -176,13 +184,12 @@ func (c *conn) command(op string, fn func(ctx context.Context) (commands.Result,
 	// idempotent producer cannot fail a request already sent to a broker
 	// that went away, so the client is answered at the timeout while the
 	// append finishes (or fails) when the broker is back.
+	ctx, span := c.startSpan(ctx, op)
 	go func() {
 		defer c.s.endCommand()
 		defer cancel()
 		res, err := fn(ctx)
-		if err == nil {
-			c.s.m.appendSeconds.WithLabelValues(op).Observe(time.Since(start).Seconds())
-		}
+		c.endSpan(span, op, start, res, err)
 		done <- result{res, err}
 	}()
 	timer := time.NewTimer(c.s.cfg.CommandTimeout)
@@ -196,14 +203,33 @@ func (c *conn) command(op string, fn func(ctx context.Context) (commands.Result,
 			return r.res, r.err
 		default:
 		}
-		return commands.Result{}, c.timedOut(op)
+		return commands.Result{}, c.timedOut(ctx, op)
 	}
+}
+
+// startSpan starts the trace of one action, which its event carries
+// through the log to the projectors, the reactor and the workers.
+func (c *conn) startSpan(ctx context.Context, op string) (context.Context, trace.Span) {
+	return tracer().Start(telemetry.Root(ctx), "ws "+op, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("rtstack.user", c.user)))
+}
+
+// endSpan ends an action's span with its outcome and observes its append
+// time when it succeeded.
+func (c *conn) endSpan(span trace.Span, op string, start time.Time, res commands.Result, err error) {
+	if err == nil {
+		c.s.m.appendSeconds.WithLabelValues(op).Observe(time.Since(start).Seconds())
+		span.SetAttributes(kafka.PartitionAttr(res.Position.Partition), kafka.OffsetAttr(res.Position.Offset))
+	} else {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 }
 
 // timedOut logs and returns the error answering an action whose append had
 // no outcome within CommandTimeout.
-func (c *conn) timedOut(op string) error {
-	c.s.log.Warn("client action timed out; its outcome is unknown", "op", op, "conn", c.id)
+func (c *conn) timedOut(ctx context.Context, op string) error {
+	c.s.log.WarnContext(ctx, "client action timed out; its outcome is unknown", "op", op, "conn", c.id)
 	return fmt.Errorf("%w: %s: no answer from the log within %v (outcome unknown; resend with the same client_id)",
 		errUnavailable, op, c.s.cfg.CommandTimeout)
 }
