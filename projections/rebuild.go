@@ -87,16 +87,36 @@ func (c RebuildConfig) Validate() error {
 // new version is abandoned. Undecodable records are counted, logged and
 // skipped (the live projector parked them already); an Apply error
 // retrying cannot fix fails the rebuild with ErrPermanent.
-func Rebuild(ctx context.Context, cfg RebuildConfig) (err error) {
+func Rebuild(ctx context.Context, cfg RebuildConfig) error {
+	_, err := run(ctx, cfg, Cut{})
+	return err
+}
+
+// RebuildAsOf builds a version of cfg.Target from offset zero up to cut
+// and keeps it beside the active one, read-only: it is sealed, never
+// promoted, and stays until dropped (Snapshots.Drop). It returns the
+// version's name. cfg.Target must implement Snapshots. Undecodable records
+// and failures are handled as in Rebuild.
+func RebuildAsOf(ctx context.Context, cfg RebuildConfig, cut Cut) (string, error) {
+	if cut.IsZero() {
+		return "", errors.New("rebuild as of: no cut")
+	}
+	if _, ok := cfg.Target.(Snapshots); !ok && cfg.Target != nil {
+		return "", fmt.Errorf("rebuild %s as of %s: the projection keeps no as-of versions", cfg.Target.Name(), cut)
+	}
+	return run(ctx, cfg, cut)
+}
+
+func run(ctx context.Context, cfg RebuildConfig, cut Cut) (version string, err error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
-		return err
+		return "", err
 	}
-	r := &rebuild{cfg: cfg, name: cfg.Target.Name()}
+	r := &rebuild{cfg: cfg, name: cfg.Target.Name(), cut: cut}
 	r.log = cfg.Logger.With("projection", r.name)
 	rm, err := newRebuildMetrics(cfg.Registerer)
 	if err != nil {
-		return fmt.Errorf("rebuild %s: %w", r.name, err)
+		return "", fmt.Errorf("rebuild %s: %w", r.name, err)
 	}
 	r.metrics = rm
 	rm.running.WithLabelValues(r.name).Set(1)
@@ -108,15 +128,18 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (err error) {
 		}
 	}()
 	if err := r.begin(ctx); err != nil {
-		return err
+		return "", err
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer r.wg.Wait()
 	defer cancel() // runs before wg.Wait: deferred calls run last-in first-out
 	if err := r.consume(runCtx); err != nil {
-		return err
+		return "", err
 	}
-	return r.promote(ctx)
+	if !cut.IsZero() {
+		return r.version, r.seal(ctx)
+	}
+	return r.version, r.promote(ctx)
 }
 
 // rebuild is one run of Rebuild. Its steps run in order: begin (a new
@@ -125,6 +148,7 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (err error) {
 // up, promote, catch up again while behind), close.
 type rebuild struct {
 	cfg     RebuildConfig
+	cut     Cut // zero: a whole rebuild, promoted; else an as-of version
 	name    string
 	log     *slog.Logger
 	metrics *rebuildMetrics
@@ -151,7 +175,12 @@ func (r *rebuild) begin(ctx context.Context) error {
 	if r.info, err = kafka.DescribeTopic(ctx, meta, r.cfg.Topic); err != nil {
 		return err
 	}
-	if r.store, r.version, err = r.cfg.Target.Begin(ctx); err != nil {
+	if r.cut.IsZero() {
+		r.store, r.version, err = r.cfg.Target.Begin(ctx)
+	} else {
+		r.store, r.version, err = r.cfg.Target.(Snapshots).BeginAsOf(ctx, r.cut.String())
+	}
+	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	r.log = r.log.With("version", r.version)
@@ -183,6 +212,12 @@ func (r *rebuild) consume(ctx context.Context) error {
 	}
 	r.fetch = cl
 	m, _ := newMetrics(nil) // a rebuild's counters are its progress
+	var ends map[int32]int64
+	if !r.cut.IsZero() {
+		if ends, err = kafka.EndOffsets(ctx, r.meta, r.cfg.Topic); err != nil {
+			return err
+		}
+	}
 	r.errc = make(chan error, int(n))
 	r.appliers = make([]*applier, n)
 	feeds := make([]chan fetched, n)
@@ -192,6 +227,10 @@ func (r *rebuild) consume(ctx context.Context) error {
 			log: r.log, m: m.forPartition(r.name, id),
 		}
 		a.next.Store(r.start[id])
+		if !r.cut.IsZero() {
+			a.cut = &partitionCut{byTime: !r.cut.Time.IsZero(), timeMS: r.cut.Time.UnixMilli()}
+			a.cut.limit.Store(r.cut.limit(id, ends[id]))
+		}
 		r.appliers[id] = a
 		feeds[id] = make(chan fetched, 1)
 		r.wg.Go(func() { r.apply(ctx, a, feeds[id]) })
@@ -287,6 +326,37 @@ func (r *rebuild) promote(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// seal waits until every partition reached its cut, then seals the
+// version.
+func (r *rebuild) seal(ctx context.Context) error {
+	tick := time.NewTicker(rebuildTick)
+	defer tick.Stop()
+	began := time.Now()
+	for {
+		limits := map[int32]int64{}
+		for id, a := range r.appliers {
+			limits[int32(id)] = a.cut.limit.Load()
+		}
+		r.report(limits)
+		if r.caughtUp(limits) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-r.errc:
+			return err
+		case <-tick.C:
+		}
+	}
+	if err := r.cfg.Target.(Snapshots).Seal(ctx, r.version); err != nil {
+		return fmt.Errorf("seal %s: %w", r.version, err)
+	}
+	r.log.Info("as-of version built", "as_of", r.cut.String(), "records", r.done(),
+		"elapsed", time.Since(began).Round(time.Millisecond))
+	return nil
 }
 
 // caughtUp reports whether every partition applied up to ends.

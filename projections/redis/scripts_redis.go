@@ -314,12 +314,27 @@ end
 return {ver, ep}
 `)
 
-// beginScript registers a new, empty version. ARGV: 1 prefix.
+// beginScript registers a new, empty version. ARGV: 1 prefix, 2 the cut
+// of an as-of version ("" for a rebuild), 3 the time it is created (Unix
+// ms).
 var beginScript = goredis.NewScript(`
 local P = ARGV[1]
 local ver = 'v' .. redis.call('INCR', P .. 'seq')
 redis.call('SADD', P .. 'versions', ver)
+redis.call('HSET', P .. 'created', ver, ARGV[3])
+if ARGV[2] ~= '' then redis.call('HSET', P .. 'asof', ver, ARGV[2]) end
 return ver
+`)
+
+// sealScript marks as-of version ARGV[2] finished.
+var sealScript = goredis.NewScript(`
+local P = ARGV[1]
+local ver = ARGV[2]
+if redis.call('SISMEMBER', P .. 'versions', ver) == 0 or redis.call('HEXISTS', P .. 'asof', ver) == 0 then
+  return redis.error_reply('RTSTACK version ' .. ver .. ' is not an as-of version being built')
+end
+redis.call('SADD', P .. 'sealed', ver)
+return 1
 `)
 
 // promoteScript flips the active pointer to ARGV[2] if that version's
@@ -334,6 +349,9 @@ local P = ARGV[1]
 local new = ARGV[2]
 if redis.call('SISMEMBER', P .. 'versions', new) == 0 then
   return redis.error_reply('RTSTACK version ' .. new .. ' does not exist')
+end
+if redis.call('HEXISTS', P .. 'asof', new) == 1 then
+  return redis.error_reply('RTSTACK version ' .. new .. ' is an as-of version: never promoted')
 end
 local old = redis.call('GET', P .. 'active')
 if old == new then return {'1', ''} end
@@ -402,11 +420,24 @@ end
 return redis.call('HGETALL', P .. ver .. ':cp')
 `)
 
+// readVersion resolves the version a read script works on: ARGV[n], or the
+// active one when that is empty (false if there is none).
+const readVersion = `
+local function readVersion(P, ver)
+  if ver == '' then return redis.call('GET', P .. 'active') end
+  if redis.call('SISMEMBER', P .. 'versions', ver) == 0 then
+    return redis.error_reply('RTSTACK version ' .. ver .. ' does not exist')
+  end
+  return ver
+end
+`
+
 // countersScript returns {total, members, newest, minute, count, ...} of
-// room ARGV[2] in the active version.
-var countersScript = goredis.NewScript(`
+// room ARGV[2] in version ARGV[3] ("" = the active one).
+var countersScript = goredis.NewScript(readVersion + `
 local P = ARGV[1]
-local ver = redis.call('GET', P .. 'active')
+local ver = readVersion(P, ARGV[3])
+if type(ver) == 'table' then return ver end
 if not ver then return {'0', 0, ''} end
 local R = P .. ver .. ':r:' .. ARGV[2] .. ':'
 local meta = redis.call('HMGET', R .. 'meta', 'total', 'newest')
@@ -417,16 +448,18 @@ return out
 `)
 
 // boardScript returns the top ARGV[3] entries (member, score, ...) of the
-// sorted set ARGV[2] (a key suffix) in the active version. Scores are stored
-// negated, so ascending order is highest first with ties by user id.
-var boardScript = goredis.NewScript(`
+// sorted set ARGV[2] (a key suffix) in version ARGV[4] ("" = the active
+// one). Scores are stored negated, so ascending order is highest first
+// with ties by user id.
+var boardScript = goredis.NewScript(readVersion + `
 local P = ARGV[1]
-local ver = redis.call('GET', P .. 'active')
+local ver = readVersion(P, ARGV[4])
+if type(ver) == 'table' then return ver end
 if not ver then return {} end
 return redis.call('ZRANGE', P .. ver .. ':' .. ARGV[2], 0, tonumber(ARGV[3]) - 1, 'WITHSCORES')
 `)
 
 var allScripts = []*goredis.Script{
-	applyScript, initScript, beginScript, promoteScript, abandonScript,
+	applyScript, initScript, beginScript, sealScript, promoteScript, abandonScript,
 	bindScript, checkpointsScript, countersScript, boardScript,
 }

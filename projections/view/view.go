@@ -1,5 +1,7 @@
 package view
 
+import "errors"
+
 // Message is one chat message as the history API returns it.
 type Message struct {
 	MessageID string              `json:"message_id"`
@@ -34,3 +36,7 @@ type ScoreEntry struct {
 	User  string `json:"user"`
 	Score int64  `json:"score"`
 }
+
+// ErrUnknownVersion: a read named a version of a projection that does not
+// exist (never built, or dropped). Clients see code unknown_version.
+var ErrUnknownVersion = errors.New("no such version of the projection")
