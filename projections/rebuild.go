@@ -15,6 +15,9 @@ import (
 	"github.com/rtstack/rtstack/schemas"
 )
 
+// DefaultRebuildMaxBatch is RebuildConfig.MaxBatch's default.
+const DefaultRebuildMaxBatch = 20_000
+
 // Rebuild timings.
 const (
 	rebuildTick      = 50 * time.Millisecond  // how often catch-up is checked
@@ -38,8 +41,9 @@ type RebuildConfig struct {
 	// end) with the records replayed so far and the records to replay
 	// (total grows when the live tail moves during catch-up).
 	Progress func(done, total int64)
-	// MaxBatch bounds the records of one Apply. Default DefaultMaxBatch
-	// (5000).
+	// MaxBatch bounds the records of one Apply. Default
+	// DefaultRebuildMaxBatch (20000): a replay has whole fetches waiting,
+	// and a store folds a bigger batch into fewer writes per key.
 	MaxBatch int
 	// Logger receives progress and errors; nil discards them.
 	Logger *slog.Logger
@@ -54,7 +58,7 @@ func (c RebuildConfig) WithDefaults() RebuildConfig {
 		c.Topic = kafka.DefaultTopic
 	}
 	if c.MaxBatch == 0 {
-		c.MaxBatch = DefaultMaxBatch
+		c.MaxBatch = DefaultRebuildMaxBatch
 	}
 	c.Logger = orDiscard(c.Logger)
 	return c

@@ -60,8 +60,8 @@
 //
 // # Atomicity
 //
-// Apply sends a partition's batch as chunks (ChunkSize records each, one
-// pipeline), each an EVALSHA of one script that reads the active pointer,
+// Apply sends a partition's batch as chunks (ChunkSize records each;
+// BuildChunkSize into a version being built; one pipeline), each an EVALSHA of one script that reads the active pointer,
 // skips records below the partition's checkpoint, folds the rest and
 // advances the checkpoint, all atomically. The fold is in memory: the
 // script reads each key the chunk touches once (HMGET of the message ids,
