@@ -25,6 +25,12 @@ func (p *Projection) BeginAsOf(ctx context.Context, cut string) (projections.Sto
 // Seal marks an as-of version finished. Promote refuses it, and the live
 // projector only ever writes the active version, so it stays as built.
 func (p *Projection) Seal(ctx context.Context, version string) error {
+	if !versionName.MatchString(version) {
+		return fmt.Errorf("postgres projection: bad version name %q", version)
+	}
+	if err := addReadIndex(ctx, p.pool, version); err != nil {
+		return err
+	}
 	tag, err := p.pool.Exec(ctx, `UPDATE rtstack_control.versions SET state = 'as-of'
 		WHERE version = $1 AND projection = $2 AND state = 'building' AND as_of <> ''`, version, name)
 	if err != nil {

@@ -213,7 +213,6 @@ CREATE TABLE %[1]s.messages (
 	mentions    text[]  NOT NULL DEFAULT '{}',
 	PRIMARY KEY (room, message_id)
 );
-CREATE INDEX ON %[1]s.messages (room, "offset");
 CREATE TABLE %[1]s.reactions (
 	room        text   NOT NULL,
 	message_id  text   NOT NULL,
@@ -257,6 +256,19 @@ CREATE TABLE %[1]s.checkpoints (
 	next_offset bigint NOT NULL
 );
 `
+
+// readIndexDDL creates the index history reads page by, in schema %[1]s.
+// A version being built gets it once its replay is done (Promote, Seal):
+// one bulk build is cheaper than keeping it up to date row by row.
+const readIndexDDL = `CREATE INDEX IF NOT EXISTS messages_room_offset_idx ON %[1]s.messages (room, "offset")`
+
+// addReadIndex creates the read index of version v if it has none.
+func addReadIndex(ctx context.Context, db execer, v string) error {
+	if _, err := db.Exec(ctx, fmt.Sprintf(readIndexDDL, v)); err != nil {
+		return fmt.Errorf("postgres projection: index version %s: %w", v, err)
+	}
+	return nil
+}
 
 func (p *Projection) migrate(ctx context.Context) error {
 	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
@@ -311,6 +323,11 @@ func createVersion(ctx context.Context, tx pgx.Tx, state, asOf string) (string, 
 	v := "rtstack_v" + strconv.FormatInt(n, 10)
 	if _, err := tx.Exec(ctx, fmt.Sprintf(versionDDL, v)); err != nil {
 		return "", fmt.Errorf("postgres projection: create version %s: %w", v, err)
+	}
+	if state == "active" {
+		if err := addReadIndex(ctx, tx, v); err != nil {
+			return "", err
+		}
 	}
 	if _, err := tx.Exec(ctx, "INSERT INTO rtstack_control.versions (version, projection, layout, state, as_of) VALUES ($1, $2, $3, $4, $5)", v, name, layout, state, asOf); err != nil {
 		return "", fmt.Errorf("postgres projection: record version %s: %w", v, err)
@@ -372,6 +389,10 @@ func (p *Projection) begin(ctx context.Context, asOf string) (projections.Store,
 func (p *Projection) Promote(ctx context.Context, version string) (bool, error) {
 	if !versionName.MatchString(version) {
 		return false, fmt.Errorf("postgres projection: bad version name %q", version)
+	}
+	// Before the swap's lock: the build holds only this version's table.
+	if err := addReadIndex(ctx, p.pool, version); err != nil {
+		return false, err
 	}
 	var old string
 	var promoted bool
