@@ -300,12 +300,8 @@ func (r *rebuild) promote(ctx context.Context) error {
 	var lastReport time.Time
 	began := time.Now()
 	for attempt := 0; ; {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case err := <-r.errc:
+		if err := r.tick(ctx, tick); err != nil {
 			return err
-		case <-tick.C:
 		}
 		if time.Since(lastReport) >= rebuildReport {
 			r.report(ends)
@@ -347,12 +343,8 @@ func (r *rebuild) seal(ctx context.Context) error {
 		if r.caughtUp(limits) {
 			break
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case err := <-r.errc:
+		if err := r.tick(ctx, tick); err != nil {
 			return err
-		case <-tick.C:
 		}
 	}
 	if err := r.cfg.Target.(Snapshots).Seal(ctx, r.version); err != nil {
@@ -361,6 +353,19 @@ func (r *rebuild) seal(ctx context.Context) error {
 	r.log.Info("as-of version built", "as_of", r.cut.String(), "records", r.done(),
 		"elapsed", time.Since(began).Round(time.Millisecond))
 	return nil
+}
+
+// tick waits for the next tick; an error when ctx ends or an applier
+// failed.
+func (r *rebuild) tick(ctx context.Context, tick *time.Ticker) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case err := <-r.errc:
+		return err
+	case <-tick.C:
+		return nil
+	}
 }
 
 // caughtUp reports whether every partition applied up to ends.
