@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/schemas"
@@ -28,8 +29,9 @@ const (
 // the default stated in its comment; NewProjector fills the defaults in,
 // then validates the effective values.
 type Config struct {
-	// Brokers are the seed brokers of the log. Required.
-	Brokers []string
+	// Kafka reaches the log's cluster: seed brokers (required), TLS, SASL,
+	// compression. A nil Kafka.Logger takes Logger.
+	Kafka kafka.ClientConfig
 	// Topic is the event log. Default kafka.DefaultTopic ("chat.events").
 	Topic string
 	// Group is the consumer group; instances with the same Group share the
@@ -65,8 +67,10 @@ type Config struct {
 // the effective values, after WithDefaults.
 func (c Config) Validate() error {
 	var errs []error
-	if len(c.Brokers) == 0 {
+	if len(c.Kafka.Brokers) == 0 {
 		errs = append(errs, errors.New("projector: no brokers"))
+	} else if err := c.Kafka.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("projector: %w", err))
 	}
 	if c.Codec == nil {
 		errs = append(errs, errors.New("projector: no codec"))
@@ -104,6 +108,7 @@ func (c Config) WithDefaults() Config {
 		c.LagInterval = DefaultLagInterval
 	}
 	c.Logger = orDiscard(c.Logger)
+	c.Kafka = c.Kafka.OrLogger(c.Logger)
 	return c
 }
 
@@ -125,9 +130,10 @@ type Projector struct {
 	m    *metrics
 	log  *slog.Logger
 
-	// client is set once at the start of Run, before any partition is
-	// assigned.
+	// place is set once at the start of Run before the group client
+	// exists; client once it does, before any partition is assigned.
 	client *kgo.Client
+	place  *kafka.Placement
 
 	// fail ends Run with the cause a partition could not get past (an
 	// error wrapping ErrPermanent); set once at the start of Run.
@@ -190,22 +196,18 @@ func (p *Projector) Run(parent context.Context) error {
 	ctx, fail := context.WithCancelCause(parent)
 	defer fail(nil)
 	p.fail = fail
-	cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: p.cfg.Brokers, Logger: p.cfg.Logger}, p.clientOpts(ctx)...)
+	// Before the group client exists: joining assigns partitions at once,
+	// and their appliers need the log's placement rule.
+	if ok, err := p.prepare(ctx); !ok {
+		return err
+	}
+	cl, err := kafka.NewClient(p.cfg.Kafka, p.clientOpts(ctx)...)
 	if err != nil {
 		return fmt.Errorf("projector %s: %w", p.name, err)
 	}
 	defer p.revokeAll()
 	defer cl.Close() // leaves the group; the revoke callback stops the assignments
 	p.client = cl
-
-	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	if _, err := kafka.EnsureTopic(ensureCtx, cl, p.cfg.ParkTopic, 1); err != nil {
-		p.log.Warn("parking topic not ensured; parking will retry", "topic", p.cfg.ParkTopic, "err", err)
-	}
-	cancel()
-	if err := p.checkLog(ctx, cl); err != nil {
-		return err
-	}
 
 	lagDone := make(chan struct{})
 	lagCtx, stopLag := context.WithCancel(ctx)
@@ -316,29 +318,53 @@ func (p *Projector) hand(ctx context.Context, ftp kgo.FetchTopicPartition) {
 	}
 }
 
-// checkLog refuses to project a recreated log onto checkpoints of the old
-// one (its offsets mean other records). A topic that does not exist yet is checked by the
-// next start.
-func (p *Projector) checkLog(ctx context.Context, cl *kgo.Client) error {
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	info, err := kafka.DescribeTopic(dctx, cl, p.cfg.Topic)
+// prepare ensures the parking topic and checks the log (checkLog) with a
+// client of its own; ok is false when Run must return err.
+func (p *Projector) prepare(ctx context.Context) (ok bool, err error) {
+	meta, err := kafka.NewClient(p.cfg.Kafka)
 	if err != nil {
-		p.log.Warn("log not described; topic id not checked", "topic", p.cfg.Topic, "err", err)
-		return nil
+		return false, fmt.Errorf("projector %s: %w", p.name, err)
 	}
+	defer meta.Close()
+	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	if _, err := kafka.EnsureTopic(ensureCtx, meta, p.cfg.ParkTopic, 1); err != nil {
+		p.log.Warn("parking topic not ensured; parking will retry", "topic", p.cfg.ParkTopic, "err", err)
+	}
+	cancel()
+	return p.checkLog(ctx, meta)
+}
+
+// checkLog describes the log, waiting until it exists, so the appliers
+// check the placement rule over its partition count; and it refuses to
+// project a recreated log onto checkpoints of the old one (its offsets mean
+// other records). ok is false when ctx ended first.
+func (p *Projector) checkLog(ctx context.Context, cl *kgo.Client) (ok bool, err error) {
 	backoff := newBackoff()
+	var info kafka.TopicInfo
+	for {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		info, err = kafka.DescribeTopic(dctx, cl, p.cfg.Topic)
+		cancel()
+		if err == nil {
+			break
+		}
+		p.log.Warn("log not described, retrying", "topic", p.cfg.Topic, "attempt", backoff.Attempt()+1, "err", err)
+		if !backoff.Wait(ctx, nil) {
+			return false, nil // shutting down
+		}
+	}
+	p.place = kafka.NewPlacement(p.cfg.Codec, info)
 	for {
 		err := bindLog(ctx, p.cfg.Store, info.ID)
-		if err == nil || errors.Is(err, ErrLogChanged) {
-			if err != nil {
-				return fmt.Errorf("projector %s: %w", p.name, err)
-			}
-			return nil
+		if errors.Is(err, ErrLogChanged) {
+			return false, fmt.Errorf("projector %s: %w", p.name, err)
+		}
+		if err == nil {
+			return true, nil
 		}
 		p.log.Warn("bind log failed, retrying", "attempt", backoff.Attempt()+1, "err", err)
 		if !backoff.Wait(ctx, nil) {
-			return nil // shutting down
+			return false, nil // shutting down
 		}
 	}
 }
@@ -372,7 +398,7 @@ func (p *Projector) newApplier(id int32) *applier {
 		id:       id,
 		name:     p.name,
 		store:    p.cfg.Store,
-		codec:    p.cfg.Codec,
+		place:    p.place,
 		maxBatch: p.cfg.MaxBatch,
 		park:     p.park,
 		log:      p.log,
@@ -393,15 +419,42 @@ func (p *Projector) adjust(ctx context.Context, offsets map[string]map[int32]kgo
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for id := range parts {
+	stale := map[int32]kgo.EpochOffset{}
+	for id, committed := range parts {
 		next := cps[id]
+		if committed.EpochOffset().Offset != next {
+			stale[id] = kgo.EpochOffset{Epoch: -1, Offset: next}
+		}
 		parts[id] = kgo.NewOffset().At(next).WithEpoch(-1)
 		if w := p.assigned[id]; w != nil {
 			w.part.next.Store(next)
 		}
 		p.log.Debug("partition starts at checkpoint", "partition", id, "offset", next)
 	}
+	p.commitCheckpoints(stale)
 	return offsets, nil
+}
+
+// commitCheckpoints moves the group's committed offsets to the store's
+// checkpoints where they differ (a crash between the store's commit and
+// the group's, a promoted rebuild, a restored store), so the lag admin
+// tools show is true even on a partition that stays idle: kgo commits a
+// partition only once it consumed from it. The store remains the truth;
+// the commit is asynchronous and its failure only logged.
+func (p *Projector) commitCheckpoints(offsets map[int32]kgo.EpochOffset) {
+	if len(offsets) == 0 {
+		return
+	}
+	// Called while kgo assigns: it commits once the assignment is done.
+	go p.client.CommitOffsets(context.Background(), map[string]map[int32]kgo.EpochOffset{p.cfg.Topic: offsets},
+		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			if err == nil {
+				err = kafka.CommitError(resp)
+			}
+			if err != nil {
+				p.log.Warn("group offsets not moved to the checkpoints; admin tools show stale lag until records arrive", "err", err)
+			}
+		})
 }
 
 // revoke stops the goroutines of parts and waits for them. A revoked
@@ -585,10 +638,18 @@ func (p *Projector) lagLoop(ctx context.Context, cl *kgo.Client) {
 		now := time.Now()
 		p.mu.Lock()
 		for id, w := range p.assigned {
-			if end, ok := ends[id]; ok {
-				p.m.setLag(p.name, id, max(0, end-w.part.next.Load()))
+			end, ok := ends[id]
+			if !ok {
+				continue
 			}
-			if ts := w.part.lastTS.Load(); ts > 0 {
+			lag := max(0, end-w.part.next.Load())
+			p.m.setLag(p.name, id, lag)
+			// Caught up, nothing is late: an idle partition's last event
+			// only gets older, and an age that grew would page someone.
+			switch ts := w.part.lastTS.Load(); {
+			case lag == 0:
+				w.part.m.age.Set(0)
+			case ts > 0:
 				w.part.m.age.Set(ageSeconds(ts, now))
 			}
 		}

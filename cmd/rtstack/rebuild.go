@@ -85,7 +85,7 @@ func rebuildAsOf(ctx context.Context, p *parts, target string, cut projections.C
 // rebuildConfig is the configuration of a rebuild of target.
 func rebuildConfig(p *parts, target string, v projections.Versioned, progress *projections.Progress) projections.RebuildConfig {
 	return projections.RebuildConfig{
-		Brokers:    p.cfg.brokers(),
+		Kafka:      p.cfg.kafkaConfig(p.log),
 		Topic:      p.cfg.Topic,
 		Codec:      p.codec,
 		Target:     v,

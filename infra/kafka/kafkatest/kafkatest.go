@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/rtstack/rtstack/events"
@@ -126,4 +127,54 @@ func (l *Log) Produce(t testing.TB, evs []events.Event) []events.Position {
 		t.Fatalf("produce: %v", first)
 	}
 	return pos
+}
+
+// ProduceMisplaced writes ev as NewRecord lays it out, but into a partition
+// of topic (partitions partitions) other than its room's, as a producer
+// with another partitioner than murmur2 would; it returns the record's
+// position.
+func ProduceMisplaced(t testing.TB, addr, topic string, partitions int32, codec *schemas.Codec, ev events.Event) events.Position {
+	t.Helper()
+	rec, err := kafka.NewRecord(codec, topic, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := kafka.NewRoomPartitioner(topic).Partition(ev.Env().Room, int(partitions))
+	rec.Partition = (room + 1) % partitions
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := Client(t, addr, kgo.RecordPartitioner(kgo.ManualPartitioner())).ProduceSync(ctx, rec).First()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return events.Position{Partition: r.Partition, Offset: r.Offset}
+}
+
+// GroupLag is group's total lag on topic as admin tools compute it (kadm,
+// like kafka-consumer-groups: end offset minus committed offset, the whole
+// partition where nothing is committed), or -1 while the group or a
+// partition's offsets cannot be read.
+func GroupLag(t testing.TB, cl *kgo.Client, group, topic string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	lags, err := kadm.NewClient(cl).Lag(ctx, group)
+	if err != nil {
+		return -1
+	}
+	l, ok := lags[group]
+	if !ok || l.Error() != nil {
+		return -1
+	}
+	var total int64
+	for _, pl := range l.Lag[topic] {
+		if pl.Err != nil || pl.Lag < 0 {
+			return -1
+		}
+		total += pl.Lag
+	}
+	if len(l.Lag[topic]) == 0 {
+		return -1 // nothing committed on topic yet
+	}
+	return total
 }
