@@ -27,6 +27,10 @@ type Cut struct {
 	Positions map[int32]int64
 }
 
+// ErrNoSuchPartition: a cut names a partition the log does not have; no
+// version is created.
+var ErrNoSuchPartition = errors.New("no such partition")
+
 // IsZero reports whether c cuts nothing.
 func (c Cut) IsZero() bool { return c.Time.IsZero() && c.Positions == nil }
 

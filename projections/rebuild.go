@@ -185,6 +185,11 @@ func (r *rebuild) begin(ctx context.Context) error {
 	if r.info, err = kafka.DescribeTopic(ctx, meta, r.cfg.Topic); err != nil {
 		return err
 	}
+	for p := range r.cut.Positions {
+		if p >= r.info.Partitions {
+			return fmt.Errorf("as of %s: %w: partition %d, the log has %d", r.cut, ErrNoSuchPartition, p, r.info.Partitions)
+		}
+	}
 	if r.cut.IsZero() {
 		r.store, r.version, err = r.cfg.Target.Begin(ctx)
 	} else {

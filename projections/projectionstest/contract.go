@@ -272,10 +272,13 @@ func asOfEqualsRebuildOfCutLog(t *testing.T, h Harness) {
 			positions.Positions[p] = end - 1
 		}
 	}
+	asOf := func(cut projections.Cut) (string, error) {
+		return projections.RebuildAsOf(ctx, projections.RebuildConfig{Kafka: kafka.ClientConfig{Brokers: []string{full.Addr}}, Topic: full.Topic, Codec: full.Codec, Target: s}, cut)
+	}
 	cuts := []projections.Cut{positions, {Time: time.UnixMilli(cutTime)}}
 	names := make([]string, len(cuts))
 	for i, cut := range cuts {
-		v, err := projections.RebuildAsOf(ctx, projections.RebuildConfig{Kafka: kafka.ClientConfig{Brokers: []string{full.Addr}}, Topic: full.Topic, Codec: full.Codec, Target: s}, cut)
+		v, err := asOf(cut)
 		if err != nil {
 			t.Fatalf("as of %s: %v", cut, err)
 		}
@@ -290,6 +293,10 @@ func asOfEqualsRebuildOfCutLog(t *testing.T, h Harness) {
 	}
 	if got := digest(t, s); got != live {
 		t.Errorf("as-of versions changed the active one: %s → %s", live, got)
+	}
+	bad := projections.Cut{Positions: map[int32]int64{0: 1, 7: 1}}
+	if _, err := asOf(bad); !errors.Is(err, projections.ErrNoSuchPartition) {
+		t.Errorf("as of a partition the log lacks: %v, want ErrNoSuchPartition", err)
 	}
 	vs, err := snap.Versions(ctx)
 	if err != nil {
