@@ -40,3 +40,12 @@ type ScoreEntry struct {
 // ErrUnknownVersion: a read named a version of a projection that does not
 // exist (never built, or dropped). Clients see code unknown_version.
 var ErrUnknownVersion = errors.New("no such version of the projection")
+
+// BoardChange says which live boards a committed chunk of the log changed:
+// the global leaderboard, the counters of some rooms, or (All) any board,
+// after a rebuild swapped the projection or a reader lost notices.
+type BoardChange struct {
+	All         bool     `json:"all,omitempty"`
+	Leaderboard bool     `json:"leaderboard,omitempty"`
+	Rooms       []string `json:"rooms,omitempty"`
+}

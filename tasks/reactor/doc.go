@@ -26,6 +26,7 @@
 // the log does not advance meanwhile. Task ids are deterministic, so a batch
 // published twice is done once by the workers.
 //
-// It imports events, schemas, infra/kafka, infra/prom, tasks, tasks/rabbit
-// and internal/retry; never gateway, projections or the worker.
+// It imports events, schemas, infra/kafka, infra/prom, infra/telemetry (tasks
+// carry their message's trace context), tasks, tasks/rabbit and
+// internal/retry; never gateway, projections or the worker.
 package reactor
