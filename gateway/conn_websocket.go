@@ -30,6 +30,8 @@ type conn struct {
 	// written counts the frames the writer wrote: the progress pushWait
 	// watches for SlowClientWait (a batch may take long on a slow link).
 	written atomic.Uint64
+	// pipeline holds the room actions between the reader and their answer.
+	pipeline *pipeline
 
 	done chan struct{} // closed when the last writer has closed the socket
 
@@ -55,8 +57,9 @@ type conn struct {
 func newConn(s *Server, ws *websocket.Conn, id string, claims auth.Claims) *conn {
 	c := &conn{
 		s: s, ws: ws, id: id, user: claims.User(), access: claims.Rooms,
-		limiter: rate.NewLimiter(s.cfg.RateLimit, s.cfg.Burst),
-		done:    make(chan struct{}),
+		limiter:  rate.NewLimiter(s.cfg.RateLimit, s.cfg.Burst),
+		done:     make(chan struct{}),
+		pipeline: newPipeline(s.cfg.MaxInflight),
 	}
 	c.space = sync.NewCond(&c.mu)
 	return c
