@@ -41,11 +41,36 @@ type Outcomes interface {
 	Put(ctx context.Context, key string, pos events.Position) error
 }
 
+// Sealer encrypts a webhook secret before it enters the log, bound to
+// context (the webhook id); *keyring.Keyring satisfies it.
+type Sealer interface {
+	Seal(plaintext, context string) string
+}
+
+// Webhooks answers which webhooks a room has, from a read model.
+type Webhooks interface {
+	WebhookIDs(ctx context.Context, room string) ([]string, error)
+}
+
 // Errors from deciding against the read model.
 var (
 	ErrNotAuthor      = errors.New("not the author of the message")
 	ErrUnknownMessage = errors.New("unknown message")
+	// ErrUnknownWebhook: RemoveWebhook of an id the room does not have (or
+	// that is not projected yet).
+	ErrUnknownWebhook = errors.New("unknown webhook")
+	// ErrTooManyWebhooks: the room has MaxWebhooksPerRoom webhooks already.
+	ErrTooManyWebhooks = errors.New("too many webhooks")
+	// ErrReadModel: a read model needed to decide could not answer; the
+	// command may succeed later.
+	ErrReadModel = errors.New("read model unavailable")
+	// ErrNoSealer: webhooks cannot be registered without a key to seal
+	// their secrets (WEBHOOK_SECRET_KEY).
+	ErrNoSealer = errors.New("no key to seal webhook secrets")
 )
+
+// DefaultMaxWebhooksPerRoom is WEBHOOKS_PER_ROOM's default.
+const DefaultMaxWebhooksPerRoom = 10
 
 // ErrAppend wraps a failed append: the event is not known to be in the log
 // and the client must not be acknowledged.
@@ -72,6 +97,16 @@ type Config struct {
 	// AllowPrivateWebhooks permits webhook targets on loopback and private
 	// addresses; default false.
 	AllowPrivateWebhooks bool
+	// Sealer seals webhook secrets; nil refuses every registration with
+	// ErrNoSealer (a secret never reaches the log in the clear).
+	Sealer Sealer
+	// Webhooks caps registrations and checks removals; nil skips both
+	// checks (the projections fold a removal of an unknown id as a no-op).
+	Webhooks Webhooks
+	// MaxWebhooksPerRoom caps a room's webhooks (WEBHOOKS_PER_ROOM);
+	// default DefaultMaxWebhooksPerRoom (10). Checked against Webhooks, so
+	// two registrations racing within the projection's lag may both pass.
+	MaxWebhooksPerRoom int
 }
 
 // Handler validates commands, decides their events and appends them. It is
@@ -95,6 +130,9 @@ func (c Config) Validate() error {
 	if c.Log == nil {
 		errs = append(errs, errors.New("commands: Config.Log is required"))
 	}
+	if c.MaxWebhooksPerRoom < 1 {
+		errs = append(errs, fmt.Errorf("commands: MaxWebhooksPerRoom %d must be at least 1", c.MaxWebhooksPerRoom))
+	}
 	return errors.Join(errs...)
 }
 
@@ -105,6 +143,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.NewID == nil {
 		c.NewID = RandomID
+	}
+	if c.MaxWebhooksPerRoom == 0 {
+		c.MaxWebhooksPerRoom = DefaultMaxWebhooksPerRoom
 	}
 	return c
 }
@@ -285,12 +326,45 @@ func (h *Handler) leftRecently(room, user string) bool {
 	return ok && h.cfg.Now().Sub(at) <= leaveGrace
 }
 
-// RegisterWebhook appends a WebhookRegistered with a fresh webhook id.
+// RegisterWebhook appends a WebhookRegistered with a fresh webhook id and
+// the secret sealed, unless the room has MaxWebhooksPerRoom already.
 func (h *Handler) RegisterWebhook(ctx context.Context, c RegisterWebhook) (Result, error) {
 	if err := c.validate(h.cfg.AllowPrivateWebhooks); err != nil {
 		return Result{}, err
 	}
-	ev := &events.WebhookRegistered{Envelope: h.envelope(c.Room, c.User), WebhookID: "w" + h.cfg.NewID(), URL: c.URL, Secret: c.Secret}
+	if h.cfg.Sealer == nil {
+		return Result{}, ErrNoSealer
+	}
+	if h.cfg.Webhooks != nil {
+		ids, err := h.cfg.Webhooks.WebhookIDs(ctx, c.Room)
+		if err != nil {
+			return Result{}, fmt.Errorf("%w: webhooks of %s: %w", ErrReadModel, c.Room, err)
+		}
+		if len(ids) >= h.cfg.MaxWebhooksPerRoom {
+			return Result{}, fmt.Errorf("%w: room %s has %d, at most %d (WEBHOOKS_PER_ROOM)", ErrTooManyWebhooks, c.Room, len(ids), h.cfg.MaxWebhooksPerRoom)
+		}
+	}
+	id := "w" + h.cfg.NewID()
+	ev := &events.WebhookRegistered{Envelope: h.envelope(c.Room, c.User), WebhookID: id, URL: c.URL, Secret: h.cfg.Sealer.Seal(c.Secret, id)}
+	pos, err := h.append(ctx, ev)
+	return Result{Event: ev, Position: pos}, err
+}
+
+// RemoveWebhook appends a WebhookRemoved for a webhook the room has.
+func (h *Handler) RemoveWebhook(ctx context.Context, c RemoveWebhook) (Result, error) {
+	if err := errors.Join(validateRoomUser(c.Room, c.User), validateField("webhook_id", c.WebhookID, 128)); err != nil {
+		return Result{}, err
+	}
+	if h.cfg.Webhooks != nil {
+		ids, err := h.cfg.Webhooks.WebhookIDs(ctx, c.Room)
+		if err != nil {
+			return Result{}, fmt.Errorf("%w: webhooks of %s: %w", ErrReadModel, c.Room, err)
+		}
+		if !slices.Contains(ids, c.WebhookID) {
+			return Result{}, fmt.Errorf("%w: %s in %s", ErrUnknownWebhook, c.WebhookID, c.Room)
+		}
+	}
+	ev := &events.WebhookRemoved{Envelope: h.envelope(c.Room, c.User), WebhookID: c.WebhookID}
 	pos, err := h.append(ctx, ev)
 	return Result{Event: ev, Position: pos}, err
 }

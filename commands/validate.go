@@ -9,6 +9,11 @@ import (
 	"regexp"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/forPelevin/gomoji"
+	"github.com/rivo/uniseg"
+
+	"github.com/rtstack/rtstack/internal/egress"
 )
 
 // Limits on what may reach the log.
@@ -57,6 +62,8 @@ func validateUser(user string) error {
 		return fmt.Errorf("%w: user id over %d bytes", ErrInvalid, MaxUserBytes)
 	case !utf8.ValidString(user):
 		return fmt.Errorf("%w: user id", ErrBadUTF8)
+	case hasNUL(user):
+		return fmt.Errorf("%w: user id contains NUL", ErrInvalid)
 	}
 	return nil
 }
@@ -67,6 +74,8 @@ func validateText(text string) error {
 	switch {
 	case !utf8.ValidString(text):
 		return fmt.Errorf("%w: text", ErrBadUTF8)
+	case hasNUL(text):
+		return fmt.Errorf("%w: text contains NUL", ErrInvalid)
 	case strings.TrimSpace(text) == "":
 		return fmt.Errorf("%w: empty text", ErrInvalid)
 	case len(text) > MaxTextBytes:
@@ -83,6 +92,28 @@ func validateField(name, v string, max int) error {
 		return fmt.Errorf("%w: %s over %d bytes", ErrInvalid, name, max)
 	case !utf8.ValidString(v):
 		return fmt.Errorf("%w: %s", ErrBadUTF8, name)
+	case hasNUL(v):
+		return fmt.Errorf("%w: %s contains NUL", ErrInvalid, name)
+	}
+	return nil
+}
+
+// hasNUL reports a NUL byte: Postgres text cannot hold it, and names with
+// it would read differently to different systems.
+func hasNUL(s string) bool { return strings.IndexByte(s, 0) >= 0 }
+
+// validateEmoji wants exactly one emoji: one extended grapheme cluster
+// (uniseg, UAX #29) that the Unicode emoji list knows (gomoji's table of
+// emoji-test.txt, skin tones and ZWJ sequences included).
+func validateEmoji(e string) error {
+	if err := validateField("emoji", e, MaxEmojiBytes); err != nil {
+		return err
+	}
+	if uniseg.GraphemeClusterCount(e) != 1 {
+		return fmt.Errorf("%w: emoji must be a single emoji, not %q", ErrInvalid, e)
+	}
+	if _, err := gomoji.GetInfo(e); err != nil {
+		return fmt.Errorf("%w: %q is not an emoji", ErrInvalid, e)
 	}
 	return nil
 }
@@ -93,8 +124,8 @@ func validateRoomUser(room, user string) error {
 
 func (c SendMessage) validate() error {
 	errs := []error{validateRoomUser(c.Room, c.User), validateText(c.Text)}
-	if len(c.ClientID) > MaxClientIDBytes || !utf8.ValidString(c.ClientID) {
-		errs = append(errs, fmt.Errorf("%w: client_id must be UTF-8 of at most %d bytes", ErrInvalid, MaxClientIDBytes))
+	if len(c.ClientID) > MaxClientIDBytes || !utf8.ValidString(c.ClientID) || hasNUL(c.ClientID) {
+		errs = append(errs, fmt.Errorf("%w: client_id must be UTF-8 without NUL of at most %d bytes", ErrInvalid, MaxClientIDBytes))
 	}
 	return errors.Join(errs...)
 }
@@ -108,7 +139,7 @@ func (c DeleteMessage) validate() error {
 }
 
 func (c React) validate() error {
-	return errors.Join(validateRoomUser(c.Room, c.User), validateField("message_id", c.MessageID, 128), validateField("emoji", c.Emoji, MaxEmojiBytes))
+	return errors.Join(validateRoomUser(c.Room, c.User), validateField("message_id", c.MessageID, 128), validateEmoji(c.Emoji))
 }
 
 // ValidateWebhookURL checks a webhook target: http or https, a host, at most
@@ -140,8 +171,8 @@ func ValidateWebhookURL(raw string, allowPrivate bool) error {
 	return nil
 }
 
-// IsPrivateHost reports whether host is "localhost" or an IP literal that is
-// loopback, private, link-local, multicast or unspecified.
+// IsPrivateHost reports whether host is "localhost" (or under it) or an IP
+// literal that is not a global unicast address (egress.IsGlobalUnicast).
 func IsPrivateHost(host string) bool {
 	h := strings.ToLower(strings.TrimSuffix(host, "."))
 	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
@@ -151,19 +182,24 @@ func IsPrivateHost(host string) bool {
 	if err != nil {
 		return false
 	}
-	return IsPrivateIP(net.IP(addr.AsSlice()))
+	return !egress.IsGlobalUnicast(addr)
 }
 
-// IsPrivateIP reports whether ip must not be a webhook target.
+// IsPrivateIP reports whether ip must not be a webhook target: it is not a
+// global unicast address. net.IP keeps IPv4 in the IPv4-mapped form, so it
+// is unmapped first and judged by the IPv4 rules.
 func IsPrivateIP(ip net.IP) bool {
-	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsInterfaceLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified()
+	addr, ok := netip.AddrFromSlice(ip)
+	return !ok || !egress.IsGlobalUnicast(addr.Unmap())
 }
 
 func (c RegisterWebhook) validate(allowPrivate bool) error {
 	errs := []error{validateRoomUser(c.Room, c.User), ValidateWebhookURL(c.URL, allowPrivate)}
-	if len(c.Secret) > MaxSecretBytes || !utf8.ValidString(c.Secret) {
-		errs = append(errs, fmt.Errorf("%w: secret must be UTF-8 of at most %d bytes", ErrInvalid, MaxSecretBytes))
+	if c.Secret == "" {
+		errs = append(errs, fmt.Errorf("%w: a secret is required: deliveries are signed with it", ErrInvalid))
+	}
+	if len(c.Secret) > MaxSecretBytes || !utf8.ValidString(c.Secret) || strings.IndexByte(c.Secret, 0) >= 0 {
+		errs = append(errs, fmt.Errorf("%w: secret must be UTF-8 without NUL of at most %d bytes", ErrInvalid, MaxSecretBytes))
 	}
 	return errors.Join(errs...)
 }

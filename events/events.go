@@ -19,6 +19,7 @@ const (
 	TypeMemberJoined      Type = "MemberJoined"
 	TypeMemberLeft        Type = "MemberLeft"
 	TypeWebhookRegistered Type = "WebhookRegistered"
+	TypeWebhookRemoved    Type = "WebhookRemoved"
 )
 
 // Types lists every event type in a fixed order (the order schema ids are
@@ -32,6 +33,7 @@ var Types = []Type{
 	TypeMemberJoined,
 	TypeMemberLeft,
 	TypeWebhookRegistered,
+	TypeWebhookRemoved,
 }
 
 // Envelope is what every event carries. Time is the event's own time in
@@ -113,13 +115,23 @@ type MemberLeft struct {
 	Envelope
 }
 
-// WebhookRegistered: a user registered a URL to receive the room's messages.
-// WebhookID is unique per registration; Secret signs deliveries.
+// WebhookRegistered: an admin registered a URL to receive the room's
+// messages. WebhookID is unique per registration. Secret signs deliveries
+// and is sealed (internal/keyring: "rtsk1:KEY_ID:…", bound to WebhookID):
+// the log never holds it in the clear. Events written before sealing carry
+// the plaintext; readers treat a value without the prefix as such.
 type WebhookRegistered struct {
 	Envelope
 	WebhookID string `avro:"webhook_id" json:"webhook_id"`
 	URL       string `avro:"url" json:"url"`
 	Secret    string `avro:"secret" json:"secret"`
+}
+
+// WebhookRemoved: an admin removed a webhook of the room; nothing is
+// delivered to it after this event.
+type WebhookRemoved struct {
+	Envelope
+	WebhookID string `avro:"webhook_id" json:"webhook_id"`
 }
 
 func (*MessageSent) Type() Type       { return TypeMessageSent }
@@ -130,6 +142,7 @@ func (*ReactionRemoved) Type() Type   { return TypeReactionRemoved }
 func (*MemberJoined) Type() Type      { return TypeMemberJoined }
 func (*MemberLeft) Type() Type        { return TypeMemberLeft }
 func (*WebhookRegistered) Type() Type { return TypeWebhookRegistered }
+func (*WebhookRemoved) Type() Type    { return TypeWebhookRemoved }
 
 // New returns a pointer to a zero event of type t, ready to be decoded into.
 func New(t Type) (Event, error) {
@@ -150,6 +163,8 @@ func New(t Type) (Event, error) {
 		return &MemberLeft{}, nil
 	case TypeWebhookRegistered:
 		return &WebhookRegistered{}, nil
+	case TypeWebhookRemoved:
+		return &WebhookRemoved{}, nil
 	}
 	return nil, fmt.Errorf("unknown event type %q", t)
 }

@@ -310,6 +310,14 @@ func queueWrites(b *pgx.Batch, s string, f *fold) {
 			SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bigint[]) ON CONFLICT DO NOTHING`,
 			f.roomOrder, ts, parts, offs)
 	}
+	if len(f.hooksRemoved) > 0 {
+		rooms, ids := make([]string, len(f.hooksRemoved)), make([]string, len(f.hooksRemoved))
+		for i, k := range f.hooksRemoved {
+			rooms[i], ids[i] = k.room, k.id
+		}
+		b.Queue(`DELETE FROM `+s+`.webhooks w USING unnest($1::text[], $2::text[]) AS d(room, webhook_id)
+			WHERE w.room = d.room AND w.webhook_id = d.webhook_id`, rooms, ids)
+	}
 	for _, w := range f.webhooks {
 		b.Queue(`INSERT INTO `+s+`.webhooks (room, webhook_id, url, created, "user", "partition", "offset")
 			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`, w.room, w.id, w.url, w.ts, w.user, w.partition, w.offset)

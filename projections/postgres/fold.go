@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -16,7 +17,9 @@ import (
 //   - reactions and members are sets: adding what is there keeps the first
 //     row (and its position), removing what is absent is a no-op; reactions
 //     count only on a live message of the same room;
-//   - a room and a webhook are created by their first event.
+//   - a room and a webhook are created by their first event; a
+//     WebhookRemoved deletes it (removals are written before creations,
+//     so remove-then-register in one batch ends as across batches).
 // All keys include the room, and a room lives in one partition, so the
 // result never depends on how partitions interleave or how the log is cut
 // into batches.
@@ -74,6 +77,8 @@ type fold struct {
 	roomOrder []string
 	webhooks  []webhook
 	hookSeen  map[msgKey]bool
+	// hooksRemoved are the webhooks a WebhookRemoved deleted, in log order.
+	hooksRemoved []msgKey
 	// reactsOf indexes reactions by message, so a delete drops them fast.
 	reactsOf map[msgKey][]reactKey
 }
@@ -201,6 +206,11 @@ func foldBatch(recs []events.Record, loaded map[msgKey]*msg) *fold {
 			f.hookSeen[k] = true
 			f.webhooks = append(f.webhooks, webhook{room: rm, id: k.id, url: clean(ev.URL), user: user,
 				ts: env.Time, partition: r.Partition, offset: r.Offset})
+		case *events.WebhookRemoved:
+			k := msgKey{rm, clean(ev.WebhookID)}
+			f.hookSeen[k] = false // registered again later: created again, as in another batch
+			f.webhooks = slices.DeleteFunc(f.webhooks, func(w webhook) bool { return w.room == k.room && w.id == k.id })
+			f.hooksRemoved = append(f.hooksRemoved, k)
 		}
 	}
 	return f
