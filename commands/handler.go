@@ -52,6 +52,17 @@ type Webhooks interface {
 	WebhookIDs(ctx context.Context, room string) ([]string, error)
 }
 
+// Reactions answers which emoji user has on a message, from a read model.
+type Reactions interface {
+	UserReactions(ctx context.Context, room, messageID, user string) ([]string, error)
+}
+
+// MaxReactionsPerUser caps the distinct emoji one user may have on one
+// message. The projections fold the same cap, so a reaction past it that
+// reached the log anyway (a race within the read model's lag) counts
+// nowhere.
+const MaxReactionsPerUser = 10
+
 // Errors from deciding against the read model.
 var (
 	ErrNotAuthor      = errors.New("not the author of the message")
@@ -61,6 +72,9 @@ var (
 	ErrUnknownWebhook = errors.New("unknown webhook")
 	// ErrTooManyWebhooks: the room has MaxWebhooksPerRoom webhooks already.
 	ErrTooManyWebhooks = errors.New("too many webhooks")
+	// ErrTooManyReactions: the user has MaxReactionsPerUser distinct emoji
+	// on the message already.
+	ErrTooManyReactions = errors.New("too many reactions")
 	// ErrReadModel: a read model needed to decide could not answer; the
 	// command may succeed later.
 	ErrReadModel = errors.New("read model unavailable")
@@ -100,6 +114,9 @@ type Config struct {
 	// Sealer seals webhook secrets; nil refuses every registration with
 	// ErrNoSealer (a secret never reaches the log in the clear).
 	Sealer Sealer
+	// Reactions enforces MaxReactionsPerUser before the append; nil
+	// leaves it to the projections' fold.
+	Reactions Reactions
 	// Webhooks caps registrations and checks removals; nil skips both
 	// checks (the projections fold a removal of an unknown id as a no-op).
 	Webhooks Webhooks
@@ -263,6 +280,15 @@ func (h *Handler) DeleteMessage(ctx context.Context, c DeleteMessage) (Result, e
 func (h *Handler) React(ctx context.Context, c React) (Result, error) {
 	if err := c.validate(); err != nil {
 		return Result{}, err
+	}
+	if !c.Remove && h.cfg.Reactions != nil {
+		have, err := h.cfg.Reactions.UserReactions(ctx, c.Room, c.MessageID, c.User)
+		if err != nil {
+			return Result{}, fmt.Errorf("%w: reactions on %s: %w", ErrReadModel, c.MessageID, err)
+		}
+		if !slices.Contains(have, c.Emoji) && len(have) >= MaxReactionsPerUser {
+			return Result{}, fmt.Errorf("%w: %d distinct emoji on %s, at most %d", ErrTooManyReactions, len(have), c.MessageID, MaxReactionsPerUser)
+		}
 	}
 	var ev events.Event = &events.ReactionAdded{Envelope: h.envelope(c.Room, c.User), MessageID: c.MessageID, Emoji: c.Emoji}
 	if c.Remove {

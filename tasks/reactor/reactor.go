@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/internal/keyring"
 	"github.com/rtstack/rtstack/schemas"
 	"github.com/rtstack/rtstack/tasks"
 	"github.com/rtstack/rtstack/tasks/rabbit"
@@ -51,6 +53,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer for the metrics; nil means they are not registered.
 	Registerer prometheus.Registerer
+	// Keyring seals the secrets of registrations written before secrets
+	// were sealed, so no task carries one in the clear; nil leaves such
+	// webhooks' tasks without a secret, and the worker dead-letters them
+	// with that reason.
+	Keyring *keyring.Keyring
 }
 
 // Validate joins every problem of c once its defaults are applied.
@@ -215,7 +222,8 @@ func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 			r.m.records.WithLabelValues("fold").Inc()
 		}
 		typ := header(rec, kafka.HeaderEventType)
-		if typ != "" && typ != string(events.TypeWebhookRegistered) && (!emit || typ != string(events.TypeMessageSent)) {
+		if typ != "" && typ != string(events.TypeWebhookRegistered) && typ != string(events.TypeWebhookRemoved) &&
+			(!emit || typ != string(events.TypeMessageSent)) {
 			continue // nothing to fold or emit: skip the decode
 		}
 		er, err := kafka.Decode(r.cfg.Codec, rec)
@@ -227,7 +235,9 @@ func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 		}
 		switch ev := er.Event.(type) {
 		case *events.WebhookRegistered:
-			st.register(ev)
+			st.register(r.sealed(ev))
+		case *events.WebhookRemoved:
+			st.remove(ev)
 		case *events.MessageSent:
 			if !emit {
 				continue
@@ -270,6 +280,27 @@ func (st *partition) register(ev *events.WebhookRegistered) {
 		}
 	}
 	st.hooks[ev.Room] = append(hs, tasks.WebhookFrom(ev))
+}
+
+// remove forgets a webhook: messages after the removal get no task for it.
+func (st *partition) remove(ev *events.WebhookRemoved) {
+	st.hooks[ev.Room] = slices.DeleteFunc(st.hooks[ev.Room], func(h tasks.Webhook) bool { return h.ID == ev.WebhookID })
+}
+
+// sealed returns ev with its secret sealed: a registration from before
+// sealing holds the plaintext, which must not be copied into tasks.
+func (r *Reactor) sealed(ev *events.WebhookRegistered) *events.WebhookRegistered {
+	if keyring.IsSealed(ev.Secret) || ev.Secret == "" {
+		return ev
+	}
+	c := *ev
+	c.Secret = ""
+	if r.cfg.Keyring != nil {
+		c.Secret = r.cfg.Keyring.Seal(ev.Secret, ev.WebhookID)
+	} else {
+		r.log.Error("webhook secret in the clear and no keyring to seal it: its deliveries will be dead-lettered", "room", ev.Room, "webhook_id", ev.WebhookID)
+	}
+	return &c
 }
 
 // publish publishes batch and waits for every confirm, reconnecting to
