@@ -63,6 +63,22 @@ type Reactions interface {
 // nowhere.
 const MaxReactionsPerUser = 10
 
+// Claimer is an Outcomes that can also claim a key before the append,
+// which makes check-then-append atomic across connections and gateways:
+// of two sends of one client id at once, one claims and appends, the other
+// waits for its outcome. Release drops a claim whose append failed.
+type Claimer interface {
+	Claim(ctx context.Context, key string, ttl time.Duration) (token string, ok bool, err error)
+	Release(ctx context.Context, key, token string) error
+}
+
+// Claims of idempotency keys: a claim outlives any append (the producer
+// gives up sooner), and a duplicate polls for the outcome meanwhile.
+const (
+	claimTTL       = 30 * time.Second
+	claimPollEvery = 5 * time.Millisecond
+)
+
 // Errors from deciding against the read model.
 var (
 	ErrNotAuthor      = errors.New("not the author of the message")
@@ -209,13 +225,16 @@ func (h *Handler) SendMessage(ctx context.Context, c SendMessage) (Result, error
 		msgID = "m" + h.cfg.NewID()
 	}
 	key := c.Room + "\x00" + c.User + "\x00" + c.ClientID
+	var release func()
 	if c.ClientID != "" && h.cfg.Outcomes != nil {
-		pos, ok, err := h.cfg.Outcomes.Get(ctx, key)
-		if err == nil && ok {
+		pos, dup, rel, err := h.claim(ctx, key)
+		if err != nil {
+			return Result{}, err
+		}
+		if dup {
 			return Result{Position: pos, MessageID: msgID, Duplicate: true}, nil
 		}
-		// A failing dedupe store must not stop chat: the deterministic id
-		// still makes the projections keep one row.
+		release = rel
 	}
 	ev := &events.MessageSent{
 		Envelope:  h.envelope(c.Room, c.User),
@@ -226,12 +245,50 @@ func (h *Handler) SendMessage(ctx context.Context, c SendMessage) (Result, error
 	}
 	pos, err := h.append(ctx, ev)
 	if err != nil {
+		if release != nil {
+			release()
+		}
 		return Result{}, err
 	}
 	if c.ClientID != "" && h.cfg.Outcomes != nil {
-		_ = h.cfg.Outcomes.Put(ctx, key, pos) // best effort, see above
+		_ = h.cfg.Outcomes.Put(ctx, key, pos) // best effort, see claim
 	}
 	return Result{Event: ev, Position: pos, MessageID: msgID}, nil
+}
+
+// claim returns the outcome of key if it has one (dup), or claims key for
+// this append: release drops the claim if the append fails. While another
+// connection holds the claim it waits for that append's outcome. A failing
+// dedupe store must not stop chat: then it neither dedupes nor claims, and
+// the deterministic message id still makes the projections keep one row.
+func (h *Handler) claim(ctx context.Context, key string) (pos events.Position, dup bool, release func(), err error) {
+	cl, canClaim := h.cfg.Outcomes.(Claimer)
+	tick := time.NewTicker(claimPollEvery)
+	defer tick.Stop()
+	for {
+		pos, ok, gerr := h.cfg.Outcomes.Get(ctx, key)
+		if gerr != nil {
+			return events.Position{}, false, nil, nil
+		}
+		if ok {
+			return pos, true, nil, nil
+		}
+		if !canClaim {
+			return events.Position{}, false, nil, nil
+		}
+		token, claimed, cerr := cl.Claim(ctx, key, claimTTL)
+		if cerr != nil {
+			return events.Position{}, false, nil, nil
+		}
+		if claimed {
+			return events.Position{}, false, func() { _ = cl.Release(context.WithoutCancel(ctx), key, token) }, nil
+		}
+		select { // another connection is appending it: wait for its outcome
+		case <-ctx.Done():
+			return events.Position{}, false, nil, fmt.Errorf("%w: waiting for a concurrent send of the same client_id: %w", ErrAppend, ctx.Err())
+		case <-tick.C:
+		}
+	}
 }
 
 func (h *Handler) checkAuthor(ctx context.Context, room, user, messageID string) error {

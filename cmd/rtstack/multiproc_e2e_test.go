@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/rtstack/rtstack/internal/keyring"
 )
 
 // TestSeparateProcesses runs rtstack as a deployment would across machines:
@@ -13,7 +15,7 @@ import (
 // either gateway serves the history the projector wrote.
 func TestSeparateProcesses(t *testing.T) {
 	d := newDevEnv(t)
-	d.env = append(d.env, "JWT_SECRET=dev")
+	d.env = append(d.env, "JWT_SECRET=dev", "WEBHOOK_SECRET_KEY="+keyring.NewSpec("e2e"))
 	b := start(t, d.env, "broker")
 	waitListening(t, d.brokerAddr, b)
 	for _, part := range []string{"project", "react", "work"} {

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/rtstack/rtstack/internal/keyring"
 	"github.com/rtstack/rtstack/projections"
 	"github.com/rtstack/rtstack/projections/postgres"
 	redisproj "github.com/rtstack/rtstack/projections/redis"
@@ -31,6 +32,7 @@ type parts struct {
 	pg  *postgres.Projection
 	rdb *redis.Client
 	rp  *redisproj.Projection
+	kr  *keyring.Keyring
 }
 
 // openParts is the start of every subcommand that builds parts: it

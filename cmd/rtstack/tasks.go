@@ -37,6 +37,10 @@ func reactCommand() *ffcli.Command {
 }
 
 func buildReactor(p *parts) (*reactor.Reactor, error) {
+	kr, err := p.keyring()
+	if err != nil {
+		return nil, err
+	}
 	rc := p.rabbitConfig()
 	return reactor.New(reactor.Config{
 		Brokers:     p.cfg.brokers(),
@@ -47,6 +51,7 @@ func buildReactor(p *parts) (*reactor.Reactor, error) {
 		RetryDelays: rc.RetryDelays,
 		Logger:      p.log,
 		Registerer:  p.registerer("reactor"),
+		Keyring:     kr,
 	})
 }
 
@@ -72,6 +77,10 @@ func workCommand() *ffcli.Command {
 // buildWorker returns a worker; notifier reaches online users (nil: a
 // presence client of the shared Redis, without a gateway of its own).
 func buildWorker(p *parts, notifier worker.Notifier) (*worker.Worker, error) {
+	kr, err := p.keyring()
+	if err != nil {
+		return nil, err
+	}
 	if notifier == nil {
 		rdb, err := p.redis()
 		if err != nil {
@@ -94,6 +103,7 @@ func buildWorker(p *parts, notifier worker.Notifier) (*worker.Worker, error) {
 		PostgresURL:  p.cfg.PostgresURL,
 		Logger:       p.log,
 		Registerer:   p.registerer("worker"),
+		Keyring:      kr,
 	})
 }
 
