@@ -16,6 +16,7 @@ import (
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/internal/keyring"
 	"github.com/rtstack/rtstack/schemas"
 )
 
@@ -133,8 +134,19 @@ func decodeLine(codec *schemas.Codec, r *kgo.Record) logLine {
 		line.Error = err.Error()
 		return line
 	}
-	line.Type, line.Event = rec.Event.Type(), rec.Event
+	line.Type, line.Event = rec.Event.Type(), redacted(rec.Event)
 	return line
+}
+
+// redacted hides a webhook secret that a registration from before sealing
+// holds in the clear: the log keeps it, the CLI never prints it.
+func redacted(ev events.Event) events.Event {
+	if w, ok := ev.(*events.WebhookRegistered); ok && w.Secret != "" && !keyring.IsSealed(w.Secret) {
+		c := *w
+		c.Secret = "[redacted: stored in the clear before sealing; register the webhook again]"
+		return &c
+	}
+	return ev
 }
 
 func logDecodeCommand() *ffcli.Command {
@@ -178,7 +190,7 @@ func decodeFramed(r io.Reader, w io.Writer, codec *schemas.Codec) error {
 		if ev, err := codec.Decode(val); err != nil {
 			line.Error = err.Error()
 		} else {
-			line.Type, line.Event = ev.Type(), ev
+			line.Type, line.Event = ev.Type(), redacted(ev)
 		}
 		if err := enc.Encode(line); err != nil {
 			return err
