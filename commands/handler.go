@@ -61,7 +61,7 @@ type Reactions interface {
 // message. The projections fold the same cap, so a reaction past it that
 // reached the log anyway (a race within the read model's lag) counts
 // nowhere.
-const MaxReactionsPerUser = 10
+const MaxReactionsPerUser = events.MaxReactionsPerUser
 
 // Claimer is an Outcomes that can also claim a key before the append,
 // which makes check-then-append atomic across connections and gateways:

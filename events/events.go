@@ -90,6 +90,12 @@ type MessageDeleted struct {
 	MessageID string `avro:"message_id" json:"message_id"`
 }
 
+// MaxReactionsPerUser caps the distinct emoji one user has on one message.
+// It is a rule of the log's meaning: the gateway refuses a reaction past it,
+// and the projections ignore one that reached the log anyway, live and in a
+// rebuild alike.
+const MaxReactionsPerUser = 10
+
 // ReactionAdded: a user reacted to a message with an emoji.
 type ReactionAdded struct {
 	Envelope

@@ -16,7 +16,9 @@ import (
 //   - a delete blanks text and mentions and removes the message's reactions;
 //   - reactions and members are sets: adding what is there keeps the first
 //     row (and its position), removing what is absent is a no-op; reactions
-//     count only on a live message of the same room;
+//     count only on a live message of the same room, and a user's
+//     (events.MaxReactionsPerUser+1)th distinct emoji on one message is
+//     ignored;
 //   - a room and a webhook are created by their first event; a
 //     WebhookRemoved deletes it (removals are written before creations,
 //     so remove-then-register in one batch ends as across batches).
@@ -81,6 +83,9 @@ type fold struct {
 	hooksRemoved []msgKey
 	// reactsOf indexes reactions by message, so a delete drops them fast.
 	reactsOf map[msgKey][]reactKey
+	// present are the emoji each user has on a message (loaded from the
+	// table for the pairs the batch adds to, then folded), for the cap.
+	present map[msgKey]map[string]map[string]bool
 }
 
 // refs returns the message keys recs refers to without sending them first
@@ -125,8 +130,12 @@ func sentKeys(recs []events.Record) []msgKey {
 
 // foldBatch folds recs over loaded, the existing rows of the keys they
 // reference (a key absent from loaded does not exist in the table).
-func foldBatch(recs []events.Record, loaded map[msgKey]*msg) *fold {
+func foldBatch(recs []events.Record, loaded map[msgKey]*msg, present map[msgKey]map[string]map[string]bool) *fold {
+	if present == nil {
+		present = map[msgKey]map[string]map[string]bool{}
+	}
 	f := &fold{
+		present:   present,
 		msgs:      loaded,
 		reactions: map[reactKey]*setOp{},
 		members:   map[memberKey]*setOp{},
@@ -172,11 +181,15 @@ func foldBatch(recs []events.Record, loaded map[msgKey]*msg) *fold {
 			for _, rk := range f.reactsOf[msgKey{rm, m.id}] {
 				delete(f.reactions, rk)
 			}
+			delete(f.present, msgKey{rm, m.id})
 		case *events.ReactionAdded:
 			if f.live(rm, ev.MessageID) == nil {
 				continue
 			}
 			k := reactKey{rm, clean(ev.MessageID), clean(ev.Emoji), user}
+			if !f.mayReact(k) {
+				continue // over the cap: ignored, as the gateway would have
+			}
 			if f.reactions[k] == nil {
 				mk := msgKey{rm, k.id}
 				f.reactsOf[mk] = append(f.reactsOf[mk], k)
@@ -192,6 +205,7 @@ func foldBatch(recs []events.Record, loaded map[msgKey]*msg) *fold {
 				f.reactsOf[mk] = append(f.reactsOf[mk], k)
 			}
 			f.reactions[k] = remove(f.reactions[k])
+			delete(f.present[msgKey{rm, k.id}][user], k.emoji)
 		case *events.MemberJoined:
 			k := memberKey{rm, user}
 			f.members[k] = add(f.members[k], env.Time, r.Position)
@@ -214,6 +228,27 @@ func foldBatch(recs []events.Record, loaded map[msgKey]*msg) *fold {
 		}
 	}
 	return f
+}
+
+// mayReact notes k's emoji as the user's on the message and reports true,
+// unless the user has events.MaxReactionsPerUser other emoji there.
+func (f *fold) mayReact(k reactKey) bool {
+	mk := msgKey{k.room, k.id}
+	byUser := f.present[mk]
+	if byUser == nil {
+		byUser = map[string]map[string]bool{}
+		f.present[mk] = byUser
+	}
+	set := byUser[k.user]
+	if set == nil {
+		set = map[string]bool{}
+		byUser[k.user] = set
+	}
+	if !set[k.emoji] && len(set) >= events.MaxReactionsPerUser {
+		return false
+	}
+	set[k.emoji] = true
+	return true
 }
 
 // live returns the message if it exists and is not deleted.

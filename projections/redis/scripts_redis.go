@@ -1,6 +1,13 @@
 package redisproj
 
-import "github.com/redis/go-redis/v9"
+import (
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rtstack/rtstack/events"
+)
 
 // The Lua scripts. Each one resolves the version it works on inside the
 // script, so it is atomic with respect to Promote. Key names are built from
@@ -22,8 +29,9 @@ import "github.com/redis/go-redis/v9"
 // none), then the records, each an op code followed by fixed fields:
 //
 //	S off room user minute mid     message sent (minute = event minute, ms)
-//	A off room user mid member     reaction added (member = reaction set entry)
-//	D off room user mid member     reaction removed
+//	A off room user mid member mu  reaction added (member = reaction set entry,
+//	                               mu = the message-and-user field of the rxn count)
+//	D off room user mid member mu  reaction removed
 //	J off room user                member joined
 //	L off room user                member left
 //
@@ -39,7 +47,7 @@ import "github.com/redis/go-redis/v9"
 // to the caller's topic id (ARGV 9) if it has one. If the active version is
 // bound to another topic id than ARGV 9 (a rebuild promoted a version of a
 // recreated log), it answers "RTSTACK log <bound id>" and applies nothing.
-var applyScript = redis.NewScript(`
+var applyScript = redis.NewScript(strings.ReplaceAll(`
 local P = ARGV[1]
 local ver = ARGV[2]
 if ver == '' then
@@ -84,7 +92,7 @@ local function room(name)
   local r = rooms[name]
   if r then return r end
   local R = V .. 'r:' .. name .. ':'
-  r = {meta = R .. 'meta', msgs = R .. 'msgs', pm = R .. 'pm', lb = R .. 'lb', rx = R .. 'rx', members = R .. 'members'}
+  r = {meta = R .. 'meta', msgs = R .. 'msgs', pm = R .. 'pm', lb = R .. 'lb', rx = R .. 'rx', rxn = R .. 'rxn', members = R .. 'members'}
   rooms[name] = r
   return r
 end
@@ -133,19 +141,27 @@ while i <= n do
       applied = applied + 1
       local r = room(ARGV[i+2])
       local author = redis.call('HGET', r.msgs, ARGV[i+4])
-      if author then
+      -- Reacting to one's own message scores nothing; a user's reactions
+      -- on one message beyond the cap are ignored.
+      if author and author ~= user then
         if op == 'A' then
-          if redis.call('SADD', r.rx, ARGV[i+5]) == 1 then
+          if redis.call('SISMEMBER', r.rx, ARGV[i+5]) == 0 and
+             tonumber(redis.call('HGET', r.rxn, ARGV[i+6]) or '0') < MAX_REACTIONS then
+            redis.call('SADD', r.rx, ARGV[i+5])
+            redis.call('HINCRBY', r.rxn, ARGV[i+6], 1)
             redis.call('ZINCRBY', board, -1, author)
           end
         elseif redis.call('SREM', r.rx, ARGV[i+5]) == 1 then
+          if redis.call('HINCRBY', r.rxn, ARGV[i+6], -1) <= 0 then
+            redis.call('HDEL', r.rxn, ARGV[i+6])
+          end
           if tonumber(redis.call('ZINCRBY', board, 1, author)) >= 0 then
             redis.call('ZREM', board, author)
           end
         end
       end
     end
-    i = i + 6
+    i = i + 7
   else
     if off >= cp then
       applied = applied + 1
@@ -161,7 +177,7 @@ while i <= n do
 end
 if nxt > cp then redis.call('HSET', V .. 'cp', part, ARGV[4]) end
 return applied
-`)
+`, "MAX_REACTIONS", strconv.Itoa(events.MaxReactionsPerUser)))
 
 // initScript makes sure an active version and an epoch exist. ARGV: 1
 // prefix, 2 a fresh epoch (set whenever the active version is created, or
