@@ -20,8 +20,8 @@ import (
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/gateway/api"
 	"github.com/rtstack/rtstack/gateway/auth"
-	"github.com/rtstack/rtstack/internal/keyring"
 	"github.com/rtstack/rtstack/gateway/clienterr"
+	"github.com/rtstack/rtstack/internal/keyring"
 	"github.com/rtstack/rtstack/projections"
 )
 
@@ -144,7 +144,9 @@ type fixture struct {
 
 type hookList map[string][]api.Webhook
 
-func (h hookList) ListWebhooks(_ context.Context, room string) ([]api.Webhook, error) { return h[room], nil }
+func (h hookList) ListWebhooks(_ context.Context, room string) ([]api.Webhook, error) {
+	return h[room], nil
+}
 
 func setup(t *testing.T, mutate ...func(*api.Config)) *fixture {
 	t.Helper()
