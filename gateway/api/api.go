@@ -404,12 +404,17 @@ type webhookRequest struct {
 	Secret string `json:"secret"`
 }
 
-func (s *server) webhooks(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.Webhooks == nil {
+// webhookRoom answers 501 unless configured, then reads the room.
+func webhookRoom(w http.ResponseWriter, r *http.Request, configured bool) (string, bool) {
+	if !configured {
 		writeError(w, clienterr.NotConfigured, "webhooks are not configured")
-		return
+		return "", false
 	}
-	room, ok := roomParam(w, r)
+	return roomParam(w, r)
+}
+
+func (s *server) webhooks(w http.ResponseWriter, r *http.Request) {
+	room, ok := webhookRoom(w, r, s.cfg.Webhooks != nil)
 	if !ok {
 		return
 	}
@@ -451,11 +456,7 @@ func (s *server) commandFailed(w http.ResponseWriter, r *http.Request, what, roo
 }
 
 func (s *server) listWebhooks(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.WebhookList == nil {
-		writeError(w, clienterr.NotConfigured, "webhooks are not configured")
-		return
-	}
-	room, ok := roomParam(w, r)
+	room, ok := webhookRoom(w, r, s.cfg.WebhookList != nil)
 	if !ok {
 		return
 	}
@@ -471,11 +472,7 @@ func (s *server) listWebhooks(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) removeWebhook(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.Webhooks == nil {
-		writeError(w, clienterr.NotConfigured, "webhooks are not configured")
-		return
-	}
-	room, ok := roomParam(w, r)
+	room, ok := webhookRoom(w, r, s.cfg.Webhooks != nil)
 	if !ok {
 		return
 	}

@@ -47,19 +47,26 @@ func TestReturnedPublishIsAnError(t *testing.T) {
 	}
 }
 
-func deleteQueue(t *testing.T, rc rabbit.Config, name string) {
+// channel opens a channel on a connection of its own, closed when t ends.
+func channel(t *testing.T, url string) (*amqp.Connection, *amqp.Channel) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := rabbit.Dial(ctx, rc.URL)
+	conn, err := rabbit.Dial(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { _ = conn.Close() })
 	ch, err := conn.Channel()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return conn, ch
+}
+
+func deleteQueue(t *testing.T, rc rabbit.Config, name string) {
+	t.Helper()
+	_, ch := channel(t, rc.URL)
 	if _, err := ch.QueueDelete(name, false, false, false); err != nil {
 		t.Fatal(err)
 	}
@@ -71,11 +78,7 @@ func TestQueuesAreQuorumWithAtLeastOnceDeadLettering(t *testing.T) {
 	rc := taskstest.Rabbit(t, 100*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := rabbit.Dial(ctx, rc.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn, ch := channel(t, rc.URL)
 	if !rabbit.QuorumSupported(conn) {
 		t.Fatalf("RabbitMQ %v: the test machine runs 3.10+, quorum queues expected", conn.Properties["version"])
 	}
@@ -104,10 +107,6 @@ func TestQueuesAreQuorumWithAtLeastOnceDeadLettering(t *testing.T) {
 	// A classic queue of an older deployment under the same name is named
 	// in the error, not silently used.
 	old := rabbit.Config{URL: rc.URL, Prefix: rc.Prefix + "old.", RetryDelays: rc.RetryDelays}
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := ch.QueueDeclare(old.Topology().Dead(), true, false, false, false, amqp.Table{"x-queue-type": "classic"}); err != nil {
 		t.Fatal(err)
 	}
