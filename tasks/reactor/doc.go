@@ -5,10 +5,12 @@
 //
 // Webhook registrations are folded from the log itself: on each partition
 // assignment the reactor reads the partition from offset zero, folding
-// WebhookRegistered events in memory, and emits tasks only for records at
-// or after the group's committed offset. So a registration is always known
-// before the messages after it in its room, and a record below the commit
-// never fires again.
+// WebhookRegistered and WebhookRemoved events in memory, and emits tasks
+// only for records at or after the group's committed offset. So a
+// registration (or removal) is always known before the messages after it in
+// its room, and a record below the commit never fires again. Secrets stay
+// sealed; a registration from before sealing is sealed with Config.Keyring
+// before its secret enters a task.
 //
 // Offsets are committed only after RabbitMQ confirmed every task of the
 // batch (at-least-once into RabbitMQ). While RabbitMQ is unreachable the
@@ -16,6 +18,7 @@
 // the log does not advance meanwhile. Task ids are deterministic, so a batch
 // published twice is done once by the workers.
 //
-// It imports events, schemas, infra/kafka, tasks and tasks/rabbit; never
+// It imports events, schemas, infra/kafka, internal/keyring, tasks and
+// tasks/rabbit; never
 // gateway, projections or the worker.
 package reactor

@@ -12,9 +12,13 @@
 // leaves the delivery unacknowledged and RabbitMQ hands it to another: the
 // receiver may see that attempt twice, with the same X-Rtstack-Delivery id.
 //
-// Webhook targets are dialled through a guard that refuses loopback and
-// private addresses after DNS resolution unless AllowPrivate is set.
+// Webhook targets and NotifyURL are dialled through a guard that refuses
+// every address outside global unicast after DNS resolution unless
+// AllowPrivate is set. A webhook task carries its secret sealed; the worker
+// opens it with its keyring to sign, and a secret it cannot open is a
+// permanent failure.
 //
-// It imports tasks, tasks/rabbit and commands (URL rules); never gateway or
-// projections: online users are reached through the Notifier interface.
+// It imports tasks, tasks/rabbit, commands (URL rules) and internal/keyring;
+// never gateway or projections: online users are reached through the
+// Notifier interface.
 package worker
