@@ -117,3 +117,30 @@ func TestWebhooksPerRoomAndRemoval(t *testing.T) {
 		t.Fatalf("remove appended %#v (%d events)", res.Event, len(log.evs))
 	}
 }
+
+type userReactions []string
+
+func (u userReactions) UserReactions(context.Context, string, string, string) ([]string, error) {
+	return u, nil
+}
+
+func TestReactionsPerUserAreCapped(t *testing.T) {
+	full := make(userReactions, commands.MaxReactionsPerUser)
+	for i := range full {
+		full[i] = []string{"👍", "🎉", "😀", "😂", "❤️", "🔥", "👀", "🚀", "✅", "💯"}[i]
+	}
+	h, log := newHandler(t, commands.Config{Reactions: full})
+	ctx := context.Background()
+	if _, err := h.React(ctx, commands.React{Room: "r", User: "u", MessageID: "m1", Emoji: "🙏"}); !errors.Is(err, commands.ErrTooManyReactions) {
+		t.Fatalf("an 11th emoji: %v, want ErrTooManyReactions", err)
+	}
+	if _, err := h.React(ctx, commands.React{Room: "r", User: "u", MessageID: "m1", Emoji: "👍"}); err != nil {
+		t.Fatalf("one the user has already: %v", err)
+	}
+	if _, err := h.React(ctx, commands.React{Room: "r", User: "u", MessageID: "m1", Emoji: "🙏", Remove: true}); err != nil {
+		t.Fatalf("a removal is never capped: %v", err)
+	}
+	if len(log.evs) != 2 {
+		t.Fatalf("%d events, want 2", len(log.evs))
+	}
+}
