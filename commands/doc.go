@@ -9,7 +9,8 @@
 // atomic across connections and gateways). Webhook secrets are sealed
 // (Sealer) before a registration reaches the log.
 //
-// It imports events, internal/egress (the target rules) and the Unicode
-// libraries (uniseg, gomoji) for the emoji rule; adapters (Kafka, Redis,
-// Postgres, the keyring) are injected.
+// It imports events, internal/egress (the webhook target rules, shared
+// with the worker that delivers them) and the Unicode libraries (uniseg,
+// gomoji) for the emoji rule; adapters (Kafka, Redis, Postgres, the
+// keyring) are injected.
 package commands

@@ -2,6 +2,7 @@ package commands_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -142,5 +143,16 @@ func TestReactionsPerUserAreCapped(t *testing.T) {
 	}
 	if len(log.evs) != 2 {
 		t.Fatalf("%d events, want 2", len(log.evs))
+	}
+}
+
+func TestSealedPrefixIsTheEventsOne(t *testing.T) {
+	if keyring.Prefix != events.SealedSecretPrefix {
+		t.Fatalf("keyring seals with %q, events recognise %q", keyring.Prefix, events.SealedSecretPrefix)
+	}
+	legacy, _ := json.Marshal(&events.WebhookRegistered{WebhookID: "w1", Secret: "plain"})
+	sealed, _ := json.Marshal(&events.WebhookRegistered{WebhookID: "w1", Secret: keyring.Prefix + "k:x"})
+	if strings.Contains(string(legacy), "plain") || !strings.Contains(string(sealed), keyring.Prefix+"k:x") || !strings.Contains(string(legacy), `"webhook_id":"w1"`) {
+		t.Fatalf("JSON of a plaintext registration %s, of a sealed one %s", legacy, sealed)
 	}
 }

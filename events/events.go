@@ -1,7 +1,9 @@
 package events
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -131,6 +133,20 @@ type WebhookRegistered struct {
 	WebhookID string `avro:"webhook_id" json:"webhook_id"`
 	URL       string `avro:"url" json:"url"`
 	Secret    string `avro:"secret" json:"secret"`
+}
+
+// SealedSecretPrefix starts every sealed secret (internal/keyring's format).
+const SealedSecretPrefix = "rtsk1:"
+
+// MarshalJSON writes the event with its secret only if sealed: a
+// registration from before sealing holds the plaintext, and JSON is what
+// CLI output and logs are made of.
+func (e WebhookRegistered) MarshalJSON() ([]byte, error) {
+	type plain WebhookRegistered // without this method
+	if e.Secret != "" && !strings.HasPrefix(e.Secret, SealedSecretPrefix) {
+		e.Secret = "[redacted: stored in the clear before sealing; register the webhook again]"
+	}
+	return json.Marshal(plain(e))
 }
 
 // WebhookRemoved: an admin removed a webhook of the room; nothing is

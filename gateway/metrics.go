@@ -18,6 +18,8 @@ type metrics struct {
 	refused         *prometheus.CounterVec
 	appendSeconds   *prometheus.HistogramVec
 	recoverySeconds prometheus.Histogram
+	recoveryRecords prometheus.Counter
+	fanoutSeconds   prometheus.Histogram
 	resyncs         prometheus.Counter
 	tailErrors      prometheus.Counter
 }
@@ -32,7 +34,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		frames: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "frames_written_total",
 			Help: "WebSocket data frames written (each may pack several objects)."}),
 		drops: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "drops_total",
-			Help: "Things not delivered, by reason: slow_client, duplicate, undecodable, rate_limited, frame_too_big."}, []string{"reason"}),
+			Help: "Things not delivered, by reason: slow_client, duplicate, undecodable, rate_limited, frame_too_big, forbidden_room (a frame for a user whose token does not allow its room)."}, []string{"reason"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "client_errors_total",
 			Help: "Error frames sent to clients, by code."}, []string{"code"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "refused_total",
@@ -42,6 +44,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16)}, []string{"op"}),
 		recoverySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "recovery_seconds",
 			Help: "Time to replay the log for a join with since.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		recoveryRecords: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "recovery_records_total",
+			Help: "Log records read to serve joins with since (every record of the partition, not only the room's)."}),
+		fanoutSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "fanout_seconds",
+			Help:    "Time from the broker timestamp of the oldest record of a fetched batch to the batch queued to its subscribers.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 		resyncs: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "resyncs_total",
 			Help: "Joins answered with resync."}),
 		tailErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "tail_errors_total",
@@ -52,7 +59,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	var errs []error
 	for _, c := range []prometheus.Collector{m.connections, m.deliveries, m.frames, m.drops, m.errors, m.refused,
-		m.appendSeconds, m.recoverySeconds, m.resyncs, m.tailErrors} {
+		m.appendSeconds, m.recoverySeconds, m.recoveryRecords, m.fanoutSeconds, m.resyncs, m.tailErrors} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/internal/retry"
 )
 
 // pollRecords bounds one fanout batch: the hub lock is held for a batch,
@@ -73,7 +74,7 @@ func (s *Server) Run(ctx context.Context) error {
 // locate waits until the topic exists and returns its description and end
 // offsets; ok is false when ctx ended first.
 func (s *Server) locate(ctx context.Context, admin *kgo.Client) (kafka.TopicInfo, []int64, bool) {
-	backoff := 200 * time.Millisecond
+	backoff := retry.Backoff{Min: 200 * time.Millisecond, Max: 5 * time.Second}
 	for {
 		info, ends, err := s.describe(ctx, admin)
 		if err == nil {
@@ -83,12 +84,9 @@ func (s *Server) locate(ctx context.Context, admin *kgo.Client) (kafka.TopicInfo
 			return kafka.TopicInfo{}, nil, false
 		}
 		s.log.Warn("log not reachable, retrying", "topic", s.cfg.Topic, "err", err)
-		select {
-		case <-ctx.Done():
+		if !backoff.Wait(ctx, nil) {
 			return kafka.TopicInfo{}, nil, false
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
@@ -143,11 +141,16 @@ func (s *Server) tail(ctx context.Context, admin *kgo.Client, info kafka.TopicIn
 			}
 		})
 		batch = batch[:0]
+		var oldest time.Time
 		fs.EachRecord(func(r *kgo.Record) {
+			if oldest.IsZero() || r.Timestamp.Before(oldest) {
+				oldest = r.Timestamp
+			}
 			batch = append(batch, s.toDelivery(r))
 		})
 		if len(batch) > 0 {
 			delivered, dups := s.hub.fanout(batch)
+			s.m.fanoutSeconds.Observe(time.Since(oldest).Seconds())
 			s.m.deliveries.Add(float64(delivered))
 			if dups > 0 {
 				s.m.drops.WithLabelValues("duplicate").Add(float64(dups))
@@ -281,6 +284,7 @@ func (s *Server) replay(c *conn, room string, p int32, first, last int64, seen m
 	}
 	defer cl.Close()
 	pos := first - 1 // offset of the last record read
+	defer func() { s.m.recoveryRecords.Add(float64(max(pos-first+1, 0))) }()
 	for pos < last {
 		fs := cl.PollRecords(ctx, 1024)
 		if ctx.Err() != nil {
@@ -296,7 +300,7 @@ func (s *Server) replay(c *conn, room string, p int32, first, last int64, seen m
 				return
 			}
 			pos = r.Offset
-			if string(r.Key) != room {
+			if !kafka.InRoom(r, room) {
 				return
 			}
 			d := s.toDelivery(r)

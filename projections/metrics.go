@@ -34,7 +34,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"projection"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtstack_projection_apply_errors_total",
-			Help: "Failed Apply calls (each is retried with backoff).",
+			Help: "Failed Apply calls (each is retried with backoff, unless the store calls the error permanent).",
 		}, []string{"projection"}),
 		resets: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtstack_projection_store_resets_total",
@@ -124,4 +124,42 @@ func (m *metrics) forget(name string, p int32) {
 
 func ageSeconds(eventMillis int64, now time.Time) float64 {
 	return now.Sub(time.UnixMilli(eventMillis)).Seconds()
+}
+
+// rebuildMetrics show a running rebuild's progress to an operator, by
+// projection name.
+type rebuildMetrics struct {
+	running  *prometheus.GaugeVec
+	replayed *prometheus.GaugeVec
+	target   *prometheus.GaugeVec
+}
+
+func newRebuildMetrics(reg prometheus.Registerer) (*rebuildMetrics, error) {
+	m := &rebuildMetrics{
+		running: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rtstack_rebuild_running",
+			Help: "1 while a rebuild of the projection runs in this process, else 0.",
+		}, []string{"projection"}),
+		replayed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rtstack_rebuild_replayed_records",
+			Help: "Records the running (or last) rebuild has replayed.",
+		}, []string{"projection"}),
+		target: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rtstack_rebuild_target_records",
+			Help: "Records the rebuild must replay to catch up (grows while the live tail moves).",
+		}, []string{"projection"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var err error
+	// A process rebuilds again and again (the admin API): reuse the gauges.
+	m.running, err = prom.Register(reg, m.running)
+	if err == nil {
+		m.replayed, err = prom.Register(reg, m.replayed)
+	}
+	if err == nil {
+		m.target, err = prom.Register(reg, m.target)
+	}
+	return m, err
 }

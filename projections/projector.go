@@ -15,33 +15,45 @@ import (
 	"github.com/rtstack/rtstack/schemas"
 )
 
+// Projector defaults: what a zero Config field means.
+const (
+	DefaultGroupPrefix    = "rtstack-projector-" // + Store.Name()
+	DefaultParkSuffix     = ".parked"            // Topic + this
+	DefaultMaxBatch       = 5000
+	DefaultSessionTimeout = 45 * time.Second // kgo's default
+	DefaultLagInterval    = 5 * time.Second
+)
+
 // Config configures a Projector. The zero value of each optional field is
-// the default stated in its comment.
+// the default stated in its comment; NewProjector fills the defaults in,
+// then validates the effective values.
 type Config struct {
 	// Brokers are the seed brokers of the log. Required.
 	Brokers []string
-	// Topic is the event log. Default "chat.events".
+	// Topic is the event log. Default kafka.DefaultTopic ("chat.events").
 	Topic string
 	// Group is the consumer group; instances with the same Group share the
-	// partitions. Default "rtstack-projector-" + Store.Name().
+	// partitions. Default DefaultGroupPrefix + Store.Name()
+	// ("rtstack-projector-postgres").
 	Group string
 	// Codec decodes records. Required.
 	Codec *schemas.Codec
 	// Store is the projection fed by the log. Required.
 	Store Store
-	// ParkTopic receives undecodable records. Default Topic + ".parked";
-	// created (1 partition, unlimited retention) if missing.
+	// ParkTopic receives undecodable records. Default Topic +
+	// DefaultParkSuffix ("chat.events.parked"); created (1 partition,
+	// unlimited retention) if missing.
 	ParkTopic string
-	// MaxBatch bounds the records of one Apply. Default 5000. Batches are as
-	// large as what is buffered: thousands during a replay, one or a few
-	// when live.
+	// MaxBatch bounds the records of one Apply. Default DefaultMaxBatch
+	// (5000). Batches are as large as what is buffered: thousands during a
+	// replay, one or a few when live.
 	MaxBatch int
 	// SessionTimeout is the consumer group session timeout: how long a dead
-	// instance keeps its partitions. Default 45s (kgo's default).
+	// instance keeps its partitions. Default DefaultSessionTimeout (45s).
 	SessionTimeout time.Duration
 	// LagInterval is how often lag and age gauges are refreshed, and how
 	// long a partition stays idle before a LossDetector store is probed.
-	// Default 5s.
+	// Default DefaultLagInterval (5s).
 	LagInterval time.Duration
 	// Logger receives the runtime's logs; nil discards them.
 	Logger *slog.Logger
@@ -49,7 +61,8 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
-// Validate reports every problem of cfg at once.
+// Validate reports every problem of cfg at once. NewProjector calls it on
+// the effective values, after WithDefaults.
 func (c Config) Validate() error {
 	var errs []error
 	if len(c.Brokers) == 0 {
@@ -70,29 +83,36 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero optional field set to its default.
+func (c Config) WithDefaults() Config {
 	if c.Topic == "" {
 		c.Topic = kafka.DefaultTopic
 	}
 	if c.Group == "" && c.Store != nil {
-		c.Group = "rtstack-projector-" + c.Store.Name()
+		c.Group = DefaultGroupPrefix + c.Store.Name()
 	}
 	if c.ParkTopic == "" {
-		c.ParkTopic = c.Topic + ".parked"
+		c.ParkTopic = c.Topic + DefaultParkSuffix
 	}
 	if c.MaxBatch == 0 {
-		c.MaxBatch = 5000
+		c.MaxBatch = DefaultMaxBatch
 	}
 	if c.SessionTimeout == 0 {
-		c.SessionTimeout = 45 * time.Second
+		c.SessionTimeout = DefaultSessionTimeout
 	}
 	if c.LagInterval == 0 {
-		c.LagInterval = 5 * time.Second
+		c.LagInterval = DefaultLagInterval
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.Logger = orDiscard(c.Logger)
 	return c
+}
+
+// orDiscard is log, or a logger that discards everything when log is nil.
+func orDiscard(log *slog.Logger) *slog.Logger {
+	if log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return log
 }
 
 // Projector feeds a Store from the log as a member of a consumer group: one
@@ -109,34 +129,32 @@ type Projector struct {
 	// assigned.
 	client *kgo.Client
 
-	mu      sync.Mutex         // guards workers, seeks, wake and each worker's fetchGen
-	workers map[int32]*worker  // assigned partitions
-	seeks   map[int32]seekReq  // re-seeks asked by workers, applied by the poll loop
-	wake    context.CancelFunc // ends the poll in progress (nil between polls)
+	// fail ends Run with the cause a partition could not get past (an
+	// error wrapping ErrPermanent); set once at the start of Run.
+	fail context.CancelCauseFunc
+
+	mu       sync.Mutex            // guards assigned, seeks, wake and each assignment's fetchGen
+	assigned map[int32]*assignment // assigned partitions
+	seeks    map[int32]seekReq     // re-seeks asked by assignments, applied by the poll loop
+	wake     context.CancelFunc    // ends the poll in progress (nil between polls)
 }
 
-// worker owns one assigned partition's goroutine.
-type worker struct {
-	part   *partition
+// assignment owns one assigned partition's goroutine.
+type assignment struct {
+	part   *applier
 	ch     chan fetched
 	stop   chan struct{} // closed on revoke: finish the batch in hand, then exit
 	cancel context.CancelFunc
 	done   chan struct{}
 	// fetchGen tags what the poll loop hands over: the generation of the
-	// last re-seek it applied. The worker drops batches of an older
+	// last re-seek it applied. The assignment drops batches of an older
 	// generation (fetched before the seek).
 	fetchGen uint64
 }
 
-// fetched is one partition's records from one poll.
-type fetched struct {
-	gen  uint64
-	recs []*kgo.Record
-}
-
 // seekReq asks the poll loop to move a partition's fetch position.
 type seekReq struct {
-	w      *worker
+	w      *assignment
 	gen    uint64
 	offset int64
 }
@@ -144,63 +162,40 @@ type seekReq struct {
 // NewProjector checks cfg and registers the metrics. Nothing connects until
 // Run.
 func NewProjector(cfg Config) (*Projector, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("projector metrics: %w", err)
 	}
 	return &Projector{
-		cfg:     cfg,
-		name:    cfg.Store.Name(),
-		m:       m,
-		log:     cfg.Logger.With("projection", cfg.Store.Name()),
-		workers: map[int32]*worker{},
-		seeks:   map[int32]seekReq{},
+		cfg:      cfg,
+		name:     cfg.Store.Name(),
+		m:        m,
+		log:      cfg.Logger.With("projection", cfg.Store.Name()),
+		assigned: map[int32]*assignment{},
+		seeks:    map[int32]seekReq{},
 	}, nil
 }
 
 // Run consumes until ctx ends, then stops the partition goroutines, commits
 // group offsets and leaves the group. It returns nil when ctx was canceled,
-// or the error that stopped it (the client could not be created). Run is
-// called once.
-func (p *Projector) Run(ctx context.Context) error {
-	topic := p.cfg.Topic
-	hb := min(3*time.Second, p.cfg.SessionTimeout/3)
-	cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: p.cfg.Brokers, Logger: p.cfg.Logger},
-		kgo.ConsumerGroup(p.cfg.Group),
-		kgo.ConsumeTopics(topic),
-		kgo.SessionTimeout(p.cfg.SessionTimeout),
-		kgo.HeartbeatInterval(hb),
-		kgo.AutoCommitMarks(),
-		kgo.AutoCommitInterval(time.Second),
-		kgo.FetchMaxWait(500*time.Millisecond),
-		// Fetches are decompressed in memory: bound what a replay buffers.
-		kgo.FetchMaxPartitionBytes(512<<10),
-		kgo.FetchMaxBytes(8<<20),
-		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
-			p.assign(ctx, assigned[topic])
-		}),
-		kgo.AdjustFetchOffsetsFn(func(actx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
-			return p.adjust(actx, offsets)
-		}),
-		kgo.OnPartitionsRevoked(func(rctx context.Context, c *kgo.Client, revoked map[string][]int32) {
-			p.revoke(revoked[topic], false)
-			if err := c.CommitMarkedOffsets(rctx); err != nil && rctx.Err() == nil {
-				p.log.Debug("commit group offsets on revoke", "err", err)
-			}
-		}),
-		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
-			p.revoke(lost[topic], true)
-		}),
-	)
+// or the error that stopped it: the client could not be created, the log
+// was recreated (ErrLogChanged), or a partition met an error retrying
+// cannot fix (ErrPermanent; the message names the partition and offset).
+// Run is called once.
+func (p *Projector) Run(parent context.Context) error {
+	ctx, fail := context.WithCancelCause(parent)
+	defer fail(nil)
+	p.fail = fail
+	cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: p.cfg.Brokers, Logger: p.cfg.Logger}, p.clientOpts(ctx)...)
 	if err != nil {
 		return fmt.Errorf("projector %s: %w", p.name, err)
 	}
 	defer p.revokeAll()
-	defer cl.Close() // leaves the group; the revoke callback stops the workers
+	defer cl.Close() // leaves the group; the revoke callback stops the assignments
 	p.client = cl
 
 	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -220,7 +215,59 @@ func (p *Projector) Run(ctx context.Context) error {
 	}()
 	defer func() { stopLag(); <-lagDone }()
 
-	p.log.Info("projector started", "topic", topic, "group", p.cfg.Group)
+	p.log.Info("projector started", "topic", p.cfg.Topic, "group", p.cfg.Group)
+	p.poll(ctx, cl)
+	p.revokeAll()
+	commitCtx, cancelCommit := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancelCommit()
+	if err := cl.CommitMarkedOffsets(commitCtx); err != nil {
+		p.log.Debug("final commit of group offsets", "err", err)
+	}
+	if err := context.Cause(ctx); parent.Err() == nil && err != nil {
+		p.log.Error("projector stopped", "err", err)
+		return fmt.Errorf("projector %s: %w", p.name, err)
+	}
+	p.log.Info("projector stopped")
+	return nil
+}
+
+// clientOpts are the consumer group member's options: its callbacks
+// start, seek and stop the assignments.
+func (p *Projector) clientOpts(ctx context.Context) []kgo.Opt {
+	topic := p.cfg.Topic
+	hb := min(3*time.Second, p.cfg.SessionTimeout/3)
+	return []kgo.Opt{
+		kgo.ConsumerGroup(p.cfg.Group),
+		kgo.ConsumeTopics(topic),
+		kgo.SessionTimeout(p.cfg.SessionTimeout),
+		kgo.HeartbeatInterval(hb),
+		kgo.AutoCommitMarks(),
+		kgo.AutoCommitInterval(time.Second),
+		kgo.FetchMaxWait(500 * time.Millisecond),
+		// Fetches are decompressed in memory: bound what a replay buffers.
+		kgo.FetchMaxPartitionBytes(512 << 10),
+		kgo.FetchMaxBytes(8 << 20),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+			p.assign(ctx, assigned[topic])
+		}),
+		kgo.AdjustFetchOffsetsFn(func(actx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+			return p.adjust(actx, offsets)
+		}),
+		kgo.OnPartitionsRevoked(func(rctx context.Context, c *kgo.Client, revoked map[string][]int32) {
+			p.revoke(revoked[topic], false)
+			if err := c.CommitMarkedOffsets(rctx); err != nil && rctx.Err() == nil {
+				p.log.Debug("commit group offsets on revoke", "err", err)
+			}
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+			p.revoke(lost[topic], true)
+		}),
+	}
+}
+
+// poll hands what the client fetches to the assignments until ctx ends,
+// applying the re-seeks they ask for between polls.
+func (p *Projector) poll(ctx context.Context, cl *kgo.Client) {
 	for {
 		if p.applySeeks(cl) {
 			continue // another seek was asked meanwhile
@@ -235,46 +282,42 @@ func (p *Projector) Run(ctx context.Context) error {
 		p.mu.Unlock()
 		wake()
 		if ctx.Err() != nil || fs.IsClientClosed() {
-			break
+			return
 		}
 		fs.EachError(func(t string, part int32, err error) {
 			if !errors.Is(err, context.Canceled) {
 				p.log.Warn("fetch error", "topic", t, "partition", part, "err", err)
 			}
 		})
-		fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
-			if len(ftp.Records) == 0 || ftp.Topic != topic {
-				return
-			}
-			p.mu.Lock()
-			w := p.workers[ftp.Partition]
-			var gen uint64
-			if w != nil {
-				gen = w.fetchGen
-			}
-			p.mu.Unlock()
-			if w == nil {
-				return // revoked meanwhile: the next owner starts at the checkpoint
-			}
-			select {
-			case w.ch <- fetched{gen: gen, recs: ftp.Records}:
-			case <-w.stop:
-			case <-ctx.Done():
-			}
-		})
+		fs.EachPartition(func(ftp kgo.FetchTopicPartition) { p.hand(ctx, ftp) })
 	}
-	p.revokeAll()
-	commitCtx, cancelCommit := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancelCommit()
-	if err := cl.CommitMarkedOffsets(commitCtx); err != nil {
-		p.log.Debug("final commit of group offsets", "err", err)
+}
+
+// hand passes one partition's fetch to its assignment, tagged with the
+// generation of the last re-seek.
+func (p *Projector) hand(ctx context.Context, ftp kgo.FetchTopicPartition) {
+	if len(ftp.Records) == 0 || ftp.Topic != p.cfg.Topic {
+		return
 	}
-	p.log.Info("projector stopped")
-	return nil
+	p.mu.Lock()
+	w := p.assigned[ftp.Partition]
+	var gen uint64
+	if w != nil {
+		gen = w.fetchGen
+	}
+	p.mu.Unlock()
+	if w == nil {
+		return // revoked meanwhile: the next owner starts at the checkpoint
+	}
+	select {
+	case w.ch <- fetched{gen: gen, recs: ftp.Records}:
+	case <-w.stop:
+	case <-ctx.Done():
+	}
 }
 
 // checkLog refuses to project a recreated log onto checkpoints of the old
-// one (DESIGN rule 2). A topic that does not exist yet is checked by the
+// one (its offsets mean other records). A topic that does not exist yet is checked by the
 // next start.
 func (p *Projector) checkLog(ctx context.Context, cl *kgo.Client) error {
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -284,7 +327,8 @@ func (p *Projector) checkLog(ctx context.Context, cl *kgo.Client) error {
 		p.log.Warn("log not described; topic id not checked", "topic", p.cfg.Topic, "err", err)
 		return nil
 	}
-	for attempt := 1; ; attempt++ {
+	backoff := newBackoff()
+	for {
 		err := bindLog(ctx, p.cfg.Store, info.ID)
 		if err == nil || errors.Is(err, ErrLogChanged) {
 			if err != nil {
@@ -292,8 +336,8 @@ func (p *Projector) checkLog(ctx context.Context, cl *kgo.Client) error {
 			}
 			return nil
 		}
-		p.log.Warn("bind log failed, retrying", "attempt", attempt, "err", err)
-		if !wait(ctx, nil, backoff(attempt)) {
+		p.log.Warn("bind log failed, retrying", "attempt", backoff.Attempt()+1, "err", err)
+		if !backoff.Wait(ctx, nil) {
 			return nil // shutting down
 		}
 	}
@@ -304,27 +348,27 @@ func (p *Projector) assign(ctx context.Context, parts []int32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, id := range parts {
-		if _, ok := p.workers[id]; ok {
+		if _, ok := p.assigned[id]; ok {
 			continue
 		}
 		wctx, cancel := context.WithCancel(ctx)
-		w := &worker{
-			part:   p.newPartition(id),
+		w := &assignment{
+			part:   p.newApplier(id),
 			ch:     make(chan fetched, 2),
 			stop:   make(chan struct{}),
 			cancel: cancel,
 			done:   make(chan struct{}),
 		}
-		p.workers[id] = w
-		go p.runWorker(wctx, w)
+		p.assigned[id] = w
+		go p.runAssignment(wctx, w)
 	}
 	if len(parts) > 0 {
 		p.log.Info("partitions assigned", "partitions", parts)
 	}
 }
 
-func (p *Projector) newPartition(id int32) *partition {
-	return &partition{
+func (p *Projector) newApplier(id int32) *applier {
+	return &applier{
 		id:       id,
 		name:     p.name,
 		store:    p.cfg.Store,
@@ -352,7 +396,7 @@ func (p *Projector) adjust(ctx context.Context, offsets map[string]map[int32]kgo
 	for id := range parts {
 		next := cps[id]
 		parts[id] = kgo.NewOffset().At(next).WithEpoch(-1)
-		if w := p.workers[id]; w != nil {
+		if w := p.assigned[id]; w != nil {
 			w.part.next.Store(next)
 		}
 		p.log.Debug("partition starts at checkpoint", "partition", id, "offset", next)
@@ -365,11 +409,11 @@ func (p *Projector) adjust(ctx context.Context, offsets map[string]map[int32]kgo
 // one is canceled at once.
 func (p *Projector) revoke(parts []int32, lost bool) {
 	p.mu.Lock()
-	var ws []*worker
+	var ws []*assignment
 	for _, id := range parts {
-		if w, ok := p.workers[id]; ok {
+		if w, ok := p.assigned[id]; ok {
 			ws = append(ws, w)
-			delete(p.workers, id)
+			delete(p.assigned, id)
 			p.m.forget(p.name, id)
 		}
 	}
@@ -397,17 +441,18 @@ func (p *Projector) revoke(parts []int32, lost bool) {
 func (p *Projector) revokeAll() {
 	p.mu.Lock()
 	var parts []int32
-	for id := range p.workers {
+	for id := range p.assigned {
 		parts = append(parts, id)
 	}
 	p.mu.Unlock()
 	p.revoke(parts, false)
 }
 
-// runWorker applies what the poll loop hands over, merging what queued up
-// into one batch (large during replay, tiny when live). When the store
-// lost its state it reloads the checkpoint and re-seeks (see reseek).
-func (p *Projector) runWorker(ctx context.Context, w *worker) {
+// runAssignment applies what the poll loop hands over, merging what
+// queued up into one batch (gather). When the store lost its state it
+// reloads the checkpoint and re-seeks (see reseek); when a batch fails for
+// good it ends Run with the cause.
+func (p *Projector) runAssignment(ctx context.Context, w *assignment) {
 	defer close(w.done)
 	var buf []*kgo.Record
 	var gen uint64 // batches of an older generation were fetched before a re-seek
@@ -419,6 +464,7 @@ func (p *Projector) runWorker(ctx context.Context, w *worker) {
 	}
 	busy := false // applied something since the last idle tick
 	for {
+		var err error
 		select {
 		case <-ctx.Done():
 			return
@@ -429,44 +475,31 @@ func (p *Projector) runWorker(ctx context.Context, w *worker) {
 				busy = false
 				continue
 			}
-			if err := w.part.probe(ctx); err != nil {
-				gen++
-				if !p.reseek(ctx, w, gen, err) {
-					return
-				}
-			}
-			continue
+			err = w.part.probe(ctx)
 		case f := <-w.ch:
 			if f.gen != gen {
 				continue
 			}
-			buf = append(buf[:0], f.recs...)
-		}
-	drain:
-		for len(buf) < p.cfg.MaxBatch {
-			select {
-			case f := <-w.ch:
-				if f.gen == gen {
-					buf = append(buf, f.recs...)
-				}
-			default:
-				break drain
+			buf = gather(buf, f.recs, w.ch, gen, p.cfg.MaxBatch)
+			busy = true
+			var last *kgo.Record
+			last, err = w.part.process(ctx, buf, w.stop)
+			if last != nil {
+				p.client.MarkCommitRecords(last)
 			}
+			clear(buf)
 		}
-		busy = true
-		last, err := w.part.process(ctx, buf, w.stop)
-		if last != nil {
-			p.client.MarkCommitRecords(last)
-		}
-		clear(buf)
-		if errors.Is(err, ErrStoreReset) {
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrStoreReset):
 			gen++
 			if !p.reseek(ctx, w, gen, err) {
 				return
 			}
-			continue
-		}
-		if err != nil {
+		case errors.Is(err, ErrPermanent):
+			p.fail(err)
+			return
+		default:
 			return
 		}
 	}
@@ -475,9 +508,9 @@ func (p *Projector) runWorker(ctx context.Context, w *worker) {
 // reseek restarts w's partition from the store's checkpoint after the
 // store lost its state: reload Checkpoints, set the partition's position,
 // and ask the poll loop to seek there. Batches already fetched carry an
-// older generation and are dropped by the worker. False if the partition
+// older generation and are dropped by the assignment. False if the partition
 // stopped meanwhile.
-func (p *Projector) reseek(ctx context.Context, w *worker, gen uint64, cause error) bool {
+func (p *Projector) reseek(ctx context.Context, w *assignment, gen uint64, cause error) bool {
 	id := w.part.id
 	cps, err := checkpointsRetry(ctx, p.cfg.Store, p.log)
 	if err != nil {
@@ -489,7 +522,7 @@ func (p *Projector) reseek(ctx context.Context, w *worker, gen uint64, cause err
 		"partition", id, "offset", next, "err", cause)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.workers[id] != w {
+	if p.assigned[id] != w {
 		return false // revoked: the next owner starts at the checkpoint
 	}
 	p.seeks[id] = seekReq{w: w, gen: gen, offset: next}
@@ -512,7 +545,7 @@ func (p *Projector) applySeeks(cl *kgo.Client) bool {
 	set := map[int32]kgo.EpochOffset{}
 	for id, req := range p.seeks {
 		delete(p.seeks, id)
-		if p.workers[id] != req.w {
+		if p.assigned[id] != req.w {
 			continue
 		}
 		req.w.fetchGen = req.gen
@@ -551,7 +584,7 @@ func (p *Projector) lagLoop(ctx context.Context, cl *kgo.Client) {
 		}
 		now := time.Now()
 		p.mu.Lock()
-		for id, w := range p.workers {
+		for id, w := range p.assigned {
 			if end, ok := ends[id]; ok {
 				p.m.setLag(p.name, id, max(0, end-w.part.next.Load()))
 			}

@@ -8,17 +8,27 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/schemas"
 )
 
-// RebuildConfig configures Rebuild.
+// Rebuild timings.
+const (
+	rebuildTick      = 50 * time.Millisecond  // how often catch-up is checked
+	rebuildReport    = 100 * time.Millisecond // how often Progress is called
+	rebuildAbandonIn = 30 * time.Second       // bound on dropping a failed version
+)
+
+// RebuildConfig configures Rebuild. The zero value of each optional field
+// is the default stated in its comment; Rebuild fills the defaults in, then
+// validates the effective values.
 type RebuildConfig struct {
 	// Brokers are the seed brokers of the log. Required.
 	Brokers []string
-	// Topic is the event log. Default "chat.events".
+	// Topic is the event log. Default kafka.DefaultTopic ("chat.events").
 	Topic string
 	// Codec decodes records. Required.
 	Codec *schemas.Codec
@@ -28,10 +38,26 @@ type RebuildConfig struct {
 	// end) with the records replayed so far and the records to replay
 	// (total grows when the live tail moves during catch-up).
 	Progress func(done, total int64)
-	// MaxBatch bounds the records of one Apply. Default 5000.
+	// MaxBatch bounds the records of one Apply. Default DefaultMaxBatch
+	// (5000).
 	MaxBatch int
 	// Logger receives progress and errors; nil discards them.
 	Logger *slog.Logger
+	// Registerer receives the progress gauges (rtstack_rebuild_*); nil:
+	// none.
+	Registerer prometheus.Registerer
+}
+
+// WithDefaults returns c with every zero optional field set to its default.
+func (c RebuildConfig) WithDefaults() RebuildConfig {
+	if c.Topic == "" {
+		c.Topic = kafka.DefaultTopic
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = DefaultMaxBatch
+	}
+	c.Logger = orDiscard(c.Logger)
+	return c
 }
 
 // Validate reports every problem of cfg at once.
@@ -59,205 +85,261 @@ func (c RebuildConfig) Validate() error {
 // live projector moved on), catch up again and retry. Reads and the live
 // projector keep using the active version the whole time. On any error the
 // new version is abandoned. Undecodable records are counted, logged and
-// skipped (the live projector parked them already).
+// skipped (the live projector parked them already); an Apply error
+// retrying cannot fix fails the rebuild with ErrPermanent.
 func Rebuild(ctx context.Context, cfg RebuildConfig) (err error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	if cfg.Topic == "" {
-		cfg.Topic = kafka.DefaultTopic
-	}
-	if cfg.MaxBatch == 0 {
-		cfg.MaxBatch = 5000
-	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	name := cfg.Target.Name()
-	log = log.With("projection", name)
-
-	meta, err := kafka.NewClient(kafka.ClientConfig{Brokers: cfg.Brokers, Logger: cfg.Logger})
+	r := &rebuild{cfg: cfg, name: cfg.Target.Name()}
+	r.log = cfg.Logger.With("projection", r.name)
+	rm, err := newRebuildMetrics(cfg.Registerer)
 	if err != nil {
-		return fmt.Errorf("rebuild %s: %w", name, err)
+		return fmt.Errorf("rebuild %s: %w", r.name, err)
 	}
-	defer meta.Close()
-	info, err := kafka.DescribeTopic(ctx, meta, cfg.Topic)
-	if err != nil {
-		return fmt.Errorf("rebuild %s: %w", name, err)
-	}
-
-	store, version, err := cfg.Target.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("rebuild %s: begin: %w", name, err)
-	}
-	log = log.With("version", version)
-	log.Info("rebuild started", "partitions", info.Partitions)
+	r.metrics = rm
+	rm.running.WithLabelValues(r.name).Set(1)
+	defer rm.running.WithLabelValues(r.name).Set(0)
 	defer func() {
-		if err == nil {
-			return
-		}
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if aerr := cfg.Target.Abandon(actx, version); aerr != nil {
-			log.Error("abandon version", "err", aerr)
+		r.close(ctx, err)
+		if err != nil && !errors.Is(err, ctx.Err()) {
+			err = fmt.Errorf("rebuild %s: %w", r.name, err)
 		}
 	}()
+	if err := r.begin(ctx); err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer r.wg.Wait()
+	defer cancel() // runs before wg.Wait: deferred calls run last-in first-out
+	if err := r.consume(runCtx); err != nil {
+		return err
+	}
+	return r.promote(ctx)
+}
 
-	if err := bindLog(ctx, store, info.ID); err != nil {
-		return fmt.Errorf("rebuild %s: %w", name, err)
-	}
-	start, err := store.Checkpoints(ctx)
+// rebuild is one run of Rebuild. Its steps run in order: begin (a new
+// version, bound to the log, and where it starts), consume (one applier
+// goroutine per partition fed by one poller), promote (wait until caught
+// up, promote, catch up again while behind), close.
+type rebuild struct {
+	cfg     RebuildConfig
+	name    string
+	log     *slog.Logger
+	metrics *rebuildMetrics
+
+	meta    *kgo.Client // describes the topic and reads end offsets
+	info    kafka.TopicInfo
+	store   Store // writes into version only
+	version string
+	start   map[int32]int64 // checkpoints of the new version when it began
+
+	fetch    *kgo.Client
+	appliers []*applier
+	errc     chan error // the first error of an applier
+	wg       sync.WaitGroup
+}
+
+// begin describes the log, begins a version and reads where it starts.
+func (r *rebuild) begin(ctx context.Context) error {
+	meta, err := kafka.NewClient(kafka.ClientConfig{Brokers: r.cfg.Brokers, Logger: r.cfg.Logger})
 	if err != nil {
-		return fmt.Errorf("rebuild %s: checkpoints: %w", name, err)
+		return err
 	}
+	r.meta = meta
+	if r.info, err = kafka.DescribeTopic(ctx, meta, r.cfg.Topic); err != nil {
+		return err
+	}
+	if r.store, r.version, err = r.cfg.Target.Begin(ctx); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	r.log = r.log.With("version", r.version)
+	r.log.Info("rebuild started", "partitions", r.info.Partitions)
+	if err := bindLog(ctx, r.store, r.info.ID); err != nil {
+		return err
+	}
+	if r.start, err = r.store.Checkpoints(ctx); err != nil {
+		return fmt.Errorf("checkpoints: %w", err)
+	}
+	return nil
+}
+
+// consume starts an applier goroutine per partition and the poller that
+// feeds them, all stopped when ctx ends.
+func (r *rebuild) consume(ctx context.Context) error {
+	n := r.info.Partitions
 	offsets := map[int32]kgo.Offset{}
-	for id := range info.Partitions {
-		offsets[id] = kgo.NewOffset().At(start[id])
+	for id := range n {
+		offsets[id] = kgo.NewOffset().At(r.start[id])
 	}
-	cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: cfg.Brokers, Logger: cfg.Logger},
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: offsets}),
+	cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: r.cfg.Brokers, Logger: r.cfg.Logger},
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.cfg.Topic: offsets}),
 		kgo.FetchMaxPartitionBytes(512<<10), // compressed: a fetch holds ~20k records once decompressed
 		kgo.FetchMaxBytes(8<<20),
 	)
 	if err != nil {
-		return fmt.Errorf("rebuild %s: %w", name, err)
+		return err
 	}
-	defer cl.Close()
-
+	r.fetch = cl
 	m, _ := newMetrics(nil) // a rebuild's counters are its progress
-	runCtx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel() // runs before wg.Wait: deferred calls run last-in first-out
-	errc := make(chan error, int(info.Partitions)+1)
-	parts := make([]*partition, info.Partitions)
-	chans := make([]chan []*kgo.Record, info.Partitions)
-	for id := range info.Partitions {
-		p := &partition{
-			id: id, name: name, store: store, codec: cfg.Codec, maxBatch: cfg.MaxBatch,
-			log: log, m: m.forPartition(name, id),
+	r.errc = make(chan error, int(n))
+	r.appliers = make([]*applier, n)
+	feeds := make([]chan fetched, n)
+	for id := range n {
+		a := &applier{
+			id: id, name: r.name, store: r.store, codec: r.cfg.Codec, maxBatch: r.cfg.MaxBatch,
+			log: r.log, m: m.forPartition(r.name, id),
 		}
-		p.next.Store(start[id])
-		parts[id] = p
-		chans[id] = make(chan []*kgo.Record, 1)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var buf []*kgo.Record
-			for {
-				select {
-				case <-runCtx.Done():
-					return
-				case recs := <-chans[id]:
-					buf = append(buf[:0], recs...)
-				}
-			drain:
-				for len(buf) < cfg.MaxBatch {
-					select {
-					case more := <-chans[id]:
-						buf = append(buf, more...)
-					default:
-						break drain
-					}
-				}
-				_, err := p.process(runCtx, buf, nil)
-				clear(buf)
-				if err != nil {
-					if runCtx.Err() == nil {
-						errc <- err
-					}
-					return
-				}
-			}
-		}()
+		a.next.Store(r.start[id])
+		r.appliers[id] = a
+		feeds[id] = make(chan fetched, 1)
+		r.wg.Go(func() { r.apply(ctx, a, feeds[id]) })
 	}
-	wg.Add(1)
-	go func() { // the poller hands each partition's records to its goroutine
-		defer wg.Done()
-		for {
-			fs := cl.PollFetches(runCtx)
-			if runCtx.Err() != nil || fs.IsClientClosed() {
-				return
-			}
-			fs.EachError(func(t string, p int32, err error) {
-				log.Warn("fetch error", "topic", t, "partition", p, "err", err)
-			})
-			fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
-				if len(ftp.Records) == 0 || ftp.Partition < 0 || ftp.Partition >= info.Partitions {
-					return
-				}
-				select {
-				case chans[ftp.Partition] <- ftp.Records:
-				case <-runCtx.Done():
-				}
-			})
-		}
-	}()
+	r.wg.Go(func() { r.poll(ctx, feeds) })
+	return nil
+}
 
-	var startSum int64
-	for _, o := range start {
-		startSum += o
-	}
-	ends, err := kafka.EndOffsets(ctx, meta, cfg.Topic)
-	if err != nil {
-		return fmt.Errorf("rebuild %s: %w", name, err)
-	}
-	report := func() {
-		if cfg.Progress == nil {
+// apply folds what the poller hands over into a's partition until ctx
+// ends or a batch fails (reported on errc).
+func (r *rebuild) apply(ctx context.Context, a *applier, in <-chan fetched) {
+	var buf []*kgo.Record
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case f := <-in:
+			buf = gather(buf, f.recs, in, 0, r.cfg.MaxBatch)
+		}
+		_, err := a.process(ctx, buf, nil)
+		clear(buf)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.errc <- err
+			}
 			return
 		}
-		var done, total int64
-		for id, p := range parts {
-			done += p.next.Load()
-			total += ends[int32(id)]
-		}
-		cfg.Progress(done-startSum, max(total-startSum, done-startSum))
 	}
-	tick := time.NewTicker(50 * time.Millisecond)
+}
+
+// poll hands each partition's fetched records to its applier.
+func (r *rebuild) poll(ctx context.Context, feeds []chan fetched) {
+	for {
+		fs := r.fetch.PollFetches(ctx)
+		if ctx.Err() != nil || fs.IsClientClosed() {
+			return
+		}
+		fs.EachError(func(t string, p int32, err error) {
+			r.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
+		})
+		fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
+			if len(ftp.Records) == 0 || ftp.Partition < 0 || int(ftp.Partition) >= len(feeds) {
+				return
+			}
+			select {
+			case feeds[ftp.Partition] <- fetched{recs: ftp.Records}:
+			case <-ctx.Done():
+			}
+		})
+	}
+}
+
+// promote waits until every partition reached the end offsets, then asks
+// the target to promote; while it answers "behind", it reads the end
+// offsets again and waits for those.
+func (r *rebuild) promote(ctx context.Context) error {
+	ends, err := kafka.EndOffsets(ctx, r.meta, r.cfg.Topic)
+	if err != nil {
+		return err
+	}
+	tick := time.NewTicker(rebuildTick)
 	defer tick.Stop()
-	lastReport := time.Time{}
+	var lastReport time.Time
 	began := time.Now()
 	for attempt := 0; ; {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case err := <-errc:
-			return fmt.Errorf("rebuild %s: %w", name, err)
+		case err := <-r.errc:
+			return err
 		case <-tick.C:
 		}
-		if time.Since(lastReport) >= 100*time.Millisecond {
-			report()
+		if time.Since(lastReport) >= rebuildReport {
+			r.report(ends)
 			lastReport = time.Now()
 		}
-		caught := true
-		for id, p := range parts {
-			if p.next.Load() < ends[int32(id)] {
-				caught = false
-				break
-			}
-		}
-		if !caught {
+		if !r.caughtUp(ends) {
 			continue
 		}
 		attempt++
-		ok, err := cfg.Target.Promote(ctx, version)
+		ok, err := r.cfg.Target.Promote(ctx, r.version)
 		if err != nil {
-			return fmt.Errorf("rebuild %s: promote %s: %w", name, version, err)
+			return fmt.Errorf("promote %s: %w", r.version, err)
 		}
 		if ok {
-			report()
-			var n int64
-			for _, p := range parts {
-				n += p.next.Load()
-			}
-			log.Info("rebuild promoted", "records", n-startSum, "attempts", attempt,
+			r.report(ends)
+			r.log.Info("rebuild promoted", "records", r.done(), "attempts", attempt,
 				"elapsed", time.Since(began).Round(time.Millisecond))
 			return nil
 		}
-		log.Debug("rebuild behind the live version; catching up", "attempt", attempt)
-		if ends, err = kafka.EndOffsets(ctx, meta, cfg.Topic); err != nil {
-			return fmt.Errorf("rebuild %s: %w", name, err)
+		r.log.Debug("rebuild behind the live version; catching up", "attempt", attempt)
+		if ends, err = kafka.EndOffsets(ctx, r.meta, r.cfg.Topic); err != nil {
+			return err
 		}
+	}
+}
+
+// caughtUp reports whether every partition applied up to ends.
+func (r *rebuild) caughtUp(ends map[int32]int64) bool {
+	for id, a := range r.appliers {
+		if a.next.Load() < ends[int32(id)] {
+			return false
+		}
+	}
+	return true
+}
+
+// done is the number of offsets replayed since begin.
+func (r *rebuild) done() int64 {
+	var n int64
+	for id, a := range r.appliers {
+		n += a.next.Load() - r.start[int32(id)]
+	}
+	return n
+}
+
+// report calls Progress with what is done and what there is to do.
+func (r *rebuild) report(ends map[int32]int64) {
+	var total int64
+	for id := range r.appliers {
+		total += ends[int32(id)] - r.start[int32(id)]
+	}
+	done := r.done()
+	total = max(total, done)
+	if r.metrics != nil {
+		r.metrics.replayed.WithLabelValues(r.name).Set(float64(done))
+		r.metrics.target.WithLabelValues(r.name).Set(float64(total))
+	}
+	if r.cfg.Progress != nil {
+		r.cfg.Progress(done, total)
+	}
+}
+
+// close releases the clients and, when the rebuild failed, abandons its
+// version (bounded, even when ctx ended).
+func (r *rebuild) close(ctx context.Context, err error) {
+	if r.fetch != nil {
+		r.fetch.Close()
+	}
+	if r.meta != nil {
+		r.meta.Close()
+	}
+	if err == nil || r.version == "" {
+		return
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rebuildAbandonIn)
+	defer cancel()
+	if aerr := r.cfg.Target.Abandon(actx, r.version); aerr != nil {
+		r.log.Error("abandon version", "err", aerr)
 	}
 }

@@ -25,20 +25,20 @@ func detectsLoss(s Store) bool {
 // something already; it returns the store's error if it wraps
 // ErrStoreReset, else nil (other errors are left to the next real batch,
 // which retries them).
-func (p *partition) probe(ctx context.Context) error {
-	next := p.next.Load()
+func (a *applier) probe(ctx context.Context) error {
+	next := a.next.Load()
 	if next == 0 {
 		return nil // nothing applied, nothing to lose
 	}
 	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	err := p.store.Apply(actx, p.id, nil, next)
+	err := a.store.Apply(actx, a.id, nil, next)
 	if errors.Is(err, ErrStoreReset) {
-		p.m.resets.Inc()
+		a.m.resets.Inc()
 		return err
 	}
 	if err != nil && ctx.Err() == nil {
-		p.log.Debug("idle probe failed", "partition", p.id, "err", err)
+		a.log.Debug("idle probe failed", "partition", a.id, "err", err)
 	}
 	return nil
 }

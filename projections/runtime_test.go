@@ -265,15 +265,7 @@ func TestProjectorAppliesParksAndRebuilds(t *testing.T) {
 	})
 
 	// Both bad records are in the parking topic with the reason and position.
-	pc := kafkatest.Client(t, b.Addr(), kgo.ConsumeTopics(topic+".parked"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	var parked []*kgo.Record
-	for len(parked) < 2 {
-		fs := pc.PollFetches(ctx)
-		if err := fs.Err0(); err != nil {
-			t.Fatal(err)
-		}
-		parked = append(parked, fs.Records()...)
-	}
+	parked := readParked(ctx, t, b.Addr(), topic+".parked", 2)
 	for i, r := range parked {
 		h := headers(r)
 		if h[projections.HeaderParkError] == "" || h[projections.HeaderParkOffset] == "" || h[projections.HeaderParkTopic] != topic {
@@ -289,8 +281,9 @@ func TestProjectorAppliesParksAndRebuilds(t *testing.T) {
 	var progressed int64
 	err = projections.Rebuild(ctx, projections.RebuildConfig{
 		Brokers: []string{b.Addr()}, Topic: topic, Codec: codec, Target: store,
-		Progress: func(done, total int64) { progressed = done },
-		Logger:   slog.New(slog.NewTextHandler(tWriter{t}, nil)),
+		Progress:   func(done, total int64) { progressed = done },
+		Logger:     slog.New(slog.NewTextHandler(tWriter{t}, nil)),
+		Registerer: reg,
 	})
 	t.Logf("rebuild done")
 	if err != nil {
@@ -301,6 +294,12 @@ func TestProjectorAppliesParksAndRebuilds(t *testing.T) {
 	}
 	if progressed != 103 {
 		t.Errorf("progress reported %d records, want 103 (101 events + 2 parked)", progressed)
+	}
+	// The operator's gauges tell the same story, and that it has ended.
+	for name, want := range map[string]float64{"rtstack_rebuild_replayed_records": 103, "rtstack_rebuild_target_records": 103, "rtstack_rebuild_running": 0} {
+		if got := counterSum(t, reg, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
 	}
 	if _, err := log.Append(ctx, joined(101)); err != nil {
 		t.Fatal(err)
@@ -326,7 +325,7 @@ func counterSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		if mf.GetName() == name {
 			var sum float64
 			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
+				sum += m.GetCounter().GetValue() + m.GetGauge().GetValue() // one of them is set
 			}
 			return sum
 		}

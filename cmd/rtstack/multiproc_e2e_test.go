@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rtstack/rtstack/internal/keyring"
+	"github.com/rtstack/rtstack/internal/testsvc"
 )
 
 // TestSeparateProcesses runs rtstack as a deployment would across machines:
@@ -15,14 +16,25 @@ import (
 // either gateway serves the history the projector wrote.
 func TestSeparateProcesses(t *testing.T) {
 	d := newDevEnv(t)
-	d.env = append(d.env, "JWT_SECRET=dev", "WEBHOOK_SECRET_KEY="+keyring.NewSpec("e2e"))
+	// Outside rtstack dev the secret must be at least 32 bytes, and the
+	// gateway, reactor and workers need the key that seals webhook secrets.
+	d.useSecret(t, "separate-processes-secret-of-32-bytes+")
+	d.env = append(d.env, "WEBHOOK_SECRET_KEY="+keyring.NewSpec("e2e"))
 	b := start(t, d.env, "broker")
 	waitListening(t, d.brokerAddr, b)
 	for _, part := range []string{"project", "react", "work"} {
 		start(t, d.env, part)
 	}
 	gw1 := d.startGateway(t, d.httpAddr)
-	gw2 := d.startGateway(t, freeAddr(t))
+	gw2 := d.startGateway(t, testsvc.FreeAddr(t))
+	// The dev login is rtstack dev's alone: a gateway has no such endpoint,
+	// and its page does not offer it.
+	if code, body := devLogin(t, gw1.httpAddr, "mallory"); code != http.StatusNotFound {
+		t.Fatalf("dev login on rtstack gateway: HTTP %d %v, want 404", code, body)
+	}
+	if cfg := pageConfig(t, gw1.httpAddr); cfg["dev_login"] != false {
+		t.Fatalf("gateway page config %v offers dev login", cfg)
+	}
 
 	c1 := gw1.dial(t, "alice")
 	c2 := gw2.dial(t, "bob")

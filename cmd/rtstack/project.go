@@ -31,6 +31,9 @@ func projectCommand() *ffcli.Command {
 			if err != nil {
 				return err
 			}
+			if run, err = withOps(ctx, p, run, append(targets, "kafka")...); err != nil {
+				return err
+			}
 			return runUntilDone(ctx, p, run)
 		})
 }

@@ -48,12 +48,13 @@ func rebuild(ctx context.Context, p *parts, target string, w io.Writer, tty bool
 	progress := projections.NewProgress(w, tty)
 	start := time.Now()
 	err = projections.Rebuild(ctx, projections.RebuildConfig{
-		Brokers:  p.cfg.brokers(),
-		Topic:    p.cfg.Topic,
-		Codec:    p.codec,
-		Target:   v,
-		Progress: progress.Update,
-		Logger:   p.log.With("component", "rebuild", "projection", target),
+		Brokers:    p.cfg.brokers(),
+		Topic:      p.cfg.Topic,
+		Codec:      p.codec,
+		Target:     v,
+		Progress:   progress.Update,
+		Logger:     p.log.With("component", "rebuild", "projection", target),
+		Registerer: p.registerer("rebuild"),
 	})
 	progress.Finish()
 	if err != nil {

@@ -47,21 +47,24 @@ func services(cfg *config, need ...string) []service {
 func checkServices(ctx context.Context, svcs []service) error {
 	var errs []error
 	for _, s := range svcs {
-		addr, err := hostPort(s.rawURL, s.defaultPort)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: bad URL %q: %w", s.name, s.rawURL, err))
-			continue
-		}
-		d := net.Dialer{Timeout: 2 * time.Second}
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			_, port, _ := net.SplitHostPort(addr)
-			errs = append(errs, fmt.Errorf("%s is not reachable at %s.\n  Start it with:  %s\n  or all services: docker compose -f infra/docker-compose.yml up -d", s.name, addr, s.debian(port)))
-			continue
-		}
-		_ = c.Close()
+		errs = append(errs, s.dial(ctx))
 	}
 	return errors.Join(errs...)
+}
+
+// dial connects to s once and says how to start it if it is down.
+func (s service) dial(ctx context.Context) error {
+	addr, err := hostPort(s.rawURL, s.defaultPort)
+	if err != nil {
+		return fmt.Errorf("%s: bad URL %q: %w", s.name, s.rawURL, err)
+	}
+	d := net.Dialer{Timeout: 2 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		_, port, _ := net.SplitHostPort(addr)
+		return fmt.Errorf("%s is not reachable at %s.\n  Start it with:  %s\n  or all services: docker compose -f infra/docker-compose.yml up -d", s.name, addr, s.debian(port))
+	}
+	return c.Close()
 }
 
 func hostPort(raw, defaultPort string) (string, error) {

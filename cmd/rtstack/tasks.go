@@ -32,7 +32,11 @@ func reactCommand() *ffcli.Command {
 			if err != nil {
 				return err
 			}
-			return runUntilDone(ctx, p, r.Run)
+			run, err := withOps(ctx, p, r.Run, "rabbitmq", "kafka")
+			if err != nil {
+				return err
+			}
+			return runUntilDone(ctx, p, run)
 		})
 }
 
@@ -70,7 +74,11 @@ func workCommand() *ffcli.Command {
 			if err != nil {
 				return err
 			}
-			return runUntilDone(ctx, p, w.Run)
+			run, err := withOps(ctx, p, w.Run, "rabbitmq", "postgres", "redis")
+			if err != nil {
+				return err
+			}
+			return runUntilDone(ctx, p, run)
 		})
 }
 

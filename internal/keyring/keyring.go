@@ -15,7 +15,9 @@ import (
 const KeySize = 32
 
 // Prefix starts every sealed value: "rtsk1:KEY_ID:BASE64(nonce|ciphertext)".
-// A string without it was written before secrets were sealed.
+// A string without it was written before secrets were sealed. It equals
+// events.SealedSecretPrefix (a test checks), which this package does not
+// import.
 const Prefix = "rtsk1:"
 
 // Errors a caller branches on.

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
@@ -21,6 +20,7 @@ import (
 	"github.com/rtstack/rtstack/internal/testsvc"
 	"github.com/rtstack/rtstack/projections"
 	"github.com/rtstack/rtstack/projections/postgres"
+	"github.com/rtstack/rtstack/projections/projectionstest"
 	"github.com/rtstack/rtstack/schemas"
 )
 
@@ -66,32 +66,10 @@ func TestHelperProjector(t *testing.T) {
 // test's temp dir.
 func startHelper(t *testing.T, url, brokers, group string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProjector$", "-test.count=1")
-	cmd.Env = append(os.Environ(), helperEnv+"=1", helperURL+"="+url, helperBrokers+"="+brokers, helperGroup+"="+group)
-	out, err := os.Create(filepath.Join(t.TempDir(), "helper.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the test process
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		out.Close()
-	})
-	return cmd
+	return projectionstest.StartProcess(t, "TestHelperProjector", helperEnv+"=1", helperURL+"="+url, helperBrokers+"="+brokers, helperGroup+"="+group)
 }
 
-func kill9(t *testing.T, cmd *exec.Cmd) {
-	t.Helper()
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
-}
+func kill9(t *testing.T, cmd *exec.Cmd) { t.Helper(); projectionstest.Kill9(t, cmd) }
 
 func applied(ctx context.Context, p *postgres.Projection) int64 {
 	cps, err := p.Checkpoints(ctx)
@@ -105,72 +83,6 @@ func applied(ctx context.Context, p *postgres.Projection) int64 {
 	return n
 }
 
-func sum(m map[int32]int64) int64 {
-	var n int64
-	for _, v := range m {
-		n += v
-	}
-	return n
-}
-
-func TestCrashDuringReplayLosesAndDoublesNothing(t *testing.T) {
-	e := logBroker(t, 6)
-	p, url := open(t)
-	const total = 100_000
-	g := newGen(4, 200)
-	evs := make([]events.Event, total)
-	for i := range evs {
-		evs[i] = g.next()
-	}
-	began := time.Now()
-	produce(t, e.cl, e.codec, topic, evs)
-	ends := e.ends(t)
-	t.Logf("produced %d events in %s", total, time.Since(began).Round(time.Millisecond))
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
-	defer cancel()
-
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	kills := 0
-	for round := range 4 {
-		// A fresh group each time: the Store's checkpoint, not a group
-		// offset, is where each process resumes.
-		cmd := startHelper(t, url, e.addr, fmt.Sprint("crash-", round))
-		from := applied(ctx, p)
-		target := from + int64(rng.IntN(total/6)) + 500
-		testsvc.Eventually(t, 60*time.Second, "replay progress", func() bool { return applied(ctx, p) >= min(target, sum(ends)) })
-		if caughtUp(ctx, p, ends) {
-			kill9(t, cmd)
-			break
-		}
-		time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond) // land anywhere inside a batch
-		kill9(t, cmd)
-		kills++
-		t.Logf("round %d: killed at ~%d of %d records (%s)", round, applied(ctx, p), sum(ends), time.Since(began).Round(time.Millisecond))
-	}
-	cmd := startHelper(t, url, e.addr, "crash-final")
-	testsvc.Eventually(t, 90*time.Second, "final catch-up", func() bool { return caughtUp(ctx, p, ends) })
-	kill9(t, cmd)
-	t.Logf("replayed with %d kills by %s", kills, time.Since(began).Round(time.Millisecond))
-	if kills < 2 {
-		t.Logf("only %d kills landed mid-replay", kills)
-	}
-
-	if got := messageCount(t, p); got != g.uniqueSends() {
-		t.Errorf("%d message rows, want %d", got, g.uniqueSends())
-	}
-	crashed, err := p.Digest(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rebuild(ctx, e, p); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("clean rebuild done by %s", time.Since(began).Round(time.Millisecond))
-	if clean, _ := p.Digest(ctx); clean != crashed {
-		t.Errorf("digest after %d kill -9s %s != clean rebuild %s", kills, crashed, clean)
-	}
-}
-
 func TestTwoInstancesShareAndTakeOver(t *testing.T) {
 	e := logBroker(t, 6)
 	p, url := open(t)
@@ -178,7 +90,7 @@ func TestTwoInstancesShareAndTakeOver(t *testing.T) {
 	batch := func(n int) []events.Event {
 		var out []events.Event
 		for range n {
-			out = append(out, g.next())
+			out = append(out, g.Next())
 		}
 		return out
 	}
@@ -227,8 +139,8 @@ func TestTwoInstancesShareAndTakeOver(t *testing.T) {
 	<-done
 	testsvc.Eventually(t, 90*time.Second, "survivor catches up on every partition", func() bool { return caughtUp(ctx, p, e.ends(t)) })
 
-	if got := messageCount(t, p); got != g.uniqueSends() {
-		t.Errorf("%d message rows, want %d", got, g.uniqueSends())
+	if got := messageCount(t, p); got != g.UniqueSends() {
+		t.Errorf("%d message rows, want %d", got, g.UniqueSends())
 	}
 	live, _ := p.Digest(ctx)
 	if err := rebuild(ctx, e, p); err != nil {
@@ -263,7 +175,7 @@ func TestCrashDuringLiveTrafficLosesAndDoublesNothing(t *testing.T) {
 	const rounds, chunks, chunkSize = 5, 40, 10
 	first := make([]events.Event, chunkSize) // so the first catch-up waits for a running projector
 	for j := range first {
-		first[j] = g.next()
+		first[j] = g.Next()
 	}
 	produce(t, e.cl, e.codec, topic, first)
 	for round := range rounds {
@@ -276,7 +188,7 @@ func TestCrashDuringLiveTrafficLosesAndDoublesNothing(t *testing.T) {
 		for i := range chunks {
 			evs := make([]events.Event, chunkSize)
 			for j := range evs {
-				evs[j] = g.next()
+				evs[j] = g.Next()
 			}
 			produce(t, e.cl, e.codec, topic, evs)
 			if i == killAt {
@@ -292,8 +204,8 @@ func TestCrashDuringLiveTrafficLosesAndDoublesNothing(t *testing.T) {
 	testsvc.Eventually(t, 90*time.Second, "final catch-up", func() bool { return caughtUp(ctx, p, ends) })
 	kill9(t, cmd)
 
-	if got := messageCount(t, p); got != g.uniqueSends() {
-		t.Errorf("%d message rows, want %d", got, g.uniqueSends())
+	if got := messageCount(t, p); got != g.UniqueSends() {
+		t.Errorf("%d message rows, want %d", got, g.UniqueSends())
 	}
 	crashed, err := p.Digest(ctx)
 	if err != nil {

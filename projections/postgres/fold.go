@@ -9,7 +9,7 @@ import (
 )
 
 // The fold is a pure function of (the batch, the rows it references): it
-// decides every rule in memory and yields the writes. Rules (DESIGN rule 7):
+// decides every rule in memory and yields the writes. Rules:
 //   - a MessageSent whose (room, message_id) exists keeps the first row;
 //   - an edit or delete counts only from the author, on a message of the
 //     same room that is not deleted;

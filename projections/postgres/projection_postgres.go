@@ -45,7 +45,20 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Validate reports every problem of c at once.
+// WithDefaults returns c with every zero optional field set to its
+// default; Open validates the result.
+func (c Config) WithDefaults() Config {
+	if c.URL == "" && c.Pool == nil {
+		c.URL = DefaultURL
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports every problem of c at once; Open calls it on the
+// effective values, after WithDefaults.
 func (c Config) Validate() error {
 	if c.Pool == nil && c.URL != "" {
 		if _, err := pgxpool.ParseConfig(c.URL); err != nil {
@@ -70,20 +83,13 @@ var _ projections.Versioned = (*Projection)(nil)
 // migrations, creates the first version if there is none, and drops
 // versions left retired by an interrupted swap.
 func Open(ctx context.Context, cfg Config) (*Projection, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	p := &Projection{pool: cfg.Pool, log: log.With("projection", name)}
+	p := &Projection{pool: cfg.Pool, log: cfg.Logger.With("projection", name)}
 	if p.pool == nil {
-		url := cfg.URL
-		if url == "" {
-			url = DefaultURL
-		}
-		pool, err := openPool(ctx, url)
+		pool, err := openPool(ctx, cfg.URL)
 		if err != nil {
 			return nil, err
 		}

@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/rtstack/rtstack/events"
@@ -38,20 +36,13 @@ type logEnv struct {
 
 func logBroker(t *testing.T, partitions int32) logEnv {
 	t.Helper()
-	b := kafkatest.Broker(t, "")
-	kafkatest.Topic(t, b.Addr(), topic, partitions)
-	return logEnv{addr: b.Addr(), cl: kafkatest.Client(t, b.Addr(), kgo.MaxBufferedRecords(200_000)), codec: kafkatest.Codec(t)}
+	l := kafkatest.NewLog(t, topic, partitions, kgo.MaxBufferedRecords(200_000))
+	return logEnv{addr: l.Addr, cl: l.Client, codec: l.Codec}
 }
 
 func (e logEnv) ends(t testing.TB) map[int32]int64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ends, err := kafka.EndOffsets(ctx, e.cl, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ends
+	return (&kafkatest.Log{Topic: topic, Client: e.cl}).Ends(t)
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -113,7 +104,7 @@ func TestLiveProjectionCheckpointIsAtomicWithRows(t *testing.T) {
 	g := newGen(1, 12)
 	var evs []events.Event
 	for range 4000 {
-		evs = append(evs, g.next())
+		evs = append(evs, g.Next())
 	}
 	runProjector(t, e, p, func(c *projections.Config) { c.MaxBatch = 97 }) // many small transactions
 	pos := produce(t, e.cl, e.codec, topic, evs)
@@ -157,8 +148,8 @@ func TestLiveProjectionCheckpointIsAtomicWithRows(t *testing.T) {
 		}
 		snapshots++
 	}
-	if got := messageCount(t, p); got != g.uniqueSends() {
-		t.Errorf("%d message rows, want %d distinct sends", got, g.uniqueSends())
+	if got := messageCount(t, p); got != g.UniqueSends() {
+		t.Errorf("%d message rows, want %d distinct sends", got, g.UniqueSends())
 	}
 	t.Logf("%d consistent snapshots while projecting", snapshots)
 
@@ -181,7 +172,7 @@ func TestRebuildWhileLiveIsDeterministicAndKeepsServing(t *testing.T) {
 	g := newGen(2, 16)
 	var evs []events.Event
 	for range 20000 {
-		evs = append(evs, g.next())
+		evs = append(evs, g.Next())
 	}
 	runProjector(t, e, p)
 	produce(t, e.cl, e.codec, topic, evs)
@@ -246,7 +237,7 @@ func TestRebuildWhileLiveIsDeterministicAndKeepsServing(t *testing.T) {
 	// 2. Traffic during the rebuild: nothing lost across the swap.
 	var more []events.Event
 	for range 6000 {
-		more = append(more, g.next())
+		more = append(more, g.Next())
 	}
 	appended := make(chan struct{})
 	go func() {
@@ -261,8 +252,8 @@ func TestRebuildWhileLiveIsDeterministicAndKeepsServing(t *testing.T) {
 	}
 	<-appended
 	testsvc.Eventually(t, 60*time.Second, "caught up after swap", func() bool { return caughtUp(ctx, p, e.ends(t)) })
-	if got := messageCount(t, p); got != g.uniqueSends() {
-		t.Errorf("%d message rows after swap under traffic, want %d", got, g.uniqueSends())
+	if got := messageCount(t, p); got != g.UniqueSends() {
+		t.Errorf("%d message rows after swap under traffic, want %d", got, g.UniqueSends())
 	}
 	liveAfter, _ := p.Digest(ctx)
 	if err := rebuild(ctx, e, p); err != nil {
@@ -338,7 +329,7 @@ func TestDatabaseGoesAwayAndComesBack(t *testing.T) {
 	batch := func(n int) []events.Event {
 		var out []events.Event
 		for range n {
-			out = append(out, g.next())
+			out = append(out, g.Next())
 		}
 		return out
 	}
@@ -362,8 +353,8 @@ func TestDatabaseGoesAwayAndComesBack(t *testing.T) {
 	}
 	px.Restore()
 	testsvc.Eventually(t, 60*time.Second, "caught up after the database came back", func() bool { return caughtUp(ctx, direct, e.ends(t)) })
-	if got := messageCount(t, direct); got != g.uniqueSends() {
-		t.Errorf("%d message rows, want %d", got, g.uniqueSends())
+	if got := messageCount(t, direct); got != g.UniqueSends() {
+		t.Errorf("%d message rows, want %d", got, g.UniqueSends())
 	}
 	live, _ := direct.Digest(ctx)
 	if err := rebuild(ctx, e, direct); err != nil {
@@ -426,73 +417,5 @@ func TestUndecodableRecordsAreParkedNotStalling(t *testing.T) {
 		if want := []string{"malformed", "unknown schema id"}[i]; !strings.Contains(h[projections.HeaderParkError], want) {
 			t.Errorf("parked record %d error %q, want %q in it", i, h[projections.HeaderParkError], want)
 		}
-	}
-}
-
-func TestRecreatedLogIsRefusedUntilRebuilt(t *testing.T) {
-	e := logBroker(t, 2)
-	p, _ := open(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	log := kafka.NewLog(e.cl, e.codec, topic)
-	for i := range 5 {
-		if _, err := log.Append(ctx, sent(i, "r", "alice", fmt.Sprint("old-", i), "old log")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	run := func() (stop func() error) {
-		pr, err := projections.NewProjector(projections.Config{Brokers: []string{e.addr}, Topic: topic, Codec: e.codec, Store: p, Logger: quiet()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		rctx, rcancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- pr.Run(rctx) }()
-		return func() error { rcancel(); return <-done }
-	}
-	stop := run()
-	testsvc.Eventually(t, 30*time.Second, "old log projected", func() bool { return caughtUp(ctx, p, e.ends(t)) })
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-
-	// The topic is deleted and created again: same name, new id, offsets from zero.
-	adm := kadm.NewClient(e.cl)
-	if _, err := adm.DeleteTopics(ctx, topic); err != nil {
-		t.Fatal(err)
-	}
-	testsvc.Eventually(t, 10*time.Second, "topic recreated", func() bool {
-		_, err := kafka.EnsureTopic(ctx, e.cl, topic, 2)
-		return err == nil
-	})
-	log = kafka.NewLog(kafkatest.Client(t, e.addr), e.codec, topic) // a client that never knew the old id
-	for i := range 2 {
-		if _, err := log.Append(ctx, sent(i, "r", "bob", fmt.Sprint("new-", i), "new log")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pr, err := projections.NewProjector(projections.Config{Brokers: []string{e.addr}, Topic: topic, Codec: e.codec, Store: p, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
-	defer rcancel()
-	if err := pr.Run(rctx); !errors.Is(err, projections.ErrLogChanged) || rctx.Err() != nil {
-		t.Fatalf("projector on a recreated log: %v, want ErrLogChanged", err)
-	}
-	if err := rebuild(ctx, e, p); err != nil {
-		t.Fatal(err)
-	}
-	hist, err := p.History(ctx, "r", 10, "")
-	if err != nil || len(hist) != 2 || hist[0].User != "bob" {
-		t.Fatalf("after rebuild: %+v, %v; want the 2 messages of the new log", hist, err)
-	}
-	stop = run()
-	if _, err := log.Append(ctx, sent(2, "r", "bob", "new-2", "live again")); err != nil {
-		t.Fatal(err)
-	}
-	testsvc.Eventually(t, 30*time.Second, "new log projected live", func() bool { return caughtUp(ctx, p, e.ends(t)) })
-	if err := stop(); err != nil {
-		t.Fatal(err)
 	}
 }

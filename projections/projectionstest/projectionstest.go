@@ -1,5 +1,7 @@
-// Package projectionstest runs projectors for the tests of projections and
-// its stores.
+// Package projectionstest is the test kit of projections and its stores:
+// Run starts a projector for a test, Contract is the suite every
+// rebuildable store must pass (run over each store with a Harness), and
+// Traffic generates reproducible chat traffic.
 package projectionstest
 
 import (

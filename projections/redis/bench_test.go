@@ -1,4 +1,4 @@
-package redisproj_test
+package redis_test
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
@@ -95,7 +95,7 @@ func BenchmarkReplayRedis(b *testing.B) {
 
 // rawReplay sends the projection's writes for evs as plain commands,
 // pipelined 1000 events at a time.
-func rawReplay(ctx context.Context, b *testing.B, rdb *redis.Client, v string, evs []events.Event) {
+func rawReplay(ctx context.Context, b *testing.B, rdb *goredis.Client, v string, evs []events.Event) {
 	pipe := rdb.Pipeline()
 	for i, ev := range evs {
 		e := ev.Env()
@@ -126,7 +126,7 @@ func rawReplay(ctx context.Context, b *testing.B, rdb *redis.Client, v string, e
 	}
 }
 
-func dropPrefix(ctx context.Context, b *testing.B, rdb *redis.Client, prefix string) {
+func dropPrefix(ctx context.Context, b *testing.B, rdb *goredis.Client, prefix string) {
 	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
 	var keys []string
 	for iter.Next(ctx) {

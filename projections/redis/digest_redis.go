@@ -1,4 +1,4 @@
-package redisproj
+package redis
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"sort"
 	"strconv"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // Digest hashes the active version's content: every key with the version
@@ -27,7 +27,7 @@ import (
 func (p *Projection) Digest(ctx context.Context) (string, error) {
 	for attempt := 0; ; attempt++ {
 		ver, err := p.ActiveVersion(ctx)
-		if errors.Is(err, redis.Nil) {
+		if errors.Is(err, goredis.Nil) {
 			ver = "v0" // never created (numbers start at 1): no keys
 		} else if err != nil {
 			return "", err
@@ -37,7 +37,7 @@ func (p *Projection) Digest(ctx context.Context) (string, error) {
 			return "", err
 		}
 		again, err := p.ActiveVersion(ctx)
-		if errors.Is(err, redis.Nil) {
+		if errors.Is(err, goredis.Nil) {
 			again = "v0"
 		} else if err != nil {
 			return "", err
@@ -79,7 +79,7 @@ func (p *Projection) digestVersion(ctx context.Context, version string) (string,
 	h := sha256.New()
 	for start := 0; start < len(keys); start += 200 {
 		chunk := keys[start:min(start+200, len(keys))]
-		types := make([]*redis.StatusCmd, len(chunk))
+		types := make([]*goredis.StatusCmd, len(chunk))
 		pipe := p.rdb.Pipeline()
 		for i, k := range chunk {
 			types[i] = pipe.Type(ctx, k)
@@ -87,7 +87,7 @@ func (p *Projection) digestVersion(ctx context.Context, version string) (string,
 		if _, err := pipe.Exec(ctx); err != nil {
 			return "", fmt.Errorf("redis projection: digest: %w", err)
 		}
-		vals := make([]redis.Cmder, len(chunk))
+		vals := make([]goredis.Cmder, len(chunk))
 		pipe = p.rdb.Pipeline()
 		for i, k := range chunk {
 			switch types[i].Val() {
@@ -105,7 +105,7 @@ func (p *Projection) digestVersion(ctx context.Context, version string) (string,
 				return "", fmt.Errorf("redis projection: digest: key %s has type %s", k, types[i].Val())
 			}
 		}
-		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 			return "", fmt.Errorf("redis projection: digest: %w", err)
 		}
 		for i, k := range chunk {
@@ -114,10 +114,10 @@ func (p *Projection) digestVersion(ctx context.Context, version string) (string,
 			}
 			writeStr(h, k[len(base):])
 			switch c := vals[i].(type) {
-			case *redis.StringCmd:
+			case *goredis.StringCmd:
 				writeStr(h, "string")
 				writeStr(h, c.Val())
-			case *redis.MapStringStringCmd:
+			case *goredis.MapStringStringCmd:
 				writeStr(h, "hash")
 				m := c.Val()
 				fields := make([]string, 0, len(m))
@@ -130,7 +130,7 @@ func (p *Projection) digestVersion(ctx context.Context, version string) (string,
 					writeStr(h, f)
 					writeStr(h, m[f])
 				}
-			case *redis.StringSliceCmd:
+			case *goredis.StringSliceCmd:
 				writeStr(h, "set")
 				ms := c.Val()
 				sort.Strings(ms)
@@ -138,7 +138,7 @@ func (p *Projection) digestVersion(ctx context.Context, version string) (string,
 				for _, m := range ms {
 					writeStr(h, m)
 				}
-			case *redis.ZSliceCmd:
+			case *goredis.ZSliceCmd:
 				writeStr(h, "zset")
 				zs := c.Val()
 				sort.Slice(zs, func(a, b int) bool { return fmt.Sprint(zs[a].Member) < fmt.Sprint(zs[b].Member) })

@@ -1,10 +1,10 @@
-// Package redisproj is the Redis projection of the chat log: room counters
+// Package redis is the Redis projection of the chat log: room counters
 // (total messages, members, messages per minute of event time) and
 // sorted-set leaderboards (messages sent, globally and per room; reactions
 // received), with its checkpoints, versions for blue/green rebuilds, and the
 // read queries the gateway serves. It implements projections.Versioned.
 //
-// It imports events, projections and go-redis; never gateway, commands,
+// It imports events, projections, projections/view and go-redis; never gateway, commands,
 // tasks or another projection.
 //
 // # Keys
@@ -116,4 +116,4 @@
 // re-creates the version binds it to the id its instance bound, if any,
 // else the next BindLog does. Versions written before the log key existed
 // are bound by their next BindLog, whatever log that reads.
-package redisproj
+package redis

@@ -1,4 +1,4 @@
-package redisproj_test
+package redis_test
 
 import (
 	"context"
@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/internal/testsvc"
-	redisproj "github.com/rtstack/rtstack/projections/redis"
+	"github.com/rtstack/rtstack/projections/redis"
 )
 
 // base is a fixed event time far from the wall clock (2021-01-01), so a
@@ -21,19 +21,19 @@ var base = time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 
 const minute = int64(60_000)
 
-func open(t testing.TB, mod ...func(*redisproj.Config)) (*redisproj.Projection, *redis.Client, string) {
+func open(t testing.TB, mod ...func(*redis.Config)) (*redis.Projection, *goredis.Client, string) {
 	t.Helper()
 	rdb, prefix := testsvc.Redis(t)
 	return openWith(t, rdb, prefix, mod...), rdb, prefix
 }
 
-func openWith(t testing.TB, rdb *redis.Client, prefix string, mod ...func(*redisproj.Config)) *redisproj.Projection {
+func openWith(t testing.TB, rdb *goredis.Client, prefix string, mod ...func(*redis.Config)) *redis.Projection {
 	t.Helper()
-	cfg := redisproj.Config{Redis: rdb, Prefix: prefix}
+	cfg := redis.Config{Redis: rdb, Prefix: prefix}
 	for _, m := range mod {
 		m(&cfg)
 	}
-	p, err := redisproj.Open(context.Background(), cfg)
+	p, err := redis.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

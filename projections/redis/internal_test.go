@@ -1,4 +1,4 @@
-package redisproj
+package redis
 
 import (
 	"context"
@@ -10,8 +10,11 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/internal/testsvc"
+	"github.com/rtstack/rtstack/projections"
 )
 
 func TestMinuteOf(t *testing.T) {
@@ -107,6 +110,10 @@ func TestIsRetryable(t *testing.T) {
 		{fmt.Errorf("apply: %w", errors.New("BUSY Redis is busy running a script")), true},
 		{errors.New("RTSTACK gap: checkpoint 0 below 2"), false},
 		{errors.New("ERR wrong number of arguments"), false},
+		{fmt.Errorf("apply: %w", goredis.ErrPoolTimeout), true},
+		{errors.New("OOM command not allowed when used memory > 'maxmemory'"), true},
+		{errors.New("WRONGTYPE Operation against a key holding the wrong kind of value"), false},
+		{fmt.Errorf("apply: %w", projections.ErrLogChanged), false},
 	} {
 		if got := IsRetryable(tc.err); got != tc.want {
 			t.Errorf("IsRetryable(%v) = %v, want %v", tc.err, got, tc.want)

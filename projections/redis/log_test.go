@@ -1,17 +1,11 @@
-package redisproj_test
+package redis_test
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-
-	"github.com/rtstack/rtstack/infra/kafka"
-	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
 	"github.com/rtstack/rtstack/internal/testsvc"
 	"github.com/rtstack/rtstack/projections"
 )
@@ -168,112 +162,5 @@ func TestDataLossKeepsTheLogBinding(t *testing.T) {
 	}
 	if err := q.BindLog(ctx, "topic-A"); !errors.Is(err, projections.ErrLogChanged) {
 		t.Errorf("after binding topic-C: %v, want ErrLogChanged", err)
-	}
-}
-
-// The topic is deleted and created again under a projector's Redis keys:
-// the projector refuses to start and applies nothing of the new log; a
-// rebuild promotes a version of the new log over the old one's higher
-// offsets; a fresh projector then follows the new log live.
-func TestRecreatedLogIsRefusedUntilRebuilt(t *testing.T) {
-	testsvc.Integration(t)
-	b := kafkatest.Broker(t, "")
-	addr := b.Addr()
-	kafkatest.Topic(t, addr, topic, 2)
-	codec := kafkatest.Codec(t)
-	p, _, _ := open(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cl := kafkatest.Client(t, addr)
-	lg := kafka.NewLog(cl, codec, topic)
-	for i := range 6 {
-		if _, err := lg.Append(ctx, sent("r", "alice", fmt.Sprint("old-", i), base+int64(i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	newProjector := func() *projections.Projector {
-		cfg := projectorConfig(t, addr, p, "recreated")
-		pr, err := projections.NewProjector(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pr
-	}
-	run := func() (stop func() error) {
-		pr := newProjector()
-		rctx, rcancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- pr.Run(rctx) }()
-		return func() error { rcancel(); return <-done }
-	}
-	stop := run()
-	ends := endOffsets(t, addr)
-	testsvc.Eventually(t, time.Minute, "old log projected", func() bool {
-		cps, _ := p.Checkpoints(ctx)
-		return caughtUp(cps, ends)
-	})
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	if c := counters(t, p, "r"); c.Total != 6 {
-		t.Fatalf("old log: total %d, want 6", c.Total)
-	}
-	oldCps, err := p.Checkpoints(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	// Same name, new id, offsets from zero.
-	if _, err := kadm.NewClient(cl).DeleteTopics(ctx, topic); err != nil {
-		t.Fatal(err)
-	}
-	testsvc.Eventually(t, 10*time.Second, "topic recreated", func() bool {
-		_, err := kafka.EnsureTopic(ctx, cl, topic, 2)
-		return err == nil
-	})
-	lg = kafka.NewLog(kafkatest.Client(t, addr), codec, topic) // a client that never knew the old id
-	for i := range 2 {
-		if _, err := lg.Append(ctx, sent("r", "bob", fmt.Sprint("new-", i), base+int64(i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
-	defer rcancel()
-	if err := newProjector().Run(rctx); !errors.Is(err, projections.ErrLogChanged) || rctx.Err() != nil {
-		t.Fatalf("projector on a recreated log: %v, want ErrLogChanged", err)
-	}
-	if c := counters(t, p, "r"); c.Total != 6 {
-		t.Errorf("after the refused start: total %d, want the old log's 6 untouched", c.Total)
-	}
-	if cps, _ := p.Checkpoints(ctx); fmt.Sprint(cps) != fmt.Sprint(oldCps) {
-		t.Errorf("checkpoints moved: %v, were %v", cps, oldCps)
-	}
-
-	if err := projections.Rebuild(ctx, projections.RebuildConfig{Brokers: []string{addr}, Topic: topic, Codec: codec, Target: p}); err != nil {
-		t.Fatalf("rebuild on the recreated log: %v", err)
-	}
-	if c := counters(t, p, "r"); c.Total != 2 {
-		t.Errorf("after rebuild: total %d, want the new log's 2", c.Total)
-	}
-	lb := board(t, p.Leaderboard)
-	if len(lb) != 1 || lb[0].User != "bob" || lb[0].Score != 2 {
-		t.Errorf("after rebuild: leaderboard %+v, want only bob with 2", lb)
-	}
-
-	stop = run()
-	if _, err := lg.Append(ctx, sent("r", "bob", "new-2", base+2)); err != nil {
-		t.Fatal(err)
-	}
-	ends = endOffsets(t, addr)
-	testsvc.Eventually(t, time.Minute, "new log projected live", func() bool {
-		cps, _ := p.Checkpoints(ctx)
-		return caughtUp(cps, ends)
-	})
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	if c := counters(t, p, "r"); c.Total != 3 {
-		t.Errorf("live on the new log: total %d, want 3", c.Total)
 	}
 }

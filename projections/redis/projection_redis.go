@@ -1,4 +1,4 @@
-package redisproj
+package redis
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/projections"
@@ -32,22 +32,25 @@ const (
 type Config struct {
 	// Redis is the client of the one Redis instance holding the projection.
 	// Required; the caller owns it and closes it after the last call.
-	Redis *redis.Client
-	// Prefix starts every key of the projection. Default "rtstack:".
+	Redis *goredis.Client
+	// Prefix starts every key of the projection. Default DefaultPrefix
+	// ("rtstack:").
 	Prefix string
 	// Window is how much event time the per-minute buckets of a room keep,
 	// counted back from the room's newest event minute. A whole number of
-	// minutes; default 60 minutes.
+	// minutes; default DefaultWindow (60 minutes).
 	Window time.Duration
 	// ChunkSize is the number of records folded by one script call (each
 	// chunk is atomic with its own checkpoint advance; a batch's chunks go in
-	// one pipeline). Default 1000. Larger chunks block Redis longer.
+	// one pipeline). Default DefaultChunkSize (1000). Larger chunks block
+	// Redis longer.
 	ChunkSize int
 	// Logger receives version drops; nil discards.
 	Logger *slog.Logger
 }
 
-// Validate reports every problem of c.
+// Validate reports every problem of c; Open calls it on the effective
+// values, after WithDefaults.
 func (c Config) Validate() error {
 	var errs []error
 	if c.Redis == nil {
@@ -62,7 +65,9 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (c *Config) defaults() {
+// WithDefaults returns c with every zero optional field set to its
+// default; Open validates the result.
+func (c Config) WithDefaults() Config {
 	if c.Prefix == "" {
 		c.Prefix = DefaultPrefix
 	}
@@ -75,6 +80,7 @@ func (c *Config) defaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	return c
 }
 
 // Projection is the Redis projection: room counters, per-minute buckets and
@@ -83,7 +89,7 @@ func (c *Config) defaults() {
 // safe for concurrent use.
 type Projection struct {
 	cfg  Config
-	rdb  *redis.Client
+	rdb  *goredis.Client
 	span int64 // (window-1) minutes in ms: the buckets kept below the newest
 
 	// Epochs name incarnations of the data (see applyScript): a partition's
@@ -109,10 +115,10 @@ var (
 // Open loads the scripts, makes sure an active version exists (an empty one
 // on a fresh Redis) and finishes dropping versions a crash left behind.
 func Open(ctx context.Context, cfg Config) (*Projection, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg.defaults()
 	var rnd [8]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return nil, fmt.Errorf("redis projection: %w", err)
@@ -156,7 +162,7 @@ func (p *Projection) loadScripts(ctx context.Context) error {
 }
 
 // run calls a script by its hash, loading it if Redis lost it (a restart).
-func (p *Projection) run(ctx context.Context, s *redis.Script, args ...any) *redis.Cmd {
+func (p *Projection) run(ctx context.Context, s *goredis.Script, args ...any) *goredis.Cmd {
 	return s.Run(ctx, p.rdb, nil, args...)
 }
 
@@ -302,7 +308,7 @@ func (p *Projection) exec(ctx context.Context, calls [][]any) error {
 		return applyScript.EvalSha(ctx, p.rdb, nil, calls[0]...).Err()
 	}
 	pipe := p.rdb.Pipeline()
-	cmds := make([]*redis.Cmd, len(calls))
+	cmds := make([]*goredis.Cmd, len(calls))
 	for i, args := range calls {
 		cmds[i] = applyScript.EvalSha(ctx, pipe, nil, args...)
 	}
@@ -354,13 +360,28 @@ func reactionMember(messageID, user, emoji string) string {
 	return strconv.Itoa(len(messageID)) + ":" + messageID + strconv.Itoa(len(user)) + ":" + user + emoji
 }
 
+var (
+	_ projections.Classifier = (*Projection)(nil)
+	_ projections.Classifier = (*versionStore)(nil)
+)
+
+// Retryable implements projections.Classifier with IsRetryable: the
+// runtime retries an Apply only when it says so, and stops the partition
+// otherwise.
+func (p *Projection) Retryable(err error) bool { return IsRetryable(err) }
+
+// Retryable implements projections.Classifier with IsRetryable.
+func (s *versionStore) Retryable(err error) bool { return IsRetryable(err) }
+
 // IsRetryable reports whether err from the projection is worth retrying
-// later (Redis is away, busy or loading) rather than a bug or bad input.
+// later (Redis is away, busy, loading or out of memory) rather than a bug
+// or bad input (a key of the wrong type, a script error, a gap).
 func IsRetryable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, redis.ErrClosed) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, goredis.ErrClosed) || errors.Is(err, goredis.ErrPoolTimeout) {
 		return true
 	}
 	var ne net.Error
@@ -368,7 +389,7 @@ func IsRetryable(err error) bool {
 		return true
 	}
 	msg := err.Error()
-	for _, p := range []string{"LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN", "READONLY", "NOSCRIPT", "connection refused", "connection reset", "broken pipe", "i/o timeout"} {
+	for _, p := range []string{"LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN", "READONLY", "NOSCRIPT", "OOM", "connection refused", "connection reset", "broken pipe", "i/o timeout"} {
 		if strings.Contains(msg, p) {
 			return true
 		}

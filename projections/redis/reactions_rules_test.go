@@ -1,4 +1,4 @@
-package redisproj_test
+package redis_test
 
 import (
 	"fmt"
@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/rtstack/rtstack/events"
-	"github.com/rtstack/rtstack/projections"
+	"github.com/rtstack/rtstack/projections/view"
 )
 
 // Reacting to one's own message scores nothing, and one user's distinct
@@ -21,7 +21,7 @@ func TestSelfReactionsAndTheCapScoreNothing(t *testing.T) {
 		evs = append(evs, react("a", "bob", "m1", fmt.Sprint("e", i), base))
 	}
 	applyAll(t, p, evs...)
-	want := []projections.ScoreEntry{{User: "ann", Score: int64(events.MaxReactionsPerUser)}}
+	want := []view.ScoreEntry{{User: "ann", Score: int64(events.MaxReactionsPerUser)}}
 	if got := board(t, p.ReactionsBoard); !reflect.DeepEqual(got, want) {
 		t.Fatalf("reactions board = %v, want %v", got, want)
 	}

@@ -1,4 +1,4 @@
-package redisproj_test
+package redis_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/infra/kafka"
@@ -17,13 +17,13 @@ import (
 	"github.com/rtstack/rtstack/internal/testsvc"
 	"github.com/rtstack/rtstack/projections"
 	"github.com/rtstack/rtstack/projections/projectionstest"
-	redisproj "github.com/rtstack/rtstack/projections/redis"
+	"github.com/rtstack/rtstack/projections/redis"
 )
 
 // wipeScript deletes every key under a prefix in one step, as a restart of
 // a Redis without persistence loses them all at once (never FLUSHDB: other
 // tests share the server).
-var wipeScript = redis.NewScript(`
+var wipeScript = goredis.NewScript(`
 local keys = redis.call('KEYS', ARGV[1] .. '*')
 for i = 1, #keys, 500 do
   redis.call('DEL', unpack(keys, i, math.min(i + 499, #keys)))
@@ -31,7 +31,7 @@ end
 return #keys
 `)
 
-func wipe(t *testing.T, rdb *redis.Client, prefix string) {
+func wipe(t *testing.T, rdb *goredis.Client, prefix string) {
 	t.Helper()
 	n, err := wipeScript.Run(context.Background(), rdb, nil, prefix).Int()
 	if err != nil {
@@ -93,7 +93,7 @@ func TestDataLossResetsEveryPartitionOnce(t *testing.T) {
 	// Both processes apply the next records of every partition at once.
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*parts)
-	for _, p := range []*redisproj.Projection{a, b} {
+	for _, p := range []*redis.Projection{a, b} {
 		for part := range int32(parts) {
 			wg.Add(1)
 			go func() {

@@ -1,10 +1,9 @@
-package redisproj_test
+package redis_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -15,8 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-	"github.com/twmb/franz-go/pkg/kgo"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/infra/kafka"
@@ -24,7 +22,7 @@ import (
 	"github.com/rtstack/rtstack/internal/testsvc"
 	"github.com/rtstack/rtstack/projections"
 	"github.com/rtstack/rtstack/projections/projectionstest"
-	redisproj "github.com/rtstack/rtstack/projections/redis"
+	"github.com/rtstack/rtstack/projections/redis"
 )
 
 const topic = "chat.events"
@@ -34,31 +32,9 @@ const topic = "chat.events"
 func produceLog(t testing.TB, evs []events.Event) string {
 	t.Helper()
 	testsvc.Integration(t)
-	b := kafkatest.Broker(t, "")
-	kafkatest.Topic(t, b.Addr(), topic, 6)
-	codec := kafkatest.Codec(t)
-	cl := kafkatest.Client(t, b.Addr())
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	var failed atomic.Value
-	for _, ev := range evs {
-		r, err := kafka.NewRecord(codec, topic, ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
-			if err != nil {
-				failed.Store(err)
-			}
-		})
-	}
-	if err := cl.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err, _ := failed.Load().(error); err != nil {
-		t.Fatal(err)
-	}
-	return b.Addr()
+	l := kafkatest.NewLog(t, topic, 6)
+	l.Produce(t, evs)
+	return l.Addr
 }
 
 func endOffsets(t *testing.T, addr string) map[int32]int64 {
@@ -88,7 +64,8 @@ func projectorConfig(t testing.TB, addr string, store projections.Store, group s
 
 const helperEnv = "RTSTACK_REDISPROJ_HELPER"
 
-// TestHelperProjector is the child process of TestProjectorSurvivesKill9:
+// TestHelperProjector is the child process of
+// TestProjectorSurvivesKill9DuringLiveTraffic:
 // a projector of the Redis projection that runs until it is killed.
 func TestHelperProjector(t *testing.T) {
 	spec := os.Getenv(helperEnv)
@@ -96,13 +73,8 @@ func TestHelperProjector(t *testing.T) {
 		t.Skip("helper process only")
 	}
 	f := strings.Split(spec, "|") // broker, prefix, group
-	// The parent holds stdin open: when it dies, so does this process.
-	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		os.Exit(0)
-	}()
-	rdb := redis.NewClient(&redis.Options{Addr: testsvc.RedisAddr})
-	p, err := redisproj.Open(context.Background(), redisproj.Config{Redis: rdb, Prefix: f[1], ChunkSize: 300})
+	rdb := goredis.NewClient(&goredis.Options{Addr: testsvc.RedisAddr})
+	p, err := redis.Open(context.Background(), redis.Config{Redis: rdb, Prefix: f[1], ChunkSize: 300})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,85 +93,7 @@ func TestHelperProjector(t *testing.T) {
 // expire.
 func startHelperProjector(t *testing.T, addr, prefix, group string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProjector$", "-test.count=1")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s|%s|%s", helperEnv, addr, prefix, group))
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	if _, err := cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { // a failed test leaves no child behind
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	return cmd
-}
-
-func TestProjectorSurvivesKill9(t *testing.T) {
-	const rooms = 40
-	evs := genLog(11, 100_000, rooms, 300)
-	addr := produceLog(t, evs)
-	ends := endOffsets(t, addr)
-	var total int64
-	for _, e := range ends {
-		total += e
-	}
-	rdb, prefix := testsvc.Redis(t)
-	p := openWith(t, rdb, prefix)
-	ctx := context.Background()
-	progress := func() int64 {
-		cps, err := p.Checkpoints(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var n int64
-		for _, o := range cps {
-			n += o
-		}
-		return n
-	}
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
-	kills := 0
-	for run := 0; ; run++ {
-		cmd := startHelperProjector(t, addr, prefix, fmt.Sprint("g", run))
-		before := progress()
-		if run < 5 && before < total {
-			// Kill at a random point of what is left.
-			target := before + 1 + rng.Int64N(max(1, (total-before)/2))
-			testsvc.Eventually(t, 90*time.Second, "replay progress", func() bool { return progress() >= target })
-			if err := cmd.Process.Kill(); err != nil { // SIGKILL
-				t.Fatal(err)
-			}
-			_ = cmd.Wait()
-			kills++
-			t.Logf("killed run %d at %d of %d events applied (target %d)", run, progress(), total, target)
-			continue
-		}
-		testsvc.Eventually(t, 2*time.Minute, "replay to reach the end", func() bool {
-			cps, _ := p.Checkpoints(ctx)
-			return caughtUp(cps, ends)
-		})
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		break
-	}
-	if kills < 3 {
-		t.Fatalf("only %d kills happened", kills)
-	}
-	checkModel(t, p, evs, rooms)
-	live := digest(t, p)
-
-	// A clean rebuild of the same log, blue/green, digests the same.
-	if err := projections.Rebuild(ctx, projections.RebuildConfig{
-		Brokers: []string{addr}, Topic: topic, Codec: kafkatest.Codec(t), Target: p,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if got := digest(t, p); got != live {
-		t.Errorf("digest after kills %s, clean rebuild %s", live, got)
-	}
+	return projectionstest.StartProcess(t, "TestHelperProjector", fmt.Sprintf("%s=%s|%s|%s", helperEnv, addr, prefix, group))
 }
 
 // TestProjectorSurvivesKill9DuringLiveTraffic kills the projector while it
@@ -267,7 +161,7 @@ func TestProjectorWaitsForRedis(t *testing.T) {
 	rdb, prefix := testsvc.Redis(t)
 	direct := openWith(t, rdb, prefix)
 	px := testsvc.Proxy(t, testsvc.RedisAddr)
-	viaProxy := redis.NewClient(&redis.Options{Addr: px.Addr(), DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
+	viaProxy := goredis.NewClient(&goredis.Options{Addr: px.Addr(), DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
 	t.Cleanup(func() { _ = viaProxy.Close() })
 	p := openWith(t, viaProxy, prefix)
 	projectionstest.Run(t, projectorConfig(t, addr, p, "waits"))

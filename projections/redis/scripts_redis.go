@@ -1,10 +1,10 @@
-package redisproj
+package redis
 
 import (
 	"strconv"
 	"strings"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/rtstack/rtstack/events"
 )
@@ -47,7 +47,7 @@ import (
 // to the caller's topic id (ARGV 9) if it has one. If the active version is
 // bound to another topic id than ARGV 9 (a rebuild promoted a version of a
 // recreated log), it answers "RTSTACK log <bound id>" and applies nothing.
-var applyScript = redis.NewScript(strings.ReplaceAll(`
+var applyScript = goredis.NewScript(strings.ReplaceAll(`
 local P = ARGV[1]
 local ver = ARGV[2]
 if ver == '' then
@@ -182,7 +182,7 @@ return applied
 // initScript makes sure an active version and an epoch exist. ARGV: 1
 // prefix, 2 a fresh epoch (set whenever the active version is created, or
 // if the epoch is missing). Returns {active version, epoch}.
-var initScript = redis.NewScript(`
+var initScript = goredis.NewScript(`
 local P = ARGV[1]
 local ver = redis.call('GET', P .. 'active')
 local ep = redis.call('GET', P .. 'epoch')
@@ -200,7 +200,7 @@ return {ver, ep}
 `)
 
 // beginScript registers a new, empty version. ARGV: 1 prefix.
-var beginScript = redis.NewScript(`
+var beginScript = goredis.NewScript(`
 local P = ARGV[1]
 local ver = 'v' .. redis.call('INCR', P .. 'seq')
 redis.call('SADD', P .. 'versions', ver)
@@ -214,7 +214,7 @@ return ver
 // compared: the old ones are offsets of another log. Returns {1, old} on a
 // flip ({1, ""} when it was already active), {0, active} when the new
 // version is still behind.
-var promoteScript = redis.NewScript(`
+var promoteScript = goredis.NewScript(`
 local P = ARGV[1]
 local new = ARGV[2]
 if redis.call('SISMEMBER', P .. 'versions', new) == 0 then
@@ -248,7 +248,7 @@ return {'1', old}
 // ARGV[3] if it is bound to none yet. Returns {version, bound topic id};
 // {"", ""} when there is no active version (Redis lost its data: the Apply
 // that re-creates the version binds it).
-var bindScript = redis.NewScript(`
+var bindScript = goredis.NewScript(`
 local P = ARGV[1]
 local ver = ARGV[2]
 if ver == '' then
@@ -264,7 +264,7 @@ return {ver, redis.call('GET', key)}
 
 // abandonScript marks a version that is not active for dropping. ARGV: 1
 // prefix, 2 version. Returns 1 if it was a known version.
-var abandonScript = redis.NewScript(`
+var abandonScript = goredis.NewScript(`
 local P = ARGV[1]
 local ver = ARGV[2]
 if redis.call('GET', P .. 'active') == ver then
@@ -277,7 +277,7 @@ return known
 
 // checkpointsScript returns the checkpoints of ARGV[2] (or of the active
 // version when empty) as a flat field/value list.
-var checkpointsScript = redis.NewScript(`
+var checkpointsScript = goredis.NewScript(`
 local P = ARGV[1]
 local ver = ARGV[2]
 if ver == '' then
@@ -289,7 +289,7 @@ return redis.call('HGETALL', P .. ver .. ':cp')
 
 // countersScript returns {total, members, newest, minute, count, ...} of
 // room ARGV[2] in the active version.
-var countersScript = redis.NewScript(`
+var countersScript = goredis.NewScript(`
 local P = ARGV[1]
 local ver = redis.call('GET', P .. 'active')
 if not ver then return {'0', 0, ''} end
@@ -304,14 +304,14 @@ return out
 // boardScript returns the top ARGV[3] entries (member, score, ...) of the
 // sorted set ARGV[2] (a key suffix) in the active version. Scores are stored
 // negated, so ascending order is highest first with ties by user id.
-var boardScript = redis.NewScript(`
+var boardScript = goredis.NewScript(`
 local P = ARGV[1]
 local ver = redis.call('GET', P .. 'active')
 if not ver then return {} end
 return redis.call('ZRANGE', P .. ver .. ':' .. ARGV[2], 0, tonumber(ARGV[3]) - 1, 'WITHSCORES')
 `)
 
-var allScripts = []*redis.Script{
+var allScripts = []*goredis.Script{
 	applyScript, initScript, beginScript, promoteScript, abandonScript,
 	bindScript, checkpointsScript, countersScript, boardScript,
 }

@@ -1,4 +1,4 @@
-package redisproj
+package redis
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package redisproj_test
+package redis_test
 
 import (
 	"context"
@@ -11,14 +11,14 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/rtstack/rtstack/events"
-	"github.com/rtstack/rtstack/projections"
-	redisproj "github.com/rtstack/rtstack/projections/redis"
+	"github.com/rtstack/rtstack/projections/redis"
+	"github.com/rtstack/rtstack/projections/view"
 )
 
-func digest(t testing.TB, p *redisproj.Projection) string {
+func digest(t testing.TB, p *redis.Projection) string {
 	t.Helper()
 	d, err := p.Digest(context.Background())
 	if err != nil {
@@ -28,7 +28,7 @@ func digest(t testing.TB, p *redisproj.Projection) string {
 }
 
 func TestRetriedBatchAppliesOnce(t *testing.T) {
-	p, _, _ := open(t, func(c *redisproj.Config) { c.ChunkSize = 2 })
+	p, _, _ := open(t, func(c *redis.Config) { c.ChunkSize = 2 })
 	ctx := context.Background()
 	recs := records(0,
 		sent("a", "ann", "m1", base), join("a", "ann", base), react("a", "bob", "m1", "+1", base),
@@ -53,7 +53,7 @@ func TestRetriedBatchAppliesOnce(t *testing.T) {
 	if err := p.Apply(ctx, 0, more, 7); err != nil {
 		t.Fatal(err)
 	}
-	if b := board(t, p.ReactionsBoard); !reflect.DeepEqual(b, []projections.ScoreEntry{{User: "ann", Score: 2}}) {
+	if b := board(t, p.ReactionsBoard); !reflect.DeepEqual(b, []view.ScoreEntry{{User: "ann", Score: 2}}) {
 		t.Errorf("reactions board = %v, want ann:2 (offsets 4,5 once, 6 new)", b)
 	}
 	if c := counters(t, p, "a"); c.Total != 2 || c.Members != 1 {
@@ -131,11 +131,11 @@ func fold(evs []events.Event) model {
 	return m
 }
 
-func top(scores map[string]int64) []projections.ScoreEntry {
-	var out []projections.ScoreEntry
+func top(scores map[string]int64) []view.ScoreEntry {
+	var out []view.ScoreEntry
 	for u, s := range scores {
 		if s > 0 {
-			out = append(out, projections.ScoreEntry{User: u, Score: s})
+			out = append(out, view.ScoreEntry{User: u, Score: s})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -147,7 +147,7 @@ func top(scores map[string]int64) []projections.ScoreEntry {
 	return out
 }
 
-func checkModel(t *testing.T, p *redisproj.Projection, evs []events.Event, rooms int) {
+func checkModel(t *testing.T, p *redis.Projection, evs []events.Event, rooms int) {
 	t.Helper()
 	ctx := context.Background()
 	m := fold(evs)
@@ -158,11 +158,11 @@ func checkModel(t *testing.T, p *redisproj.Projection, evs []events.Event, rooms
 			t.Errorf("%s: total %d members %d, model %d %d", room, c.Total, c.Members, m.total[room], len(m.members[room]))
 		}
 	}
-	lb, err := p.Leaderboard(ctx, redisproj.MaxLimit)
+	lb, err := p.Leaderboard(ctx, redis.MaxLimit)
 	if err != nil || !reflect.DeepEqual(lb, top(m.sent)) {
 		t.Errorf("leaderboard = %v, %v\nmodel %v", lb, err, top(m.sent))
 	}
-	rx, err := p.ReactionsBoard(ctx, redisproj.MaxLimit)
+	rx, err := p.ReactionsBoard(ctx, redis.MaxLimit)
 	if err != nil || !reflect.DeepEqual(rx, top(m.rx)) {
 		t.Errorf("reactions board = %v, %v\nmodel %v", rx, err, top(m.rx))
 	}
@@ -172,12 +172,12 @@ func checkModel(t *testing.T, p *redisproj.Projection, evs []events.Event, rooms
 // crashing would: small batches, partitions interleaved, some batches cut
 // after a chunk, some retried, and a fresh Projection (a restart) that
 // resumes from Checkpoints now and then.
-func liveWithCrashes(t *testing.T, rdb *redis.Client, prefix string, log map[int32][]events.Record, seed uint64) *redisproj.Projection {
+func liveWithCrashes(t *testing.T, rdb *goredis.Client, prefix string, log map[int32][]events.Record, seed uint64) *redis.Projection {
 	t.Helper()
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(seed, 1))
-	restart := func() *redisproj.Projection {
-		return openWith(t, rdb, prefix, func(c *redisproj.Config) { c.ChunkSize = 1 + rng.IntN(8) })
+	restart := func() *redis.Projection {
+		return openWith(t, rdb, prefix, func(c *redis.Config) { c.ChunkSize = 1 + rng.IntN(8) })
 	}
 	p := restart()
 	cps, err := p.Checkpoints(ctx)

@@ -209,21 +209,3 @@ func Setup(ctx context.Context, c Config) error {
 	}
 	return c.Topology().Declare(conn, ch)
 }
-
-// IsRetryable reports whether err is a connection-level failure worth
-// reconnecting for (closed connection or channel, network errors, a
-// publish RabbitMQ did not confirm), as opposed to a refused declaration.
-func IsRetryable(err error) bool {
-	if err == nil {
-		return false
-	}
-	if errors.Is(err, context.Canceled) {
-		return false
-	}
-	var ae *amqp.Error
-	if errors.As(err, &ae) {
-		return ae.Recover || ae.Code == amqp.ConnectionForced || ae.Code == amqp.ChannelError ||
-			errors.Is(err, amqp.ErrClosed)
-	}
-	return true
-}

@@ -2,6 +2,7 @@ package reactor
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -32,13 +33,15 @@ type metrics struct {
 	published       *prometheus.CounterVec
 	decodeErrors    prometheus.Counter
 	publishFailures prometheus.Counter
+	mentionsSkipped prometheus.Counter
+	lag             *prometheus.GaugeVec // partition
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtstack_reactor_records_total",
-			Help: "Log records read by the reactor, by phase: fold (below the commit, registrations only) or emit.",
+			Help: "Log records read by the reactor, by phase: fold (below the commit: registrations and memberships only) or emit.",
 		}, []string{"phase"}),
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtstack_reactor_tasks_published_total",
@@ -52,6 +55,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "rtstack_reactor_publish_failures_total",
 			Help: "Task batches RabbitMQ did not confirm (each retried after a reconnect).",
 		}),
+		mentionsSkipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rtstack_reactor_mentions_skipped_total",
+			Help: "Mentions of users who were not members of the room, which notify nobody.",
+		}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rtstack_reactor_lag_records",
+			Help: "Records between the partition's high watermark and the reactor's committed position, after each handled fetch.",
+		}, []string{"partition"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -69,5 +80,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if m.publishFailures, err = prom.Register(reg, m.publishFailures); err != nil {
 		return nil, err
 	}
+	if m.mentionsSkipped, err = prom.Register(reg, m.mentionsSkipped); err != nil {
+		return nil, err
+	}
+	if m.lag, err = prom.Register(reg, m.lag); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
+
+// setLag records p's lag after its records up to last were handled;
+// committed is the group's offset when p was assigned (the reactor folds
+// below it and emits from it).
+func (m *metrics) setLag(p int32, highWatermark, last, committed int64) {
+	m.lag.WithLabelValues(strconv.Itoa(int(p))).Set(float64(max(highWatermark-max(last+1, committed), 0)))
+}
+
+func (m *metrics) forget(p int32) { m.lag.DeleteLabelValues(strconv.Itoa(int(p))) }

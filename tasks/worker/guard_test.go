@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtstack/rtstack/internal/egress"
 	"github.com/rtstack/rtstack/tasks/worker"
 )
 
@@ -29,7 +30,7 @@ func TestDialGuardRefusesSpecialPurposeRanges(t *testing.T) {
 			if err == nil {
 				resp.Body.Close()
 			}
-			if !errors.Is(err, worker.ErrPrivateTarget) {
+			if !errors.Is(err, egress.ErrPrivateTarget) {
 				t.Errorf("POST to %s: %v, want ErrPrivateTarget", host, err)
 			}
 		})
@@ -49,7 +50,7 @@ func TestClientIgnoresProxyEnvironment(t *testing.T) {
 	if err == nil {
 		resp.Body.Close()
 	}
-	if !errors.Is(err, worker.ErrPrivateTarget) {
+	if !errors.Is(err, egress.ErrPrivateTarget) {
 		t.Fatalf("with a proxy in the environment: %v, want the guard's ErrPrivateTarget (no proxy used)", err)
 	}
 }

@@ -6,14 +6,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rtstack/rtstack/infra/prom"
+	"github.com/rtstack/rtstack/tasks/rabbit"
 )
 
 type metrics struct {
 	outcomes *prometheus.CounterVec
 	seconds  *prometheus.HistogramVec
+	queues   *rabbit.QueueStats // nil without a registerer
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, rc rabbit.Config) (*metrics, error) {
 	m := &metrics{
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtstack_worker_tasks_total",
@@ -34,6 +36,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	m.seconds, err = prom.Register(reg, m.seconds)
+	if err != nil {
+		return nil, err
+	}
+	// The workers own the queues, so they report their depths.
+	m.queues, err = prom.Register(reg, rabbit.NewQueueStats(rc))
 	return m, err
 }
 

@@ -17,8 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/rtstack/rtstack/commands"
+	"github.com/rtstack/rtstack/internal/egress"
 	"github.com/rtstack/rtstack/internal/keyring"
+	"github.com/rtstack/rtstack/internal/retry"
 	"github.com/rtstack/rtstack/tasks"
 	"github.com/rtstack/rtstack/tasks/rabbit"
 )
@@ -97,7 +98,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("worker: negative timeout %s", c.Timeout))
 	}
 	if c.NotifyURL != "" {
-		if err := commands.ValidateWebhookURL(c.NotifyURL, c.AllowPrivate); err != nil {
+		if err := egress.ValidateURL(c.NotifyURL, c.AllowPrivate); err != nil {
 			errs = append(errs, fmt.Errorf("worker: notify url: %w", err))
 		}
 	}
@@ -158,7 +159,7 @@ func New(cfg Config) (*Worker, error) {
 	}
 	w.store = doneStore{pool: w.pool}
 	w.done = newDoneBatcher(w.store)
-	m, err := newMetrics(cfg.Registerer)
+	m, err := newMetrics(cfg.Registerer, cfg.rabbit())
 	if err != nil {
 		if w.ownsPool {
 			w.pool.Close()
@@ -176,18 +177,21 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.ownsPool {
 		defer w.pool.Close()
 	}
-	backoff := newBackoff()
+	if w.m.queues != nil {
+		defer w.m.queues.Close()
+	}
+	backoff := retry.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: true}
 	for {
 		if err := w.store.ensure(ctx); err == nil {
 			break
 		} else if ctx.Err() == nil {
 			w.log.Warn("completion records unavailable, retrying", "err", err)
 		}
-		if !backoff.wait(ctx) {
+		if !backoff.Wait(ctx, nil) {
 			return nil
 		}
 	}
-	backoff.reset()
+	backoff.Reset()
 	// The batchers outlive the sessions: deliveries in progress at
 	// shutdown still record their outcome, so they stop last.
 	bctx, stopBatchers := context.WithCancel(context.WithoutCancel(ctx))
@@ -203,10 +207,10 @@ func (w *Worker) Run(ctx context.Context) error {
 			return nil
 		}
 		if time.Since(started) > 10*time.Second {
-			backoff.reset()
+			backoff.Reset()
 		}
 		w.log.Warn("rabbitmq session ended, reconnecting", "err", err)
-		if !backoff.wait(ctx) {
+		if !backoff.Wait(ctx, nil) {
 			return nil
 		}
 	}
@@ -408,7 +412,7 @@ func (w *Worker) perform(ctx context.Context, t tasks.Task) (err error) {
 }
 
 func (w *Worker) webhook(ctx context.Context, t tasks.Task) error {
-	if err := commands.ValidateWebhookURL(t.URL, w.cfg.AllowPrivate); err != nil {
+	if err := egress.ValidateURL(t.URL, w.cfg.AllowPrivate); err != nil {
 		return permanent(err)
 	}
 	if w.cfg.Keyring == nil {
@@ -419,7 +423,7 @@ func (w *Worker) webhook(ctx context.Context, t tasks.Task) error {
 		return permanent(fmt.Errorf("webhook secret: %w", err))
 	}
 	err = w.post(ctx, w.hooks, t.URL, t.ID, t.Body, tasks.Sign(secret, t.Body))
-	if errors.Is(err, ErrPrivateTarget) {
+	if errors.Is(err, egress.ErrPrivateTarget) {
 		return permanent(err)
 	}
 	return err
@@ -451,7 +455,7 @@ func (w *Worker) notify(ctx context.Context, t tasks.Task) error {
 		return permanent(err)
 	}
 	err = w.post(ctx, w.hooks, w.cfg.NotifyURL, t.ID, body, "")
-	if errors.Is(err, ErrPrivateTarget) {
+	if errors.Is(err, egress.ErrPrivateTarget) {
 		return permanent(err)
 	}
 	return err

@@ -4,11 +4,13 @@ package kafkatest
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/schemas"
 )
@@ -59,4 +61,69 @@ func Codec(t testing.TB) *schemas.Codec {
 		t.Fatal(err)
 	}
 	return schemas.NewCodec(reg)
+}
+
+// Log is the preamble most log tests repeat: an embedded broker, one topic,
+// a client and the codec. Its helpers fail the test on error.
+type Log struct {
+	Addr   string
+	Topic  string
+	Client *kgo.Client
+	Codec  *schemas.Codec
+}
+
+// NewLog starts a broker with topic (partitions partitions) and returns its
+// Log; opts configure the client (e.g. kgo.MaxBufferedRecords for a big
+// produce).
+func NewLog(t testing.TB, topic string, partitions int32, opts ...kgo.Opt) *Log {
+	t.Helper()
+	b := Broker(t, "")
+	Topic(t, b.Addr(), topic, partitions)
+	return &Log{Addr: b.Addr(), Topic: topic, Client: Client(t, b.Addr(), opts...), Codec: Codec(t)}
+}
+
+// Ends returns the end offset of every partition.
+func (l *Log) Ends(t testing.TB) map[int32]int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ends, err := kafka.EndOffsets(ctx, l.Client, l.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ends
+}
+
+// Produce appends evs (asynchronously, keyed by room as the log is) and
+// waits for every ack; it returns each event's position.
+func (l *Log) Produce(t testing.TB, evs []events.Event) []events.Position {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	pos := make([]events.Position, len(evs))
+	var mu sync.Mutex
+	var first error
+	for i, ev := range evs {
+		rec, err := kafka.NewRecord(l.Codec, l.Topic, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Client.Produce(ctx, rec, func(r *kgo.Record, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && first == nil {
+				first = err
+			}
+			pos[i] = events.Position{Partition: r.Partition, Offset: r.Offset}
+		})
+	}
+	if err := l.Client.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if first != nil {
+		t.Fatalf("produce: %v", first)
+	}
+	return pos
 }
