@@ -110,7 +110,10 @@ func (st *stack) gatewayOn(t testing.TB, mutate func(*gateway.Config), smallBuff
 		Keys:      st.keys,
 		RateLimit: 1e6,
 		Burst:     1e6,
-		Logger:    slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		// The tests flood on purpose; the limit tests set their own.
+		UserRateLimit: 1e6,
+		UserBurst:     1e6,
+		Logger:        slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	if mutate != nil {
 		mutate(&cfg)

@@ -136,6 +136,8 @@ func TestCLIRefusesBadSettings(t *testing.T) {
 		{"redis prefix without its colon", []string{"REDIS_PREFIX=myapp"}, []string{"digest", "redis"}, `REDIS_PREFIX "myapp" must end with ":"`},
 		{"retry delay of zero", []string{"RETRY_DELAYS=1s,0s"}, []string{"dlq", "list"}, "RETRY_DELAYS"},
 		{"unknown log level", []string{"LOG_LEVEL=loud"}, []string{"broker"}, `LOG_LEVEL: "loud"`},
+		{"no connection allowed", []string{"USER_CONN_LIMIT=0"}, []string{"broker"}, "USER_CONN_LIMIT must be at least 1"},
+		{"negative rate", []string{"RATE_LIMIT=-5"}, []string{"broker"}, "RATE_LIMIT must be at least 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runCLI(t, tc.env, tc.args...)

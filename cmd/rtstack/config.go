@@ -52,6 +52,7 @@ type config struct {
 	LogLevel            string
 	WebhooksPerRoom     int
 	WebhookSecretKey    string
+	limits              limits
 
 	dev bool // set by `rtstack dev`: permissive defaults for one machine
 }
@@ -90,6 +91,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", defaultLogLevel, "debug, info, warn or error")
 	fs.IntVar(&c.WebhooksPerRoom, "webhooks-per-room", commands.DefaultMaxWebhooksPerRoom, "webhooks a room may have; the next is refused with too_many_webhooks")
 	fs.StringVar(&c.WebhookSecretKey, "webhook-secret-key", "", "keys sealing webhook secrets, ID:BASE64KEY[,…], the first seals (generated in DATA_DIR under dev; required otherwise)")
+	c.limits.register(fs)
 }
 
 // formatDelays writes delays as RETRY_DELAYS reads them, whole seconds as
@@ -244,6 +246,7 @@ func (c *config) validate(needSecret bool) error {
 	if _, err := c.level(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.limits.validate())
 	if len(c.brokers()) == 0 {
 		errs = append(errs, errors.New("no Kafka brokers"))
 	}

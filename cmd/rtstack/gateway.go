@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -20,6 +19,7 @@ import (
 	"github.com/rtstack/rtstack/gateway/dedupe"
 	"github.com/rtstack/rtstack/gateway/presence"
 	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/internal/httpserve"
 	"github.com/rtstack/rtstack/projections/postgres"
 	"github.com/rtstack/rtstack/schemas"
 	"github.com/rtstack/rtstack/web"
@@ -103,7 +103,7 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 	if err != nil {
 		return nil, err
 	}
-	ws, err := gateway.New(gateway.Config{
+	gwCfg := gateway.Config{
 		Brokers:        cfg.brokers(),
 		Topic:          cfg.Topic,
 		Codec:          p.codec,
@@ -115,7 +115,9 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 		Signals:        tracker,
 		Logger:         p.log,
 		Registerer:     p.registerer("gateway"),
-	})
+	}
+	cfg.limits.gateway(&gwCfg)
+	ws, err := gateway.New(gwCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -127,15 +129,16 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 		Webhooks:    handler,
 		WebhookList: webhookList{pg},
 		Rebuilder:   newRebuilder(p),
-		Ready: []api.Check{
+		Ready: append([]api.Check{
 			{Name: "postgres", Check: func(ctx context.Context) error { return pg.Pool().Ping(ctx) }},
 			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 			{Name: "kafka", Check: func(ctx context.Context) error { return producer.Ping(ctx) }},
-		},
-		DevLogin:    cfg.dev,
-		DevTokenTTL: cfg.DevTokenTTL,
-		Logger:      p.log.With("component", "api"),
-		Registerer:  p.registerer("api"),
+		}, serviceChecks(p, "postgres", "redis")...), // and what else the process uses (RabbitMQ under dev)
+		MaxBodyBytes: cfg.limits.HTTPMaxBodyBytes,
+		DevLogin:     cfg.dev,
+		DevTokenTTL:  cfg.DevTokenTTL,
+		Logger:       p.log.With("component", "api"),
+		Registerer:   p.registerer("api"),
 	})
 	if err != nil {
 		return nil, err
@@ -159,7 +162,11 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv, err := httpserve.New(mux, cfg.limits.http())
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
 	return &gatewayPart{p: p, srv: srv, ln: ln, ws: ws, presence: tracker, producer: producer}, nil
 }
 
