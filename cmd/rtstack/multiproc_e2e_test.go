@@ -79,6 +79,9 @@ func (d *devEnv) startGateway(t *testing.T, addr string) *devEnv {
 	g := *d
 	g.httpAddr = addr
 	g.env = append(append([]string(nil), d.env...), "HTTP_ADDR="+addr)
+	if envValue(g.env, "WEBHOOK_SECRET_KEY") == "" { // outside dev a gateway needs one
+		g.env = append(g.env, "WEBHOOK_SECRET_KEY="+keyring.NewSpec("gw"))
+	}
 	p := start(t, g.env, "gateway")
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
