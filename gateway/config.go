@@ -13,6 +13,7 @@ import (
 
 	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/gateway/auth"
+	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/projections/view"
 	"github.com/rtstack/rtstack/schemas"
 )
@@ -100,8 +101,9 @@ const (
 // Config configures a Server. Zero values take the defaults in the comments
 // (the Default* constants).
 type Config struct {
-	// Brokers are the seed brokers of the log. Required.
-	Brokers []string
+	// Kafka reaches the log's cluster: seed brokers (required), TLS, SASL,
+	// compression. A nil Kafka.Logger takes Logger.
+	Kafka kafka.ClientConfig
 	// Topic is the event log. Default "chat.events".
 	Topic string
 	// Codec decodes the log's records. Required.
@@ -227,8 +229,10 @@ type Config struct {
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	var errs []error
-	if len(c.Brokers) == 0 {
-		errs = append(errs, errors.New("gateway: Brokers is required"))
+	if len(c.Kafka.Brokers) == 0 {
+		errs = append(errs, errors.New("gateway: Kafka.Brokers is required"))
+	} else if err := c.Kafka.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("gateway: %w", err))
 	}
 	if c.Codec == nil {
 		errs = append(errs, errors.New("gateway: Codec is required"))
@@ -305,6 +309,7 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	c.Kafka = c.Kafka.OrLogger(c.Logger)
 	return c
 }
 

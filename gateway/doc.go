@@ -17,7 +17,7 @@
 // Wiring, in the composition root:
 //
 //	srv, err := gateway.New(gateway.Config{
-//		Brokers: brokers, Topic: topic, Codec: codec, Commands: handler,
+//		Kafka: kafka.ClientConfig{Brokers: brokers}, Topic: topic, Codec: codec, Commands: handler,
 //		Keys: keys, Boards: boards, Presence: presence, Signals: presence,
 //		Logger: logger, Registerer: registry,
 //	})

@@ -103,7 +103,7 @@ func (st *stack) gateway(t testing.TB, mutate func(*gateway.Config)) *gw {
 func (st *stack) gatewayOn(t testing.TB, mutate func(*gateway.Config), smallBuffers bool) *gw {
 	t.Helper()
 	cfg := gateway.Config{
-		Brokers:   []string{st.addr},
+		Kafka:     kafka.ClientConfig{Brokers: []string{st.addr}},
 		Topic:     topic,
 		Codec:     st.codec,
 		Commands:  st.cmds,

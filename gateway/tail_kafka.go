@@ -29,7 +29,7 @@ var errRecreated = errors.New("topic was recreated")
 // broker is away it keeps retrying. It returns nil when ctx is cancelled,
 // after its goroutines stopped; connections stay up until Shutdown.
 func (s *Server) Run(ctx context.Context) error {
-	admin, err := kafka.NewClient(kafka.ClientConfig{Brokers: s.cfg.Brokers, Logger: s.cfg.Logger})
+	admin, err := kafka.NewClient(s.cfg.Kafka)
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
@@ -119,7 +119,7 @@ func (s *Server) tail(ctx context.Context, admin *kgo.Client, info kafka.TopicIn
 	for p, off := range next {
 		parts[int32(p)] = kgo.NewOffset().At(off)
 	}
-	cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: s.cfg.Brokers, Logger: s.cfg.Logger},
+	cl, err := kafka.NewClient(s.cfg.Kafka,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{info.Name: parts}),
 		kgo.FetchMaxWait(100*time.Millisecond),
 	)
@@ -274,7 +274,7 @@ func (s *Server) replay(c *conn, room string, p int32, first, last int64, seen m
 	defer func() { <-s.recovery }()
 	start := time.Now()
 	fetch := int32(min(s.cfg.RecoveryFetchBytes, 1<<30))
-	cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: s.cfg.Brokers, Logger: s.cfg.Logger},
+	cl, err := kafka.NewClient(s.cfg.Kafka,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.cfg.Topic: {p: kgo.NewOffset().At(first)}}),
 		kgo.FetchMaxWait(50*time.Millisecond),
 		kgo.FetchMaxBytes(fetch), kgo.FetchMaxPartitionBytes(fetch),

@@ -34,7 +34,7 @@ func gatewayCommand() *ffcli.Command {
 				return err
 			}
 			defer p.close()
-			if _, err := ensureTopic(ctx, &cfg, cfg.brokers()); err != nil {
+			if _, err := ensureTopic(ctx, &cfg, p.log, cfg.brokers()); err != nil {
 				return err
 			}
 			gw, err := buildGateway(ctx, p)
@@ -104,7 +104,7 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 		return nil, err
 	}
 	gwCfg := gateway.Config{
-		Brokers:        cfg.brokers(),
+		Kafka:          cfg.kafkaConfig(p.log),
 		Topic:          cfg.Topic,
 		Codec:          p.codec,
 		Commands:       handler,

@@ -25,7 +25,7 @@ func reactCommand() *ffcli.Command {
 				return err
 			}
 			defer p.close()
-			if _, err := ensureTopic(ctx, &cfg, cfg.brokers()); err != nil {
+			if _, err := ensureTopic(ctx, &cfg, p.log, cfg.brokers()); err != nil {
 				return err
 			}
 			r, err := buildReactor(p)
@@ -47,7 +47,7 @@ func buildReactor(p *parts) (*reactor.Reactor, error) {
 	}
 	rc := p.rabbitConfig()
 	return reactor.New(reactor.Config{
-		Brokers:     p.cfg.brokers(),
+		Kafka:       p.cfg.kafkaConfig(p.log),
 		Topic:       p.cfg.Topic,
 		Codec:       p.codec,
 		RabbitURL:   rc.URL,

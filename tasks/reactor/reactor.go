@@ -31,8 +31,9 @@ const DefaultMaxBatch = 1000
 
 // Config of a Reactor.
 type Config struct {
-	// Brokers are the Kafka seed brokers; required.
-	Brokers []string
+	// Kafka reaches the log's cluster: seed brokers (required), TLS, SASL,
+	// compression. A nil Kafka.Logger takes Logger.
+	Kafka kafka.ClientConfig
 	// Topic is the log; empty means kafka.DefaultTopic.
 	Topic string
 	// Group is the reactor's own consumer group; empty means DefaultGroup.
@@ -64,8 +65,10 @@ type Config struct {
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	var errs []error
-	if len(c.Brokers) == 0 {
+	if len(c.Kafka.Brokers) == 0 {
 		errs = append(errs, errors.New("reactor: no Kafka brokers"))
+	} else if err := c.Kafka.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("reactor: %w", err))
 	}
 	if c.Codec == nil {
 		errs = append(errs, errors.New("reactor: no codec"))
@@ -85,6 +88,7 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	c.Kafka = c.Kafka.OrLogger(c.Logger)
 	return c
 }
 
@@ -138,7 +142,7 @@ func New(cfg Config) (*Reactor, error) {
 // error only if the Kafka client cannot be built. RabbitMQ outages are
 // waited out.
 func (r *Reactor) Run(ctx context.Context) error {
-	cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: r.cfg.Brokers, Logger: r.cfg.Logger},
+	cl, err := kafka.NewClient(r.cfg.Kafka,
 		kgo.ConsumerGroup(r.cfg.Group),
 		kgo.ConsumeTopics(r.cfg.Topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -285,7 +289,7 @@ func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 				cerr = err
 				return
 			}
-			cerr = commitError(resp)
+			cerr = kafka.CommitError(resp)
 		})
 	if cerr != nil {
 		return fmt.Errorf("commit reactor offsets: %w", cerr)
