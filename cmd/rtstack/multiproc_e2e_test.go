@@ -16,10 +16,9 @@ import (
 // either gateway serves the history the projector wrote.
 func TestSeparateProcesses(t *testing.T) {
 	d := newDevEnv(t)
-	// Outside rtstack dev the secret must be at least 32 bytes, and the
-	// gateway, reactor and workers need the key that seals webhook secrets.
+	// Outside rtstack dev the secret must be at least 32 bytes (useSecret
+	// also gives the processes their webhook key).
 	d.useSecret(t, "separate-processes-secret-of-32-bytes+")
-	d.env = append(d.env, "WEBHOOK_SECRET_KEY="+keyring.NewSpec("e2e"))
 	b := start(t, d.env, "broker")
 	waitListening(t, d.brokerAddr, b)
 	for _, part := range []string{"project", "react", "work"} {
