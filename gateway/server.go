@@ -20,6 +20,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/rtstack/rtstack/gateway/clienterr"
+	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/projections/view"
 )
 
@@ -37,6 +38,10 @@ type Server struct {
 	// admin is Run's metadata client, set before ready is closed and shared
 	// by the connections' since checks instead of a client per check.
 	admin atomic.Pointer[kgo.Client]
+	// place decodes records and checks the placement rule over the log the
+	// tail reads; set by Run before ready is closed, replaced when the log
+	// is recreated.
+	place atomic.Pointer[kafka.Placement]
 
 	mu       sync.Mutex // guards closing, conns, byUser, users, and Adds to inflight
 	closing  bool

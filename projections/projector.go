@@ -130,9 +130,10 @@ type Projector struct {
 	m    *metrics
 	log  *slog.Logger
 
-	// client is set once at the start of Run, before any partition is
-	// assigned.
+	// place is set once at the start of Run before the group client
+	// exists; client once it does, before any partition is assigned.
 	client *kgo.Client
+	place  *kafka.Placement
 
 	// fail ends Run with the cause a partition could not get past (an
 	// error wrapping ErrPermanent); set once at the start of Run.
@@ -195,6 +196,11 @@ func (p *Projector) Run(parent context.Context) error {
 	ctx, fail := context.WithCancelCause(parent)
 	defer fail(nil)
 	p.fail = fail
+	// Before the group client exists: joining assigns partitions at once,
+	// and their appliers need the log's placement rule.
+	if ok, err := p.prepare(ctx); !ok {
+		return err
+	}
 	cl, err := kafka.NewClient(p.cfg.Kafka, p.clientOpts(ctx)...)
 	if err != nil {
 		return fmt.Errorf("projector %s: %w", p.name, err)
@@ -202,15 +208,6 @@ func (p *Projector) Run(parent context.Context) error {
 	defer p.revokeAll()
 	defer cl.Close() // leaves the group; the revoke callback stops the assignments
 	p.client = cl
-
-	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	if _, err := kafka.EnsureTopic(ensureCtx, cl, p.cfg.ParkTopic, 1); err != nil {
-		p.log.Warn("parking topic not ensured; parking will retry", "topic", p.cfg.ParkTopic, "err", err)
-	}
-	cancel()
-	if err := p.checkLog(ctx, cl); err != nil {
-		return err
-	}
 
 	lagDone := make(chan struct{})
 	lagCtx, stopLag := context.WithCancel(ctx)
@@ -321,29 +318,53 @@ func (p *Projector) hand(ctx context.Context, ftp kgo.FetchTopicPartition) {
 	}
 }
 
-// checkLog refuses to project a recreated log onto checkpoints of the old
-// one (its offsets mean other records). A topic that does not exist yet is checked by the
-// next start.
-func (p *Projector) checkLog(ctx context.Context, cl *kgo.Client) error {
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	info, err := kafka.DescribeTopic(dctx, cl, p.cfg.Topic)
+// prepare ensures the parking topic and checks the log (checkLog) with a
+// client of its own; ok is false when Run must return err.
+func (p *Projector) prepare(ctx context.Context) (ok bool, err error) {
+	meta, err := kafka.NewClient(p.cfg.Kafka)
 	if err != nil {
-		p.log.Warn("log not described; topic id not checked", "topic", p.cfg.Topic, "err", err)
-		return nil
+		return false, fmt.Errorf("projector %s: %w", p.name, err)
 	}
+	defer meta.Close()
+	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	if _, err := kafka.EnsureTopic(ensureCtx, meta, p.cfg.ParkTopic, 1); err != nil {
+		p.log.Warn("parking topic not ensured; parking will retry", "topic", p.cfg.ParkTopic, "err", err)
+	}
+	cancel()
+	return p.checkLog(ctx, meta)
+}
+
+// checkLog describes the log, waiting until it exists, so the appliers
+// check the placement rule over its partition count; and it refuses to
+// project a recreated log onto checkpoints of the old one (its offsets mean
+// other records). ok is false when ctx ended first.
+func (p *Projector) checkLog(ctx context.Context, cl *kgo.Client) (ok bool, err error) {
 	backoff := newBackoff()
+	var info kafka.TopicInfo
+	for {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		info, err = kafka.DescribeTopic(dctx, cl, p.cfg.Topic)
+		cancel()
+		if err == nil {
+			break
+		}
+		p.log.Warn("log not described, retrying", "topic", p.cfg.Topic, "attempt", backoff.Attempt()+1, "err", err)
+		if !backoff.Wait(ctx, nil) {
+			return false, nil // shutting down
+		}
+	}
+	p.place = kafka.NewPlacement(p.cfg.Codec, info)
 	for {
 		err := bindLog(ctx, p.cfg.Store, info.ID)
-		if err == nil || errors.Is(err, ErrLogChanged) {
-			if err != nil {
-				return fmt.Errorf("projector %s: %w", p.name, err)
-			}
-			return nil
+		if errors.Is(err, ErrLogChanged) {
+			return false, fmt.Errorf("projector %s: %w", p.name, err)
+		}
+		if err == nil {
+			return true, nil
 		}
 		p.log.Warn("bind log failed, retrying", "attempt", backoff.Attempt()+1, "err", err)
 		if !backoff.Wait(ctx, nil) {
-			return nil // shutting down
+			return false, nil // shutting down
 		}
 	}
 }
@@ -377,7 +398,7 @@ func (p *Projector) newApplier(id int32) *applier {
 		id:       id,
 		name:     p.name,
 		store:    p.cfg.Store,
-		codec:    p.cfg.Codec,
+		place:    p.place,
 		maxBatch: p.cfg.MaxBatch,
 		park:     p.park,
 		log:      p.log,

@@ -17,6 +17,11 @@
 // user's connection. Secrets stay sealed; a registration from before sealing
 // is sealed with Config.Keyring before its secret enters a task.
 //
+// A record outside its room's partition (kafka.Placement: a producer with
+// another partitioner than murmur2) is not part of the room's history: it is
+// neither folded nor emitted for, and counted in
+// rtstack_reactor_misplaced_records_total; the projectors park it.
+//
 // Offsets are committed only after RabbitMQ confirmed every task of the
 // batch (at-least-once into RabbitMQ). While RabbitMQ is unreachable the
 // reactor holds its batch, reconnects with backoff and publishes it again;

@@ -105,7 +105,8 @@ type Reactor struct {
 	mu    sync.Mutex // guards parts: written by the rebalance callbacks, read by the poll loop
 	parts map[int32]*partitionState
 
-	pub *rabbit.Publisher // owned by the poll loop
+	pub   *rabbit.Publisher // owned by the poll loop
+	place *kafka.Placement  // set by Run before the first poll
 }
 
 // partitionState is what the reactor knows of one assigned partition.
@@ -161,6 +162,9 @@ func (r *Reactor) Run(ctx context.Context) error {
 		}
 	}()
 	defer cl.Close()
+	if !r.describe(ctx, cl) {
+		return nil
+	}
 	for {
 		fs := cl.PollRecords(ctx, r.cfg.MaxBatch)
 		if ctx.Err() != nil {
@@ -231,6 +235,43 @@ func (r *Reactor) partition(p int32) *partitionState {
 	return st
 }
 
+// refused counts and logs a record the reactor neither folds nor emits for:
+// it does not decode, or it is misplaced (a registration or message outside
+// its room's partition is not part of the room's history, which the
+// partition's state folds). The projectors park it. Below the commit it was
+// counted when it was first read.
+func (r *Reactor) refused(rec *kgo.Record, err error, emit bool) {
+	if !emit {
+		return
+	}
+	if errors.Is(err, kafka.ErrMisplaced) {
+		r.m.misplaced.Inc()
+		r.log.Error("misplaced record skipped", "partition", rec.Partition, "offset", rec.Offset, "err", err)
+		return
+	}
+	r.m.decodeErrors.Inc()
+	r.log.Error("undecodable record skipped", "partition", rec.Partition, "offset", rec.Offset, "err", err)
+}
+
+// describe learns the log's partition count for the placement rule,
+// waiting until the log exists; false when ctx ended first.
+func (r *Reactor) describe(ctx context.Context, cl *kgo.Client) bool {
+	backoff := retry.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: true}
+	for {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		place, err := kafka.DescribePlacement(dctx, cl, r.cfg.Codec, r.cfg.Topic)
+		cancel()
+		if err == nil {
+			r.place = place
+			return true
+		}
+		r.log.Warn("log not described, retrying", "topic", r.cfg.Topic, "attempt", backoff.Attempt()+1, "err", err)
+		if !backoff.Wait(ctx, nil) {
+			return false
+		}
+	}
+}
+
 // handle folds recs, publishes their tasks until RabbitMQ confirms them all,
 // then commits the offsets of the records at or past the old commit.
 func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
@@ -248,11 +289,9 @@ func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 		if typ := kafka.EventType(rec); typ != "" && !folded[typ] && (!emit || typ != events.TypeMessageSent) {
 			continue // nothing to fold or emit: skip the decode
 		}
-		er, err := kafka.Decode(r.cfg.Codec, rec)
+		er, err := r.place.Decode(rec)
 		if err != nil {
-			// The projectors park it; the reactor has nothing to send.
-			r.m.decodeErrors.Inc()
-			r.log.Error("undecodable record skipped", "partition", rec.Partition, "offset", rec.Offset, "err", err)
+			r.refused(rec, err, emit)
 			continue
 		}
 		switch ev := er.Event.(type) {
