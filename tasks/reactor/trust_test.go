@@ -31,8 +31,8 @@ func TestDuplicateEventsDeliverOnce(t *testing.T) {
 	// Two webhook tasks of one id arrive: one is done, the other skipped as
 	// done.
 	testsvc.Eventually(t, 30*time.Second, "both duplicates handled", func() bool {
-		return sum(t, wreg, "rtstack_worker_tasks_total", "outcome", "done") == 1 &&
-			sum(t, wreg, "rtstack_worker_tasks_total", "outcome", "skipped") == 1
+		return testsvc.Sum(t, wreg, "rtstack_worker_tasks_total", "outcome", "done") == 1 &&
+			testsvc.Sum(t, wreg, "rtstack_worker_tasks_total", "outcome", "skipped") == 1
 	})
 	reqs := e.target.Requests()
 	if len(reqs) != 1 || e.target.Distinct() != 1 {
@@ -69,7 +69,7 @@ func TestRemovedWebhookGetsNothingMore(t *testing.T) {
 	e.reactor("replay", e.rc.URL, nil)
 	e.caughtUp("replay")
 	testsvc.Eventually(t, 20*time.Second, "the replayed tasks skipped", func() bool {
-		return sum(t, wreg, "rtstack_worker_tasks_total", "outcome", "skipped") == 2
+		return testsvc.Sum(t, wreg, "rtstack_worker_tasks_total", "outcome", "skipped") == 2
 	})
 	check()
 }
