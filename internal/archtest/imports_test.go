@@ -86,6 +86,8 @@ var rules = []rule{
 	// gateway/dedupe: "imports commands, events and go-redis; never
 	// projections or the gateway package".
 	{pkg: "gateway/dedupe", only: []string{"commands", "events"}, never: []string{"projections/...", "gateway"}},
+	// gateway/loadgen: "imports no other rtstack package".
+	{pkg: "gateway/loadgen", only: []string{}},
 	// gateway/presence: "imports go-redis, the Prometheus client and the
 	// standard library only: never commands, projections or the gateway
 	// package".
