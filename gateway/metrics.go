@@ -22,6 +22,7 @@ type metrics struct {
 	fanoutSeconds   prometheus.Histogram
 	resyncs         prometheus.Counter
 	tailErrors      prometheus.Counter
+	boardReads      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -53,13 +54,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Joins answered with resync."}),
 		tailErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "tail_errors_total",
 			Help: "Fetch errors while tailing the log (the tail retries)."}),
+		boardReads: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "board_reads_total",
+			Help: "Re-reads of changed leaderboard and counters boards (one per changed board per interval, whatever the subscriber count; snapshots on subscribe not included)."}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	var errs []error
 	for _, c := range []prometheus.Collector{m.connections, m.deliveries, m.frames, m.drops, m.errors, m.refused,
-		m.appendSeconds, m.recoverySeconds, m.recoveryRecords, m.fanoutSeconds, m.resyncs, m.tailErrors} {
+		m.appendSeconds, m.recoverySeconds, m.recoveryRecords, m.fanoutSeconds, m.resyncs, m.tailErrors, m.boardReads} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}
