@@ -33,7 +33,12 @@ type LeaveRoom struct {
 }
 
 // RegisterWebhook asks for Room's messages to be POSTed to URL, signed with
-// Secret.
+// Secret. Secret is required; it is sealed before the event is appended.
 type RegisterWebhook struct {
 	Room, User, URL, Secret string
+}
+
+// RemoveWebhook stops the deliveries of one webhook of Room.
+type RemoveWebhook struct {
+	Room, User, WebhookID string
 }

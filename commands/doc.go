@@ -5,9 +5,12 @@
 // rules every command must pass before it may reach the log (sizes, room
 // names, UTF-8, authorship), and idempotency: a SendMessage's message id is
 // derived from room, user and client id, and a resent command returns the
-// first append's position instead of appending again.
+// first append's position instead of appending again (a Claimer makes that
+// atomic across connections and gateways). Webhook secrets are sealed
+// (Sealer) before a registration reaches the log.
 //
-// It imports events and internal/egress (the webhook target rules, shared
-// with the worker that delivers them) only; adapters (Kafka, Redis,
-// Postgres) are injected.
+// It imports events, internal/egress (the webhook target rules, shared
+// with the worker that delivers them) and the Unicode libraries (uniseg,
+// gomoji) for the emoji rule; adapters (Kafka, Redis, Postgres, the
+// keyring) are injected.
 package commands

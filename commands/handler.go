@@ -41,11 +41,66 @@ type Outcomes interface {
 	Put(ctx context.Context, key string, pos events.Position) error
 }
 
+// Sealer encrypts a webhook secret before it enters the log, bound to
+// context (the webhook id); *keyring.Keyring satisfies it.
+type Sealer interface {
+	Seal(plaintext, context string) string
+}
+
+// Webhooks answers which webhooks a room has, from a read model.
+type Webhooks interface {
+	WebhookIDs(ctx context.Context, room string) ([]string, error)
+}
+
+// Reactions answers which emoji user has on a message, from a read model.
+type Reactions interface {
+	UserReactions(ctx context.Context, room, messageID, user string) ([]string, error)
+}
+
+// MaxReactionsPerUser caps the distinct emoji one user may have on one
+// message. The projections fold the same cap, so a reaction past it that
+// reached the log anyway (a race within the read model's lag) counts
+// nowhere.
+const MaxReactionsPerUser = events.MaxReactionsPerUser
+
+// Claimer is an Outcomes that can also claim a key before the append,
+// which makes check-then-append atomic across connections and gateways:
+// of two sends of one client id at once, one claims and appends, the other
+// waits for its outcome. Release drops a claim whose append failed.
+type Claimer interface {
+	Claim(ctx context.Context, key string, ttl time.Duration) (token string, ok bool, err error)
+	Release(ctx context.Context, key, token string) error
+}
+
+// Claims of idempotency keys: a claim outlives any append (the producer
+// gives up sooner), and a duplicate polls for the outcome meanwhile.
+const (
+	claimTTL       = 30 * time.Second
+	claimPollEvery = 5 * time.Millisecond
+)
+
 // Errors from deciding against the read model.
 var (
 	ErrNotAuthor      = errors.New("not the author of the message")
 	ErrUnknownMessage = errors.New("unknown message")
+	// ErrUnknownWebhook: RemoveWebhook of an id the room does not have (or
+	// that is not projected yet).
+	ErrUnknownWebhook = errors.New("unknown webhook")
+	// ErrTooManyWebhooks: the room has MaxWebhooksPerRoom webhooks already.
+	ErrTooManyWebhooks = errors.New("too many webhooks")
+	// ErrTooManyReactions: the user has MaxReactionsPerUser distinct emoji
+	// on the message already.
+	ErrTooManyReactions = errors.New("too many reactions")
+	// ErrReadModel: a read model needed to decide could not answer; the
+	// command may succeed later.
+	ErrReadModel = errors.New("read model unavailable")
+	// ErrNoSealer: webhooks cannot be registered without a key to seal
+	// their secrets (WEBHOOK_SECRET_KEY).
+	ErrNoSealer = errors.New("no key to seal webhook secrets")
 )
+
+// DefaultMaxWebhooksPerRoom is WEBHOOKS_PER_ROOM's default.
+const DefaultMaxWebhooksPerRoom = 10
 
 // ErrAppend wraps a failed append: the event is not known to be in the log
 // and the client must not be acknowledged.
@@ -72,6 +127,19 @@ type Config struct {
 	// AllowPrivateWebhooks permits webhook targets on loopback and private
 	// addresses; default false.
 	AllowPrivateWebhooks bool
+	// Sealer seals webhook secrets; nil refuses every registration with
+	// ErrNoSealer (a secret never reaches the log in the clear).
+	Sealer Sealer
+	// Reactions enforces MaxReactionsPerUser before the append; nil
+	// leaves it to the projections' fold.
+	Reactions Reactions
+	// Webhooks caps registrations and checks removals; nil skips both
+	// checks (the projections fold a removal of an unknown id as a no-op).
+	Webhooks Webhooks
+	// MaxWebhooksPerRoom caps a room's webhooks (WEBHOOKS_PER_ROOM);
+	// default DefaultMaxWebhooksPerRoom (10). Checked against Webhooks, so
+	// two registrations racing within the projection's lag may both pass.
+	MaxWebhooksPerRoom int
 }
 
 // Handler validates commands, decides their events and appends them. It is
@@ -95,6 +163,9 @@ func (c Config) Validate() error {
 	if c.Log == nil {
 		errs = append(errs, errors.New("commands: Config.Log is required"))
 	}
+	if c.MaxWebhooksPerRoom < 1 {
+		errs = append(errs, fmt.Errorf("commands: MaxWebhooksPerRoom %d must be at least 1", c.MaxWebhooksPerRoom))
+	}
 	return errors.Join(errs...)
 }
 
@@ -105,6 +176,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.NewID == nil {
 		c.NewID = rand.Text
+	}
+	if c.MaxWebhooksPerRoom == 0 {
+		c.MaxWebhooksPerRoom = DefaultMaxWebhooksPerRoom
 	}
 	return c
 }
@@ -157,13 +231,16 @@ func (c SendMessage) decide(ctx context.Context, h *Handler) (decision, error) {
 		msgID = "m" + h.cfg.NewID()
 	}
 	key := c.Room + "\x00" + c.User + "\x00" + c.ClientID
+	var release func()
 	if c.ClientID != "" && h.cfg.Outcomes != nil {
-		pos, ok, err := h.cfg.Outcomes.Get(ctx, key)
-		if err == nil && ok {
+		pos, dup, rel, err := h.claim(ctx, key)
+		if err != nil {
+			return decision{}, err
+		}
+		if dup {
 			return decision{res: Result{Position: pos, MessageID: msgID, Duplicate: true}}, nil
 		}
-		// A failing dedupe store must not stop chat: the deterministic id
-		// still makes the projections keep one row.
+		release = rel
 	}
 	ev := &events.MessageSent{
 		Envelope:  h.envelope(c.Room, c.User),
@@ -172,13 +249,48 @@ func (c SendMessage) decide(ctx context.Context, h *Handler) (decision, error) {
 		Text:      c.Text,
 		Mentions:  Mentions(c.Text),
 	}
-	d := decision{ev: ev, res: Result{Event: ev, MessageID: msgID}}
+	d := decision{ev: ev, res: Result{Event: ev, MessageID: msgID}, failed: release}
 	if c.ClientID != "" && h.cfg.Outcomes != nil {
 		d.after = func(ctx context.Context, pos events.Position) {
-			_ = h.cfg.Outcomes.Put(ctx, key, pos) // best effort, see above
+			_ = h.cfg.Outcomes.Put(ctx, key, pos) // best effort, see claim
 		}
 	}
 	return d, nil
+}
+
+// claim returns the outcome of key if it has one (dup), or claims key for
+// this append: release drops the claim if the append fails. While another
+// connection holds the claim it waits for that append's outcome. A failing
+// dedupe store must not stop chat: then it neither dedupes nor claims, and
+// the deterministic message id still makes the projections keep one row.
+func (h *Handler) claim(ctx context.Context, key string) (pos events.Position, dup bool, release func(), err error) {
+	cl, canClaim := h.cfg.Outcomes.(Claimer)
+	tick := time.NewTicker(claimPollEvery)
+	defer tick.Stop()
+	for {
+		pos, ok, gerr := h.cfg.Outcomes.Get(ctx, key)
+		if gerr != nil {
+			return events.Position{}, false, nil, nil
+		}
+		if ok {
+			return pos, true, nil, nil
+		}
+		if !canClaim {
+			return events.Position{}, false, nil, nil
+		}
+		token, claimed, cerr := cl.Claim(ctx, key, claimTTL)
+		if cerr != nil {
+			return events.Position{}, false, nil, nil
+		}
+		if claimed {
+			return events.Position{}, false, func() { _ = cl.Release(context.WithoutCancel(ctx), key, token) }, nil
+		}
+		select { // another connection is appending it: wait for its outcome
+		case <-ctx.Done():
+			return events.Position{}, false, nil, fmt.Errorf("%w: waiting for a concurrent send of the same client_id: %w", ErrAppend, ctx.Err())
+		case <-tick.C:
+		}
+	}
 }
 
 func (h *Handler) checkAuthor(ctx context.Context, room, user, messageID string) error {
@@ -234,9 +346,18 @@ func (h *Handler) React(ctx context.Context, c React) (Result, error) {
 	return h.run(ctx, c)
 }
 
-func (c React) decide(_ context.Context, h *Handler) (decision, error) {
+func (c React) decide(ctx context.Context, h *Handler) (decision, error) {
 	if err := c.validate(); err != nil {
 		return decision{}, err
+	}
+	if !c.Remove && h.cfg.Reactions != nil {
+		have, err := h.cfg.Reactions.UserReactions(ctx, c.Room, c.MessageID, c.User)
+		if err != nil {
+			return decision{}, fmt.Errorf("%w: reactions on %s: %w", ErrReadModel, c.MessageID, err)
+		}
+		if !slices.Contains(have, c.Emoji) && len(have) >= MaxReactionsPerUser {
+			return decision{}, fmt.Errorf("%w: %d distinct emoji on %s, at most %d", ErrTooManyReactions, len(have), c.MessageID, MaxReactionsPerUser)
+		}
 	}
 	var ev events.Event = &events.ReactionAdded{Envelope: h.envelope(c.Room, c.User), MessageID: c.MessageID, Emoji: c.Emoji}
 	if c.Remove {
@@ -299,12 +420,45 @@ func (h *Handler) leftRecently(room, user string) bool {
 	return ok && h.cfg.Now().Sub(at) <= leaveGrace
 }
 
-// RegisterWebhook appends a WebhookRegistered with a fresh webhook id.
+// RegisterWebhook appends a WebhookRegistered with a fresh webhook id and
+// the secret sealed, unless the room has MaxWebhooksPerRoom already.
 func (h *Handler) RegisterWebhook(ctx context.Context, c RegisterWebhook) (Result, error) {
 	if err := c.validate(h.cfg.AllowPrivateWebhooks); err != nil {
 		return Result{}, err
 	}
-	ev := &events.WebhookRegistered{Envelope: h.envelope(c.Room, c.User), WebhookID: "w" + h.cfg.NewID(), URL: c.URL, Secret: c.Secret}
+	if h.cfg.Sealer == nil {
+		return Result{}, ErrNoSealer
+	}
+	if h.cfg.Webhooks != nil {
+		ids, err := h.cfg.Webhooks.WebhookIDs(ctx, c.Room)
+		if err != nil {
+			return Result{}, fmt.Errorf("%w: webhooks of %s: %w", ErrReadModel, c.Room, err)
+		}
+		if len(ids) >= h.cfg.MaxWebhooksPerRoom {
+			return Result{}, fmt.Errorf("%w: room %s has %d, at most %d (WEBHOOKS_PER_ROOM)", ErrTooManyWebhooks, c.Room, len(ids), h.cfg.MaxWebhooksPerRoom)
+		}
+	}
+	id := "w" + h.cfg.NewID()
+	ev := &events.WebhookRegistered{Envelope: h.envelope(c.Room, c.User), WebhookID: id, URL: c.URL, Secret: h.cfg.Sealer.Seal(c.Secret, id)}
+	pos, err := h.append(ctx, ev)
+	return Result{Event: ev, Position: pos}, err
+}
+
+// RemoveWebhook appends a WebhookRemoved for a webhook the room has.
+func (h *Handler) RemoveWebhook(ctx context.Context, c RemoveWebhook) (Result, error) {
+	if err := errors.Join(validateRoomUser(c.Room, c.User), validateField("webhook_id", c.WebhookID, 128)); err != nil {
+		return Result{}, err
+	}
+	if h.cfg.Webhooks != nil {
+		ids, err := h.cfg.Webhooks.WebhookIDs(ctx, c.Room)
+		if err != nil {
+			return Result{}, fmt.Errorf("%w: webhooks of %s: %w", ErrReadModel, c.Room, err)
+		}
+		if !slices.Contains(ids, c.WebhookID) {
+			return Result{}, fmt.Errorf("%w: %s in %s", ErrUnknownWebhook, c.WebhookID, c.Room)
+		}
+	}
+	ev := &events.WebhookRemoved{Envelope: h.envelope(c.Room, c.User), WebhookID: c.WebhookID}
 	pos, err := h.append(ctx, ev)
 	return Result{Event: ev, Position: pos}, err
 }

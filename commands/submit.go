@@ -40,6 +40,9 @@ type decision struct {
 	ev    events.Event
 	res   Result
 	after func(ctx context.Context, pos events.Position) // nil: nothing
+	// failed undoes what decide took for the append (a send's idempotency
+	// claim) when the append fails; nil: nothing.
+	failed func()
 }
 
 // run decides a and waits for its append.
@@ -50,9 +53,16 @@ func (h *Handler) run(ctx context.Context, a Action) (Result, error) {
 	}
 	pos, err := h.append(ctx, d.ev)
 	if err != nil {
+		d.fail()
 		return Result{}, err
 	}
 	return d.finish(ctx, pos), nil
+}
+
+func (d decision) fail() {
+	if d.failed != nil {
+		d.failed()
+	}
 }
 
 func (d decision) finish(ctx context.Context, pos events.Position) Result {
@@ -69,10 +79,11 @@ type Pending struct {
 	ctx context.Context
 	d   decision
 
-	mu    sync.Mutex // guards the fields below
-	known bool
-	pos   events.Position
-	err   error
+	mu         sync.Mutex // guards the fields below
+	known      bool
+	pos        events.Position
+	err        error
+	followedUp chan struct{} // closed when the decision's after, started at the append, ended
 }
 
 // Submit decides a as the method of its type does (validation, authorship,
@@ -92,18 +103,55 @@ func (h *Handler) Submit(ctx context.Context, a Action, ready func()) *Pending {
 	}
 	al, ok := h.cfg.Log.(AsyncLog)
 	if !ok {
-		p.settle(h.append(ctx, d.ev))
+		pos, err := h.append(ctx, d.ev)
+		if err != nil {
+			d.fail()
+		} else {
+			p.followUp(ctx, pos, false)
+		}
+		p.settle(pos, err)
 		ready()
 		return p
 	}
 	al.AppendAsync(ctx, d.ev, func(pos events.Position, err error) {
 		if err != nil {
 			err = appendFailed(err)
+			if d.failed != nil {
+				go d.failed() // the callback must not block on the dedupe store
+			}
+		} else {
+			p.followUp(ctx, pos, true)
 		}
 		p.settle(pos, err)
 		ready()
 	})
 	return p
+}
+
+// followUp runs the decision's follow-up (a send remembering its outcome)
+// as soon as the append is known, not when Result is called: a later action
+// of the same lane waiting on that outcome (the same client id sent again)
+// must not wait for this one to be answered first. async runs it on its
+// own goroutine, bounded by the dedupe store's timeouts, because the append
+// callback must not block.
+func (p *Pending) followUp(ctx context.Context, pos events.Position, async bool) {
+	after := p.d.after
+	if after == nil {
+		return
+	}
+	done := make(chan struct{})
+	p.mu.Lock()
+	p.followedUp = done
+	p.mu.Unlock()
+	if async {
+		go func() {
+			defer close(done)
+			after(context.WithoutCancel(ctx), pos)
+		}()
+		return
+	}
+	after(ctx, pos)
+	close(done)
 }
 
 func (p *Pending) settle(pos events.Position, err error) {
@@ -117,7 +165,7 @@ func (p *Pending) settle(pos events.Position, err error) {
 // dedupe store), which may wait on that store. Call it once.
 func (p *Pending) Result() (Result, error) {
 	p.mu.Lock()
-	known, pos, err := p.known, p.pos, p.err
+	known, pos, err, followedUp := p.known, p.pos, p.err, p.followedUp
 	p.mu.Unlock()
 	switch {
 	case !known:
@@ -127,5 +175,10 @@ func (p *Pending) Result() (Result, error) {
 	case p.d.ev == nil:
 		return p.d.res, nil
 	}
-	return p.d.finish(p.ctx, pos), nil
+	d := p.d
+	if followedUp != nil {
+		<-followedUp // the outcome is remembered before the answer, as without pipelining
+		d.after = nil
+	}
+	return d.finish(p.ctx, pos), nil
 }

@@ -75,7 +75,7 @@ func TestSubmitIssuesWithoutWaiting(t *testing.T) {
 	}
 
 	log.fail = errors.New("broker away")
-	failed := h.Submit(ctx, commands.React{Room: "r", User: "u", MessageID: "m1", Emoji: "x"}, func() {})
+	failed := h.Submit(ctx, commands.React{Room: "r", User: "u", MessageID: "m1", Emoji: "👍"}, func() {})
 	log.release()
 	if _, err := failed.Result(); !errors.Is(err, commands.ErrAppend) {
 		t.Fatalf("failed append: %v, want ErrAppend", err)

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/forPelevin/gomoji"
+	"github.com/rivo/uniseg"
+
 	"github.com/rtstack/rtstack/internal/egress"
 )
 
@@ -57,6 +60,8 @@ func validateUser(user string) error {
 		return fmt.Errorf("%w: user id over %d bytes", ErrInvalid, MaxUserBytes)
 	case !utf8.ValidString(user):
 		return fmt.Errorf("%w: user id", ErrBadUTF8)
+	case hasNUL(user):
+		return fmt.Errorf("%w: user id contains NUL", ErrInvalid)
 	}
 	return nil
 }
@@ -67,6 +72,8 @@ func validateText(text string) error {
 	switch {
 	case !utf8.ValidString(text):
 		return fmt.Errorf("%w: text", ErrBadUTF8)
+	case hasNUL(text):
+		return fmt.Errorf("%w: text contains NUL", ErrInvalid)
 	case strings.TrimSpace(text) == "":
 		return fmt.Errorf("%w: empty text", ErrInvalid)
 	case len(text) > MaxTextBytes:
@@ -83,6 +90,28 @@ func validateField(name, v string, max int) error {
 		return fmt.Errorf("%w: %s over %d bytes", ErrInvalid, name, max)
 	case !utf8.ValidString(v):
 		return fmt.Errorf("%w: %s", ErrBadUTF8, name)
+	case hasNUL(v):
+		return fmt.Errorf("%w: %s contains NUL", ErrInvalid, name)
+	}
+	return nil
+}
+
+// hasNUL reports a NUL byte: Postgres text cannot hold it, and names with
+// it would read differently to different systems.
+func hasNUL(s string) bool { return strings.IndexByte(s, 0) >= 0 }
+
+// validateEmoji wants exactly one emoji: one extended grapheme cluster
+// (uniseg, UAX #29) that the Unicode emoji list knows (gomoji's table of
+// emoji-test.txt, skin tones and ZWJ sequences included).
+func validateEmoji(e string) error {
+	if err := validateField("emoji", e, MaxEmojiBytes); err != nil {
+		return err
+	}
+	if uniseg.GraphemeClusterCount(e) != 1 {
+		return fmt.Errorf("%w: emoji must be a single emoji, not %q", ErrInvalid, e)
+	}
+	if _, err := gomoji.GetInfo(e); err != nil {
+		return fmt.Errorf("%w: %q is not an emoji", ErrInvalid, e)
 	}
 	return nil
 }
@@ -93,8 +122,8 @@ func validateRoomUser(room, user string) error {
 
 func (c SendMessage) validate() error {
 	errs := []error{validateRoomUser(c.Room, c.User), validateText(c.Text)}
-	if len(c.ClientID) > MaxClientIDBytes || !utf8.ValidString(c.ClientID) {
-		errs = append(errs, fmt.Errorf("%w: client_id must be UTF-8 of at most %d bytes", ErrInvalid, MaxClientIDBytes))
+	if len(c.ClientID) > MaxClientIDBytes || !utf8.ValidString(c.ClientID) || hasNUL(c.ClientID) {
+		errs = append(errs, fmt.Errorf("%w: client_id must be UTF-8 without NUL of at most %d bytes", ErrInvalid, MaxClientIDBytes))
 	}
 	return errors.Join(errs...)
 }
@@ -108,13 +137,16 @@ func (c DeleteMessage) validate() error {
 }
 
 func (c React) validate() error {
-	return errors.Join(validateRoomUser(c.Room, c.User), validateField("message_id", c.MessageID, 128), validateField("emoji", c.Emoji, MaxEmojiBytes))
+	return errors.Join(validateRoomUser(c.Room, c.User), validateField("message_id", c.MessageID, 128), validateEmoji(c.Emoji))
 }
 
 func (c RegisterWebhook) validate(allowPrivate bool) error {
 	errs := []error{validateRoomUser(c.Room, c.User), egress.ValidateURL(c.URL, allowPrivate)}
-	if len(c.Secret) > MaxSecretBytes || !utf8.ValidString(c.Secret) {
-		errs = append(errs, fmt.Errorf("%w: secret must be UTF-8 of at most %d bytes", ErrInvalid, MaxSecretBytes))
+	if c.Secret == "" {
+		errs = append(errs, fmt.Errorf("%w: a secret is required: deliveries are signed with it", ErrInvalid))
+	}
+	if len(c.Secret) > MaxSecretBytes || !utf8.ValidString(c.Secret) || hasNUL(c.Secret) {
+		errs = append(errs, fmt.Errorf("%w: secret must be UTF-8 without NUL of at most %d bytes", ErrInvalid, MaxSecretBytes))
 	}
 	return errors.Join(errs...)
 }

@@ -1,7 +1,9 @@
 package events
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -19,6 +21,7 @@ const (
 	TypeMemberJoined      Type = "MemberJoined"
 	TypeMemberLeft        Type = "MemberLeft"
 	TypeWebhookRegistered Type = "WebhookRegistered"
+	TypeWebhookRemoved    Type = "WebhookRemoved"
 )
 
 // Types lists every event type in a fixed order (the order schema ids are
@@ -32,6 +35,7 @@ var Types = []Type{
 	TypeMemberJoined,
 	TypeMemberLeft,
 	TypeWebhookRegistered,
+	TypeWebhookRemoved,
 }
 
 // Envelope is what every event carries. Time is the event's own time in
@@ -88,6 +92,12 @@ type MessageDeleted struct {
 	MessageID string `avro:"message_id" json:"message_id"`
 }
 
+// MaxReactionsPerUser caps the distinct emoji one user has on one message.
+// It is a rule of the log's meaning: the gateway refuses a reaction past it,
+// and the projections ignore one that reached the log anyway, live and in a
+// rebuild alike.
+const MaxReactionsPerUser = 10
+
 // ReactionAdded: a user reacted to a message with an emoji.
 type ReactionAdded struct {
 	Envelope
@@ -113,13 +123,37 @@ type MemberLeft struct {
 	Envelope
 }
 
-// WebhookRegistered: a user registered a URL to receive the room's messages.
-// WebhookID is unique per registration; Secret signs deliveries.
+// WebhookRegistered: an admin registered a URL to receive the room's
+// messages. WebhookID is unique per registration. Secret signs deliveries
+// and is sealed (internal/keyring: "rtsk1:KEY_ID:…", bound to WebhookID):
+// the log never holds it in the clear. Events written before sealing carry
+// the plaintext; readers treat a value without the prefix as such.
 type WebhookRegistered struct {
 	Envelope
 	WebhookID string `avro:"webhook_id" json:"webhook_id"`
 	URL       string `avro:"url" json:"url"`
 	Secret    string `avro:"secret" json:"secret"`
+}
+
+// SealedSecretPrefix starts every sealed secret (internal/keyring's format).
+const SealedSecretPrefix = "rtsk1:"
+
+// MarshalJSON writes the event with its secret only if sealed: a
+// registration from before sealing holds the plaintext, and JSON is what
+// CLI output and logs are made of.
+func (e WebhookRegistered) MarshalJSON() ([]byte, error) {
+	type plain WebhookRegistered // without this method
+	if e.Secret != "" && !strings.HasPrefix(e.Secret, SealedSecretPrefix) {
+		e.Secret = "[redacted: stored in the clear before sealing; register the webhook again]"
+	}
+	return json.Marshal(plain(e))
+}
+
+// WebhookRemoved: an admin removed a webhook of the room; nothing is
+// delivered to it after this event.
+type WebhookRemoved struct {
+	Envelope
+	WebhookID string `avro:"webhook_id" json:"webhook_id"`
 }
 
 func (*MessageSent) Type() Type       { return TypeMessageSent }
@@ -130,6 +164,7 @@ func (*ReactionRemoved) Type() Type   { return TypeReactionRemoved }
 func (*MemberJoined) Type() Type      { return TypeMemberJoined }
 func (*MemberLeft) Type() Type        { return TypeMemberLeft }
 func (*WebhookRegistered) Type() Type { return TypeWebhookRegistered }
+func (*WebhookRemoved) Type() Type    { return TypeWebhookRemoved }
 
 // New returns a pointer to a zero event of type t, ready to be decoded into.
 func New(t Type) (Event, error) {
@@ -150,6 +185,8 @@ func New(t Type) (Event, error) {
 		return &MemberLeft{}, nil
 	case TypeWebhookRegistered:
 		return &WebhookRegistered{}, nil
+	case TypeWebhookRemoved:
+		return &WebhookRemoved{}, nil
 	}
 	return nil, fmt.Errorf("unknown event type %q", t)
 }

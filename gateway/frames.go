@@ -84,7 +84,7 @@ type eventFrame struct {
 }
 
 // encodeEvent returns the frame of a log record, or nil for an event clients
-// are not shown (WebhookRegistered: it carries a secret). messageID is set
+// are not shown (webhook registrations and removals: an admin's affair). messageID is set
 // for MessageSent, for duplicate suppression.
 func encodeEvent(rec events.Record) (frame []byte, messageID string, err error) {
 	env := rec.Event.Env()

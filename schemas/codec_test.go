@@ -33,6 +33,7 @@ func sample() []events.Event {
 		&events.MemberJoined{Envelope: env},
 		&events.MemberLeft{Envelope: env},
 		&events.WebhookRegistered{Envelope: env, WebhookID: "w1", URL: "https://example.test/hook", Secret: "s"},
+		&events.WebhookRemoved{Envelope: env, WebhookID: "w1"},
 	}
 }
 

@@ -65,10 +65,13 @@ type Task struct {
 	Kind    Kind   `json:"kind"`
 	EventID string `json:"event_id"`
 	Room    string `json:"room"`
-	// Webhook tasks: the registration and where to POST.
-	WebhookID string `json:"webhook_id,omitempty"`
-	URL       string `json:"url,omitempty"`
-	Secret    string `json:"secret,omitempty"`
+	// Webhook tasks: the registration and where to POST. SealedSecret is
+	// the secret as the log holds it, sealed with a keyring key and bound
+	// to WebhookID: the worker opens it to sign, and the plaintext never
+	// travels through RabbitMQ.
+	WebhookID    string `json:"webhook_id,omitempty"`
+	URL          string `json:"url,omitempty"`
+	SealedSecret string `json:"sealed_secret,omitempty"`
 	// Notify tasks: the mentioned user.
 	User string `json:"user,omitempty"`
 	// Body is the webhook payload (a Message) or the notification frame (a
@@ -102,6 +105,8 @@ func (t Task) Validate() error {
 		return fmt.Errorf("task without id")
 	case t.Kind == KindWebhook && t.URL == "":
 		return fmt.Errorf("webhook task %s without url", t.ID)
+	case t.Kind == KindWebhook && t.SealedSecret == "":
+		return fmt.Errorf("webhook task %s without a sealed secret (its registration predates sealing and no keyring sealed it)", t.ID)
 	case t.Kind == KindNotify && t.User == "":
 		return fmt.Errorf("notify task %s without user", t.ID)
 	case t.Kind != KindWebhook && t.Kind != KindNotify:
@@ -110,12 +115,14 @@ func (t Task) Validate() error {
 	return nil
 }
 
-// ID is the deterministic task id: a hash of the event id, the kind and the
-// target (webhook id or user). Replaying an event yields the same ids, which
-// is what lets workers do each task once.
-func ID(eventID string, kind Kind, target string) string {
+// ID is the deterministic task id: a hash of the message id, the kind and
+// the target (webhook id or user). Replaying an event yields the same ids,
+// which is what lets workers do each task once; keyed by the message id
+// rather than the event id, even two events of one message (a duplicate
+// append) make one delivery.
+func ID(messageID string, kind Kind, target string) string {
 	h := sha256.New()
-	for _, s := range []string{eventID, string(kind), target} {
+	for _, s := range []string{messageID, string(kind), target} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
@@ -161,13 +168,14 @@ type Notification struct {
 }
 
 // Webhook is a registration as the reactor folds it from the log.
+// SealedSecret is as the log holds it (see events.WebhookRegistered).
 type Webhook struct {
-	ID, URL, Secret string
+	ID, URL, SealedSecret string
 }
 
 // WebhookFrom turns a registration event into a Webhook.
 func WebhookFrom(ev *events.WebhookRegistered) Webhook {
-	return Webhook{ID: ev.WebhookID, URL: ev.URL, Secret: ev.Secret}
+	return Webhook{ID: ev.WebhookID, URL: ev.URL, SealedSecret: ev.Secret}
 }
 
 // ForMessage decides the tasks of a sent message: one webhook task per
@@ -185,8 +193,8 @@ func ForMessage(ev *events.MessageSent, pos events.Position, hooks []Webhook) ([
 		}
 		for _, h := range hooks {
 			out = append(out, Task{
-				ID: ID(ev.ID, KindWebhook, h.ID), Kind: KindWebhook, EventID: ev.ID, Room: ev.Room,
-				WebhookID: h.ID, URL: h.URL, Secret: h.Secret, Body: body,
+				ID: ID(ev.MessageID, KindWebhook, h.ID), Kind: KindWebhook, EventID: ev.ID, Room: ev.Room,
+				WebhookID: h.ID, URL: h.URL, SealedSecret: h.SealedSecret, Body: body,
 			})
 		}
 	}
@@ -204,7 +212,7 @@ func ForMessage(ev *events.MessageSent, pos events.Position, hooks []Webhook) ([
 			return nil, fmt.Errorf("notification of %s: %w", ev.ID, err)
 		}
 		out = append(out, Task{
-			ID: ID(ev.ID, KindNotify, u), Kind: KindNotify, EventID: ev.ID, Room: ev.Room,
+			ID: ID(ev.MessageID, KindNotify, u), Kind: KindNotify, EventID: ev.ID, Room: ev.Room,
 			User: u, Body: frame,
 		})
 	}

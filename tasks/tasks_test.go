@@ -15,7 +15,7 @@ func TestForMessage(t *testing.T) {
 		MessageID: "m1", Text: "hi @bob @alice @bob @carol", Mentions: []string{"bob", "alice", "bob", "carol"},
 	}
 	pos := events.Position{Partition: 2, Offset: 7}
-	hooks := []tasks.Webhook{{ID: "w1", URL: "http://a/", Secret: "s1"}, {ID: "w2", URL: "http://b/", Secret: "s2"}}
+	hooks := []tasks.Webhook{{ID: "w1", URL: "http://a/", SealedSecret: "rtsk1:k:a"}, {ID: "w2", URL: "http://b/", SealedSecret: "rtsk1:k:b"}}
 	got, err := tasks.ForMessage(ev, pos, hooks)
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rtstack/rtstack/gateway/auth"
+	"github.com/rtstack/rtstack/internal/keyring"
 	"github.com/rtstack/rtstack/internal/testsvc"
 )
 
@@ -26,6 +27,11 @@ func (d *devEnv) useSecret(t *testing.T, secret string, opts ...auth.Option) {
 	}
 	d.keys = keys
 	d.env = append(d.env, "JWT_SECRET="+secret)
+	// Outside dev the processes that seal or open webhook secrets need
+	// their key too, the same for all of them.
+	if envValue(d.env, "WEBHOOK_SECRET_KEY") == "" {
+		d.env = append(d.env, "WEBHOOK_SECRET_KEY="+keyring.NewSpec("e2e"))
+	}
 }
 
 // refusal runs rtstack with env, which must make it exit non-zero at once,

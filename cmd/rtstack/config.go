@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/gateway/api"
 	"github.com/rtstack/rtstack/gateway/auth"
 	"github.com/rtstack/rtstack/infra/kafka"
@@ -58,6 +59,8 @@ type config struct {
 	Partitions          int
 	AllowedOrigins      string
 	LogLevel            string
+	WebhooksPerRoom     int
+	WebhookSecretKey    string
 	limits              limits
 
 	dev bool // set by `rtstack dev`: permissive defaults for one machine
@@ -103,6 +106,8 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.Partitions, "partitions", kafka.DefaultPartitions, "partition count when the log is created (fixed afterwards)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated WebSocket origins (\"*\" under dev; empty: same origin only)")
 	fs.StringVar(&c.LogLevel, "log-level", defaultLogLevel, "debug, info, warn or error")
+	fs.IntVar(&c.WebhooksPerRoom, "webhooks-per-room", commands.DefaultMaxWebhooksPerRoom, "webhooks a room may have; the next is refused with too_many_webhooks")
+	fs.StringVar(&c.WebhookSecretKey, "webhook-secret-key", "", "keys sealing webhook secrets, ID:BASE64KEY[,…], the first seals (generated in DATA_DIR under dev; required otherwise)")
 	c.limits.register(fs)
 }
 
@@ -286,6 +291,9 @@ func (c *config) validate(needSecret bool) error {
 	}
 	if c.Partitions < 1 {
 		errs = append(errs, fmt.Errorf("PARTITIONS must be at least 1, not %d", c.Partitions))
+	}
+	if c.WebhooksPerRoom < 1 {
+		errs = append(errs, fmt.Errorf("WEBHOOKS_PER_ROOM must be at least 1, not %d", c.WebhooksPerRoom))
 	}
 	if c.Topic == "" {
 		errs = append(errs, errors.New("TOPIC must not be empty"))

@@ -243,10 +243,12 @@ func TestDevEndToEnd(t *testing.T) {
 
 	hooks := newHookTarget(t)
 	var reg map[string]any
-	if code := d.post(t, "alice", "/api/rooms/room-1/webhooks", map[string]string{"url": hooks.URL, "secret": "s3cret"}, &reg); code != http.StatusCreated {
+	// Webhooks are an admin's.
+	admin := d.token(t, "alice", true)
+	if code := d.postWith(t, admin, "/api/rooms/room-1/webhooks", map[string]string{"url": hooks.URL, "secret": "s3cret"}, &reg); code != http.StatusCreated {
 		t.Fatalf("register webhook: HTTP %d %v", code, reg)
 	}
-	if code := d.post(t, "alice", "/api/rooms/room-1/webhooks", map[string]string{"url": "ftp://example.com/x", "secret": "s"}, nil); code != http.StatusBadRequest {
+	if code := d.postWith(t, admin, "/api/rooms/room-1/webhooks", map[string]string{"url": "ftp://example.com/x", "secret": "s"}, nil); code != http.StatusBadRequest {
 		t.Fatalf("ftp webhook: HTTP %d, want 400", code)
 	}
 

@@ -20,6 +20,7 @@ import (
 	"github.com/rtstack/rtstack/gateway/presence"
 	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/internal/httpserve"
+	"github.com/rtstack/rtstack/projections/postgres"
 	"github.com/rtstack/rtstack/schemas"
 	"github.com/rtstack/rtstack/web"
 )
@@ -78,12 +79,20 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 		return nil, err
 	}
 	p.closers = append(p.closers, producer.Close)
+	kr, err := p.keyring()
+	if err != nil {
+		return nil, err
+	}
 	handler, err := commands.NewHandler(commands.Config{
 		Log:                  kafka.NewLog(producer, p.codec, cfg.Topic),
 		Authors:              pg,
 		Members:              pg,
 		Outcomes:             dedupe.New(rdb, cfg.RedisPrefix+"dedupe:", dedupe.DefaultTTL),
 		AllowPrivateWebhooks: cfg.allowPrivate(),
+		Sealer:               kr,
+		Webhooks:             pg,
+		Reactions:            pg,
+		MaxWebhooksPerRoom:   cfg.WebhooksPerRoom,
 	})
 	if err != nil {
 		return nil, err
@@ -119,6 +128,7 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 		Counters:    rp,
 		Leaderboard: rp,
 		Webhooks:    handler,
+		WebhookList: webhookList{pg},
 		Rebuilder:   newRebuilder(p),
 		Ready: append([]api.Check{
 			{Name: "postgres", Check: func(ctx context.Context) error { return pg.Pool().Ping(ctx) }},
@@ -218,4 +228,19 @@ func ignoreCanceled(err error) error {
 		return nil
 	}
 	return err
+}
+
+// webhookList serves the API's webhook list from the Postgres projection.
+type webhookList struct{ pg *postgres.Projection }
+
+func (l webhookList) ListWebhooks(ctx context.Context, room string) ([]api.Webhook, error) {
+	hooks, err := l.pg.Webhooks(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Webhook, len(hooks))
+	for i, h := range hooks {
+		out[i] = api.Webhook{ID: h.ID, URL: h.URL, Created: h.Created}
+	}
+	return out, nil
 }

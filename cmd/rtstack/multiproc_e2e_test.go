@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtstack/rtstack/internal/keyring"
 	"github.com/rtstack/rtstack/internal/testsvc"
 )
 
@@ -15,7 +16,8 @@ import (
 // either gateway serves the history the projector wrote.
 func TestSeparateProcesses(t *testing.T) {
 	d := newDevEnv(t)
-	// Outside rtstack dev the secret must be at least 32 bytes.
+	// Outside rtstack dev the secret must be at least 32 bytes (useSecret
+	// also gives the processes their webhook key).
 	d.useSecret(t, "separate-processes-secret-of-32-bytes+")
 	b := start(t, d.env, "broker")
 	waitListening(t, d.brokerAddr, b)
@@ -76,6 +78,9 @@ func (d *devEnv) startGateway(t *testing.T, addr string) *devEnv {
 	g := *d
 	g.httpAddr = addr
 	g.env = append(append([]string(nil), d.env...), "HTTP_ADDR="+addr)
+	if envValue(g.env, "WEBHOOK_SECRET_KEY") == "" { // outside dev a gateway needs one
+		g.env = append(g.env, "WEBHOOK_SECRET_KEY="+keyring.NewSpec("gw"))
+	}
 	p := start(t, g.env, "gateway")
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {

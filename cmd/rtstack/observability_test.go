@@ -20,6 +20,7 @@ import (
 	"go.yaml.in/yaml/v4"
 
 	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
+	"github.com/rtstack/rtstack/internal/keyring"
 	"github.com/rtstack/rtstack/internal/testsvc"
 )
 
@@ -36,7 +37,7 @@ func testParts(t *testing.T, extra ...string) *parts {
 	cfg.register(fs)
 	args := append([]string{"-broker-addr", b.Addr(), "-postgres-url", pgURL, "-redis-prefix", redisPfx,
 		"-rabbit-prefix", fmt.Sprintf("obs%d.", time.Now().UnixNano()), "-http-addr", "127.0.0.1:0",
-		"-jwt-secret", "test", "-partitions", "3"}, extra...)
+		"-jwt-secret", "test", "-partitions", "3", "-webhook-secret-key", keyring.NewSpec("obs")}, extra...)
 	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +335,7 @@ func TestOpsEndpoints(t *testing.T) {
 func TestWorkServesMetricsOnMetricsAddr(t *testing.T) {
 	d := newDevEnv(t)
 	addr := testsvc.FreeAddr(t)
-	p := start(t, append(d.env, "METRICS_ADDR="+addr), "work")
+	p := start(t, append(d.env, "METRICS_ADDR="+addr, "WEBHOOK_SECRET_KEY="+keyring.NewSpec("obs")), "work")
 	base := "http://" + addr
 	body := func(path string) (int, string) {
 		resp, err := http.Get(base + path)

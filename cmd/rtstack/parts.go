@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/rtstack/rtstack/infra/telemetry"
+	"github.com/rtstack/rtstack/internal/keyring"
 	"github.com/rtstack/rtstack/projections"
 	"github.com/rtstack/rtstack/projections/postgres"
 	redisproj "github.com/rtstack/rtstack/projections/redis"
@@ -35,6 +36,7 @@ type parts struct {
 	pg  *postgres.Projection
 	rdb *redis.Client
 	rp  *redisproj.Projection
+	kr  *keyring.Keyring
 }
 
 // openParts is the start of every subcommand that builds parts: it

@@ -41,6 +41,10 @@ func reactCommand() *ffcli.Command {
 }
 
 func buildReactor(p *parts) (*reactor.Reactor, error) {
+	kr, err := p.keyring()
+	if err != nil {
+		return nil, err
+	}
 	rc := p.rabbitConfig()
 	return reactor.New(reactor.Config{
 		Kafka:       p.cfg.kafkaConfig(p.log),
@@ -51,6 +55,7 @@ func buildReactor(p *parts) (*reactor.Reactor, error) {
 		RetryDelays: rc.RetryDelays,
 		Logger:      p.log,
 		Registerer:  p.registerer("reactor"),
+		Keyring:     kr,
 	})
 }
 
@@ -80,6 +85,10 @@ func workCommand() *ffcli.Command {
 // buildWorker returns a worker; notifier reaches online users (nil: a
 // presence client of the shared Redis, without a gateway of its own).
 func buildWorker(p *parts, notifier worker.Notifier) (*worker.Worker, error) {
+	kr, err := p.keyring()
+	if err != nil {
+		return nil, err
+	}
 	if notifier == nil {
 		rdb, err := p.redis()
 		if err != nil {
@@ -102,6 +111,7 @@ func buildWorker(p *parts, notifier worker.Notifier) (*worker.Worker, error) {
 		PostgresURL:  p.cfg.PostgresURL,
 		Logger:       p.log,
 		Registerer:   p.registerer("worker"),
+		Keyring:      kr,
 	})
 }
 

@@ -73,10 +73,25 @@ type Checkpoints interface {
 	Checkpoints(ctx context.Context) (map[int32]int64, error)
 }
 
-// Webhooks registers a webhook by appending an event; *commands.Handler
-// satisfies it.
+// Webhooks registers and removes webhooks by appending events;
+// *commands.Handler satisfies it.
 type Webhooks interface {
 	RegisterWebhook(ctx context.Context, c commands.RegisterWebhook) (commands.Result, error)
+	RemoveWebhook(ctx context.Context, c commands.RemoveWebhook) (commands.Result, error)
+}
+
+// Webhook is a registered webhook as GET /api/rooms/{room}/webhooks lists
+// it: never its secret.
+type Webhook struct {
+	ID      string `json:"id"`
+	URL     string `json:"url"`
+	Created int64  `json:"created"` // Unix milliseconds, the registration's event time
+}
+
+// WebhookList reads a room's webhooks, in registration order, from a read
+// model.
+type WebhookList interface {
+	ListWebhooks(ctx context.Context, room string) ([]Webhook, error)
 }
 
 // Rebuilder starts a blue/green rebuild of target ("postgres", "redis" or
@@ -130,8 +145,11 @@ type Config struct {
 	// leaderboards; default Counters (else Leaderboard) if it implements
 	// Checkpoints.
 	RedisPosition Checkpoints
-	// Webhooks serves POST /api/rooms/{room}/webhooks.
+	// Webhooks serves POST /api/rooms/{room}/webhooks and DELETE
+	// /api/rooms/{room}/webhooks/{id}.
 	Webhooks Webhooks
+	// WebhookList serves GET /api/rooms/{room}/webhooks.
+	WebhookList WebhookList
 	// Rebuilder serves POST /api/admin/rebuild/{target}.
 	Rebuilder Rebuilder
 	// Ready are the checks of /readyz, run concurrently, each bounded by
@@ -229,7 +247,10 @@ func New(cfg Config) (http.Handler, error) {
 	mux.Handle("GET /api/rooms/{room}/messages", s.user(s.messages))
 	mux.Handle("GET /api/rooms/{room}/counters", s.user(s.counters))
 	mux.Handle("GET /api/leaderboard", s.user(s.leaderboard))
-	mux.Handle("POST /api/rooms/{room}/webhooks", s.user(s.webhooks))
+	// Webhooks receive every message of a room: an admin's to attach.
+	mux.Handle("POST /api/rooms/{room}/webhooks", s.admin(s.webhooks))
+	mux.Handle("GET /api/rooms/{room}/webhooks", s.admin(s.listWebhooks))
+	mux.Handle("DELETE /api/rooms/{room}/webhooks/{id}", s.admin(s.removeWebhook))
 	mux.Handle("POST /api/admin/rebuild/{target}", s.admin(s.rebuild))
 	if cfg.DevLogin {
 		mux.HandleFunc("POST /api/dev/login", s.devLogin)
@@ -461,12 +482,17 @@ type webhookRequest struct {
 	Secret string `json:"secret"`
 }
 
-func (s *server) webhooks(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.Webhooks == nil {
+// webhookRoom answers 501 unless configured, then reads the room.
+func webhookRoom(w http.ResponseWriter, r *http.Request, configured bool) (string, bool) {
+	if !configured {
 		writeError(w, clienterr.NotConfigured, "webhooks are not configured")
-		return
+		return "", false
 	}
-	room, ok := roomParam(w, r)
+	return roomParam(w, r)
+}
+
+func (s *server) webhooks(w http.ResponseWriter, r *http.Request) {
+	room, ok := webhookRoom(w, r, s.cfg.Webhooks != nil)
 	if !ok {
 		return
 	}
@@ -478,22 +504,64 @@ func (s *server) webhooks(w http.ResponseWriter, r *http.Request) {
 		Room: room, User: claims(r).User(), URL: req.URL, Secret: req.Secret,
 	})
 	if err != nil {
-		switch class, _ := clienterr.Of(err); {
-		case class.Code == clienterr.Unavailable:
-			s.log.Warn("api: webhook append failed", "room", room, "err", err)
-			writeError(w, clienterr.Unavailable, "the event log is unavailable; try again")
-		case class.Status == http.StatusBadRequest:
-			writeError(w, class.Code, err.Error())
-		default:
-			s.fail(w, r, "register webhook", err)
-		}
+		s.commandFailed(w, r, "register webhook", room, err)
 		return
 	}
 	id := ""
 	if ev, ok := res.Event.(*events.WebhookRegistered); ok {
 		id = ev.WebhookID
 	}
+	s.log.Info("api: webhook registered", "room", room, "webhook_id", id, "user", claims(r).User())
 	writeJSON(w, http.StatusCreated, map[string]any{
+		"webhook_id": id,
+		"partition":  res.Position.Partition,
+		"offset":     res.Position.Offset,
+	})
+}
+
+// commandFailed answers the error of a command: a client error with its
+// code, an unavailable log or read model with 503, anything else 500.
+func (s *server) commandFailed(w http.ResponseWriter, r *http.Request, what, room string, err error) {
+	switch class, known := clienterr.Of(err); {
+	case class.Code == clienterr.Unavailable:
+		s.log.Warn("api: "+what+" failed", "room", room, "err", err)
+		writeError(w, clienterr.Unavailable, "the event log or a read model is unavailable; try again")
+	case known && class.Status < 500:
+		writeError(w, class.Code, err.Error())
+	default:
+		s.fail(w, r, what, err)
+	}
+}
+
+func (s *server) listWebhooks(w http.ResponseWriter, r *http.Request) {
+	room, ok := webhookRoom(w, r, s.cfg.WebhookList != nil)
+	if !ok {
+		return
+	}
+	hooks, err := s.cfg.WebhookList.ListWebhooks(r.Context(), room)
+	if err != nil {
+		s.fail(w, r, "list webhooks", err)
+		return
+	}
+	if hooks == nil {
+		hooks = []Webhook{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"webhooks": hooks})
+}
+
+func (s *server) removeWebhook(w http.ResponseWriter, r *http.Request) {
+	room, ok := webhookRoom(w, r, s.cfg.Webhooks != nil)
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	res, err := s.cfg.Webhooks.RemoveWebhook(r.Context(), commands.RemoveWebhook{Room: room, User: claims(r).User(), WebhookID: id})
+	if err != nil {
+		s.commandFailed(w, r, "remove webhook", room, err)
+		return
+	}
+	s.log.Info("api: webhook removed", "room", room, "webhook_id", id, "user", claims(r).User())
+	writeJSON(w, http.StatusOK, map[string]any{
 		"webhook_id": id,
 		"partition":  res.Position.Partition,
 		"offset":     res.Position.Offset,

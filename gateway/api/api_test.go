@@ -21,6 +21,7 @@ import (
 	"github.com/rtstack/rtstack/gateway/api"
 	"github.com/rtstack/rtstack/gateway/auth"
 	"github.com/rtstack/rtstack/gateway/clienterr"
+	"github.com/rtstack/rtstack/internal/keyring"
 	"github.com/rtstack/rtstack/projections/view"
 )
 
@@ -138,6 +139,13 @@ type fixture struct {
 	rebuild *rebuilder
 	user    string // token of a plain user
 	admin   string // token of an admin
+	keyring *keyring.Keyring
+}
+
+type hookList map[string][]api.Webhook
+
+func (h hookList) ListWebhooks(_ context.Context, room string) ([]api.Webhook, error) {
+	return h[room], nil
 }
 
 func setup(t *testing.T, mutate ...func(*api.Config)) *fixture {
@@ -152,7 +160,11 @@ func setup(t *testing.T, mutate ...func(*api.Config)) *fixture {
 		f.hist.msgs = append(f.hist.msgs, view.Message{MessageID: fmt.Sprintf("m%d", i), Room: "lobby", User: "alice", Text: fmt.Sprint("hello ", i), Partition: 0, Offset: int64(i)})
 	}
 	f.redis = redisReads{newPosition(map[int32]int64{0: 3})}
-	handler, err := commands.NewHandler(commands.Config{Log: f.log})
+	f.keyring, err = keyring.Parse(keyring.NewSpec("k1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	handler, err := commands.NewHandler(commands.Config{Log: f.log, Sealer: f.keyring})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,6 +174,7 @@ func setup(t *testing.T, mutate ...func(*api.Config)) *fixture {
 		Counters:     f.redis,
 		Leaderboard:  f.redis,
 		Webhooks:     handler,
+		WebhookList:  hookList{"lobby": {{ID: "w1", URL: "https://example.com/hook", Created: 1700}}},
 		Rebuilder:    f.rebuild,
 		AfterWait:    300 * time.Millisecond,
 		PollInterval: 5 * time.Millisecond,
@@ -434,18 +447,38 @@ func TestCountersAndLeaderboard(t *testing.T) {
 
 func TestWebhooks(t *testing.T) {
 	f := setup(t)
-	r := f.do(t, "POST", "/api/rooms/lobby/webhooks", f.user, `{"url":"https://example.com/hook","secret":"s3"}`).want(t, http.StatusCreated)
+	f.do(t, "POST", "/api/rooms/lobby/webhooks", f.user, `{"url":"https://example.com/hook","secret":"s3"}`).want(t, http.StatusForbidden)
+	f.do(t, "GET", "/api/rooms/lobby/webhooks", f.user, "").want(t, http.StatusForbidden)
+	f.do(t, "DELETE", "/api/rooms/lobby/webhooks/w1", f.user, "").want(t, http.StatusForbidden)
+	if len(f.log.evs) != 0 {
+		t.Fatalf("a non-admin appended %d events", len(f.log.evs))
+	}
+	r := f.do(t, "POST", "/api/rooms/lobby/webhooks", f.admin, `{"url":"https://example.com/hook","secret":"s3"}`).want(t, http.StatusCreated)
 	id, _ := r.body["webhook_id"].(string)
 	if id == "" || r.body["partition"] != float64(2) || r.body["offset"] != float64(0) {
 		t.Fatalf("201 body = %s", r.raw)
 	}
 	ev, ok := f.log.evs[0].(*events.WebhookRegistered)
-	if !ok || ev.WebhookID != id || ev.URL != "https://example.com/hook" || ev.Secret != "s3" || ev.User != "alice" || ev.Room != "lobby" {
+	if !ok || ev.WebhookID != id || ev.URL != "https://example.com/hook" || ev.User != "root" || ev.Room != "lobby" {
 		t.Fatalf("appended %+v", f.log.evs[0])
 	}
+	if plain, err := f.keyring.Open(ev.Secret, id); err != nil || plain != "s3" || strings.Contains(ev.Secret, "s3") {
+		t.Fatalf("appended secret %q: not s3 sealed (%q, %v)", ev.Secret, plain, err)
+	}
+	r = f.do(t, "GET", "/api/rooms/lobby/webhooks", f.admin, "").want(t, http.StatusOK)
+	if r.raw != `{"webhooks":[{"id":"w1","url":"https://example.com/hook","created":1700}]}`+"\n" {
+		t.Fatalf("list = %s", r.raw)
+	}
+	r = f.do(t, "DELETE", "/api/rooms/lobby/webhooks/w1", f.admin, "").want(t, http.StatusOK)
+	if rm, ok := f.log.evs[1].(*events.WebhookRemoved); !ok || rm.WebhookID != "w1" || rm.Room != "lobby" || r.body["webhook_id"] != "w1" {
+		t.Fatalf("remove appended %+v, answered %s", f.log.evs[1], r.raw)
+	}
+	f.log.evs = f.log.evs[:1]
 
 	tests := []struct{ name, body, want string }{
 		{"private", `{"url":"http://127.0.0.1/x","secret":"s"}`, "private"},
+		{"shared address space", `{"url":"http://100.64.0.1/x","secret":"s"}`, "private"},
+		{"no secret", `{"url":"https://example.com/x"}`, "secret is required"},
 		{"scheme", `{"url":"ftp://example.com/x","secret":"s"}`, "scheme"},
 		{"not json", `{"url":`, "request body"},
 		{"empty", ``, "request body is empty"},
@@ -454,14 +487,14 @@ func TestWebhooks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := f.do(t, "POST", "/api/rooms/lobby/webhooks", f.user, tt.body).want(t, http.StatusBadRequest)
+			r := f.do(t, "POST", "/api/rooms/lobby/webhooks", f.admin, tt.body).want(t, http.StatusBadRequest)
 			if !strings.Contains(r.message(), tt.want) {
 				t.Fatalf("error %q does not mention %q", r.message(), tt.want)
 			}
 		})
 	}
 	big := `{"url":"https://example.com/` + strings.Repeat("a", 2000) + `","secret":"s"}`
-	f.do(t, "POST", "/api/rooms/lobby/webhooks", f.user, big).want(t, http.StatusRequestEntityTooLarge)
+	f.do(t, "POST", "/api/rooms/lobby/webhooks", f.admin, big).want(t, http.StatusRequestEntityTooLarge)
 	if len(f.log.evs) != 1 {
 		t.Fatalf("%d events appended, want 1 (refused requests append nothing)", len(f.log.evs))
 	}

@@ -50,6 +50,8 @@ const (
 	NotConfigured      = "not_configured"       // this process runs without that part
 	TooManyConnections = "too_many_connections" // a user's WebSocket over USER_CONN_LIMIT, before the upgrade
 	UnknownVersion     = "unknown_version"      // ?version= names no version of the projection
+	TooManyWebhooks    = "too_many_webhooks"    // the room has WEBHOOKS_PER_ROOM webhooks
+	TooManyReactions   = "too_many_reactions"   // the user has the most distinct reactions on that message
 )
 
 // Class is what a code means to a client.
@@ -86,8 +88,10 @@ var Table = []Class{
 	{Code: Invalid, Status: http.StatusBadRequest, errs: []error{commands.ErrInvalid, commands.ErrBadURL, ErrInvalid}},
 	{Code: NotAuthor, Status: http.StatusForbidden, errs: []error{commands.ErrNotAuthor}},
 	{Code: UnknownMessage, Status: http.StatusNotFound, Temporary: true, errs: []error{commands.ErrUnknownMessage}},
+	{Code: TooManyWebhooks, Status: http.StatusConflict, errs: []error{commands.ErrTooManyWebhooks}},
+	{Code: TooManyReactions, Status: http.StatusConflict, errs: []error{commands.ErrTooManyReactions}},
 	{Code: Unavailable, Status: http.StatusServiceUnavailable, Temporary: true,
-		errs: []error{commands.ErrAppend, context.DeadlineExceeded, ErrUnavailable}},
+		errs: []error{commands.ErrAppend, commands.ErrReadModel, context.DeadlineExceeded, ErrUnavailable}},
 	{Code: BadJSON, Status: http.StatusBadRequest, errs: []error{ErrBadJSON}},
 	{Code: Unauthorized, Status: http.StatusUnauthorized, errs: []error{auth.ErrUnauthorized}},
 	{Code: RebuildRunning, Status: http.StatusConflict, Temporary: true, errs: []error{ErrRebuildRunning}},
@@ -101,7 +105,7 @@ var Table = []Class{
 	{Code: TooManyConnections, Status: http.StatusTooManyRequests, Temporary: true},
 	{Code: ShuttingDown, Status: http.StatusServiceUnavailable, Temporary: true},
 	{Code: Forbidden, Status: http.StatusForbidden, errs: []error{auth.ErrForbidden}},
-	{Code: NotFound, Status: http.StatusNotFound},
+	{Code: NotFound, Status: http.StatusNotFound, errs: []error{commands.ErrUnknownWebhook}},
 	{Code: NotReached, Status: http.StatusConflict, Temporary: true},
 	{Code: TooLarge, Status: http.StatusRequestEntityTooLarge},
 	{Code: NotConfigured, Status: http.StatusNotImplemented},

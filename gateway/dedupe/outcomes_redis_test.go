@@ -71,3 +71,47 @@ func TestCorruptValue(t *testing.T) {
 		t.Fatal("Get of a corrupt value succeeded")
 	}
 }
+
+// A claim is taken once, reads as "no outcome yet", is replaced by the
+// position, and is released only by its owner.
+func TestClaim(t *testing.T) {
+	rdb, prefix := testsvc.Redis(t)
+	ctx := context.Background()
+	o := dedupe.New(rdb, prefix, time.Hour)
+	tok, ok, err := o.Claim(ctx, "k1", time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("first claim = %v, %v", ok, err)
+	}
+	if _, ok, err := dedupe.New(rdb, prefix, time.Hour).Claim(ctx, "k1", time.Minute); err != nil || ok {
+		t.Fatalf("second claim from another gateway = %v, %v; want refused", ok, err)
+	}
+	if _, ok, err := o.Get(ctx, "k1"); err != nil || ok {
+		t.Fatalf("Get of a claimed key = %v, %v; want no outcome yet", ok, err)
+	}
+	if err := o.Release(ctx, "k1", "claim:someone-else"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := o.Claim(ctx, "k1", time.Minute); ok {
+		t.Fatal("a release with another token dropped the claim")
+	}
+	pos := events.Position{Partition: 1, Offset: 7}
+	if err := o.Put(ctx, "k1", pos); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := o.Get(ctx, "k1"); err != nil || !ok || got != pos {
+		t.Fatalf("Get after Put = %v, %v, %v", got, ok, err)
+	}
+	if err := o.Release(ctx, "k1", tok); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, _ := o.Get(ctx, "k1"); !ok || got != pos {
+		t.Fatal("a release after the outcome dropped the outcome")
+	}
+	tok2, ok, _ := o.Claim(ctx, "k2", time.Minute)
+	if err := o.Release(ctx, "k2", tok2); err != nil || !ok {
+		t.Fatal(err)
+	}
+	if _, ok, _ := o.Claim(ctx, "k2", time.Minute); !ok {
+		t.Fatal("a released claim cannot be taken again")
+	}
+}

@@ -40,8 +40,9 @@ var rules = []rule{
 	// events: "imports nothing outside the standard library".
 	{pkg: "events/...", only: []string{}, external: []string{}},
 
-	// commands: "imports events and internal/egress only".
-	{pkg: "commands", only: []string{"events", "internal/egress"}},
+	// commands: "imports events, internal/egress and the Unicode libraries".
+	{pkg: "commands", only: []string{"events", "internal/egress"},
+		external: []string{"github.com/forPelevin/gomoji", "github.com/rivo/uniseg"}},
 	{pkg: "commands/...", never: without(roles, "commands/...", "events/...")},
 
 	// schemas: "imports events and the Avro library; never projections,
@@ -86,6 +87,8 @@ var rules = []rule{
 	// gateway/dedupe: "imports commands, events and go-redis; never
 	// projections or the gateway package".
 	{pkg: "gateway/dedupe", only: []string{"commands", "events"}, never: []string{"projections/...", "gateway"}},
+	// gateway/loadgen: "imports no other rtstack package".
+	{pkg: "gateway/loadgen", only: []string{}},
 	// gateway/presence: "imports go-redis, the Prometheus client and the
 	// standard library only: never commands, projections or the gateway
 	// package".
@@ -100,16 +103,20 @@ var rules = []rule{
 	// worker, gateway or projections".
 	{pkg: "tasks/rabbit", only: []string{"tasks"}, never: []string{"tasks/reactor/...", "tasks/worker/..."}},
 	// tasks/reactor: "imports events, schemas, infra/kafka, infra/prom,
-	// tasks and tasks/rabbit; never gateway, projections or the worker".
-	{pkg: "tasks/reactor", only: []string{"events", "schemas", "infra/kafka", "infra/prom", "infra/telemetry", "tasks", "tasks/rabbit", "internal/retry"},
+	// infra/telemetry, internal/keyring, tasks, tasks/rabbit and internal/retry; never
+	// gateway, projections or the worker".
+	{pkg: "tasks/reactor", only: []string{"events", "schemas", "infra/kafka", "infra/prom", "infra/telemetry", "internal/keyring", "tasks", "tasks/rabbit", "internal/retry"},
 		never: []string{"tasks/worker/..."}},
-	// tasks/worker: "imports tasks, tasks/rabbit, infra/prom and
-	// internal/egress; never commands, gateway or projections".
-	{pkg: "tasks/worker", only: []string{"tasks", "tasks/rabbit", "infra/prom", "infra/telemetry", "internal/egress", "internal/retry"},
+	// tasks/worker: "imports tasks, tasks/rabbit, infra/prom, infra/telemetry, internal/retry,
+	// internal/egress and internal/keyring; never commands, gateway or
+	// projections".
+	{pkg: "tasks/worker", only: []string{"tasks", "tasks/rabbit", "infra/prom", "infra/telemetry", "internal/egress", "internal/retry", "internal/keyring"},
 		never: []string{"tasks/reactor/..."}},
 
 	// internal/egress: "imports only the standard library".
 	{pkg: "internal/egress", only: []string{}, external: []string{}},
+	// internal/keyring: "imports only the standard library".
+	{pkg: "internal/keyring", only: []string{}, external: []string{}},
 	// internal/retry: "imports only the standard library".
 	{pkg: "internal/retry", only: []string{}, external: []string{}},
 	// internal/archtest has no code of its own.

@@ -1,7 +1,7 @@
 // Package egress holds the rules for the requests rtstack sends to addresses
 // its users chose (webhook targets): which URLs may be registered, and the
-// dial-time guard that refuses loopback and private addresses after DNS
-// resolution. The registration path (commands) and the delivery path
+// dial-time guard that refuses, after DNS resolution, every address outside
+// global unicast (the IANA special-purpose table in ranges.go). The registration path (commands) and the delivery path
 // (tasks/worker) both use it, so neither imports the other's role.
 //
 // It imports only the standard library.

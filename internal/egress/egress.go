@@ -18,15 +18,15 @@ var (
 	// credentials, is too long, or names a private host. ValidateURL wraps it
 	// with the detail.
 	ErrBadURL = errors.New("invalid webhook url")
-	// ErrPrivateTarget: a webhook target resolved to a loopback, private,
-	// link-local or unspecified address and private targets are not allowed.
+	// ErrPrivateTarget: a target resolved to an address outside global
+	// unicast (IsGlobalUnicast) and private targets are not allowed.
 	// It is permanent: retrying dials the same address.
 	ErrPrivateTarget = errors.New("webhook target is a loopback or private address (WEBHOOK_ALLOW_PRIVATE=false)")
 )
 
 // ValidateURL checks a webhook target: http or https, a host, at most
-// MaxURLBytes, and unless allowPrivate, not a loopback, private, link-local
-// or unspecified address (a webhook must not reach internal services). Names
+// MaxURLBytes, and unless allowPrivate, no literal address outside global
+// unicast (a webhook must not reach internal services). Names
 // are checked as literals here; GuardDial checks the resolved address again
 // at delivery time.
 func ValidateURL(raw string, allowPrivate bool) error {
@@ -53,8 +53,8 @@ func ValidateURL(raw string, allowPrivate bool) error {
 	return nil
 }
 
-// isPrivateHost reports whether host is "localhost" or an IP literal that is
-// loopback, private, link-local, multicast or unspecified.
+// isPrivateHost reports whether host is "localhost" (or under it) or an IP
+// literal that is not a global unicast address (IsGlobalUnicast).
 func isPrivateHost(host string) bool {
 	h := strings.ToLower(strings.TrimSuffix(host, "."))
 	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
@@ -64,17 +64,20 @@ func isPrivateHost(host string) bool {
 	if err != nil {
 		return false
 	}
-	return isPrivateIP(net.IP(addr.AsSlice()))
+	return !IsGlobalUnicast(addr)
 }
 
-// isPrivateIP reports whether ip must not be a webhook target.
+// isPrivateIP reports whether ip must not be a target: it is not a global
+// unicast address. net.IP keeps IPv4 in the IPv4-mapped form, so it is
+// unmapped first and judged by the IPv4 rules.
 func isPrivateIP(ip net.IP) bool {
-	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsInterfaceLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified()
+	addr, ok := netip.AddrFromSlice(ip)
+	return !ok || !IsGlobalUnicast(addr.Unmap())
 }
 
 // GuardDial is a net.Dialer Control function that refuses connections to
-// private addresses with an error wrapping ErrPrivateTarget. It runs after
+// any address outside global unicast with an error wrapping
+// ErrPrivateTarget. It runs after
 // DNS resolution, on the address actually dialled, so a public name that
 // resolves to 10.0.0.1 (or is rebound to it) is refused too.
 func GuardDial(network, address string, _ syscall.RawConn) error {

@@ -144,7 +144,11 @@ func (p *Projection) applyTx(ctx context.Context, schema string, partition int32
 		if err != nil {
 			return err
 		}
-		f := foldBatch(recs, loaded)
+		present, err := loadReactions(ctx, tx, schema, recs)
+		if err != nil {
+			return err
+		}
+		f := foldBatch(recs, loaded, present)
 		if len(f.newMsgs) >= copyThreshold {
 			if err := copyMessages(ctx, tx, schema, f.newMsgs); err != nil {
 				return err
@@ -189,6 +193,43 @@ func load(ctx context.Context, tx pgx.Tx, schema string, keys []msgKey) (map[msg
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("load messages: %w", err)
+	}
+	return out, nil
+}
+
+// loadReactions reads the emoji each (message, user) of recs' reactions
+// has in the table, for the per-user cap.
+func loadReactions(ctx context.Context, tx pgx.Tx, schema string, recs []events.Record) (map[msgKey]map[string]map[string]bool, error) {
+	out := map[msgKey]map[string]map[string]bool{}
+	var rooms, ids, users []string
+	for _, r := range recs {
+		if ev, ok := r.Event.(*events.ReactionAdded); ok {
+			rooms, ids, users = append(rooms, clean(ev.Room)), append(ids, clean(ev.MessageID)), append(users, clean(ev.User))
+		}
+	}
+	if len(rooms) == 0 {
+		return out, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT DISTINCT r.room, r.message_id, r."user", r.emoji FROM `+schema+`.reactions r
+		JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(room, message_id, "user")
+		ON r.room = k.room AND r.message_id = k.message_id AND r."user" = k."user"`, rooms, ids, users)
+	if err != nil {
+		return nil, fmt.Errorf("load reactions: %w", err)
+	}
+	var room, id, user, emoji string
+	_, err = pgx.ForEachRow(rows, []any{&room, &id, &user, &emoji}, func() error {
+		mk := msgKey{room, id}
+		if out[mk] == nil {
+			out[mk] = map[string]map[string]bool{}
+		}
+		if out[mk][user] == nil {
+			out[mk][user] = map[string]bool{}
+		}
+		out[mk][user][emoji] = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load reactions: %w", err)
 	}
 	return out, nil
 }
@@ -316,6 +357,14 @@ func queueWrites(b *pgx.Batch, s string, f *fold) {
 		b.Queue(`INSERT INTO `+s+`.rooms (room, created, "partition", "offset")
 			SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bigint[]) ON CONFLICT DO NOTHING`,
 			f.roomOrder, ts, parts, offs)
+	}
+	if len(f.hooksRemoved) > 0 {
+		rooms, ids := make([]string, len(f.hooksRemoved)), make([]string, len(f.hooksRemoved))
+		for i, k := range f.hooksRemoved {
+			rooms[i], ids[i] = k.room, k.id
+		}
+		b.Queue(`DELETE FROM `+s+`.webhooks w USING unnest($1::text[], $2::text[]) AS d(room, webhook_id)
+			WHERE w.room = d.room AND w.webhook_id = d.webhook_id`, rooms, ids)
 	}
 	for _, w := range f.webhooks {
 		b.Queue(`INSERT INTO `+s+`.webhooks (room, webhook_id, url, created, "user", "partition", "offset")

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -15,8 +16,12 @@ import (
 //   - a delete blanks text and mentions and removes the message's reactions;
 //   - reactions and members are sets: adding what is there keeps the first
 //     row (and its position), removing what is absent is a no-op; reactions
-//     count only on a live message of the same room;
-//   - a room and a webhook are created by their first event.
+//     count only on a live message of the same room, and a user's
+//     (events.MaxReactionsPerUser+1)th distinct emoji on one message is
+//     ignored;
+//   - a room and a webhook are created by their first event; a
+//     WebhookRemoved deletes it (removals are written before creations,
+//     so remove-then-register in one batch ends as across batches).
 // All keys include the room, and a room lives in one partition, so the
 // result never depends on how partitions interleave or how the log is cut
 // into batches.
@@ -74,8 +79,13 @@ type fold struct {
 	roomOrder []string
 	webhooks  []webhook
 	hookSeen  map[msgKey]bool
+	// hooksRemoved are the webhooks a WebhookRemoved deleted, in log order.
+	hooksRemoved []msgKey
 	// reactsOf indexes reactions by message, so a delete drops them fast.
 	reactsOf map[msgKey][]reactKey
+	// present are the emoji each user has on a message (loaded from the
+	// table for the pairs the batch adds to, then folded), for the cap.
+	present map[msgKey]map[string]map[string]bool
 }
 
 // refs returns the message keys recs refers to without sending them first
@@ -120,8 +130,12 @@ func sentKeys(recs []events.Record) []msgKey {
 
 // foldBatch folds recs over loaded, the existing rows of the keys they
 // reference (a key absent from loaded does not exist in the table).
-func foldBatch(recs []events.Record, loaded map[msgKey]*msg) *fold {
+func foldBatch(recs []events.Record, loaded map[msgKey]*msg, present map[msgKey]map[string]map[string]bool) *fold {
+	if present == nil {
+		present = map[msgKey]map[string]map[string]bool{}
+	}
 	f := &fold{
+		present:   present,
 		msgs:      loaded,
 		reactions: map[reactKey]*setOp{},
 		members:   map[memberKey]*setOp{},
@@ -167,11 +181,15 @@ func foldBatch(recs []events.Record, loaded map[msgKey]*msg) *fold {
 			for _, rk := range f.reactsOf[msgKey{rm, m.id}] {
 				delete(f.reactions, rk)
 			}
+			delete(f.present, msgKey{rm, m.id})
 		case *events.ReactionAdded:
 			if f.live(rm, ev.MessageID) == nil {
 				continue
 			}
 			k := reactKey{rm, clean(ev.MessageID), clean(ev.Emoji), user}
+			if !f.mayReact(k) {
+				continue // over the cap: ignored, as the gateway would have
+			}
 			if f.reactions[k] == nil {
 				mk := msgKey{rm, k.id}
 				f.reactsOf[mk] = append(f.reactsOf[mk], k)
@@ -187,6 +205,7 @@ func foldBatch(recs []events.Record, loaded map[msgKey]*msg) *fold {
 				f.reactsOf[mk] = append(f.reactsOf[mk], k)
 			}
 			f.reactions[k] = remove(f.reactions[k])
+			delete(f.present[msgKey{rm, k.id}][user], k.emoji)
 		case *events.MemberJoined:
 			k := memberKey{rm, user}
 			f.members[k] = add(f.members[k], env.Time, r.Position)
@@ -201,9 +220,35 @@ func foldBatch(recs []events.Record, loaded map[msgKey]*msg) *fold {
 			f.hookSeen[k] = true
 			f.webhooks = append(f.webhooks, webhook{room: rm, id: k.id, url: clean(ev.URL), user: user,
 				ts: env.Time, partition: r.Partition, offset: r.Offset})
+		case *events.WebhookRemoved:
+			k := msgKey{rm, clean(ev.WebhookID)}
+			f.hookSeen[k] = false // registered again later: created again, as in another batch
+			f.webhooks = slices.DeleteFunc(f.webhooks, func(w webhook) bool { return w.room == k.room && w.id == k.id })
+			f.hooksRemoved = append(f.hooksRemoved, k)
 		}
 	}
 	return f
+}
+
+// mayReact notes k's emoji as the user's on the message and reports true,
+// unless the user has events.MaxReactionsPerUser other emoji there.
+func (f *fold) mayReact(k reactKey) bool {
+	mk := msgKey{k.room, k.id}
+	byUser := f.present[mk]
+	if byUser == nil {
+		byUser = map[string]map[string]bool{}
+		f.present[mk] = byUser
+	}
+	set := byUser[k.user]
+	if set == nil {
+		set = map[string]bool{}
+		byUser[k.user] = set
+	}
+	if !set[k.emoji] && len(set) >= events.MaxReactionsPerUser {
+		return false
+	}
+	set[k.emoji] = true
+	return true
 }
 
 // live returns the message if it exists and is not deleted.

@@ -97,6 +97,9 @@ func TestFoldRules(t *testing.T) {
 			[]events.Event{sent(0, "r", "alice", "m1", "hi"), reacted(1, "r", "bob", "m1", "👍"), reacted(2, "r", "bob", "m1", "👍"),
 				reacted(3, "r", "carol", "m1", "👍"), unreacted(4, "r", "carol", "m1", "👍"), unreacted(5, "r", "dave", "m1", "🎉"), reacted(6, "r", "alice", "m1", "🎉")},
 			map[string]msgView{"m1": {User: "alice", Text: "hi", Reactions: map[string][]string{"👍": {"bob"}, "🎉": {"alice"}}}}, nil},
+		{"a user's distinct reactions on a message are capped",
+			capped(),
+			map[string]msgView{"m1": {User: "alice", Text: "hi", Reactions: cappedWant()}}, nil},
 		{"delete drops reactions, later reactions are no-ops",
 			[]events.Event{sent(0, "r", "alice", "m1", "hi"), reacted(1, "r", "bob", "m1", "👍"), deleted(2, "r", "alice", "m1"), reacted(3, "r", "carol", "m1", "🎉")},
 			map[string]msgView{"m1": {User: "alice", Deleted: true}}, nil},
@@ -359,4 +362,28 @@ func TestFoldDoesNotDependOnBatching(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// capEmoji are more distinct emoji than one user may put on one message.
+var capEmoji = []string{"👍", "🎉", "😀", "😂", "❤️", "🔥", "👀", "🚀", "✅", "💯", "🙏", "🤔"}
+
+// capped: bob puts 12 emoji on m1 (the last two are past the cap), takes
+// back the first and one that never counted, then adds a 13th: room for
+// exactly one more.
+func capped() []events.Event {
+	evs := []events.Event{sent(0, "r", "alice", "m1", "hi")}
+	for i, e := range capEmoji {
+		evs = append(evs, reacted(1+i, "r", "bob", "m1", e))
+	}
+	n := len(evs)
+	return append(evs, unreacted(n, "r", "bob", "m1", capEmoji[0]), unreacted(n+1, "r", "bob", "m1", capEmoji[11]),
+		reacted(n+2, "r", "bob", "m1", "🌈"), reacted(n+3, "r", "bob", "m1", capEmoji[10]))
+}
+
+func cappedWant() map[string][]string {
+	want := map[string][]string{"🌈": {"bob"}}
+	for _, e := range capEmoji[1:events.MaxReactionsPerUser] {
+		want[e] = []string{"bob"}
+	}
+	return want
 }

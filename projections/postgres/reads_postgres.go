@@ -253,3 +253,40 @@ func (p *Projection) DigestVersion(ctx context.Context, version string) (string,
 	}
 	return sum, nil
 }
+
+// WebhookIDs returns the ids of room's webhooks (satisfies
+// commands.Webhooks).
+func (p *Projection) WebhookIDs(ctx context.Context, room string) ([]string, error) {
+	hooks, err := p.Webhooks(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(hooks))
+	for i, h := range hooks {
+		ids[i] = h.ID
+	}
+	return ids, nil
+}
+
+// UserReactions returns the emoji user has on a message of room
+// (satisfies commands.Reactions).
+func (p *Projection) UserReactions(ctx context.Context, room, messageID, user string) ([]string, error) {
+	var out []string
+	err := p.withActive(ctx, func(s string) error {
+		out = out[:0]
+		rows, err := p.pool.Query(ctx, `SELECT emoji FROM `+s+`.reactions WHERE room = $1 AND message_id = $2 AND "user" = $3`, room, messageID, user)
+		if err != nil {
+			return err
+		}
+		var e string
+		_, err = pgx.ForEachRow(rows, []any{&e}, func() error {
+			out = append(out, e)
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres projection: reactions of %s on %s: %w", user, messageID, err)
+	}
+	return out, nil
+}

@@ -28,6 +28,7 @@
 //	P v<N>:r:<room>:members set: member user ids
 //	P v<N>:r:<room>:msgs  hash: message id -> author (dedupe and reaction author)
 //	P v<N>:r:<room>:rx    set: reactions (message id, user, emoji; length-prefixed)
+//	P v<N>:r:<room>:rxn   hash: (message id, user) -> distinct emoji counted, for the cap
 //	P v<N>:r:<room>:lb    zset: user -> -(messages sent in the room)
 //	P boards:changed      pub/sub channel: after each committed Apply of the
 //	                      active version, JSON {"leaderboard":true,"rooms":[…]}
@@ -54,11 +55,14 @@
 //   - MessageEdited and MessageDeleted change nothing here: the counters and
 //     boards count messages sent, and a deleted message was still sent.
 //     Reactions on a deleted message follow the usual rules.
-//   - ReactionAdded on a known message adds (message, user, emoji) to the
-//     room's reaction set; if it was not there, the message's author gets a
-//     point on the reactions board. ReactionRemoved takes the point back only
-//     if the reaction was in the set. Reactions on unknown messages are
-//     ignored. Self-reactions count.
+//   - ReactionAdded on a known message by someone other than its author
+//     adds (message, user, emoji) to the room's reaction set; if it was not
+//     there, and the user has fewer than events.MaxReactionsPerUser emoji on
+//     that message, the author gets a point on the reactions board.
+//     ReactionRemoved takes the point back only if the reaction was in the
+//     set. Reactions on unknown messages, and on one's own message, score
+//     nothing (a version built before this rule keeps its old points until
+//     a rebuild).
 //   - MemberJoined/MemberLeft add/remove the user in the room's member set
 //     (idempotent). WebhookRegistered changes nothing.
 //

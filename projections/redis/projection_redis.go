@@ -351,9 +351,9 @@ func appendOp(args []any, r events.Record) []any {
 	case *events.MessageSent:
 		return append(args, "S", off, e.Room, e.User, strconv.FormatInt(minuteOf(e.Time), 10), e.MessageID)
 	case *events.ReactionAdded:
-		return append(args, "A", off, e.Room, e.User, e.MessageID, reactionMember(e.MessageID, e.User, e.Emoji))
+		return append(args, "A", off, e.Room, e.User, e.MessageID, reactionMember(e.MessageID, e.User, e.Emoji), reactionMember(e.MessageID, e.User, ""))
 	case *events.ReactionRemoved:
-		return append(args, "D", off, e.Room, e.User, e.MessageID, reactionMember(e.MessageID, e.User, e.Emoji))
+		return append(args, "D", off, e.Room, e.User, e.MessageID, reactionMember(e.MessageID, e.User, e.Emoji), reactionMember(e.MessageID, e.User, ""))
 	case *events.MemberJoined:
 		return append(args, "J", off, e.Room, e.User)
 	case *events.MemberLeft:

@@ -1,6 +1,13 @@
 package redis
 
-import goredis "github.com/redis/go-redis/v9"
+import (
+	"strconv"
+	"strings"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/rtstack/rtstack/events"
+)
 
 // The Lua scripts. Each one resolves the version it works on inside the
 // script, so it is atomic with respect to Promote. Key names are built from
@@ -22,8 +29,9 @@ import goredis "github.com/redis/go-redis/v9"
 // none), then the records, each an op code followed by fixed fields:
 //
 //	S off room user minute mid     message sent (minute = event minute, ms)
-//	A off room user mid member     reaction added (member = reaction set entry)
-//	D off room user mid member     reaction removed
+//	A off room user mid member mu  reaction added (member = reaction set entry,
+//	                               mu = the message-and-user field of the rxn count)
+//	D off room user mid member mu  reaction removed
 //	J off room user                member joined
 //	L off room user                member left
 //
@@ -39,7 +47,7 @@ import goredis "github.com/redis/go-redis/v9"
 // to the caller's topic id (ARGV 9) if it has one. If the active version is
 // bound to another topic id than ARGV 9 (a rebuild promoted a version of a
 // recreated log), it answers "RTSTACK log <bound id>" and applies nothing.
-var applyScript = goredis.NewScript(`
+var applyScript = goredis.NewScript(strings.ReplaceAll(`
 local P = ARGV[1]
 local ver = ARGV[2]
 if ver == '' then
@@ -108,8 +116,9 @@ local function room(name)
   local r = rooms[name]
   if r then return r end
   local R = V .. 'r:' .. name .. ':'
-  r = {meta = R .. 'meta', msgs = R .. 'msgs', pm = R .. 'pm', lb = R .. 'lb', rx = R .. 'rx', members = R .. 'members',
-    ids = {}, idSet = {}, rxs = {}, rxSet = {}, sends = false,
+  r = {meta = R .. 'meta', msgs = R .. 'msgs', pm = R .. 'pm', lb = R .. 'lb', rx = R .. 'rx', rxn = R .. 'rxn',
+    members = R .. 'members',
+    ids = {}, idSet = {}, rxs = {}, rxSet = {}, mus = {}, muSet = {}, sends = false,
     newMsgs = {}, total = 0, lbDelta = {}, mem = {}}
   rooms[name] = r
   roomOrder[#roomOrder+1] = name
@@ -123,7 +132,7 @@ local i = 10
 while i <= n do
   local op = ARGV[i]
   local width = 6
-  if op == 'J' or op == 'L' then width = 4 end
+  if op == 'J' or op == 'L' then width = 4 elseif op == 'A' or op == 'D' then width = 7 end
   if tonumber(ARGV[i+1]) >= cp then
     local r = room(ARGV[i+2])
     if op == 'S' then
@@ -132,6 +141,7 @@ while i <= n do
     elseif op == 'A' or op == 'D' then
       want(r, 'ids', 'idSet', ARGV[i+4])
       want(r, 'rxs', 'rxSet', ARGV[i+5])
+      want(r, 'mus', 'muSet', ARGV[i+6])
     end
   end
   i = i + width
@@ -146,6 +156,9 @@ for _, name in ipairs(roomOrder) do
   r.inRx, r.inRx0 = {}, {}
   got = read('SMISMEMBER', r.rx, r.rxs)
   for j, m in ipairs(r.rxs) do r.inRx[m] = got[j] == 1; r.inRx0[m] = got[j] == 1 end
+  r.rxN, r.rxN0 = {}, {}
+  got = read('HMGET', r.rxn, r.mus)
+  for j, mu in ipairs(r.mus) do r.rxN[mu] = tonumber(got[j] or '0'); r.rxN0[mu] = r.rxN[mu] end
   if r.sends then
     r.newestStr = redis.call('HGET', r.meta, 'newest')
     r.newest = tonumber(r.newestStr or '')
@@ -172,7 +185,7 @@ i = 10
 while i <= n do
   local op = ARGV[i]
   local width = 6
-  if op == 'J' or op == 'L' then width = 4 end
+  if op == 'J' or op == 'L' then width = 4 elseif op == 'A' or op == 'D' then width = 7 end
   if tonumber(ARGV[i+1]) >= cp then
     applied = applied + 1
     local r = rooms[ARGV[i+2]]
@@ -215,13 +228,17 @@ while i <= n do
       end
     elseif op == 'A' or op == 'D' then
       local author = r.author[ARGV[i+4]]
-      if author then
-        local member = ARGV[i+5]
-        if op == 'A' and not r.inRx[member] then
+      -- Reacting to one's own message scores nothing; a user's reactions
+      -- on one message beyond the cap are ignored.
+      if author and author ~= user then
+        local member, mu = ARGV[i+5], ARGV[i+6]
+        if op == 'A' and not r.inRx[member] and r.rxN[mu] < MAX_REACTIONS then
           r.inRx[member] = true
+          r.rxN[mu] = r.rxN[mu] + 1
           bump(boardDelta, boardUsers, author, -1)
         elseif op == 'D' and r.inRx[member] then
           r.inRx[member] = false
+          r.rxN[mu] = r.rxN[mu] - 1
           bump(boardDelta, boardUsers, author, 1)
         end
       end
@@ -281,6 +298,14 @@ for _, name in ipairs(roomOrder) do
   end
   write('SADD', r.rx, add)
   write('SREM', r.rx, rem)
+  local set, del = {}, {}
+  for mu, c in pairs(r.rxN) do
+    if c ~= r.rxN0[mu] then
+      if c > 0 then set[#set+1] = mu; set[#set+1] = c else del[#del+1] = mu end
+    end
+  end
+  write('HSET', r.rxn, set)
+  write('HDEL', r.rxn, del)
   add, rem = {}, {}
   for u, now in pairs(r.mem) do
     if now then add[#add+1] = u else rem[#rem+1] = u end
@@ -292,7 +317,7 @@ zadd(sentKey, sentDelta, sentUsers)
 zadd(boardKey, boardDelta, boardUsers)
 if nxt > cp then redis.call('HSET', V .. 'cp', part, ARGV[4]) end
 return applied
-`)
+`, "MAX_REACTIONS", strconv.Itoa(events.MaxReactionsPerUser)))
 
 // initScript makes sure an active version and an epoch exist. ARGV: 1
 // prefix, 2 a fresh epoch (set whenever the active version is created, or

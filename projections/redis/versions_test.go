@@ -83,10 +83,11 @@ type model struct {
 	rx      map[string]int64
 	author  map[[2]string]string
 	rxSet   map[string]bool
+	rxN     map[string]int // per room, message and reacting user: distinct emoji counted
 }
 
 func fold(evs []events.Event) model {
-	m := model{map[string]int64{}, map[string]map[string]bool{}, map[string]int64{}, map[string]int64{}, map[[2]string]string{}, map[string]bool{}}
+	m := model{map[string]int64{}, map[string]map[string]bool{}, map[string]int64{}, map[string]int64{}, map[[2]string]string{}, map[string]bool{}, map[string]int{}}
 	for _, ev := range evs {
 		e := ev.Env()
 		switch ev := ev.(type) {
@@ -98,18 +99,23 @@ func fold(evs []events.Event) model {
 				m.sent[e.User]++
 			}
 		case *events.ReactionAdded:
-			if a, ok := m.author[[2]string{e.Room, ev.MessageID}]; ok {
-				k := e.Room + "\x00" + ev.MessageID + "\x00" + e.User + "\x00" + ev.Emoji
-				if !m.rxSet[k] {
+			// Own messages score nothing; past the cap nothing counts.
+			if a, ok := m.author[[2]string{e.Room, ev.MessageID}]; ok && a != e.User {
+				mu := e.Room + "\x00" + ev.MessageID + "\x00" + e.User
+				k := mu + "\x00" + ev.Emoji
+				if !m.rxSet[k] && m.rxN[mu] < events.MaxReactionsPerUser {
 					m.rxSet[k] = true
+					m.rxN[mu]++
 					m.rx[a]++
 				}
 			}
 		case *events.ReactionRemoved:
-			if a, ok := m.author[[2]string{e.Room, ev.MessageID}]; ok {
-				k := e.Room + "\x00" + ev.MessageID + "\x00" + e.User + "\x00" + ev.Emoji
+			if a, ok := m.author[[2]string{e.Room, ev.MessageID}]; ok && a != e.User {
+				mu := e.Room + "\x00" + ev.MessageID + "\x00" + e.User
+				k := mu + "\x00" + ev.Emoji
 				if m.rxSet[k] {
 					delete(m.rxSet, k)
+					m.rxN[mu]--
 					m.rx[a]--
 				}
 			}

@@ -40,7 +40,7 @@ func ListDLQ(ctx context.Context, cfg Config, limit int) ([]DeadTask, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open channel: %w", err)
 	}
-	if err := topo.Declare(ch); err != nil {
+	if err := topo.Declare(conn, ch); err != nil {
 		return nil, err
 	}
 	var (
@@ -171,7 +171,7 @@ func PurgeDLQ(ctx context.Context, cfg Config) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("open channel: %w", err)
 	}
-	if err := topo.Declare(ch); err != nil {
+	if err := topo.Declare(conn, ch); err != nil {
 		return 0, err
 	}
 	n, err := ch.QueuePurge(topo.Dead(), false)

@@ -95,28 +95,73 @@ func (t Topology) Queues() []string {
 	return qs
 }
 
-// Declare creates t's queues if missing; declaring again with the same
-// names and arguments is a no-op, so every reactor and worker declares at
-// start.
-func (t Topology) Declare(ch *amqp.Channel) error {
-	if _, err := ch.QueueDeclare(t.Dead(), true, false, false, false, nil); err != nil {
-		return fmt.Errorf("declare %s: %w", t.Dead(), err)
+// ErrClassicQueues: a queue of the topology exists with other arguments
+// (a classic queue of a deployment from before quorum queues). RabbitMQ
+// cannot change a queue's type; docs/tasks.md describes the migration.
+var ErrClassicQueues = errors.New("a task queue exists with other arguments (a classic queue from an older rtstack): drain and delete the old queues or use another RABBIT_PREFIX, see docs/tasks.md")
+
+// QuorumSupported reports whether the server of conn has quorum queues with
+// at-least-once dead-lettering and message TTL (RabbitMQ 3.10 or later).
+func QuorumSupported(conn *amqp.Connection) bool {
+	v, _ := conn.Properties["version"].(string)
+	var major, minor int
+	if _, err := fmt.Sscanf(v, "%d.%d", &major, &minor); err != nil {
+		return false
+	}
+	return major > 3 || major == 3 && minor >= 10
+}
+
+// queueArgs are the arguments of a queue that dead-letters to dlx (""
+// for none). On quorum queues dead-lettering is at-least-once: RabbitMQ
+// keeps a message in the source queue until the target confirmed it,
+// which needs overflow reject-publish (a full queue refuses publishes, and
+// the publisher sees the nack, instead of dropping the oldest).
+func queueArgs(quorum bool, dlx string) amqp.Table {
+	args := amqp.Table{}
+	if quorum {
+		args["x-queue-type"] = "quorum"
+	}
+	if dlx != "" {
+		args["x-dead-letter-exchange"] = ""
+		args["x-dead-letter-routing-key"] = dlx
+		if quorum {
+			args["x-dead-letter-strategy"] = "at-least-once"
+			args["x-overflow"] = "reject-publish"
+		}
+	}
+	return args
+}
+
+// Declare creates t's queues on ch (a channel of conn) if missing:
+// quorum queues where the server supports them (QuorumSupported), classic
+// otherwise. Declaring again with the same names and arguments is a no-op,
+// so every reactor and worker declares at start; a queue that exists with
+// other arguments fails with ErrClassicQueues.
+func (t Topology) Declare(conn *amqp.Connection, ch *amqp.Channel) error {
+	quorum := QuorumSupported(conn)
+	declare := func(name string, args amqp.Table) error {
+		if _, err := ch.QueueDeclare(name, true, false, false, false, args); err != nil {
+			var ae *amqp.Error
+			if errors.As(err, &ae) && ae.Code == amqp.PreconditionFailed {
+				return fmt.Errorf("declare %s: %w: %w", name, ErrClassicQueues, err)
+			}
+			return fmt.Errorf("declare %s: %w", name, err)
+		}
+		return nil
+	}
+	if err := declare(t.Dead(), queueArgs(quorum, "")); err != nil {
+		return err
 	}
 	// A worker that rejects a delivery outright (undecodable) sends it to
 	// the DLQ through the main queue's dead-letter settings.
-	if _, err := ch.QueueDeclare(t.Main(), true, false, false, false, amqp.Table{
-		"x-dead-letter-exchange":    "",
-		"x-dead-letter-routing-key": t.Dead(),
-	}); err != nil {
-		return fmt.Errorf("declare %s: %w", t.Main(), err)
+	if err := declare(t.Main(), queueArgs(quorum, t.Dead())); err != nil {
+		return err
 	}
 	for i, d := range t.Delays {
-		if _, err := ch.QueueDeclare(t.Delay(i), true, false, false, false, amqp.Table{
-			"x-message-ttl":             d.Milliseconds(),
-			"x-dead-letter-exchange":    "",
-			"x-dead-letter-routing-key": t.Main(),
-		}); err != nil {
-			return fmt.Errorf("declare %s: %w", t.Delay(i), err)
+		args := queueArgs(quorum, t.Main())
+		args["x-message-ttl"] = d.Milliseconds()
+		if err := declare(t.Delay(i), args); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -162,5 +207,5 @@ func Setup(ctx context.Context, c Config) error {
 	if err != nil {
 		return fmt.Errorf("open channel: %w", err)
 	}
-	return c.Topology().Declare(ch)
+	return c.Topology().Declare(conn, ch)
 }

@@ -6,14 +6,16 @@
 //
 // Webhook registrations and room memberships are folded from the log
 // itself: on each partition assignment the reactor reads the partition from
-// offset zero, folding WebhookRegistered, MemberJoined and MemberLeft events
-// in memory, and emits tasks only for records at or after the group's
-// committed offset. So a registration is always known before the messages
-// after it in its room, a record below the commit never fires again, and a
-// mention notifies the mentioned user only if they were a member of the room
-// at that point of the log (a pure function of the log, like a projection).
-// Whether the user's token allows the room is checked where the notification
-// is delivered: the gateway that holds the user's connection.
+// offset zero, folding WebhookRegistered, WebhookRemoved, MemberJoined and
+// MemberLeft events in memory, and emits tasks only for records at or after
+// the group's committed offset. So a registration (or removal) is always
+// known before the messages after it in its room, a record below the commit
+// never fires again, and a mention notifies the mentioned user only if they
+// were a member of the room at that point of the log (a pure function of the
+// log, like a projection). Whether the user's token allows the room is
+// checked where the notification is delivered: the gateway that holds the
+// user's connection. Secrets stay sealed; a registration from before sealing
+// is sealed with Config.Keyring before its secret enters a task.
 //
 // A record outside its room's partition (kafka.Placement: a producer with
 // another partitioner than murmur2) is not part of the room's history: it is
@@ -27,6 +29,6 @@
 // published twice is done once by the workers.
 //
 // It imports events, schemas, infra/kafka, infra/prom, infra/telemetry (tasks
-// carry their message's trace context), tasks, tasks/rabbit and
-// internal/retry; never gateway, projections or the worker.
+// carry their message's trace context), internal/keyring, tasks,
+// tasks/rabbit and internal/retry; never gateway, projections or the worker.
 package reactor

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/infra/telemetry"
+	"github.com/rtstack/rtstack/internal/keyring"
 	"github.com/rtstack/rtstack/internal/retry"
 	"github.com/rtstack/rtstack/schemas"
 	"github.com/rtstack/rtstack/tasks"
@@ -54,6 +56,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer for the metrics; nil means they are not registered.
 	Registerer prometheus.Registerer
+	// Keyring seals the secrets of registrations written before secrets
+	// were sealed, so no task carries one in the clear; nil leaves such
+	// webhooks' tasks without a secret, and the worker dead-letters them
+	// with that reason.
+	Keyring *keyring.Keyring
 }
 
 // Validate joins every problem of c once its defaults are applied.
@@ -292,7 +299,9 @@ func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 		}
 		switch ev := er.Event.(type) {
 		case *events.WebhookRegistered:
-			st.register(ev)
+			st.register(r.sealed(ev))
+		case *events.WebhookRemoved:
+			st.remove(ev)
 		case *events.MemberJoined:
 			st.join(ev.Room, ev.User)
 		case *events.MemberLeft:
@@ -339,6 +348,7 @@ func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 // below the commit.
 var folded = map[events.Type]bool{
 	events.TypeWebhookRegistered: true,
+	events.TypeWebhookRemoved:    true,
 	events.TypeMemberJoined:      true,
 	events.TypeMemberLeft:        true,
 }
@@ -387,6 +397,27 @@ func (st *partitionState) register(ev *events.WebhookRegistered) {
 		}
 	}
 	st.hooks[ev.Room] = append(hs, tasks.WebhookFrom(ev))
+}
+
+// remove forgets a webhook: messages after the removal get no task for it.
+func (st *partitionState) remove(ev *events.WebhookRemoved) {
+	st.hooks[ev.Room] = slices.DeleteFunc(st.hooks[ev.Room], func(h tasks.Webhook) bool { return h.ID == ev.WebhookID })
+}
+
+// sealed returns ev with its secret sealed: a registration from before
+// sealing holds the plaintext, which must not be copied into tasks.
+func (r *Reactor) sealed(ev *events.WebhookRegistered) *events.WebhookRegistered {
+	if keyring.IsSealed(ev.Secret) || ev.Secret == "" {
+		return ev
+	}
+	c := *ev
+	c.Secret = ""
+	if r.cfg.Keyring != nil {
+		c.Secret = r.cfg.Keyring.Seal(ev.Secret, ev.WebhookID)
+	} else {
+		r.log.Error("webhook secret in the clear and no keyring to seal it: its deliveries will be dead-lettered", "room", ev.Room, "webhook_id", ev.WebhookID)
+	}
+	return &c
 }
 
 // publish publishes batch and waits for every confirm, reconnecting to

@@ -130,6 +130,7 @@ func (e *env) reactor(group, rabbitURL string, reg prometheus.Registerer) (stop 
 	r, err := reactor.New(reactor.Config{
 		Kafka: kafka.ClientConfig{Brokers: []string{e.addr}}, Group: group, Codec: e.codec,
 		RabbitURL: rabbitURL, Prefix: e.rc.Prefix, RetryDelays: e.rc.RetryDelays, Registerer: reg,
+		Keyring: taskstest.Keyring,
 	})
 	if err != nil {
 		e.t.Fatal(err)
@@ -140,7 +141,7 @@ func (e *env) reactor(group, rabbitURL string, reg prometheus.Registerer) (stop 
 func (e *env) worker(reg prometheus.Registerer) (stop func()) {
 	w, err := worker.New(worker.Config{
 		RabbitURL: e.rc.URL, Prefix: e.rc.Prefix, RetryDelays: e.rc.RetryDelays,
-		Pool: e.db, AllowPrivate: true, Registerer: reg,
+		Pool: e.db, AllowPrivate: true, Registerer: reg, Keyring: taskstest.Keyring,
 	})
 	if err != nil {
 		e.t.Fatal(err)
@@ -265,7 +266,7 @@ func TestReactorMentions(t *testing.T) {
 	testsvc.Eventually(t, 30*time.Second, "mention task published", func() bool {
 		return testsvc.Sum(t, reg, "rtstack_reactor_tasks_published_total", "kind", "notify") == 1
 	})
-	id := tasks.ID("m1", tasks.KindNotify, "bob")
+	id := tasks.ID("m-m1", tasks.KindNotify, "bob") // keyed by the message id
 	testsvc.Eventually(t, 10*time.Second, "mention done", func() bool {
 		var n int
 		_ = e.db.QueryRow(context.Background(), `SELECT count(*) FROM rtstack_tasks.done WHERE task_id = $1`, id).Scan(&n)
@@ -339,6 +340,7 @@ func TestReactorLag(t *testing.T) {
 	r, err := reactor.New(reactor.Config{
 		Kafka: kafka.ClientConfig{Brokers: []string{e.addr}}, Group: "grp", Codec: e.codec, MaxBatch: 1, Registerer: reg,
 		RabbitURL: strings.Replace(e.rc.URL, "127.0.0.1:5672", proxy.Addr(), 1), Prefix: e.rc.Prefix, RetryDelays: e.rc.RetryDelays,
+		Keyring: taskstest.Keyring,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -12,13 +12,16 @@
 // leaves the delivery unacknowledged and RabbitMQ hands it to another: the
 // receiver may see that attempt twice, with the same X-Rtstack-Delivery id.
 //
-// Webhook targets are dialled through a guard that refuses loopback and
-// private addresses after DNS resolution unless AllowPrivate is set.
+// Webhook targets and NotifyURL are dialled through a guard that refuses
+// every address outside global unicast after DNS resolution unless
+// AllowPrivate is set. A webhook task carries its secret sealed; the worker
+// opens it with its keyring to sign, and a secret it cannot open is a
+// permanent failure.
 //
-// It imports tasks, tasks/rabbit, infra/prom, infra/telemetry (a task continues
-// its trace; webhook calls send traceparent), internal/retry (backoff) and
-// internal/egress (the webhook target rules, shared with the registration
-// path); never commands,
+// It imports tasks, tasks/rabbit, infra/prom, infra/telemetry (a task
+// continues its trace; webhook calls send traceparent), internal/retry
+// (backoff), internal/egress (the target rules, shared with the registration
+// path) and internal/keyring (to open sealed secrets); never commands,
 // gateway or projections: online users are reached through the Notifier
 // interface.
 package worker

@@ -22,6 +22,7 @@ import (
 
 	"github.com/rtstack/rtstack/infra/telemetry"
 	"github.com/rtstack/rtstack/internal/egress"
+	"github.com/rtstack/rtstack/internal/keyring"
 	"github.com/rtstack/rtstack/internal/retry"
 	"github.com/rtstack/rtstack/tasks"
 	"github.com/rtstack/rtstack/tasks/rabbit"
@@ -65,9 +66,13 @@ type Config struct {
 	// (WEBHOOK_ALLOW_PRIVATE); false by default.
 	AllowPrivate bool
 	// NotifyURL receives mention notifications of offline users as a POST
-	// (NOTIFY_URL); empty means offline users are not notified. It is the
-	// operator's endpoint, so the private-address guard does not apply.
+	// (NOTIFY_URL); empty means offline users are not notified. It is held
+	// to the same target rules as webhooks (AllowPrivate) and reached with
+	// the same client: no proxy, no redirects, the dial-time guard.
 	NotifyURL string
+	// Keyring opens the sealed webhook secrets to sign deliveries; nil
+	// dead-letters every webhook task (nothing to sign with).
+	Keyring *keyring.Keyring
 	// Notifier reaches online users; nil means every user counts as
 	// offline.
 	Notifier Notifier
@@ -100,7 +105,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("worker: negative timeout %s", c.Timeout))
 	}
 	if c.NotifyURL != "" {
-		if err := egress.ValidateURL(c.NotifyURL, true); err != nil {
+		if err := egress.ValidateURL(c.NotifyURL, c.AllowPrivate); err != nil {
 			errs = append(errs, fmt.Errorf("worker: notify url: %w", err))
 		}
 	}
@@ -131,8 +136,7 @@ type Worker struct {
 	ownsPool bool
 	store    doneStore
 	done     *doneBatcher
-	hooks    *http.Client // webhooks, behind the address guard
-	plain    *http.Client // NotifyURL, the operator's own endpoint
+	hooks    *http.Client // webhooks and NotifyURL, behind the address guard
 	m        *metrics
 
 	mu       sync.Mutex // guards inflight
@@ -147,7 +151,7 @@ func New(cfg Config) (*Worker, error) {
 	}
 	w := &Worker{
 		cfg: cfg, topo: cfg.rabbit().Topology(), log: cfg.Logger.With("component", "worker"),
-		hooks: cfg.HTTPClient, plain: traced(&http.Client{}), inflight: map[string]chan struct{}{},
+		hooks: cfg.HTTPClient, inflight: map[string]chan struct{}{},
 	}
 	if w.hooks == nil {
 		w.hooks = NewHTTPClient(cfg.AllowPrivate)
@@ -427,7 +431,14 @@ func (w *Worker) webhook(ctx context.Context, t tasks.Task) error {
 	if err := egress.ValidateURL(t.URL, w.cfg.AllowPrivate); err != nil {
 		return permanent(err)
 	}
-	err := w.post(ctx, w.hooks, t.URL, t.ID, t.Body, tasks.Sign(t.Secret, t.Body))
+	if w.cfg.Keyring == nil {
+		return permanent(errors.New("no keyring to open the webhook secret (WEBHOOK_SECRET_KEY)"))
+	}
+	secret, err := w.cfg.Keyring.Open(t.SealedSecret, t.WebhookID)
+	if err != nil {
+		return permanent(fmt.Errorf("webhook secret: %w", err))
+	}
+	err = w.post(ctx, w.hooks, t.URL, t.ID, t.Body, tasks.Sign(secret, t.Body))
 	if errors.Is(err, egress.ErrPrivateTarget) {
 		return permanent(err)
 	}
@@ -459,7 +470,11 @@ func (w *Worker) notify(ctx context.Context, t tasks.Task) error {
 	if err != nil {
 		return permanent(err)
 	}
-	return w.post(ctx, w.plain, w.cfg.NotifyURL, t.ID, body, "")
+	err = w.post(ctx, w.hooks, w.cfg.NotifyURL, t.ID, body, "")
+	if errors.Is(err, egress.ErrPrivateTarget) {
+		return permanent(err)
+	}
+	return err
 }
 
 // post POSTs body and wants a 2xx.

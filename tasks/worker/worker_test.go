@@ -39,6 +39,9 @@ func pool(t testing.TB, url string) *pgxpool.Pool {
 // start runs a worker until the test ends.
 func start(t testing.TB, cfg worker.Config) {
 	t.Helper()
+	if cfg.Keyring == nil {
+		cfg.Keyring = taskstest.Keyring
+	}
 	w, err := worker.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +75,7 @@ func webhookTask(id, url string) tasks.Task {
 	body, _ := json.Marshal(tasks.Message{Room: "r1", MessageID: "m-" + id, User: "alice", Text: "hello", TS: 1})
 	return tasks.Task{
 		ID: tasks.ID("ev-"+id, tasks.KindWebhook, "w1"), Kind: tasks.KindWebhook, EventID: "ev-" + id, Room: "r1",
-		WebhookID: "w1", URL: url, Secret: "s3cret", Body: body,
+		WebhookID: "w1", URL: url, SealedSecret: taskstest.Keyring.Seal("s3cret", "w1"), Body: body,
 	}
 }
 
@@ -361,7 +364,7 @@ func TestNotify(t *testing.T) {
 	db := pool(t, testsvc.Postgres(t))
 	push := taskstest.NewTarget(t, nil)
 	n := &fakeNotifier{online: map[string]bool{"bob": true}, frames: map[string][]string{}}
-	start(t, worker.Config{RabbitURL: rc.URL, Prefix: rc.Prefix, RetryDelays: rc.RetryDelays, Pool: db, Notifier: n, NotifyURL: push.URL})
+	start(t, worker.Config{RabbitURL: rc.URL, Prefix: rc.Prefix, RetryDelays: rc.RetryDelays, Pool: db, Notifier: n, NotifyURL: push.URL, AllowPrivate: true})
 	ev := sent("ev-n", "alice", "hi @bob @carol", "bob", "carol")
 	ts, err := tasks.ForMessage(ev, ev0pos, nil)
 	if err != nil || len(ts) != 2 {
@@ -453,7 +456,7 @@ func TestHelperWorker(t *testing.T) {
 	}
 	w, err := worker.New(worker.Config{
 		RabbitURL: os.Getenv("HELPER_RABBIT"), Prefix: os.Getenv("HELPER_PREFIX"),
-		RetryDelays: fast, Pool: db, AllowPrivate: true,
+		RetryDelays: fast, Pool: db, AllowPrivate: true, Keyring: taskstest.Keyring,
 	})
 	if err != nil {
 		t.Fatal(err)

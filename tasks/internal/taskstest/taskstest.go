@@ -6,6 +6,8 @@ package taskstest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,12 +17,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtstack/rtstack/internal/keyring"
 	"github.com/rtstack/rtstack/internal/testsvc"
 	"github.com/rtstack/rtstack/tasks"
 	"github.com/rtstack/rtstack/tasks/rabbit"
 )
 
 var seq atomic.Int64
+
+// Keyring is the tests' keyring. Its key is fixed, so helper processes
+// (a test binary run again) open what the test sealed.
+var Keyring = func() *keyring.Keyring {
+	key := sha256.Sum256([]byte("rtstack tasks tests"))
+	kr, err := keyring.Parse("test:" + base64.StdEncoding.EncodeToString(key[:]))
+	if err != nil {
+		panic(err) // a well-formed spec always parses
+	}
+	return kr
+}()
 
 // Rabbit returns a rabbit.Config under a prefix unique to t with the given
 // retry delays, whose queues are deleted when t ends.
