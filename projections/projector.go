@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -133,6 +134,8 @@ type Projector struct {
 	// error wrapping ErrPermanent); set once at the start of Run.
 	fail context.CancelCauseFunc
 
+	truncOnce sync.Once // a truncation is counted and logged once per Run
+
 	mu       sync.Mutex            // guards assigned, seeks, wake and each assignment's fetchGen
 	assigned map[int32]*assignment // assigned partitions
 	seeks    map[int32]seekReq     // re-seeks asked by assignments, applied by the poll loop
@@ -183,7 +186,10 @@ func NewProjector(cfg Config) (*Projector, error) {
 // Run consumes until ctx ends, then stops the partition goroutines, commits
 // group offsets and leaves the group. It returns nil when ctx was canceled,
 // or the error that stopped it: the client could not be created, the log
-// was recreated (ErrLogChanged), or a partition met an error retrying
+// was recreated (ErrLogChanged), the log lost its tail under the store's
+// checkpoints (a *TruncatedError wrapping ErrLogTruncated: at the start,
+// at an assignment, or when a fetch or the lag tick shows an end offset
+// below a checkpoint), or a partition met an error retrying
 // cannot fix (ErrPermanent; the message names the partition and offset).
 // Run is called once.
 func (p *Projector) Run(parent context.Context) error {
@@ -309,6 +315,12 @@ func (p *Projector) hand(ctx context.Context, ftp kgo.FetchTopicPartition) {
 	if w == nil {
 		return // revoked meanwhile: the next owner starts at the checkpoint
 	}
+	// A fetch past the end is answered from another position (the client
+	// resets an out-of-range offset): its high watermark tells.
+	if next := w.part.next.Load(); ftp.Err == nil && ftp.HighWatermark < next {
+		_ = p.truncated(map[int32]int64{ftp.Partition: next}, map[int32]int64{ftp.Partition: ftp.HighWatermark})
+		return
+	}
 	select {
 	case w.ch <- fetched{gen: gen, recs: ftp.Records}:
 	case <-w.stop:
@@ -330,17 +342,54 @@ func (p *Projector) checkLog(ctx context.Context, cl *kgo.Client) error {
 	backoff := newBackoff()
 	for {
 		err := bindLog(ctx, p.cfg.Store, info.ID)
-		if err == nil || errors.Is(err, ErrLogChanged) {
-			if err != nil {
-				return fmt.Errorf("projector %s: %w", p.name, err)
-			}
-			return nil
+		if err == nil {
+			return p.checkTruncated(ctx, cl, nil)
+		}
+		if errors.Is(err, ErrLogChanged) {
+			return fmt.Errorf("projector %s: %w", p.name, err)
 		}
 		p.log.Warn("bind log failed, retrying", "attempt", backoff.Attempt()+1, "err", err)
 		if !backoff.Wait(ctx, nil) {
 			return nil // shutting down
 		}
 	}
+}
+
+// checkTruncated compares the store's checkpoints of parts (nil: every
+// partition) with the log's end offsets and reports a truncation (see
+// truncated). A checkpoint or end offset that cannot be read is not
+// judged: the lag tick checks again.
+func (p *Projector) checkTruncated(ctx context.Context, cl *kgo.Client, parts map[int32]kgo.Offset) error {
+	cps, err := p.cfg.Store.Checkpoints(ctx)
+	if err != nil {
+		p.log.Warn("checkpoints not read; truncation not checked", "err", err)
+		return nil
+	}
+	if parts != nil {
+		maps.DeleteFunc(cps, func(id int32, _ int64) bool { _, ok := parts[id]; return !ok })
+	}
+	ends, err := kafka.EndOffsets(ctx, cl, p.cfg.Topic)
+	if err != nil {
+		p.log.Warn("end offsets not read; truncation not checked", "err", err)
+		return nil
+	}
+	return p.truncated(cps, ends)
+}
+
+// truncated returns a *TruncatedError if a checkpoint in cps is beyond its
+// partition's end in ends, after counting and logging it (once per Run)
+// and ending Run with it; else nil.
+func (p *Projector) truncated(cps, ends map[int32]int64) error {
+	err := truncatedErr(p.name, cps, ends)
+	if err == nil {
+		return nil
+	}
+	p.truncOnce.Do(func() {
+		p.m.truncated.WithLabelValues(p.name).Inc()
+		p.log.Error("the log lost its tail: the projector stops rather than skip the offsets it reuses", "err", err)
+	})
+	p.fail(err)
+	return err
 }
 
 // assign starts a goroutine per newly assigned partition.
@@ -389,6 +438,9 @@ func (p *Projector) adjust(ctx context.Context, offsets map[string]map[int32]kgo
 	}
 	cps, err := checkpointsRetry(ctx, p.cfg.Store, p.log)
 	if err != nil {
+		return nil, err
+	}
+	if err := p.checkTruncated(ctx, p.client, parts); err != nil {
 		return nil, err
 	}
 	p.mu.Lock()
@@ -583,15 +635,21 @@ func (p *Projector) lagLoop(ctx context.Context, cl *kgo.Client) {
 			continue
 		}
 		now := time.Now()
+		nexts := map[int32]int64{}
 		p.mu.Lock()
 		for id, w := range p.assigned {
+			next := w.part.next.Load()
+			nexts[id] = next
 			if end, ok := ends[id]; ok {
-				p.m.setLag(p.name, id, max(0, end-w.part.next.Load()))
+				p.m.setLag(p.name, id, max(0, end-next))
 			}
 			if ts := w.part.lastTS.Load(); ts > 0 {
 				w.part.m.age.Set(ageSeconds(ts, now))
 			}
 		}
 		p.mu.Unlock()
+		if p.truncated(nexts, ends) != nil {
+			return
+		}
 	}
 }

@@ -134,6 +134,10 @@ type rebuild struct {
 	store   Store // writes into version only
 	version string
 	start   map[int32]int64 // checkpoints of the new version when it began
+	// truncated lists the partitions where the active version is beyond
+	// the log's end: the new version replaces it (Replacer) instead of
+	// catching up with it.
+	truncated []Truncation
 
 	fetch    *kgo.Client
 	appliers []*applier
@@ -162,7 +166,41 @@ func (r *rebuild) begin(ctx context.Context) error {
 	if r.start, err = r.store.Checkpoints(ctx); err != nil {
 		return fmt.Errorf("checkpoints: %w", err)
 	}
+	return r.checkTruncated(ctx)
+}
+
+// checkTruncated notes where the active version is beyond the log's end.
+func (r *rebuild) checkTruncated(ctx context.Context) error {
+	active, err := r.cfg.Target.Checkpoints(ctx)
+	if err != nil {
+		return fmt.Errorf("checkpoints of the active version: %w", err)
+	}
+	ends, err := kafka.EndOffsets(ctx, r.meta, r.cfg.Topic)
+	if err != nil {
+		return err
+	}
+	r.truncated = truncations(active, ends)
+	if len(r.truncated) == 0 {
+		return nil
+	}
+	if _, ok := r.cfg.Target.(Replacer); !ok {
+		return &TruncatedError{Projection: r.name, Parts: r.truncated}
+	}
+	r.log.Warn("the active version is beyond the log's end: the rebuilt version replaces it",
+		"err", &TruncatedError{Projection: r.name, Parts: r.truncated})
 	return nil
+}
+
+// swap makes the new version active: Promote, or Replace when the active
+// version is beyond the log's end.
+func (r *rebuild) swap(ctx context.Context) (bool, error) {
+	if len(r.truncated) == 0 {
+		return r.cfg.Target.Promote(ctx, r.version)
+	}
+	if err := r.cfg.Target.(Replacer).Replace(ctx, r.version); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // consume starts an applier goroutine per partition and the poller that
@@ -272,7 +310,7 @@ func (r *rebuild) promote(ctx context.Context) error {
 			continue
 		}
 		attempt++
-		ok, err := r.cfg.Target.Promote(ctx, r.version)
+		ok, err := r.swap(ctx)
 		if err != nil {
 			return fmt.Errorf("promote %s: %w", r.version, err)
 		}

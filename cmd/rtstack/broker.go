@@ -33,7 +33,7 @@ func brokerCommand() *ffcli.Command {
 
 // startBroker starts the embedded broker and creates the log topic.
 func startBroker(ctx context.Context, cfg *config, log *slog.Logger) (*kafka.Broker, error) {
-	b, err := kafka.StartBroker(kafka.BrokerConfig{Addr: cfg.BrokerAddr, DataDir: cfg.DataDir})
+	b, err := kafka.StartBroker(kafka.BrokerConfig{Addr: cfg.BrokerAddr, DataDir: cfg.DataDir, NoFsync: !cfg.BrokerFsync})
 	if err != nil {
 		return nil, fmt.Errorf("%w (is another rtstack or Kafka already listening there? set BROKER_ADDR)", err)
 	}
@@ -43,7 +43,7 @@ func startBroker(ctx context.Context, cfg *config, log *slog.Logger) (*kafka.Bro
 		return nil, err
 	}
 	dir, _ := filepath.Abs(filepath.Join(cfg.DataDir, "kafka"))
-	log.Info("embedded broker listening", "addr", b.Addr(), "data_dir", dir, "topic", info.Name, "partitions", info.Partitions)
+	log.Info("embedded broker listening", "addr", b.Addr(), "data_dir", dir, "topic", info.Name, "partitions", info.Partitions, "fsync", cfg.BrokerFsync)
 	return b, nil
 }
 

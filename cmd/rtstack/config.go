@@ -24,6 +24,7 @@ import (
 type config struct {
 	KafkaBrokers        string
 	BrokerAddr          string
+	BrokerFsync         bool
 	SchemaRegistryURL   string
 	RetryDelays         string
 	WebhookAllowPrivate string // "" = the mode's default
@@ -56,6 +57,7 @@ const (
 func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.KafkaBrokers, "kafka-brokers", "", "comma-separated seed brokers of a real Kafka cluster (empty: the embedded broker at -broker-addr)")
 	fs.StringVar(&c.BrokerAddr, "broker-addr", kafka.DefaultBrokerAddr, "where the embedded broker listens (dev, broker) or is reached")
+	fs.BoolVar(&c.BrokerFsync, "broker-fsync", true, "the embedded broker syncs each produce to disk before acknowledging it, so an ack survives a power cut (false: faster, acks survive a crash of the process only)")
 	fs.StringVar(&c.SchemaRegistryURL, "schema-registry-url", "", "a Confluent-compatible schema registry (empty: rtstack serves the registry read API itself)")
 	fs.StringVar(&c.RetryDelays, "retry-delays", formatDelays(tasks.DefaultRetryDelays), "delays between task attempts; attempts = delays + 1, then the DLQ")
 	fs.StringVar(&c.WebhookAllowPrivate, "webhook-allow-private", "", "allow webhook targets on loopback/private addresses (default true under dev, else false)")

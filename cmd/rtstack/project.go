@@ -38,6 +38,18 @@ func projectCommand() *ffcli.Command {
 		})
 }
 
+// withRepair adds to a projector's error the command that repairs it,
+// when there is one.
+func withRepair(err error, target string) error {
+	switch {
+	case errors.Is(err, projections.ErrLogTruncated):
+		return fmt.Errorf("%w\nrepair: rtstack rebuild %s (replays what the log still holds into a new version that replaces the active one; the records lost with the tail are gone from the projection too), then start the projector again", err, target)
+	case errors.Is(err, projections.ErrLogChanged):
+		return fmt.Errorf("%w\nrepair: rtstack rebuild %s, then start the projector again", err, target)
+	}
+	return err
+}
+
 // targetsOf reads a postgres|redis|all argument.
 func targetsOf(args []string, def string) ([]string, error) {
 	t := def
@@ -60,8 +72,9 @@ func targetsOf(args []string, def string) ([]string, error) {
 
 // buildProjectors returns the projectors of targets run together. With
 // rebuildOnNewLog (rtstack dev), a projector that finds the log was
-// recreated rebuilds its projection from the new log and carries on;
-// otherwise that is an error for the operator (rtstack rebuild).
+// recreated or lost its tail rebuilds its projection from the log and
+// carries on; otherwise that is an error for the operator, naming the
+// command that repairs it (rtstack rebuild).
 func buildProjectors(ctx context.Context, p *parts, targets []string, rebuildOnNewLog bool) (func(context.Context) error, error) {
 	var runs []func(context.Context) error
 	for _, t := range targets {
@@ -87,10 +100,16 @@ func buildProjectors(ctx context.Context, p *parts, targets []string, rebuildOnN
 					return err
 				}
 				err = pr.Run(ctx)
-				if !rebuildOnNewLog || !errors.Is(err, projections.ErrLogChanged) {
+				switch {
+				case !rebuildOnNewLog:
+					return withRepair(err, t)
+				case errors.Is(err, projections.ErrLogChanged):
+					p.log.Warn("the log was recreated: rebuilding the projection from it", "projection", t)
+				case errors.Is(err, projections.ErrLogTruncated):
+					p.log.Error("the log lost its tail: rebuilding the projection from what it still holds", "projection", t, "err", err)
+				default:
 					return err
 				}
-				p.log.Warn("the log was recreated: rebuilding the projection from it", "projection", t)
 				if err := rebuild(ctx, p, t, io.Discard, false); err != nil {
 					return err
 				}

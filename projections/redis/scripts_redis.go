@@ -195,7 +195,8 @@ return ver
 // checkpoints are at or past the active one's on every partition, and marks
 // the old version for dropping. When both versions are bound to a log and
 // the logs differ (the topic was recreated), the checkpoints are not
-// compared: the old ones are offsets of another log. Returns {1, old} on a
+// compared: the old ones are offsets of another log; nor when ARGV[3] is
+// '1' (Replace: the old ones are beyond the log's end). Returns {1, old} on a
 // flip ({1, ""} when it was already active), {0, active} when the new
 // version is still behind.
 var promoteScript = goredis.NewScript(`
@@ -210,7 +211,7 @@ if old then
   local oldlog = redis.call('GET', P .. old .. ':log')
   local newlog = redis.call('GET', P .. new .. ':log')
   local otherLog = oldlog and newlog and oldlog ~= newlog
-  if not otherLog then
+  if not otherLog and ARGV[3] ~= '1' then
     local newcp = {}
     local kv = redis.call('HGETALL', P .. new .. ':cp')
     for j = 1, #kv, 2 do newcp[kv[j]] = tonumber(kv[j+1]) end
