@@ -137,7 +137,7 @@ type rebuild struct {
 	// truncated lists the partitions where the active version is beyond
 	// the log's end: the new version replaces it (Replacer) instead of
 	// catching up with it.
-	truncated []Truncation
+	truncated []kafka.Truncation
 
 	fetch    *kgo.Client
 	appliers []*applier
@@ -179,7 +179,7 @@ func (r *rebuild) checkTruncated(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.truncated = truncations(active, ends)
+	r.truncated = kafka.Truncations(active, ends)
 	if len(r.truncated) == 0 {
 		return nil
 	}

@@ -36,7 +36,7 @@ func devCommand() *ffcli.Command {
 			if err != nil {
 				return err
 			}
-			react, err := buildReactor(p)
+			react, err := buildReactor(p, true)
 			if err != nil {
 				return err
 			}

@@ -69,7 +69,7 @@ func registered(t *testing.T) map[string][]string {
 	if _, err := buildProjectors(ctx, p, []string{"postgres", "redis"}, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := buildReactor(p); err != nil {
+	if _, err := buildReactor(p, false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := buildWorker(p, nil); err != nil {

@@ -69,7 +69,7 @@ func wantTruncated(t *testing.T, err error, part int32, cp, end int64) {
 	if !errors.As(err, &te) || !errors.Is(err, projections.ErrLogTruncated) {
 		t.Fatalf("projector on a truncated log: %v, want a TruncatedError", err)
 	}
-	want := fmt.Sprint([]projections.Truncation{{Partition: part, Checkpoint: cp, End: end}})
+	want := fmt.Sprint([]kafka.Truncation{{Partition: part, Position: cp, End: end}})
 	if got := fmt.Sprint(te.Parts); got != want {
 		t.Errorf("truncation names %s, want %s", got, want)
 	}

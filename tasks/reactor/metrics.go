@@ -33,6 +33,7 @@ type metrics struct {
 	published       *prometheus.CounterVec
 	decodeErrors    prometheus.Counter
 	publishFailures prometheus.Counter
+	truncated       prometheus.Counter
 	lag             *prometheus.GaugeVec // partition
 }
 
@@ -54,6 +55,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "rtstack_reactor_publish_failures_total",
 			Help: "Task batches RabbitMQ did not confirm (each retried after a reconnect).",
 		}),
+		truncated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rtstack_reactor_log_truncated_total",
+			Help: "Times the reactor found its committed offsets beyond the log's end (the log lost its tail).",
+		}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rtstack_reactor_lag_records",
 			Help: "Records between the partition's high watermark and the reactor's committed position, after each handled fetch.",
@@ -73,6 +78,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.publishFailures, err = prom.Register(reg, m.publishFailures); err != nil {
+		return nil, err
+	}
+	if m.truncated, err = prom.Register(reg, m.truncated); err != nil {
 		return nil, err
 	}
 	if m.lag, err = prom.Register(reg, m.lag); err != nil {
