@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
+	"github.com/rtstack/rtstack/internal/testsvc"
+)
+
+// say sends text to room and returns its ack.
+func (w *wsClient) say(room, text string) map[string]any {
+	w.t.Helper()
+	w.send(map[string]any{"type": "send", "room": room, "text": text, "client_id": text})
+	return w.await("ack")
+}
+
+// historyTexts is the text of every message of room, oldest first.
+func (d *devEnv) historyTexts(t *testing.T, room string) string {
+	t.Helper()
+	var hist struct{ Messages []map[string]any }
+	if code := d.get(t, "bob", "/api/rooms/"+room+"/messages?limit=100", &hist); code != http.StatusOK {
+		return fmt.Sprintf("HTTP %d", code)
+	}
+	texts := make([]string, len(hist.Messages))
+	for i, m := range hist.Messages {
+		texts[i], _ = m["text"].(string)
+	}
+	return strings.Join(texts, "|")
+}
+
+// metric sums the samples of name on /metrics.
+func (d *devEnv) metric(t *testing.T, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + d.httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var sum float64
+	for _, m := range regexp.MustCompile(`(?m)^`+name+`(?:\{[^}]*\})? (\S+)$`).FindAllStringSubmatch(string(body), -1) {
+		v, _ := strconv.ParseFloat(m[1], 64)
+		sum += v
+	}
+	return sum
+}
+
+// TestDevLogLostItsTail: rtstack dev is stopped, a partition's segment
+// under DATA_DIR/kafka loses its tail, dev starts again: both projections
+// are rebuilt from what the log still holds (logged at error level,
+// counted), the reactor resumes at the log's end, and the messages sent
+// afterwards, which reuse the lost offsets, are in the history and the
+// counters.
+func TestDevLogLostItsTail(t *testing.T) {
+	d := newDevEnv(t)
+	p := d.start(t)
+	alice := d.dial(t, "alice")
+	alice.send(map[string]any{"type": "join", "room": "room-1"})
+	alice.await("joined")
+	var acks []map[string]any
+	for i := range 6 {
+		acks = append(acks, alice.say("room-1", fmt.Sprint("old-", i)))
+	}
+	testsvc.Eventually(t, 30*time.Second, "6 messages in the history", func() bool {
+		return d.historyTexts(t, "room-1") == "old-0|old-1|old-2|old-3|old-4|old-5"
+	})
+	p.stop(t, syscall.SIGTERM)
+
+	part := int32(acks[0]["partition"].(float64))
+	keep := int64(acks[3]["offset"].(float64)) // old-3 and later are lost
+	if end := kafkatest.TruncatePartition(t, d.dataDir, kafka.DefaultTopic, part, keep); end != keep {
+		t.Fatalf("partition %d cut at %d, want %d", part, end, keep)
+	}
+
+	p = d.start(t)
+	carol := d.dial(t, "carol")
+	carol.send(map[string]any{"type": "join", "room": "room-1"})
+	carol.await("joined")
+	carol.say("room-1", "new-0")
+	if ack := carol.say("room-1", "new-1"); ack["offset"].(float64) > acks[5]["offset"].(float64) {
+		t.Fatalf("new-1 at %s: not an offset the lost tail had", pos(ack))
+	}
+	testsvc.Eventually(t, time.Minute, "the surviving and the new messages in the history", func() bool {
+		return d.historyTexts(t, "room-1") == "old-0|old-1|old-2|new-0|new-1"
+	})
+	testsvc.Eventually(t, 30*time.Second, "the counters rebuilt", func() bool {
+		var c map[string]any
+		return d.get(t, "bob", "/api/rooms/room-1/counters", &c) == http.StatusOK && c["total"] == float64(5)
+	})
+	for name, want := range map[string]float64{"rtstack_projection_log_truncated_total": 2, "rtstack_reactor_log_truncated_total": 1} {
+		if got := d.metric(t, name); got != want {
+			t.Errorf("%s = %v, want %v (one per projection, one for the reactor)", name, got, want)
+		}
+	}
+	p.stop(t, syscall.SIGTERM)
+	out := p.stderr.String()
+	for _, want := range []string{
+		`level=ERROR msg="the log lost its tail: rebuilding the projection from what it still holds" projection=postgres`,
+		`level=ERROR msg="the log lost its tail: rebuilding the projection from what it still holds" projection=redis`,
+		fmt.Sprintf("partition %d: position %d, log end %d", part, int64(acks[5]["offset"].(float64))+1, keep),
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("rtstack dev output lacks %q:\n%s", want, out)
+		}
+	}
+}
