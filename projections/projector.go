@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -135,6 +136,9 @@ type Projector struct {
 	fail context.CancelCauseFunc
 
 	truncOnce sync.Once // a truncation is counted and logged once per Run
+	// logInfo is the log the store was bound to at the start (nil if the
+	// topic could not be described); the lag tick checks the binding again.
+	logInfo atomic.Pointer[kafka.TopicInfo]
 
 	mu       sync.Mutex            // guards assigned, seeks, wake and each assignment's fetchGen
 	assigned map[int32]*assignment // assigned partitions
@@ -329,8 +333,9 @@ func (p *Projector) hand(ctx context.Context, ftp kgo.FetchTopicPartition) {
 }
 
 // checkLog refuses to project a recreated log onto checkpoints of the old
-// one (its offsets mean other records). A topic that does not exist yet is checked by the
-// next start.
+// one (its offsets mean other records), or a log onto a store bound to
+// another cluster's log (ErrOtherLog), then checks for a truncation. A
+// topic that does not exist yet is checked by the next start.
 func (p *Projector) checkLog(ctx context.Context, cl *kgo.Client) error {
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -341,11 +346,12 @@ func (p *Projector) checkLog(ctx context.Context, cl *kgo.Client) error {
 	}
 	backoff := newBackoff()
 	for {
-		err := bindLog(ctx, p.cfg.Store, info.ID)
+		err := bindLog(ctx, p.cfg.Store, info)
 		if err == nil {
+			p.logInfo.Store(&info)
 			return p.checkTruncated(ctx, cl, nil)
 		}
-		if errors.Is(err, ErrLogChanged) {
+		if boundElsewhere(err) {
 			return fmt.Errorf("projector %s: %w", p.name, err)
 		}
 		p.log.Warn("bind log failed, retrying", "attempt", backoff.Attempt()+1, "err", err)
@@ -620,7 +626,26 @@ func (p *Projector) park(ctx context.Context, r *kgo.Record, cause error) error 
 	return nil
 }
 
-// lagLoop refreshes the lag and age gauges of the owned partitions.
+// stillBound checks that the store's active version is still bound to the
+// log read (a rebuild elsewhere may have promoted a version of another
+// log: see RebuildConfig.AdoptLog); if not it ends Run with the error.
+// Other errors are left to the next tick.
+func (p *Projector) stillBound(ctx context.Context) error {
+	info := p.logInfo.Load()
+	if info == nil {
+		return nil
+	}
+	err := bindLog(ctx, p.cfg.Store, *info)
+	if !boundElsewhere(err) {
+		return nil
+	}
+	p.log.Error("the store's active version is no longer bound to the log this projector reads; it stops", "err", err)
+	p.fail(err)
+	return err
+}
+
+// lagLoop refreshes the lag and age gauges of the owned partitions and
+// checks the store's binding to the log.
 func (p *Projector) lagLoop(ctx context.Context, cl *kgo.Client) {
 	t := time.NewTicker(p.cfg.LagInterval)
 	defer t.Stop()
@@ -629,6 +654,9 @@ func (p *Projector) lagLoop(ctx context.Context, cl *kgo.Client) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if p.stillBound(ctx) != nil {
+			return
 		}
 		ends, err := kafka.EndOffsets(ctx, cl, p.cfg.Topic)
 		if err != nil {

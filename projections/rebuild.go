@@ -41,6 +41,12 @@ type RebuildConfig struct {
 	// MaxBatch bounds the records of one Apply. Default DefaultMaxBatch
 	// (5000).
 	MaxBatch int
+	// AdoptLog lets the rebuild replace a projection bound to another
+	// cluster's log (ErrOtherLog: another deployment's store) with this
+	// log's. Without it such a rebuild fails before it begins, naming both
+	// logs. A projection of an earlier log of this cluster (ErrLogChanged:
+	// the topic was recreated) is rebuilt either way.
+	AdoptLog bool
 	// Logger receives progress and errors; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the progress gauges (rtstack_rebuild_*); nil:
@@ -155,18 +161,35 @@ func (r *rebuild) begin(ctx context.Context) error {
 	if r.info, err = kafka.DescribeTopic(ctx, meta, r.cfg.Topic); err != nil {
 		return err
 	}
+	if err := r.checkBinding(ctx); err != nil {
+		return err
+	}
 	if r.store, r.version, err = r.cfg.Target.Begin(ctx); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	r.log = r.log.With("version", r.version)
 	r.log.Info("rebuild started", "partitions", r.info.Partitions)
-	if err := bindLog(ctx, r.store, r.info.ID); err != nil {
+	if err := bindLog(ctx, r.store, r.info); err != nil {
 		return err
 	}
 	if r.start, err = r.store.Checkpoints(ctx); err != nil {
 		return fmt.Errorf("checkpoints: %w", err)
 	}
 	return r.checkTruncated(ctx)
+}
+
+// checkBinding refuses to replace a projection bound to another cluster's
+// log unless AdoptLog says to.
+func (r *rebuild) checkBinding(ctx context.Context) error {
+	err := bindLog(ctx, r.cfg.Target, r.info)
+	switch {
+	case err == nil || errors.Is(err, ErrLogChanged):
+		return nil
+	case errors.Is(err, ErrOtherLog) && r.cfg.AdoptLog:
+		r.log.Warn("adopting a projection bound to another log: its content is replaced by this log's", "err", err)
+		return nil
+	}
+	return err
 }
 
 // checkTruncated notes where the active version is beyond the log's end.

@@ -75,7 +75,7 @@ func registered(t *testing.T) map[string][]string {
 	if _, err := buildWorker(p, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := rebuild(ctx, p, "redis", io.Discard, false); err != nil {
+	if err := rebuild(ctx, p, "redis", io.Discard, false, false); err != nil {
 		t.Fatal(err)
 	}
 	descs := make(chan *prometheus.Desc)

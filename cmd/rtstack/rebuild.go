@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -17,8 +18,12 @@ import (
 
 func rebuildCommand() *ffcli.Command {
 	var cfg config
-	return command("rebuild", "rebuild postgres|redis|all",
-		"blue/green rebuild from offset zero while the system runs; exits 0 when the new version is active", &cfg, nil,
+	var adopt bool
+	return command("rebuild", "rebuild postgres|redis|all [--adopt-log]",
+		"blue/green rebuild from offset zero while the system runs; exits 0 when the new version is active", &cfg,
+		func(fs *flag.FlagSet) {
+			fs.BoolVar(&adopt, "adopt-log", false, "replace a projection bound to another deployment's log (another DATA_DIR or Kafka cluster) with this log's; that deployment's projectors stop")
+		},
 		func(ctx context.Context, args []string) error {
 			targets, err := targetsOf(args, "")
 			if err != nil {
@@ -30,16 +35,17 @@ func rebuildCommand() *ffcli.Command {
 			}
 			defer p.close()
 			for _, t := range targets {
-				if err := rebuild(ctx, p, t, os.Stderr, isTerminal(os.Stderr)); err != nil {
-					return err
+				if err := rebuild(ctx, p, t, os.Stderr, isTerminal(os.Stderr), adopt); err != nil {
+					return p.withRepair(err, t)
 				}
 			}
 			return nil
 		})
 }
 
-// rebuild rebuilds one projection, reporting progress to w.
-func rebuild(ctx context.Context, p *parts, target string, w io.Writer, tty bool) error {
+// rebuild rebuilds one projection, reporting progress to w; adopt is
+// RebuildConfig.AdoptLog.
+func rebuild(ctx context.Context, p *parts, target string, w io.Writer, tty, adopt bool) error {
 	v, err := p.versioned(ctx, target)
 	if err != nil {
 		return err
@@ -52,6 +58,7 @@ func rebuild(ctx context.Context, p *parts, target string, w io.Writer, tty bool
 		Topic:      p.cfg.Topic,
 		Codec:      p.codec,
 		Target:     v,
+		AdoptLog:   adopt,
 		Progress:   progress.Update,
 		Logger:     p.log.With("component", "rebuild", "projection", target),
 		Registerer: p.registerer("rebuild"),
@@ -102,7 +109,7 @@ func (r *rebuilder) Start(_ context.Context, target string) (string, error) {
 		defer func() { r.mu.Lock(); r.running = false; r.mu.Unlock() }()
 		ctx := r.ctx
 		for _, t := range targets {
-			if err := rebuild(ctx, r.p, t, io.Discard, false); err != nil {
+			if err := rebuild(ctx, r.p, t, io.Discard, false, false); err != nil {
 				r.p.log.Error("rebuild failed", "id", id, "err", err)
 				return
 			}

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -75,6 +76,10 @@ type Projection struct {
 	pool    *pgxpool.Pool
 	ownPool bool
 	log     *slog.Logger
+	// logID is the log the last successful BindLog bound the active
+	// version to ("" before): Apply through the projection refuses an
+	// active version bound to another (a rebuild elsewhere adopted it).
+	logID atomic.Pointer[string]
 }
 
 var _ projections.Versioned = (*Projection)(nil)

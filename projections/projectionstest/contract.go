@@ -54,6 +54,7 @@ func Contract(t *testing.T, h Harness) {
 	t.Run("RetriedBatchAppliesOnce", func(t *testing.T) { retriedBatchAppliesOnce(t, h) })
 	t.Run("PromoteRefusesWhileBehind", func(t *testing.T) { promoteRefusesWhileBehind(t, h) })
 	t.Run("RecreatedLogIsRefusedUntilRebuilt", func(t *testing.T) { recreatedLogIsRefusedUntilRebuilt(t, h) })
+	t.Run("AnotherLogIsRefused", func(t *testing.T) { anotherLogIsRefused(t, h) })
 	t.Run("TruncatedLogIsRefusedThenRebuilt", func(t *testing.T) { truncatedLogIsRefusedThenRebuilt(t, h) })
 	t.Run("Kill9LosesAndDoublesNothing", func(t *testing.T) { kill9LosesAndDoublesNothing(t, h) })
 	if h.Lose != nil {

@@ -229,8 +229,9 @@ redis.call('SET', P .. 'active', new)
 return {'1', old}
 `)
 
-// bindScript binds version ARGV[2] ("" = the active one) to topic id
-// ARGV[3] if it is bound to none yet. Returns {version, bound topic id};
+// bindScript binds version ARGV[2] ("" = the active one) to log ARGV[3]
+// (topic id @ cluster id) if it is bound to none yet, or to a bare topic id
+// that is ARGV[3]'s. Returns {version, bound topic id};
 // {"", ""} when there is no active version (Redis lost its data: the Apply
 // that re-creates the version binds it).
 var bindScript = goredis.NewScript(`
@@ -243,6 +244,9 @@ elseif redis.call('SISMEMBER', P .. 'versions', ver) == 0 then
   return redis.error_reply('RTSTACK version ' .. ver .. ' does not exist')
 end
 local key = P .. ver .. ':log'
+if redis.call('GET', key) == string.match(ARGV[3], '^[^@]*') then
+  redis.call('SET', key, ARGV[3])
+end
 redis.call('SET', key, ARGV[3], 'NX')
 return {ver, redis.call('GET', key)}
 `)
