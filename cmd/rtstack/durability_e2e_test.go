@@ -113,3 +113,81 @@ func TestDevLogLostItsTail(t *testing.T) {
 		}
 	}
 }
+
+// sharing returns the environment of a second deployment with its own
+// DATA_DIR (so its own log), ports and queues, sharing d's Postgres
+// database and Redis prefix.
+func (d *devEnv) sharing(t *testing.T) *devEnv {
+	t.Helper()
+	d2 := *d
+	d2.dataDir, d2.httpAddr, d2.brokerAddr = t.TempDir(), freeAddr(t), freeAddr(t)
+	rabbitPfx := fmt.Sprintf("e2e%d.", time.Now().UnixNano())
+	t.Cleanup(func() { deleteQueues(rabbitPfx) })
+	d2.env = append(append([]string(nil), d.env...),
+		"DATA_DIR="+d2.dataDir, "HTTP_ADDR="+d2.httpAddr, "BROKER_ADDR="+d2.brokerAddr, "RABBIT_PREFIX="+rabbitPfx)
+	return &d2
+}
+
+// exited waits for p to end by itself and returns its output.
+func (p *proc) exited(t *testing.T, within time.Duration) string {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("rtstack exited 0, want an error:\n%s", p.stderr)
+		}
+		return p.stderr.String()
+	case <-time.After(within):
+		_ = p.cmd.Process.Kill()
+		<-done
+		t.Fatalf("rtstack did not stop by itself within %s:\n%s", within, p.stderr)
+		return ""
+	}
+}
+
+// TestDevSecondDeploymentIsRefused: a second rtstack dev with another
+// DATA_DIR (another log) but the same Postgres database and Redis prefix
+// refuses to start, naming both logs and the settings that separate them,
+// and the first's history is untouched; a deliberate rebuild with
+// --adopt-log takes the store over, and the first instance notices within
+// seconds and stops instead of writing into a version of another log.
+func TestDevSecondDeploymentIsRefused(t *testing.T) {
+	d1 := newDevEnv(t)
+	p1 := d1.start(t)
+	alice := d1.dial(t, "alice")
+	alice.send(map[string]any{"type": "join", "room": "room-1"})
+	alice.await("joined")
+	for i := range 3 {
+		alice.say("room-1", fmt.Sprint("first-", i))
+	}
+	want := "first-0|first-1|first-2"
+	testsvc.Eventually(t, 30*time.Second, "3 messages in the history", func() bool { return d1.historyTexts(t, "room-1") == want })
+
+	d2 := d1.sharing(t)
+	out := start(t, d2.env, "dev").exited(t, time.Minute)
+	for _, s := range []string{"the projection store is bound to another log", "POSTGRES_URL", "REDIS_PREFIX", "--adopt-log",
+		"on cluster " + kafka.ClusterIDFor(d1.dataDir), "on cluster " + kafka.ClusterIDFor(d2.dataDir)} {
+		if !strings.Contains(out, s) {
+			t.Errorf("the second rtstack dev's output lacks %q:\n%s", s, out)
+		}
+	}
+	if strings.Contains(out, "rebuilding the projection") {
+		t.Errorf("the second rtstack dev rebuilt the shared store:\n%s", out)
+	}
+	if got := d1.historyTexts(t, "room-1"); got != want {
+		t.Fatalf("the first instance's history after the refused second one: %q, want %q", got, want)
+	}
+
+	// The operator means it: the second log's broker alone, and a rebuild
+	// that adopts the store.
+	b := start(t, d2.env, "broker")
+	waitListening(t, d2.brokerAddr, b)
+	d2.run(t, "rebuild", "--adopt-log", "all")
+	out = p1.exited(t, 30*time.Second)
+	if !strings.Contains(out, "no longer bound to the log this projector reads") {
+		t.Errorf("the first instance did not say why it stopped:\n%s", out)
+	}
+	b.stop(t, syscall.SIGTERM)
+}

@@ -45,8 +45,9 @@ func (p *parts) withRepair(err error, target string) error {
 	switch {
 	case errors.Is(err, projections.ErrOtherLog):
 		return fmt.Errorf("%w\n%s is shared with another deployment (another DATA_DIR or Kafka cluster). "+
-			"Give each deployment its own store: %s. To replace this store's content with this log's deliberately: rtstack rebuild %s --adopt-log",
-			err, p.storeName(target), p.storeSettings(target), target)
+			"Give each deployment its own stores: its own database in POSTGRES_URL and its own REDIS_PREFIX (or REDIS_URL). "+
+			"To replace this store's content with this log's deliberately: rtstack rebuild --adopt-log %s",
+			err, p.storeName(target), target)
 	case errors.Is(err, projections.ErrLogTruncated):
 		return fmt.Errorf("%w\nrepair: rtstack rebuild %s (replays what the log still holds into a new version that replaces the active one; the records lost with the tail are gone from the projection too), then start the projector again", err, target)
 	case errors.Is(err, projections.ErrLogChanged):
@@ -65,14 +66,6 @@ func (p *parts) storeName(target string) string {
 		db = cc.Database
 	}
 	return fmt.Sprintf("the postgres projection in database %q", db)
-}
-
-// storeSettings names the settings that give a deployment its own store.
-func (p *parts) storeSettings(target string) string {
-	if target == "redis" {
-		return "another REDIS_PREFIX (or REDIS_URL)"
-	}
-	return "another database in POSTGRES_URL"
 }
 
 // targetsOf reads a postgres|redis|all argument.

@@ -19,7 +19,7 @@ import (
 func rebuildCommand() *ffcli.Command {
 	var cfg config
 	var adopt bool
-	return command("rebuild", "rebuild postgres|redis|all [--adopt-log]",
+	return command("rebuild", "rebuild [--adopt-log] postgres|redis|all",
 		"blue/green rebuild from offset zero while the system runs; exits 0 when the new version is active", &cfg,
 		func(fs *flag.FlagSet) {
 			fs.BoolVar(&adopt, "adopt-log", false, "replace a projection bound to another deployment's log (another DATA_DIR or Kafka cluster) with this log's; that deployment's projectors stop")
