@@ -16,6 +16,15 @@ import (
 	"github.com/rtstack/rtstack/internal/testsvc"
 )
 
+// joined is a new member of room.
+func (d *devEnv) joined(t *testing.T, user, room string) *wsClient {
+	t.Helper()
+	w := d.dial(t, user)
+	w.send(map[string]any{"type": "join", "room": room})
+	w.await("joined")
+	return w
+}
+
 // say sends text to room and returns its ack.
 func (w *wsClient) say(room, text string) map[string]any {
 	w.t.Helper()
@@ -63,9 +72,7 @@ func (d *devEnv) metric(t *testing.T, name string) float64 {
 func TestDevLogLostItsTail(t *testing.T) {
 	d := newDevEnv(t)
 	p := d.start(t)
-	alice := d.dial(t, "alice")
-	alice.send(map[string]any{"type": "join", "room": "room-1"})
-	alice.await("joined")
+	alice := d.joined(t, "alice", "room-1")
 	var acks []map[string]any
 	for i := range 6 {
 		acks = append(acks, alice.say("room-1", fmt.Sprint("old-", i)))
@@ -82,9 +89,7 @@ func TestDevLogLostItsTail(t *testing.T) {
 	}
 
 	p = d.start(t)
-	carol := d.dial(t, "carol")
-	carol.send(map[string]any{"type": "join", "room": "room-1"})
-	carol.await("joined")
+	carol := d.joined(t, "carol", "room-1")
 	carol.say("room-1", "new-0")
 	if ack := carol.say("room-1", "new-1"); ack["offset"].(float64) > acks[5]["offset"].(float64) {
 		t.Fatalf("new-1 at %s: not an offset the lost tail had", pos(ack))
@@ -156,9 +161,7 @@ func (p *proc) exited(t *testing.T, within time.Duration) string {
 func TestDevSecondDeploymentIsRefused(t *testing.T) {
 	d1 := newDevEnv(t)
 	p1 := d1.start(t)
-	alice := d1.dial(t, "alice")
-	alice.send(map[string]any{"type": "join", "room": "room-1"})
-	alice.await("joined")
+	alice := d1.joined(t, "alice", "room-1")
 	for i := range 3 {
 		alice.say("room-1", fmt.Sprint("first-", i))
 	}
