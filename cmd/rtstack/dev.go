@@ -44,6 +44,11 @@ func devCommand() *ffcli.Command {
 			if err != nil {
 				return err
 			}
+			// Before the gateway serves: a message appended to a log that
+			// lost its tail before this check would be taken for a lost one.
+			if err := react.CheckTruncated(ctx); err != nil {
+				return err
+			}
 			fmt.Printf(`rtstack dev is up
   web UI      %[1]s/
   WebSocket   ws://%[2]s/ws?token=TOKEN

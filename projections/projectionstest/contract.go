@@ -253,12 +253,18 @@ func recreatedLogIsRefusedUntilRebuilt(t *testing.T, h Harness) {
 	oldCps, oldDigest := checkpoints(t, s), digest(t, s)
 
 	// Same name, new id, offsets from zero.
+	old, err := kafka.DescribeTopic(ctx, l.Client, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := kadm.NewClient(l.Client).DeleteTopics(ctx, topic); err != nil {
 		t.Fatal(err)
 	}
+	// Until the deletion is done, creating answers "already exists" with
+	// the old topic.
 	testsvc.Eventually(t, 10*time.Second, "topic recreated", func() bool {
-		_, err := kafka.EnsureTopic(ctx, l.Client, topic, 2)
-		return err == nil
+		info, err := kafka.EnsureTopic(ctx, l.Client, topic, 2)
+		return err == nil && info.ID != old.ID
 	})
 	l.Client = kafkatest.Client(t, l.Addr) // a client that never knew the old id
 	l.Produce(t, sends("bob", "new-", 2))

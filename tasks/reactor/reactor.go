@@ -137,7 +137,7 @@ func (r *Reactor) Run(parent context.Context) error {
 	ctx, fail := context.WithCancelCause(parent)
 	defer fail(nil)
 	r.fail = fail
-	if err := r.startCheck(ctx); err != nil {
+	if err := r.CheckTruncated(ctx); err != nil {
 		return err
 	}
 	cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: r.cfg.Brokers, Logger: r.cfg.Logger},
@@ -191,9 +191,14 @@ func (r *Reactor) Run(parent context.Context) error {
 	}
 }
 
-// startCheck is checkTruncated with a client of its own, before the
-// group is joined.
-func (r *Reactor) startCheck(ctx context.Context) error {
+// CheckTruncated compares the group's committed offsets with the log's end
+// before the group is joined; with ResumeTruncated it moves them back to
+// the end of a log that lost its tail, otherwise it returns an error
+// wrapping ErrLogTruncated. Run calls it first; call it earlier, before
+// anything appends to the log (rtstack dev does, before its gateway
+// serves), so that no new record lands between the truncation and the
+// check: one there would be taken for a lost one and not emitted.
+func (r *Reactor) CheckTruncated(ctx context.Context) error {
 	cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: r.cfg.Brokers, Logger: r.cfg.Logger})
 	if err != nil {
 		return fmt.Errorf("reactor: %w", err)

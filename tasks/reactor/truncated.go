@@ -27,7 +27,7 @@ func truncatedErr(ts []kafka.Truncation) error {
 		ErrLogTruncated, kafka.FormatTruncations(ts))
 }
 
-// checkTruncated runs before the reactor joins its group: it compares the
+// checkTruncated is CheckTruncated with cl: it compares the
 // group's committed offsets with the log's end. A truncation is counted
 // and logged; with ResumeTruncated the commits are moved back to the log's
 // end (the group has no member yet, so an admin commit is accepted),

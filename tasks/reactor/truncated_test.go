@@ -80,7 +80,11 @@ func TestReactorLogLostItsTail(t *testing.T) {
 	}
 
 	reg = prometheus.NewRegistry()
-	stop = run(t, e.newReactor("grp", true, reg))
+	resumed := e.newReactor("grp", true, reg)
+	if err := resumed.CheckTruncated(ctx); err != nil { // as rtstack dev does before its gateway serves
+		t.Fatal(err)
+	}
+	stop = run(t, resumed)
 	defer stop()
 	e.send("r1", "after") // offset 3: below the old commit
 	testsvc.Eventually(t, 30*time.Second, "the message after the truncation delivered", func() bool { return e.target.Distinct() == 6 })
