@@ -8,7 +8,7 @@ TESTFLAGS ?= -race -count=1 -p 2 -timeout 30m
 GOLANGCI_VERSION := v2.15.0
 GOLANGCI  := $(shell command -v golangci-lint 2>/dev/null || ls $$($(GO) env GOPATH)/bin/golangci-lint 2>/dev/null)
 
-.PHONY: run build test test-short bench lint lint-install fmt vet fuzz clean
+.PHONY: run build test test-short test-e2e bench lint lint-install fmt vet fuzz clean
 
 run: build
 	./$(BIN) dev
@@ -22,6 +22,12 @@ test:
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
+
+# The web client in headless Chromium (apt-get install -y chromium) against
+# a real `rtstack dev`; screenshots land in artifacts/e2e/.
+E2E_ARTIFACTS ?= $(CURDIR)/artifacts/e2e
+test-e2e:
+	RTSTACK_E2E_ARTIFACTS=$(E2E_ARTIFACTS) $(GO) test -tags e2e -count=1 -timeout 15m -run TestBrowser -v ./web/
 
 # One package at a time, so benchmarks do not share the two cores. Each
 # reports its figures as a ratio against a baseline measured in the same run.

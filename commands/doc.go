@@ -7,5 +7,7 @@
 // derived from room, user and client id, and a resent command returns the
 // first append's position instead of appending again.
 //
-// It imports events only; adapters (Kafka, Redis, Postgres) are injected.
+// It imports events and internal/egress (the webhook target rules, shared
+// with the worker that delivers them) only; adapters (Kafka, Redis,
+// Postgres) are injected.
 package commands

@@ -66,8 +66,8 @@ type Config struct {
 	Outcomes Outcomes
 	// Now is the clock giving each event its time; default time.Now.
 	Now func() time.Time
-	// NewID returns a unique event id; default RandomID (16 random bytes,
-	// base32).
+	// NewID returns a unique event id; default crypto/rand.Text (128 random
+	// bits, 26 base32 characters).
 	NewID func() string
 	// AllowPrivateWebhooks permits webhook targets on loopback and private
 	// addresses; default false.
@@ -104,7 +104,7 @@ func (c Config) withDefaults() Config {
 		c.Now = time.Now
 	}
 	if c.NewID == nil {
-		c.NewID = RandomID
+		c.NewID = rand.Text
 	}
 	return c
 }
@@ -302,13 +302,6 @@ var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
 func MessageID(room, user, clientID string) string {
 	sum := sha256.Sum256([]byte(room + "\x00" + user + "\x00" + clientID))
 	return "m" + b32.EncodeToString(sum[:15])
-}
-
-// RandomID returns 128 random bits, base32 (26 characters).
-func RandomID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	return b32.EncodeToString(b[:])
 }
 
 var mention = regexp.MustCompile(`(?:^|[^\w@])@([A-Za-z0-9_.-]{1,64})`)

@@ -158,38 +158,6 @@ func TestEditAndDeleteCheckTheAuthor(t *testing.T) {
 	}
 }
 
-func TestWebhookURLs(t *testing.T) {
-	tests := []struct {
-		url          string
-		allowPrivate bool
-		ok           bool
-	}{
-		{"https://hooks.example.com/x", false, true},
-		{"http://93.184.216.34/x", false, true},
-		{"ftp://example.com/x", false, false},
-		{"https:///nohost", false, false},
-		{"http://127.0.0.1:9000/x", false, false},
-		{"http://localhost/x", false, false},
-		{"http://10.1.2.3/x", false, false},
-		{"http://192.168.1.1/x", false, false},
-		{"http://[::1]/x", false, false},
-		{"http://169.254.169.254/latest", false, false},
-		{"http://0.0.0.0/", false, false},
-		{"http://127.0.0.1:9000/x", true, true},
-		{"https://user:pw@example.com/", false, false},
-		{"https://example.com/" + strings.Repeat("a", 2048), false, false},
-	}
-	for _, tt := range tests {
-		err := commands.ValidateWebhookURL(tt.url, tt.allowPrivate)
-		if (err == nil) != tt.ok {
-			t.Errorf("ValidateWebhookURL(%.40q, %v) = %v, want ok=%v", tt.url, tt.allowPrivate, err, tt.ok)
-		}
-		if err != nil && !errors.Is(err, commands.ErrBadURL) {
-			t.Errorf("error %v does not wrap ErrBadURL", err)
-		}
-	}
-}
-
 func TestMentions(t *testing.T) {
 	tests := map[string]string{
 		"hi @bob":              "bob",

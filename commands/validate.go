@@ -3,12 +3,11 @@ package commands
 import (
 	"errors"
 	"fmt"
-	"net"
-	"net/netip"
-	"net/url"
 	"regexp"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/rtstack/rtstack/internal/egress"
 )
 
 // Limits on what may reach the log.
@@ -18,7 +17,6 @@ const (
 	MaxUserBytes     = 64
 	MaxClientIDBytes = 128
 	MaxEmojiBytes    = 32
-	MaxURLBytes      = 2048
 	MaxSecretBytes   = 256
 	MaxMentions      = 20
 )
@@ -26,11 +24,13 @@ const (
 // Validation errors; callers map them to client-facing codes. Each is
 // wrapped with the detail, so errors.Is works and Error() reads well.
 var (
-	ErrInvalid     = errors.New("invalid command")     // a field is missing or malformed
-	ErrTextTooLong = errors.New("text too long")       // text over MaxTextBytes
-	ErrBadUTF8     = errors.New("invalid UTF-8")       // a string field is not UTF-8
-	ErrBadRoom     = errors.New("invalid room name")   // empty, too long or bad characters
-	ErrBadURL      = errors.New("invalid webhook url") // not http(s), too long, or private
+	ErrInvalid     = errors.New("invalid command")   // a field is missing or malformed
+	ErrTextTooLong = errors.New("text too long")     // text over MaxTextBytes
+	ErrBadUTF8     = errors.New("invalid UTF-8")     // a string field is not UTF-8
+	ErrBadRoom     = errors.New("invalid room name") // empty, too long or bad characters
+	// ErrBadURL is egress.ErrBadURL (not http(s), too long, or private),
+	// named here so callers of the handler branch on commands' errors alone.
+	ErrBadURL = egress.ErrBadURL
 )
 
 var roomName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -111,57 +111,8 @@ func (c React) validate() error {
 	return errors.Join(validateRoomUser(c.Room, c.User), validateField("message_id", c.MessageID, 128), validateField("emoji", c.Emoji, MaxEmojiBytes))
 }
 
-// ValidateWebhookURL checks a webhook target: http or https, a host, at most
-// MaxURLBytes, and unless allowPrivate, not a loopback, private, link-local
-// or unspecified address (a webhook must not reach internal services). Names
-// are checked as literals here; the worker checks the resolved address again
-// at delivery time.
-func ValidateWebhookURL(raw string, allowPrivate bool) error {
-	if len(raw) > MaxURLBytes {
-		return fmt.Errorf("%w: over %d bytes", ErrBadURL, MaxURLBytes)
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadURL, err) //nolint:errorlint // the url error is detail, ErrBadURL is what callers branch on
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("%w: scheme %q, want http or https", ErrBadURL, u.Scheme)
-	}
-	host := u.Hostname()
-	if host == "" {
-		return fmt.Errorf("%w: no host", ErrBadURL)
-	}
-	if u.User != nil {
-		return fmt.Errorf("%w: credentials in the url; use the secret", ErrBadURL)
-	}
-	if !allowPrivate && IsPrivateHost(host) {
-		return fmt.Errorf("%w: %s is a loopback or private address (set WEBHOOK_ALLOW_PRIVATE=true to allow)", ErrBadURL, host)
-	}
-	return nil
-}
-
-// IsPrivateHost reports whether host is "localhost" or an IP literal that is
-// loopback, private, link-local, multicast or unspecified.
-func IsPrivateHost(host string) bool {
-	h := strings.ToLower(strings.TrimSuffix(host, "."))
-	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
-		return true
-	}
-	addr, err := netip.ParseAddr(strings.Trim(h, "[]"))
-	if err != nil {
-		return false
-	}
-	return IsPrivateIP(net.IP(addr.AsSlice()))
-}
-
-// IsPrivateIP reports whether ip must not be a webhook target.
-func IsPrivateIP(ip net.IP) bool {
-	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsInterfaceLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified()
-}
-
 func (c RegisterWebhook) validate(allowPrivate bool) error {
-	errs := []error{validateRoomUser(c.Room, c.User), ValidateWebhookURL(c.URL, allowPrivate)}
+	errs := []error{validateRoomUser(c.Room, c.User), egress.ValidateURL(c.URL, allowPrivate)}
 	if len(c.Secret) > MaxSecretBytes || !utf8.ValidString(c.Secret) {
 		errs = append(errs, fmt.Errorf("%w: secret must be UTF-8 of at most %d bytes", ErrInvalid, MaxSecretBytes))
 	}

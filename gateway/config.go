@@ -13,7 +13,7 @@ import (
 
 	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/gateway/auth"
-	"github.com/rtstack/rtstack/projections"
+	"github.com/rtstack/rtstack/projections/view"
 	"github.com/rtstack/rtstack/schemas"
 )
 
@@ -34,8 +34,8 @@ var _ Commands = (*commands.Handler)(nil)
 // Boards reads the Redis projections behind the leaderboard and counters
 // channels.
 type Boards interface {
-	Leaderboard(ctx context.Context, n int) ([]projections.ScoreEntry, error)
-	Counters(ctx context.Context, room string) (projections.Counters, error)
+	Leaderboard(ctx context.Context, n int) ([]view.ScoreEntry, error)
+	Counters(ctx context.Context, room string) (view.Counters, error)
 }
 
 // Presence records who is online in a room, per connection. The gateway
@@ -47,6 +47,14 @@ type Presence interface {
 	Leave(ctx context.Context, room, user, connID string) error
 }
 
+// Signals carries ephemeral room frames (typing) to every gateway: Signal
+// publishes frame for room, and each gateway's receiver hands it to its
+// Server.BroadcastRoom. *presence.Tracker satisfies it over Redis pub/sub.
+// Delivery is at most once; nothing is stored.
+type Signals interface {
+	Signal(ctx context.Context, room string, frame []byte) error
+}
+
 // Close codes the gateway uses besides the standard ones (1001 going away on
 // Shutdown, 1008 policy violation for abusive clients, 1009 frame over
 // MaxFrameBytes).
@@ -54,6 +62,9 @@ const (
 	// CloseSlowClient closes a connection whose send queue overflowed: it
 	// could not keep up and must reconnect with since to recover.
 	CloseSlowClient = 4008
+	// CloseTokenExpired closes a connection whose token reached its exp
+	// without a refresh; the client reconnects with a new token.
+	CloseTokenExpired = 4001
 )
 
 // Defaults of Config, taken by its zero fields.
@@ -75,6 +86,8 @@ const (
 	DefaultBoardInterval      = time.Second
 	DefaultTopicCheckInterval = 5 * time.Second
 	DefaultDedupeWindow       = 256
+	DefaultTypingInterval     = 2 * time.Second
+	DefaultTokenWarning       = 30 * time.Second
 )
 
 // Config configures a Server. Zero values take the defaults in the comments
@@ -143,6 +156,13 @@ type Config struct {
 	BoardInterval time.Duration
 	// Presence is told about joins and leaves; nil disables presence.
 	Presence Presence
+	// Signals relays typing frames to the other gateways; nil delivers
+	// them to this gateway's connections only.
+	Signals Signals
+	// TypingInterval is the least time between two typing frames of one
+	// connection in one room; one sooner is refused with rate_limited.
+	// Default 2s.
+	TypingInterval time.Duration
 	// TopicCheckInterval is how often the tail checks the topic's id, to
 	// notice a log that was deleted and created again. Default 5s.
 	TopicCheckInterval time.Duration
@@ -150,6 +170,10 @@ type Config struct {
 	// MessageSent seen again (a resend that raced its first append, seconds
 	// later at most), for up to 2048 rooms. Default 256.
 	DedupeWindow int
+	// TokenWarning is how long before its token's exp a connection is sent
+	// token_expiring (at once when less is left); at exp it is closed with
+	// CloseTokenExpired unless a refresh came. Default 30s.
+	TokenWarning time.Duration
 	// Logger receives the gateway's logs; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the gateway's metrics; nil registers nowhere.
@@ -182,7 +206,7 @@ func (c Config) Validate() error {
 		{"MaxRecoveries", int64(c.MaxRecoveries)}, {"LeaderboardSize", int64(c.LeaderboardSize)}, {"DedupeWindow", int64(c.DedupeWindow)},
 		{"RecoveryTimeout", int64(c.RecoveryTimeout)}, {"CommandTimeout", int64(c.CommandTimeout)}, {"PingInterval", int64(c.PingInterval)},
 		{"PongWait", int64(c.PongWait)}, {"WriteWait", int64(c.WriteWait)}, {"BoardInterval", int64(c.BoardInterval)},
-		{"TopicCheckInterval", int64(c.TopicCheckInterval)},
+		{"TopicCheckInterval", int64(c.TopicCheckInterval)}, {"TokenWarning", int64(c.TokenWarning)},
 	} {
 		if f.v < 0 {
 			errs = append(errs, fmt.Errorf("gateway: %s is negative (%d)", f.name, f.v))
@@ -220,6 +244,8 @@ func (c Config) withDefaults() Config {
 	c.BoardInterval = cmp.Or(c.BoardInterval, DefaultBoardInterval)
 	c.DedupeWindow = cmp.Or(c.DedupeWindow, DefaultDedupeWindow)
 	c.TopicCheckInterval = cmp.Or(c.TopicCheckInterval, DefaultTopicCheckInterval)
+	c.TypingInterval = cmp.Or(c.TypingInterval, DefaultTypingInterval)
+	c.TokenWarning = cmp.Or(c.TokenWarning, DefaultTokenWarning)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -18,7 +18,8 @@ func TestConfigDefaultsThenValidate(t *testing.T) {
 		{name: "documented defaults", cfg: Config{},
 			check: func(c Config) bool {
 				return c.Burst == 101 && c.RateLimit == DefaultRateLimit && c.PingInterval == DefaultPingInterval &&
-					c.PongWait == DefaultPongWait && c.SendQueue == DefaultSendQueue && c.Topic == DefaultTopic
+					c.PongWait == DefaultPongWait && c.SendQueue == DefaultSendQueue && c.Topic == DefaultTopic &&
+					c.TokenWarning == 30*time.Second
 			}},
 		{name: "burst follows a set rate", cfg: Config{RateLimit: 20},
 			check: func(c Config) bool { return c.Burst == 41 }},
@@ -26,8 +27,8 @@ func TestConfigDefaultsThenValidate(t *testing.T) {
 			check: func(c Config) bool { return c.PingInterval == 9*time.Second }},
 		{name: "a ping set over the pong wait is refused, not rewritten", cfg: Config{PingInterval: 90 * time.Second},
 			wantErr: []string{"PingInterval 1m30s must be shorter than PongWait 1m0s"}},
-		{name: "negatives", cfg: Config{SendQueue: -1, WriteWait: -time.Second, RateLimit: -1},
-			wantErr: []string{"SendQueue is negative", "WriteWait is negative", "RateLimit is negative"}},
+		{name: "negatives", cfg: Config{SendQueue: -1, WriteWait: -time.Second, RateLimit: -1, TokenWarning: -time.Second},
+			wantErr: []string{"SendQueue is negative", "WriteWait is negative", "RateLimit is negative", "TokenWarning is negative"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			eff := tt.cfg.withDefaults()

@@ -6,6 +6,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
+
+	"github.com/rtstack/rtstack/gateway/auth"
 )
 
 // conn is one WebSocket client. Its reader runs in ServeHTTP's goroutine
@@ -17,8 +19,9 @@ type conn struct {
 	id   string
 	user string
 
-	limiter  *rate.Limiter // reader only
-	rejected int           // reader only: frames refused in a row for rate
+	limiter  *rate.Limiter        // reader only
+	rejected int                  // reader only: frames refused in a row for rate
+	typedAt  map[string]time.Time // reader only: room → last typing frame relayed (nil until the first)
 
 	wake chan struct{} // capacity 1: the writer has something to do
 	done chan struct{} // closed when the writer has returned
@@ -34,11 +37,13 @@ type conn struct {
 	flush     bool                // write what is queued before the close frame
 	rooms     map[string]struct{} // rooms joined (membership for actions)
 	boards    map[string]struct{} // board channels subscribed
+	access    []string            // the token's rooms claim; nil: every room
+	expiry    tokenExpiry         // the token's exp and its timer
 }
 
-func newConn(s *Server, ws *websocket.Conn, id, user string) *conn {
+func newConn(s *Server, ws *websocket.Conn, id string, claims auth.Claims) *conn {
 	c := &conn{
-		s: s, ws: ws, id: id, user: user,
+		s: s, ws: ws, id: id, user: claims.User(), access: claims.Rooms,
 		limiter: rate.NewLimiter(s.cfg.RateLimit, s.cfg.Burst),
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),

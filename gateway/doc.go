@@ -6,15 +6,16 @@
 //
 // It owns the WebSocket sessions (one reader and one writer goroutine per
 // connection, a bounded send queue packed into \n-separated frames), the
-// room subscriptions, the log tail and the recovery reads, and the mapping of
-// errors to client-facing codes (gateway/clienterr, the only such table,
-// shared with gateway/api).
+// room subscriptions, the log tail and the recovery reads, what a token
+// allows on an open connection (its rooms claim, its expiry and refresh),
+// and the mapping of errors to client-facing codes (gateway/clienterr, the
+// only such table, shared with gateway/api).
 //
 // Wiring, in the composition root:
 //
 //	srv, err := gateway.New(gateway.Config{
 //		Brokers: brokers, Topic: topic, Codec: codec, Commands: handler,
-//		Keys: keys, Boards: boards, Presence: presence,
+//		Keys: keys, Boards: boards, Presence: presence, Signals: presence,
 //		Logger: logger, Registerer: registry,
 //	})
 //	mux.Handle("GET /ws", srv)               // ServeHTTP
@@ -22,11 +23,13 @@
 //	// shutting down, first of all: stop accepting, flush acks, 1001 to clients
 //	err = srv.Shutdown(shutdownCtx)
 //
-// The presence component calls srv.BroadcastPresence and srv.DeliverToUser;
-// the HTTP API may hand out srv.TopicID().
+// The presence component calls srv.BroadcastPresence, srv.DeliverToUser and
+// srv.BroadcastRoom (typing frames relayed from other gateways); the HTTP
+// API may hand out srv.TopicID().
 //
-// It imports commands, events, schemas, infra/kafka, projections (read types
-// only) and gateway/auth. It must not import gateway/presence, gateway/api,
-// the projection adapters or anything under cmd/: those are wired to it
-// through the small interfaces declared in config.go.
+// It imports commands, events, schemas, infra/kafka, projections/view (the
+// read types), gateway/clienterr, gateway/auth and internal/retry. It must
+// not import gateway/presence, gateway/api, the projection adapters or
+// anything under cmd/: those are wired to it through the small interfaces
+// declared in config.go.
 package gateway

@@ -20,6 +20,8 @@ const (
 	CodeUnavailable    = clienterr.Unavailable
 	CodeShuttingDown   = clienterr.ShuttingDown
 	CodeInternal       = clienterr.Internal
+	CodeUnauthorized   = clienterr.Unauthorized
+	CodeForbidden      = clienterr.Forbidden
 )
 
 // errUnavailable: a dependency (the log, Boards) cannot answer now.

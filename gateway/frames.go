@@ -8,7 +8,7 @@ import (
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/gateway/clienterr"
-	"github.com/rtstack/rtstack/projections"
+	"github.com/rtstack/rtstack/projections/view"
 )
 
 // clientFrame is every field any client frame may carry; type selects which
@@ -23,6 +23,7 @@ type clientFrame struct {
 	Emoji     string    `json:"emoji"`
 	Remove    bool      `json:"remove"`
 	Channel   string    `json:"channel"`
+	Token     string    `json:"token"`
 }
 
 // sincePos is a join's recovery position. TopicID is optional: a client that
@@ -139,14 +140,21 @@ type presenceFrame struct {
 	Users []string `json:"users"`
 }
 
+// typingFrame says user is typing in room. Ephemeral: never in the log.
+type typingFrame struct {
+	Type string `json:"type"`
+	Room string `json:"room"`
+	User string `json:"user"`
+}
+
 type leaderboardFrame struct {
-	Type    string                   `json:"type"`
-	Entries []projections.ScoreEntry `json:"entries"`
+	Type    string            `json:"type"`
+	Entries []view.ScoreEntry `json:"entries"`
 }
 
 type countersFrame struct {
 	Type string `json:"type"`
-	projections.Counters
+	view.Counters
 }
 
 // mustJSON encodes a frame whose type cannot fail to encode.

@@ -184,6 +184,7 @@ type frame struct {
 	Partition int32    `json:"partition"`
 	Offset    int64    `json:"offset"`
 	Duplicate bool     `json:"duplicate"`
+	InMS      int64    `json:"in_ms"`
 	raw       string
 }
 
@@ -216,7 +217,13 @@ func (g *gw) dial(t testing.TB, user string) *client {
 
 func (g *gw) dialWith(t testing.TB, user string, d *websocket.Dialer, read bool) *client {
 	t.Helper()
-	ws, resp, err := d.Dial(g.url(g.token(t, user)), nil)
+	return g.dialToken(t, user, g.token(t, user), d, read)
+}
+
+// dialToken connects with token, which names user.
+func (g *gw) dialToken(t testing.TB, user, token string, d *websocket.Dialer, read bool) *client {
+	t.Helper()
+	ws, resp, err := d.Dial(g.url(token), nil)
 	if err != nil {
 		t.Fatalf("dial as %s: %v (%v)", user, err, resp)
 	}
@@ -390,17 +397,22 @@ func (c *client) messages(room string, n int) []frame {
 // closeCode waits for the connection to end and returns its close code.
 func (c *client) closeCode() int {
 	c.t.Helper()
+	return c.awaitClose().Code
+}
+
+// awaitClose waits for the connection to end and returns its close frame.
+func (c *client) awaitClose() *websocket.CloseError {
+	c.t.Helper()
 	select {
 	case <-c.done:
 	case <-time.After(waitFor):
 		c.t.Fatalf("%s: connection not closed", c.user)
 	}
 	var ce *websocket.CloseError
-	if errors.As(c.closed, &ce) {
-		return ce.Code
+	if !errors.As(c.closed, &ce) {
+		c.t.Fatalf("%s: ended without a close frame: %v", c.user, c.closed)
 	}
-	c.t.Fatalf("%s: ended without a close frame: %v", c.user, c.closed)
-	return 0
+	return ce
 }
 
 // join joins room and waits for the client's own joined frame.

@@ -15,7 +15,7 @@ import (
 	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/gateway"
 	"github.com/rtstack/rtstack/internal/testsvc"
-	"github.com/rtstack/rtstack/projections"
+	"github.com/rtstack/rtstack/projections/view"
 )
 
 // Shutdown closes every client with 1001, refuses new ones, and can be
@@ -50,26 +50,26 @@ func TestShutdown(t *testing.T) {
 
 type fakeBoards struct {
 	mu      sync.Mutex // guards entries, total
-	entries []projections.ScoreEntry
+	entries []view.ScoreEntry
 	total   int64
 }
 
-func (b *fakeBoards) Leaderboard(_ context.Context, n int) ([]projections.ScoreEntry, error) {
+func (b *fakeBoards) Leaderboard(_ context.Context, n int) ([]view.ScoreEntry, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return slices.Clone(b.entries[:min(n, len(b.entries))]), nil
 }
 
-func (b *fakeBoards) Counters(_ context.Context, room string) (projections.Counters, error) {
+func (b *fakeBoards) Counters(_ context.Context, room string) (view.Counters, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return projections.Counters{Room: room, Total: b.total, Members: 2}, nil
+	return view.Counters{Room: room, Total: b.total, Members: 2}, nil
 }
 
 // Subscribing sends a snapshot, then the board again when it changed.
 func TestSubscribeBoards(t *testing.T) {
 	st := newStack(t, stackOpts{})
-	boards := &fakeBoards{entries: []projections.ScoreEntry{{User: "alice", Score: 3}}, total: 7}
+	boards := &fakeBoards{entries: []view.ScoreEntry{{User: "alice", Score: 3}}, total: 7}
 	g := st.gateway(t, func(c *gateway.Config) { c.Boards, c.BoardInterval = boards, 20*time.Millisecond })
 	c := g.dial(t, "alice")
 	c.send(map[string]any{"type": "subscribe", "channel": "leaderboard"})
@@ -83,7 +83,7 @@ func TestSubscribeBoards(t *testing.T) {
 		t.Fatalf("counters snapshot %s", cs.raw)
 	}
 	boards.mu.Lock()
-	boards.entries = append(boards.entries, projections.ScoreEntry{User: "bob", Score: 1})
+	boards.entries = append(boards.entries, view.ScoreEntry{User: "bob", Score: 1})
 	boards.total = 8
 	boards.mu.Unlock()
 	upd := c.expectType("leaderboard")
@@ -99,6 +99,28 @@ func TestSubscribeBoards(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // several board intervals; asserting an absence
 	if n := len(of(c.await("all", func([]frame) bool { return true }), "leaderboard")); n != 2 {
 		t.Fatalf("%d leaderboard frames, want 2 (snapshot and one change)", n)
+	}
+}
+
+// A newcomer's snapshot does not stand in for the update the board's
+// other subscribers have not been sent yet.
+func TestBoardChangeReachesSubscribersAfterANewcomer(t *testing.T) {
+	st := newStack(t, stackOpts{})
+	boards := &fakeBoards{entries: []view.ScoreEntry{{User: "alice", Score: 3}}}
+	g := st.gateway(t, func(c *gateway.Config) { c.Boards, c.BoardInterval = boards, 300*time.Millisecond })
+	alice, bob := g.dial(t, "alice"), g.dial(t, "bob")
+	alice.send(map[string]any{"type": "subscribe", "channel": "leaderboard"})
+	alice.expectType("leaderboard")
+	boards.mu.Lock()
+	boards.entries = []view.ScoreEntry{{User: "alice", Score: 4}}
+	boards.mu.Unlock()
+	// bob subscribes before the next read: his snapshot has score 4.
+	bob.send(map[string]any{"type": "subscribe", "channel": "leaderboard"})
+	if snap := bob.expectType("leaderboard"); !strings.Contains(snap.raw, `"score":4`) {
+		t.Fatalf("bob's snapshot %s", snap.raw)
+	}
+	if upd := alice.expectType("leaderboard"); !strings.Contains(upd.raw, `"score":4`) {
+		t.Fatalf("alice's update %s, want score 4", upd.raw)
 	}
 }
 

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"sync"
 
-	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/rtstack/rtstack/infra/kafka"
 )
 
 // delivery is one log record ready for fanout: its frame is encoded once and
@@ -40,14 +40,17 @@ type room struct {
 	subs map[*conn]*sub
 }
 
-// dedupe remembers the first offset of the last n message ids of a room.
-type dedupe struct {
+// recentIDs remembers the first offset of the last n message ids of a room,
+// so a message appended twice (a resend after an unknown outcome) is
+// delivered once. Not to be confused with gateway/dedupe, which remembers
+// command outcomes across gateways.
+type recentIDs struct {
 	first map[string]int64
 	ring  []string
 	pos   int
 }
 
-func (d *dedupe) seen(id string, off int64, n int) (dup bool) {
+func (d *recentIDs) seen(id string, off int64, n int) (dup bool) {
 	if first, ok := d.first[id]; ok {
 		return first < off
 	}
@@ -76,9 +79,9 @@ type hub struct {
 	next   []int64          // per partition: offset of the next record fanout will see
 	topic  string           //
 	id     string           // topic id the tail reads
-	part   kgo.TopicPartitioner
-	dedupe map[string]*dedupe // room → recent message ids
-	boards map[string]*board  // "leaderboard" or "counters\x00room"
+	part   kafka.RoomPartitioner
+	recent map[string]*recentIDs // room → recent message ids
+	boards map[string]*board     // "leaderboard" or "counters\x00room"
 	ready  bool
 	// batch numbers fanout calls; touched lists the connections the
 	// current one queued to, each once, to wake their writers at the end.
@@ -100,7 +103,7 @@ func newHub(dedupeWindow, bufCap int) *hub {
 		bufCap:       bufCap,
 		rooms:        map[string]*room{},
 		batch:        1,
-		dedupe:       map[string]*dedupe{},
+		recent:       map[string]*recentIDs{},
 		boards:       map[string]*board{},
 	}
 }
@@ -110,13 +113,13 @@ func (h *hub) start(topic, id string, next []int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.topic, h.id, h.next, h.ready = topic, id, next, true
-	h.part = kgo.StickyKeyPartitioner(nil).ForTopic(topic)
+	h.part = kafka.NewRoomPartitioner(topic)
 }
 
-// partitionLocked returns the partition the producer puts room in: the
-// same partitioner on key = room, over the topic's partition count.
+// partitionLocked returns the partition the producers put room in, over
+// the topic's partition count.
 func (h *hub) partitionLocked(room string) int32 {
-	return int32(h.part.Partition(&kgo.Record{Key: []byte(room)}, len(h.next)))
+	return h.part.Partition(room, len(h.next))
 }
 
 // position returns the room's partition, the tail's next offset on it, and
@@ -189,7 +192,7 @@ func (h *hub) leave(c *conn, roomName string, offset int64) {
 func (h *hub) firstSeen(roomName, id string) (int64, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	d := h.dedupe[roomName]
+	d := h.recent[roomName]
 	if d == nil {
 		return 0, false
 	}
@@ -296,16 +299,16 @@ func (h *hub) wakeTouched() {
 }
 
 func (h *hub) isDupLocked(roomName, id string, off int64) bool {
-	d := h.dedupe[roomName]
+	d := h.recent[roomName]
 	if d == nil {
-		if len(h.dedupe) >= maxDedupeRooms {
-			for k := range h.dedupe { // evict one arbitrary room: the memory bound matters more
-				delete(h.dedupe, k)
+		if len(h.recent) >= maxDedupeRooms {
+			for k := range h.recent { // evict one arbitrary room: the memory bound matters more
+				delete(h.recent, k)
 				break
 			}
 		}
-		d = &dedupe{first: map[string]int64{}}
-		h.dedupe[roomName] = d
+		d = &recentIDs{first: map[string]int64{}}
+		h.recent[roomName] = d
 	}
 	return d.seen(id, off, h.dedupeWindow)
 }
@@ -337,7 +340,7 @@ func (h *hub) resyncAll(reason, id string, next []int64) map[*conn][]string {
 		}
 	}
 	h.rooms = map[string]*room{}
-	h.dedupe = map[string]*dedupe{}
+	h.recent = map[string]*recentIDs{}
 	h.id, h.next = id, next
 	return out
 }
@@ -356,11 +359,13 @@ func (h *hub) subscribeBoard(c *conn, key, roomName string, snap []byte) {
 	defer h.mu.Unlock()
 	b := h.boards[key]
 	if b == nil {
-		b = &board{room: roomName, conns: map[*conn]struct{}{}}
+		// snap is the newcomer's alone: on a board with subscribers, last
+		// stays what they were sent, so a change they have not seen yet
+		// still reaches them at the next read.
+		b = &board{room: roomName, conns: map[*conn]struct{}{}, last: snap}
 		h.boards[key] = b
 	}
 	b.conns[c] = struct{}{}
-	b.last = snap
 }
 
 func (h *hub) unsubscribeBoard(c *conn, key string) {

@@ -34,7 +34,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		frames: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "frames_written_total",
 			Help: "WebSocket data frames written (each may pack several objects)."}),
 		drops: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "drops_total",
-			Help: "Things not delivered, by reason: slow_client, duplicate, undecodable, rate_limited, frame_too_big."}, []string{"reason"}),
+			Help: "Things not delivered, by reason: slow_client, duplicate, undecodable, rate_limited, frame_too_big, forbidden_room (a frame for a user whose token does not allow its room)."}, []string{"reason"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "client_errors_total",
 			Help: "Error frames sent to clients, by code."}, []string{"code"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "refused_total",

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,9 +18,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/gateway/clienterr"
-	"github.com/rtstack/rtstack/projections"
+	"github.com/rtstack/rtstack/projections/view"
 )
 
 // Server is the WebSocket gateway. ServeHTTP serves GET /ws; Run tails the
@@ -131,13 +131,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered with an HTTP error
 	}
-	c := newConn(s, ws, commands.RandomID(), claims.User())
+	c := newConn(s, ws, rand.Text(), claims)
 	if !s.remember(c) {
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
 		_ = ws.Close()
 		return
 	}
 	go c.writeLoop()
+	c.armExpiry(claims.Expiry())
 	c.readLoop()
 }
 
@@ -242,12 +243,24 @@ func (s *Server) BroadcastPresence(room string, users []string) {
 	s.hub.broadcast(room, mustJSON(presenceFrame{Type: "presence", Room: room, Users: users}))
 }
 
+// BroadcastRoom sends frame, one JSON object, to every local connection
+// subscribed to room. The Signals receiver calls it with the typing frames
+// other gateways published.
+func (s *Server) BroadcastRoom(room string, frame []byte) {
+	s.hub.broadcast(room, frame)
+}
+
 // DeliverToUser sends frame, one JSON object, to every local connection of
 // user, and reports whether there was any. A frame that is not a JSON
-// object is refused (false).
+// object is refused (false). A frame about a room (a "room" field, as a
+// mention notification has) goes only to the connections whose token allows
+// that room.
 func (s *Server) DeliverToUser(user string, frame []byte) bool {
 	frame = bytes.TrimSpace(frame)
-	if len(frame) == 0 || frame[0] != '{' || !json.Valid(frame) {
+	var about struct {
+		Room string `json:"room"`
+	}
+	if len(frame) == 0 || frame[0] != '{' || json.Unmarshal(frame, &about) != nil {
 		return false
 	}
 	if bytes.IndexByte(frame, '\n') >= 0 { // newlines separate objects in a frame
@@ -265,6 +278,10 @@ func (s *Server) DeliverToUser(user string, frame []byte) bool {
 	s.mu.Unlock()
 	delivered := false
 	for _, c := range conns {
+		if about.Room != "" && !c.allows(about.Room) {
+			s.m.drops.WithLabelValues("forbidden_room").Inc()
+			continue
+		}
 		if c.push(frame) {
 			delivered = true
 		}
@@ -302,7 +319,7 @@ func (s *Server) readBoard(ctx context.Context, channel, room string) ([]byte, e
 			return nil, fmt.Errorf("%w: leaderboard: %w", errUnavailable, err)
 		}
 		if entries == nil {
-			entries = []projections.ScoreEntry{}
+			entries = []view.ScoreEntry{}
 		}
 		return json.Marshal(leaderboardFrame{Type: "leaderboard", Entries: entries})
 	}

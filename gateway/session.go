@@ -45,6 +45,9 @@ func (c *conn) readLoop() {
 func (c *conn) teardown() {
 	c.close(websocket.CloseNormalClosure, "", false)
 	<-c.done
+	c.mu.Lock()
+	c.stopExpiryLocked()
+	c.mu.Unlock()
 	rooms, boards := c.takeMemberships()
 	for _, r := range rooms {
 		c.s.hub.unsubscribe(c, r)
@@ -101,10 +104,14 @@ func (c *conn) handle(data []byte) bool {
 		default:
 			c.act(&f)
 		}
+	case "typing":
+		c.typing(&f)
 	case "subscribe":
 		c.subscribe(&f)
 	case "unsubscribe":
 		c.unsubscribe(&f)
+	case "refresh":
+		c.refresh(&f)
 	case "":
 		c.sendError(CodeInvalid, "missing type", f.ClientID)
 	default:
@@ -185,6 +192,9 @@ func (c *conn) act(f *clientFrame) {
 		c.fail(f.Type, err, f.ClientID)
 		return
 	}
+	if !c.checkAccess(f.Room, f.ClientID) {
+		return
+	}
 	if !c.member(f.Room) {
 		c.sendError(CodeNotMember, fmt.Sprintf("join %s first", f.Room), f.ClientID)
 		return
@@ -217,6 +227,9 @@ func (c *conn) act(f *clientFrame) {
 func (c *conn) join(f *clientFrame) {
 	if err := commands.ValidateRoom(f.Room); err != nil {
 		c.fail("join", err, f.ClientID)
+		return
+	}
+	if !c.checkAccess(f.Room, f.ClientID) {
 		return
 	}
 	if c.member(f.Room) {
@@ -296,6 +309,7 @@ func (c *conn) leave(f *clientFrame) {
 		return
 	}
 	c.setMember(f.Room, false)
+	delete(c.typedAt, f.Room)
 	c.s.hub.leave(c, f.Room, res.Position.Offset)
 	c.s.presenceLeave(f.Room, c)
 	if f.ClientID != nil {
@@ -312,6 +326,9 @@ func (c *conn) subscribe(f *clientFrame) {
 	if f.Channel == "counters" {
 		if err := commands.ValidateRoom(f.Room); err != nil {
 			c.fail("subscribe", err, f.ClientID)
+			return
+		}
+		if !c.checkAccess(f.Room, f.ClientID) {
 			return
 		}
 	}

@@ -300,7 +300,7 @@ func (s *Server) replay(c *conn, room string, p int32, first, last int64, seen m
 				return
 			}
 			pos = r.Offset
-			if string(r.Key) != room {
+			if !kafka.InRoom(r, room) {
 				return
 			}
 			d := s.toDelivery(r)

@@ -1,6 +1,6 @@
 // Package infra holds the technology shared by several roles; its
 // subpackages are the adapters (kafka: client set-up, the embedded broker, the
-// log appender and tailer; prom: what the metrics share). Beside them are the
+// log appender, tailer and reader; prom: what the metrics share). Beside them are the
 // deployment files: docker-compose.yml (a 3-broker KRaft Kafka cluster, a
 // schema registry, Postgres, Redis, RabbitMQ, rtstack as separate processes,
 // Prometheus and Grafana), the Dockerfile of the rtstack image, and the

@@ -20,6 +20,7 @@ import (
 // Headers a parked record carries besides its original ones.
 const (
 	HeaderParkError     = "park-error"     // why the record could not be decoded
+	HeaderParkReason    = "park-reason"    // that reason in one word (schemas.Reason), e.g. trailing_bytes
 	HeaderParkTopic     = "park-topic"     // where it came from
 	HeaderParkPartition = "park-partition" // its partition, decimal
 	HeaderParkOffset    = "park-offset"    // its offset, decimal
@@ -207,10 +208,11 @@ func (a *applier) parkRecord(ctx context.Context, r *kgo.Record, cause error, st
 
 // parkedRecord is the copy of r sent to the parking topic.
 func parkedRecord(parkTopic, projection string, r *kgo.Record, cause error) *kgo.Record {
-	hs := make([]kgo.RecordHeader, 0, len(r.Headers)+5)
+	hs := make([]kgo.RecordHeader, 0, len(r.Headers)+6)
 	hs = append(hs, r.Headers...)
 	hs = append(hs,
 		kgo.RecordHeader{Key: HeaderParkError, Value: []byte(cause.Error())},
+		kgo.RecordHeader{Key: HeaderParkReason, Value: []byte(schemas.ReasonOf(cause))},
 		kgo.RecordHeader{Key: HeaderParkTopic, Value: []byte(r.Topic)},
 		kgo.RecordHeader{Key: HeaderParkPartition, Value: []byte(strconv.Itoa(int(r.Partition)))},
 		kgo.RecordHeader{Key: HeaderParkOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},

@@ -1,7 +1,8 @@
 // Package projections owns the read side rebuilt from the chat log: the
 // projector runtime (checkpoints, batching, parking undecodable records,
-// replay, blue/green rebuild and swap) and the read types the gateway
-// serves. Each projection lives in a subpackage named for what it stores
+// replay, blue/green rebuild and swap). The read types the gateway serves
+// live in projections/view, so readers never link the runtime. Each
+// projection lives in a subpackage named for what it stores
 // (projections/postgres, projections/redis).
 //
 // Rule: a projection is a pure function of the log. It uses each event's own
@@ -17,6 +18,7 @@
 // the same applier and drain loop; NewProgress reports a rebuild to a
 // person. Every Versioned store passes projectionstest.Contract.
 //
-// It imports events, schemas (to decode) and infra/kafka (clients, topic,
-// end offsets); never gateway, commands or tasks.
+// It imports events, schemas (to decode), infra/kafka (clients, topic,
+// end offsets), infra/prom (metrics) and internal/retry (backoff); never
+// gateway, commands or tasks.
 package projections

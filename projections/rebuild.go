@@ -377,8 +377,10 @@ func (r *rebuild) report(ends map[int32]int64) {
 	}
 	done := r.done()
 	total = max(total, done)
-	r.metrics.replayed.WithLabelValues(r.name).Set(float64(done))
-	r.metrics.target.WithLabelValues(r.name).Set(float64(total))
+	if r.metrics != nil {
+		r.metrics.replayed.WithLabelValues(r.name).Set(float64(done))
+		r.metrics.target.WithLabelValues(r.name).Set(float64(total))
+	}
 	if r.cfg.Progress != nil {
 		r.cfg.Progress(done, total)
 	}

@@ -265,15 +265,7 @@ func TestProjectorAppliesParksAndRebuilds(t *testing.T) {
 	})
 
 	// Both bad records are in the parking topic with the reason and position.
-	pc := kafkatest.Client(t, b.Addr(), kgo.ConsumeTopics(topic+".parked"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	var parked []*kgo.Record
-	for len(parked) < 2 {
-		fs := pc.PollFetches(ctx)
-		if err := fs.Err0(); err != nil {
-			t.Fatal(err)
-		}
-		parked = append(parked, fs.Records()...)
-	}
+	parked := readParked(ctx, t, b.Addr(), topic+".parked", 2)
 	for i, r := range parked {
 		h := headers(r)
 		if h[projections.HeaderParkError] == "" || h[projections.HeaderParkOffset] == "" || h[projections.HeaderParkTopic] != topic {

@@ -2,7 +2,9 @@ package schemas_test
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/hamba/avro/v2"
@@ -50,7 +52,7 @@ func TestRoundTripEveryType(t *testing.T) {
 			if got := c.Registry().ByID(id); got != c.Registry().Latest(ev.Type()) {
 				t.Fatalf("record names schema %d, want the latest %s", id, ev.Type())
 			}
-			got, err := c.Decode(b)
+			got, err := c.Decode(b, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,7 +77,7 @@ func TestOldVersionReadsWithDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := c.Decode(b)
+	got, err := c.Decode(b, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +108,7 @@ func TestDecodeRejectsBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := c.Decode(tt.in)
+			_, err := c.Decode(tt.in, "")
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("Decode: got %v, want %v", err, tt.want)
 			}
@@ -134,6 +136,71 @@ func TestEveryVersionReadsEveryOlder(t *testing.T) {
 	}
 }
 
+// TestDecodeIsStrict feeds hand-built records that a lenient reader would
+// accept as some event: each is refused with its reason.
+func TestDecodeIsStrict(t *testing.T) {
+	c := codec(t)
+	reg := c.Registry()
+	env := events.Envelope{ID: "e1", Room: "room-1", User: "alice", Time: 1700000000123}
+	sent, err := c.Encode(&events.MessageSent{Envelope: env, MessageID: "m1", Text: "hi @bob", Mentions: []string{"bob"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined, err := c.Encode(&events.MemberJoined{Envelope: env})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withID := func(b []byte, s *schemas.Schema) []byte {
+		out := append([]byte{0, 0, 0, 0, byte(s.ID)}, b[5:]...)
+		return out
+	}
+	// A MemberJoined body whose room is not UTF-8, hand-encoded: id "e", room
+	// 0xff, user "u", ts 0.
+	badUTF8 := append(joined[:5:5], 2, 'e', 2, 0xff, 2, 'u', 0)
+	tests := []struct {
+		name   string
+		value  []byte
+		header string
+		want   schemas.Reason
+	}{
+		{"trailing byte", append(sent[:len(sent):len(sent)], 0), "", schemas.ReasonTrailingBytes},
+		{"v2 body named as v1", withID(sent, reg.Version(events.TypeMessageSent, 1)), "", schemas.ReasonTrailingBytes},
+		{"MessageSent body named as MemberJoined", withID(sent, reg.Latest(events.TypeMemberJoined)), "", schemas.ReasonTrailingBytes},
+		{"MemberJoined body named as MessageSent", withID(joined, reg.Latest(events.TypeMessageSent)), "", schemas.ReasonBodyMismatch},
+		{"string not UTF-8", badUTF8, "", schemas.ReasonBodyMismatch},
+		{"header names another type", sent, "MemberJoined", schemas.ReasonTypeMismatch},
+		{"header names no type", sent, "Bogus", schemas.ReasonTypeMismatch},
+		{"no wire format", []byte("{}"), "MessageSent", schemas.ReasonNotWireFormat},
+		{"unknown schema", []byte{0, 0, 0, 1, 0}, "", schemas.ReasonUnknownSchema},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev, err := c.Decode(tt.value, tt.header)
+			var de *schemas.DecodeError
+			if !errors.As(err, &de) || de.Reason != tt.want {
+				t.Fatalf("Decode = %v, %v; want a %s DecodeError", ev, err, tt.want)
+			}
+			if schemas.ReasonOf(fmt.Errorf("wrapped: %w", err)) != tt.want {
+				t.Fatalf("ReasonOf(%v) lost the reason", err)
+			}
+			wantKind := schemas.ErrMalformed
+			if tt.want == schemas.ReasonUnknownSchema {
+				wantKind = schemas.ErrUnknownSchema
+			}
+			if !errors.Is(err, wantKind) || !strings.HasPrefix(err.Error(), wantKind.Error()+": "+string(tt.want)+": ") {
+				t.Fatalf("error %q: want it to wrap %v and name it, then its reason", err, wantKind)
+			}
+		})
+	}
+
+	// The well-formed record reads with its own header or none.
+	for _, h := range []string{"", "MessageSent"} {
+		if ev, err := c.Decode(sent, h); err != nil || ev.(*events.MessageSent).Text != "hi @bob" {
+			t.Fatalf("Decode(header %q) = %v, %v", h, ev, err)
+		}
+	}
+}
+
 func FuzzDecode(f *testing.F) {
 	c := codec(f)
 	for _, ev := range sample() {
@@ -141,18 +208,52 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(b)
+		f.Add(b, "")
+		f.Add(b, string(ev.Type()))
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		ev, err := c.Decode(b)
+	f.Fuzz(func(t *testing.T, b []byte, header string) {
+		ev, err := c.Decode(b, header)
 		if err != nil {
-			if !errors.Is(err, schemas.ErrMalformed) && !errors.Is(err, schemas.ErrUnknownSchema) {
+			if schemas.ReasonOf(err) == "" || (!errors.Is(err, schemas.ErrMalformed) && !errors.Is(err, schemas.ErrUnknownSchema)) {
 				t.Fatalf("unclassified error: %v", err)
 			}
 			return
 		}
+		if header != "" && header != string(ev.Type()) {
+			t.Fatalf("header %q accepted for a %s", header, ev.Type())
+		}
 		if _, err := c.Encode(ev); err != nil {
 			t.Fatalf("decoded event does not re-encode: %v", err)
+		}
+	})
+}
+
+// BenchmarkDecode reads a MessageSent as every consumer does, header and
+// all, beside a bare Avro unmarshal of the same body (what decoding cost
+// before the leftover-byte and UTF-8 checks), so the ratio of the two is
+// the cost of strictness on this machine.
+func BenchmarkDecode(b *testing.B) {
+	c := codec(b)
+	rec, err := c.Encode(sample()[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("strict", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := c.Decode(rec, string(events.TypeMessageSent)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("unmarshal-only", func(b *testing.B) {
+		schema := c.Registry().Latest(events.TypeMessageSent).Avro
+		b.ReportAllocs()
+		for b.Loop() {
+			var ev events.MessageSent
+			if err := avro.Unmarshal(schema, rec[5:], &ev); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }

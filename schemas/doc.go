@@ -9,6 +9,11 @@
 // writer's schema against the newest version of the type, so old events read
 // with the defaults of newer fields.
 //
+// Codec.Decode is the one way a consumer reads a record, and it is strict,
+// so every consumer refuses the same records with the same Reason (see
+// DecodeError). Registry.Handler serves the Confluent Schema Registry API
+// over the embedded schemas, with record-name subjects.
+//
 // When a Confluent-compatible registry is configured, Registry.Sync
 // registers the embedded schemas there and uses the ids it assigns instead.
 //

@@ -13,23 +13,36 @@ import (
 // RegistryContentType is the media type of every registry response.
 const RegistryContentType = "application/vnd.schemaregistry.v1+json"
 
-// Confluent Schema Registry error codes used by Handler.
+// Confluent Schema Registry error codes used by Handler. Errors that are
+// plain HTTP (unknown path, wrong method, bad JSON) carry the status as their
+// code, as Confluent's REST layer does.
 const (
 	codeSubjectNotFound = 40401
 	codeVersionNotFound = 40402
 	codeSchemaNotFound  = 40403
+	codeIncompatible    = 409
+	codeInvalidSchema   = 42201
 	codeInvalidVersion  = 42202
+	codeNotPermitted    = 42205 // a write while the registry is READONLY
 )
 
-// Handler serves the read side of the Confluent Schema Registry REST API
-// for r's schemas, at the root: GET /subjects, /subjects/{subject}/versions,
-// /subjects/{subject}/versions/{version|latest}[/schema], /schemas,
-// /schemas/ids/{id}[/schema|/subjects|/versions], /schemas/types, /config
-// and /mode. Subjects follow RecordNameStrategy (Schema.Subject); ids are the
-// fixed ids of the .avsc files. Writes are refused with 405: the schemas are
-// compiled into the binary. Errors use Confluent's shape,
-// {"error_code":40401,"message":"…"}, so Avro-aware tools (kcat, Kafka UI,
-// franz-go's sr client) decode the log against it.
+// Handler serves the Confluent Schema Registry REST API for r's schemas, at
+// the root, so Confluent serializers, kcat, Kafka UI and franz-go's sr client
+// work against rtstack. Subjects follow RecordNameStrategy (Schema.Subject);
+// ids are the fixed ids of the .avsc files.
+//
+// Reads: GET /subjects, /subjects/{subject}/versions,
+// /subjects/{subject}/versions/{version|latest}[/schema|/referencedby],
+// /schemas, /schemas/ids/{id}[/schema|/subjects|/versions], /schemas/types,
+// /config[/{subject}] and /mode[/{subject}]. Schema lookups: POST /subjects/{subject}
+// and /compatibility/subjects/{subject}/versions[/{version}], comparing
+// schemas by their Parsing Canonical Form. Registration, POST
+// /subjects/{subject}/versions, returns the id of a schema rtstack already
+// has and refuses any other (409 if it is incompatible, else 42205): the
+// schemas are compiled into the binary, so the mode is READONLY and every
+// other write answers 42205. Every answer, errors included, is
+// application/vnd.schemaregistry.v1+json; errors have Confluent's shape,
+// {"error_code":40401,"message":"…"}.
 func (r *Registry) Handler() http.Handler {
 	h := &registryHandler{reg: r, subjects: map[string]events.Type{}}
 	for _, s := range r.all {
@@ -37,9 +50,14 @@ func (r *Registry) Handler() http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /subjects", h.listSubjects)
+	mux.HandleFunc("POST /subjects/{subject}", h.lookup)
 	mux.HandleFunc("GET /subjects/{subject}/versions", h.versions)
+	mux.HandleFunc("POST /subjects/{subject}/versions", h.register)
 	mux.HandleFunc("GET /subjects/{subject}/versions/{version}", h.version)
 	mux.HandleFunc("GET /subjects/{subject}/versions/{version}/schema", h.versionText)
+	mux.HandleFunc("GET /subjects/{subject}/versions/{version}/referencedby", h.referencedBy)
+	mux.HandleFunc("POST /compatibility/subjects/{subject}/versions", h.compatibleWithAll)
+	mux.HandleFunc("POST /compatibility/subjects/{subject}/versions/{version}", h.compatibleWithVersion)
 	mux.HandleFunc("GET /schemas", h.listSchemas)
 	mux.HandleFunc("GET /schemas/types", func(w http.ResponseWriter, _ *http.Request) {
 		writeRegistry(w, http.StatusOK, []string{"AVRO"})
@@ -50,21 +68,45 @@ func (r *Registry) Handler() http.Handler {
 	mux.HandleFunc("GET /schemas/ids/{id}/versions", h.byIDVersions)
 	mux.HandleFunc("GET /config", h.config)
 	mux.HandleFunc("GET /config/{subject}", h.config)
-	mux.HandleFunc("GET /mode", func(w http.ResponseWriter, _ *http.Request) {
-		writeRegistry(w, http.StatusOK, map[string]string{"mode": "READONLY"})
-	})
+	mux.HandleFunc("GET /mode", h.mode)
+	mux.HandleFunc("GET /mode/{subject}", h.mode)
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.Method != http.MethodGet && req.Method != http.MethodHead {
-			registryError(w, http.StatusMethodNotAllowed, http.StatusMethodNotAllowed,
-				"this schema registry is read-only: rtstack's schemas are compiled into the binary")
+		switch req.Method {
+		case http.MethodGet, http.MethodHead, http.MethodPost:
+		default:
+			registryError(w, http.StatusUnprocessableEntity, codeNotPermitted,
+				"this schema registry is in READONLY mode: rtstack's schemas are compiled into the binary")
 			return
 		}
 		if _, pattern := mux.Handler(req); pattern == "" {
+			// Answer in the registry's shape, not the mux's text/plain.
+			if routedForOtherMethod(mux, req) {
+				registryError(w, http.StatusMethodNotAllowed, http.StatusMethodNotAllowed, "HTTP 405 Method Not Allowed")
+				return
+			}
 			registryError(w, http.StatusNotFound, http.StatusNotFound, "HTTP 404 Not Found")
 			return
 		}
 		mux.ServeHTTP(w, req)
 	})
+}
+
+// routedForOtherMethod reports whether req's path is served for GET or POST.
+func routedForOtherMethod(mux *http.ServeMux, req *http.Request) bool {
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		probe := req.Clone(req.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// RegistryPaths returns the path patterns under which Handler serves, for
+// a caller that mounts it on a mux beside other handlers.
+func RegistryPaths() []string {
+	return []string{"/subjects", "/subjects/", "/schemas", "/schemas/", "/compatibility/", "/config", "/config/", "/mode", "/mode/"}
 }
 
 type registryHandler struct {
@@ -108,11 +150,7 @@ func (h *registryHandler) versions(w http.ResponseWriter, req *http.Request) {
 	if !ok {
 		return
 	}
-	var out []int
-	for _, s := range h.reg.Versions(t) {
-		out = append(out, s.Version)
-	}
-	writeRegistry(w, http.StatusOK, out)
+	writeRegistry(w, http.StatusOK, h.versionNumbers(t))
 }
 
 // subjectVersion resolves {subject}/versions/{version}: a number, "latest"
@@ -149,6 +187,12 @@ func (h *registryHandler) version(w http.ResponseWriter, req *http.Request) {
 func (h *registryHandler) versionText(w http.ResponseWriter, req *http.Request) {
 	if s, ok := h.subjectVersion(w, req); ok {
 		writeRegistryText(w, s.Text)
+	}
+}
+
+func (h *registryHandler) referencedBy(w http.ResponseWriter, req *http.Request) {
+	if _, ok := h.subjectVersion(w, req); ok {
+		writeRegistry(w, http.StatusOK, []int{}) // rtstack's schemas use no references
 	}
 }
 
@@ -197,15 +241,30 @@ func (h *registryHandler) byIDVersions(w http.ResponseWriter, req *http.Request)
 	}
 }
 
+// knownOrGlobal reports whether req names no subject (the global setting)
+// or a known one, answering 40401 otherwise.
+func (h *registryHandler) knownOrGlobal(w http.ResponseWriter, req *http.Request) bool {
+	if req.PathValue("subject") == "" {
+		return true
+	}
+	_, ok := h.subject(w, req)
+	return ok
+}
+
 func (h *registryHandler) config(w http.ResponseWriter, req *http.Request) {
-	if req.PathValue("subject") != "" {
-		if _, ok := h.subject(w, req); !ok {
-			return
-		}
+	if !h.knownOrGlobal(w, req) {
+		return
 	}
 	// Every new version must read all older data: tests in this package
 	// check each schema against its predecessors.
 	writeRegistry(w, http.StatusOK, map[string]string{"compatibilityLevel": "BACKWARD_TRANSITIVE"})
+}
+
+func (h *registryHandler) mode(w http.ResponseWriter, req *http.Request) {
+	if !h.knownOrGlobal(w, req) {
+		return
+	}
+	writeRegistry(w, http.StatusOK, map[string]string{"mode": "READONLY"})
 }
 
 func writeRegistry(w http.ResponseWriter, status int, v any) {

@@ -72,10 +72,10 @@ func TestSyncUsesTheRegistrysIDs(t *testing.T) {
 	if id < 100 || again.Latest(events.TypeMemberJoined).ID != id {
 		t.Fatalf("record names id %d; want the registry's stable id", id)
 	}
-	if _, err := schemas.NewCodec(local).Decode(b); err == nil {
+	if _, err := schemas.NewCodec(local).Decode(b, ""); err == nil {
 		t.Fatal("a local-id codec decoded a remote-id record: ids are mixed up")
 	}
-	if got, err := c.Decode(b); err != nil || got.Env().User != "u" {
+	if got, err := c.Decode(b, ""); err != nil || got.Env().User != "u" {
 		t.Fatalf("decode = %v, %v", got, err)
 	}
 }

@@ -1,6 +1,6 @@
-// Package tasks owns the side effects of the chat log (DESIGN rule 5): the
-// task types the reactor derives from events, their deterministic ids, and
-// the webhook signature. Its subpackages carry them:
+// Package tasks owns the side effects of the chat log (docs/architecture.md:
+// side effects never re-fire on replay): the task types the reactor derives
+// from events, their deterministic ids, and the webhook signature. Its subpackages carry them:
 //
 //   - tasks/rabbit: the RabbitMQ topology (main queue, one delay queue per
 //     retry tier, the dead-letter queue), the publisher with confirms, and
@@ -17,8 +17,8 @@
 // id (the completion record); at-least-once to webhook receivers, with the
 // same X-Rtstack-Delivery id on every attempt so receivers can dedupe.
 //
-// tasks imports events and commands (URL rules) only; the subpackages add
-// schemas, infra/kafka and the RabbitMQ, Postgres and HTTP clients. Nothing
-// here imports gateway or projections: the worker reaches online users
+// tasks imports events only; the subpackages add schemas, infra/kafka,
+// internal/egress (the webhook target rules) and the RabbitMQ, Postgres and
+// HTTP clients. Nothing here imports commands, gateway or projections: the worker reaches online users
 // through the small Notifier interface it declares.
 package tasks

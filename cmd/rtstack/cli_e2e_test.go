@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rtstack/rtstack/internal/testsvc"
 )
 
 // cliResult is what one run of the binary left behind.
@@ -155,8 +157,8 @@ func TestCLIServiceDownHintUsesConfiguredPort(t *testing.T) {
 		"POSTGRES_URL=postgres://postgres@127.0.0.1:" + pg + "/rtstack?sslmode=disable",
 		"REDIS_URL=redis://127.0.0.1:" + rd + "/0",
 		"RABBIT_URL=amqp://guest:guest@127.0.0.1:" + mq + "/",
-		"BROKER_ADDR=" + freeAddr(t),
-		"HTTP_ADDR=" + freeAddr(t),
+		"BROKER_ADDR=" + testsvc.FreeAddr(t),
+		"HTTP_ADDR=" + testsvc.FreeAddr(t),
 	}, "dev")
 	if r.code != 1 {
 		t.Errorf("exit %d, want 1", r.code)
@@ -189,7 +191,7 @@ func TestCLIHelpShowsComponentDefaults(t *testing.T) {
 // freePort returns a loopback port nothing listens on.
 func freePort(t *testing.T) string {
 	t.Helper()
-	_, port, err := net.SplitHostPort(freeAddr(t))
+	_, port, err := net.SplitHostPort(testsvc.FreeAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,11 +5,15 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/rtstack/rtstack/gateway/api"
+	"github.com/rtstack/rtstack/gateway/auth"
 	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/projections/postgres"
 	redisproj "github.com/rtstack/rtstack/projections/redis"
@@ -38,6 +42,10 @@ type config struct {
 	HTTPAddr            string
 	MetricsAddr         string
 	JWTSecret           string
+	JWTAudience         string
+	JWTIssuer           string
+	DevAllowRemote      bool
+	DevTokenTTL         time.Duration
 	Topic               string
 	Partitions          int
 	AllowedOrigins      string
@@ -70,7 +78,11 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.RabbitURL, "rabbit-url", rabbit.DefaultURL, "RabbitMQ for side-effect tasks")
 	fs.StringVar(&c.HTTPAddr, "http-addr", defaultHTTPAddr, "WebSocket, HTTP API, web UI, /metrics")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "where project, react and work serve /metrics, /healthz and /readyz (empty: not served; the gateway serves them on -http-addr)")
-	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 key for tokens (\"dev\" under rtstack dev; required otherwise)")
+	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 key for tokens, at least 32 bytes (\"dev\" under rtstack dev; required otherwise)")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", "", "when set, tokens must carry this aud (and rtstack token sets it)")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", "when set, tokens must carry this iss (and rtstack token sets it)")
+	fs.BoolVar(&c.DevAllowRemote, "dev-allow-remote", false, "let rtstack dev listen on a non-loopback HTTP_ADDR (its JWT secret is public)")
+	fs.DurationVar(&c.DevTokenTTL, "dev-token-ttl", api.DefaultDevTokenTTL, "validity of the tokens rtstack dev's sign-in by name hands out (the page renews them before expiry)")
 	fs.StringVar(&c.Topic, "topic", kafka.DefaultTopic, "the event log")
 	fs.IntVar(&c.Partitions, "partitions", kafka.DefaultPartitions, "partition count when the log is created (fixed afterwards)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated WebSocket origins (\"*\" under dev; empty: same origin only)")
@@ -113,6 +125,44 @@ func (c *config) jwtSecret() string {
 		return "dev"
 	}
 	return c.JWTSecret
+}
+
+// keys are the token keys every command that signs or verifies uses.
+func (c *config) keys() (*auth.Keys, error) {
+	return auth.NewKeys(c.jwtSecret(), auth.WithAudience(c.JWTAudience), auth.WithIssuer(c.JWTIssuer))
+}
+
+// checkSecret refuses a JWT secret too short to resist an offline guess
+// from any token; rtstack dev's public "dev" is exempt (it listens on
+// loopback only).
+func (c *config) checkSecret() error {
+	secret := c.jwtSecret()
+	switch {
+	case secret == "":
+		return errors.New("JWT_SECRET is required (it is \"dev\" only under rtstack dev)")
+	case !c.dev && len(secret) < auth.MinSecretBytes:
+		return fmt.Errorf("JWT_SECRET is %d bytes; at least %d are required outside rtstack dev, or anyone holding one token can guess it (make one with: openssl rand -base64 48)",
+			len(secret), auth.MinSecretBytes)
+	}
+	return nil
+}
+
+// checkDevListen refuses a non-loopback HTTP_ADDR under rtstack dev unless
+// DEV_ALLOW_REMOTE: dev's secret is public, so anyone who can reach it can
+// sign in as anyone, admin included.
+func (c *config) checkDevListen() error {
+	if !c.dev || c.DevAllowRemote {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(c.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("HTTP_ADDR %q: %w", c.HTTPAddr, err)
+	}
+	if ip, err := netip.ParseAddr(host); (err == nil && ip.IsLoopback()) || host == "localhost" {
+		return nil
+	}
+	return fmt.Errorf("rtstack dev refuses HTTP_ADDR %s: it is not a loopback address, and dev's JWT secret is public, so anyone who reaches it could sign in as anyone; "+
+		"listen on 127.0.0.1, or set DEV_ALLOW_REMOTE=true to accept that", c.HTTPAddr)
 }
 
 func (c *config) allowPrivate() bool {
@@ -158,8 +208,13 @@ func checkPrefix(setting, prefix, sep string) error {
 // that never verify a token.
 func (c *config) validate(needSecret bool) error {
 	var errs []error
-	if needSecret && c.jwtSecret() == "" {
-		errs = append(errs, errors.New("JWT_SECRET is required (it is \"dev\" only under rtstack dev)"))
+	if needSecret {
+		if err := c.checkSecret(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := c.checkDevListen(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Partitions < 1 {
 		errs = append(errs, fmt.Errorf("PARTITIONS must be at least 1, not %d", c.Partitions))

@@ -42,9 +42,9 @@ func newDevEnv(t *testing.T) *devEnv {
 	pgURL := testsvc.Postgres(t)
 	rdb, redisPfx := testsvc.Redis(t)
 	testsvc.Rabbit(t)
-	httpAddr, brokerAddr := freeAddr(t), freeAddr(t)
+	httpAddr, brokerAddr := testsvc.FreeAddr(t), testsvc.FreeAddr(t)
 	rabbitPfx := fmt.Sprintf("e2e%d.", time.Now().UnixNano())
-	t.Cleanup(func() { deleteQueues(rabbitPfx) })
+	t.Cleanup(func() { testsvc.DeleteQueues(rabbitPfx) })
 	keys, err := auth.NewKeys("dev")
 	if err != nil {
 		t.Fatal(err)
@@ -71,24 +71,14 @@ func newDevEnv(t *testing.T) *devEnv {
 	}
 }
 
-// deleteQueues removes the test's RabbitMQ queues (best effort).
-func deleteQueues(prefix string) {
-	out, err := exec.Command("rabbitmqctl", "list_queues", "-q", "name").Output()
-	if err != nil {
-		return
-	}
-	for _, q := range strings.Fields(string(out)) {
-		if strings.HasPrefix(q, prefix) {
-			_ = exec.Command("rabbitmqctl", "delete_queue", q).Run()
-		}
-	}
-}
-
 func (d *devEnv) start(t *testing.T) *proc {
 	t.Helper()
 	p := start(t, d.env, "dev")
 	t.Cleanup(func() {
 		if t.Failed() {
+			// Stopped first: the buffer is written until the process ends.
+			_ = p.cmd.Process.Kill()
+			_ = p.cmd.Wait()
 			t.Logf("rtstack dev output:\n%s", p.stderr)
 		}
 	})
@@ -131,8 +121,13 @@ func (d *devEnv) run(t *testing.T, args ...string) string {
 
 func (d *devEnv) get(t *testing.T, user, path string, into any) int {
 	t.Helper()
+	return d.getWith(t, d.token(t, user, false), path, into)
+}
+
+func (d *devEnv) getWith(t *testing.T, token, path string, into any) int {
+	t.Helper()
 	req, _ := http.NewRequest("GET", "http://"+d.httpAddr+path, nil)
-	req.Header.Set("Authorization", "Bearer "+d.token(t, user, false))
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -159,9 +154,14 @@ type wsClient struct {
 
 func (d *devEnv) dial(t *testing.T, user string) *wsClient {
 	t.Helper()
-	c, resp, err := websocket.DefaultDialer.Dial("ws://"+d.httpAddr+"/ws?token="+d.token(t, user, false), nil)
+	return d.dialWith(t, d.token(t, user, false))
+}
+
+func (d *devEnv) dialWith(t *testing.T, token string) *wsClient {
+	t.Helper()
+	c, resp, err := websocket.DefaultDialer.Dial("ws://"+d.httpAddr+"/ws?token="+token, nil)
 	if err != nil {
-		t.Fatalf("dial as %s: %v (%v)", user, err, resp)
+		t.Fatalf("dial: %v (%v)", err, resp)
 	}
 	w := &wsClient{t: t, c: c, frames: make(chan map[string]any, 10000)}
 	go func() {
@@ -224,6 +224,16 @@ func (w *wsClient) await(typ string) map[string]any {
 	}
 }
 
+// awaitJoin waits for user's joined frame; others' are skipped.
+func (w *wsClient) awaitJoin(user string) map[string]any {
+	w.t.Helper()
+	for {
+		if j := w.await("joined"); j["user"] == user {
+			return j
+		}
+	}
+}
+
 func pos(f map[string]any) string { return fmt.Sprintf("%v:%v", f["partition"], f["offset"]) }
 
 // TestDevEndToEnd drives rtstack dev through its external surface only: a
@@ -243,11 +253,24 @@ func TestDevEndToEnd(t *testing.T) {
 		t.Fatalf("ftp webhook: HTTP %d, want 400", code)
 	}
 
+	// rtstack dev signs anyone in by name, with a token the rest accepts.
+	code, login := devLogin(t, d.httpAddr, "dora")
+	if code != http.StatusOK {
+		t.Fatalf("dev login: HTTP %d %v", code, login)
+	}
+	if claims, err := d.keys.Verify(login["token"].(string)); err != nil || claims.User() != "dora" {
+		t.Fatalf("dev login token: %v %+v", err, claims)
+	}
+	if cfg := pageConfig(t, d.httpAddr); cfg["dev_login"] != true {
+		t.Fatalf("dev page config %v does not offer dev login", cfg)
+	}
+
 	alice, bob := d.dial(t, "alice"), d.dial(t, "bob")
 	alice.send(map[string]any{"type": "join", "room": "room-1"})
 	bob.send(map[string]any{"type": "join", "room": "room-1"})
-	alice.await("joined")
-	bob.await("joined")
+	// bob's own join, not alice's: only a member is notified of a mention.
+	alice.awaitJoin("alice")
+	bob.awaitJoin("bob")
 
 	alice.send(map[string]any{"type": "send", "room": "room-1", "text": "hello @bob", "client_id": "c1"})
 	ack := alice.await("ack")
@@ -448,4 +471,33 @@ func (d *devEnv) postWith(t *testing.T, token, path string, body, into any) int 
 		_ = json.NewDecoder(resp.Body).Decode(into)
 	}
 	return resp.StatusCode
+}
+
+// devLogin posts name to /api/dev/login.
+func devLogin(t *testing.T, addr, name string) (int, map[string]any) {
+	t.Helper()
+	b, _ := json.Marshal(map[string]string{"name": name})
+	resp, err := http.Post("http://"+addr+"/api/dev/login", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body
+}
+
+// pageConfig is what the web page learns about the server.
+func pageConfig(t *testing.T, addr string) map[string]any {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var cfg map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

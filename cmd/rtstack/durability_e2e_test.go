@@ -2,10 +2,7 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"net/http"
-	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -44,23 +41,6 @@ func (d *devEnv) historyTexts(t *testing.T, room string) string {
 		texts[i], _ = m["text"].(string)
 	}
 	return strings.Join(texts, "|")
-}
-
-// metric sums the samples of name on /metrics.
-func (d *devEnv) metric(t *testing.T, name string) float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + d.httpAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	var sum float64
-	for _, m := range regexp.MustCompile(`(?m)^`+name+`(?:\{[^}]*\})? (\S+)$`).FindAllStringSubmatch(string(body), -1) {
-		v, _ := strconv.ParseFloat(m[1], 64)
-		sum += v
-	}
-	return sum
 }
 
 // TestDevLogLostItsTail: rtstack dev is stopped, a partition's segment
@@ -125,9 +105,9 @@ func TestDevLogLostItsTail(t *testing.T) {
 func (d *devEnv) sharing(t *testing.T) *devEnv {
 	t.Helper()
 	d2 := *d
-	d2.dataDir, d2.httpAddr, d2.brokerAddr = t.TempDir(), freeAddr(t), freeAddr(t)
+	d2.dataDir, d2.httpAddr, d2.brokerAddr = t.TempDir(), testsvc.FreeAddr(t), testsvc.FreeAddr(t)
 	rabbitPfx := fmt.Sprintf("e2e%d.", time.Now().UnixNano())
-	t.Cleanup(func() { deleteQueues(rabbitPfx) })
+	t.Cleanup(func() { testsvc.DeleteQueues(rabbitPfx) })
 	d2.env = append(append([]string(nil), d.env...),
 		"DATA_DIR="+d2.dataDir, "HTTP_ADDR="+d2.httpAddr, "BROKER_ADDR="+d2.brokerAddr, "RABBIT_PREFIX="+rabbitPfx)
 	return &d2

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,31 +24,7 @@ import (
 var binPath string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "rtstack-e2e")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binPath = filepath.Join(dir, "rtstack")
-	out, err := exec.Command("go", "build", "-race", "-o", binPath, ".").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build rtstack: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// freeAddr returns a loopback address nothing listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	testsvc.RunWithBinary(m, ".", &binPath, "-race")
 }
 
 // proc is a running rtstack subcommand.
@@ -128,7 +103,7 @@ func appendMessages(t *testing.T, addr string, from, n int) []events.Position {
 func TestLogSurvivesStopAndKill(t *testing.T) {
 	testsvc.Integration(t)
 	dataDir := t.TempDir()
-	addr := freeAddr(t)
+	addr := testsvc.FreeAddr(t)
 	env := []string{"DATA_DIR=" + dataDir, "BROKER_ADDR=" + addr, "PARTITIONS=3"}
 
 	var all []events.Position

@@ -17,10 +17,10 @@ import (
 	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/gateway"
 	"github.com/rtstack/rtstack/gateway/api"
-	"github.com/rtstack/rtstack/gateway/auth"
 	"github.com/rtstack/rtstack/gateway/dedupe"
 	"github.com/rtstack/rtstack/gateway/presence"
 	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/schemas"
 	"github.com/rtstack/rtstack/web"
 )
 
@@ -57,7 +57,7 @@ type gatewayPart struct {
 
 func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 	cfg := p.cfg
-	keys, err := auth.NewKeys(cfg.jwtSecret())
+	keys, err := cfg.keys()
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +103,7 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 		AllowedOrigins: cfg.origins(),
 		Boards:         rp,
 		Presence:       tracker,
+		Signals:        tracker,
 		Logger:         p.log,
 		Registerer:     p.registerer("gateway"),
 	})
@@ -121,8 +122,10 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 			{Name: "kafka", Check: func(ctx context.Context) error { return producer.Ping(ctx) }},
 		},
-		Logger:     p.log.With("component", "api"),
-		Registerer: p.registerer("api"),
+		DevLogin:    cfg.dev,
+		DevTokenTTL: cfg.DevTokenTTL,
+		Logger:      p.log.With("component", "api"),
+		Registerer:  p.registerer("api"),
 	})
 	if err != nil {
 		return nil, err
@@ -136,11 +139,11 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 	mux.Handle("/metrics", metricsHandler(p.reg))
 	if cfg.SchemaRegistryURL == "" {
 		reg := p.codec.Registry().Handler()
-		for _, path := range []string{"/subjects", "/subjects/", "/schemas", "/schemas/", "/config", "/config/", "/mode", "/mode/"} {
+		for _, path := range schemas.RegistryPaths() {
 			mux.Handle(path, reg)
 		}
 	}
-	mux.Handle("/", web.Handler())
+	mux.Handle("/", web.Handler(web.Options{DevLogin: cfg.dev, EmbedOrigins: cfg.origins()}))
 
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -168,6 +171,7 @@ func (g *gatewayPart) run(ctx context.Context) error {
 	eg.Go(func() error {
 		return ignoreCanceled(g.presence.Run(ctx, g.ws.BroadcastPresence,
 			presence.Deliver(g.ws.DeliverToUser),
+			presence.Relay(g.ws.BroadcastRoom),
 			// Only 0↔1 transitions are broadcast; a user's second tab gets
 			// the current list on its own.
 			presence.Welcome(func(room, user string, users []string) {

@@ -22,7 +22,7 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 )
 
-// Exit codes: the contract scripts and the end-to-end tests rely on.
+// Exit codes, documented in the README; scripts and the end-to-end tests rely on them.
 const (
 	exitOK    = 0 // success, or help that was asked for
 	exitError = 1 // a failure, with its message on stderr

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/rtstack/rtstack/internal/testsvc"
 )
 
 // TestSeparateProcesses runs rtstack as a deployment would across machines:
@@ -13,14 +15,23 @@ import (
 // either gateway serves the history the projector wrote.
 func TestSeparateProcesses(t *testing.T) {
 	d := newDevEnv(t)
-	d.env = append(d.env, "JWT_SECRET=dev")
+	// Outside rtstack dev the secret must be at least 32 bytes.
+	d.useSecret(t, "separate-processes-secret-of-32-bytes+")
 	b := start(t, d.env, "broker")
 	waitListening(t, d.brokerAddr, b)
 	for _, part := range []string{"project", "react", "work"} {
 		start(t, d.env, part)
 	}
 	gw1 := d.startGateway(t, d.httpAddr)
-	gw2 := d.startGateway(t, freeAddr(t))
+	gw2 := d.startGateway(t, testsvc.FreeAddr(t))
+	// The dev login is rtstack dev's alone: a gateway has no such endpoint,
+	// and its page does not offer it.
+	if code, body := devLogin(t, gw1.httpAddr, "mallory"); code != http.StatusNotFound {
+		t.Fatalf("dev login on rtstack gateway: HTTP %d %v, want 404", code, body)
+	}
+	if cfg := pageConfig(t, gw1.httpAddr); cfg["dev_login"] != false {
+		t.Fatalf("gateway page config %v offers dev login", cfg)
+	}
 
 	c1 := gw1.dial(t, "alice")
 	c2 := gw2.dial(t, "bob")

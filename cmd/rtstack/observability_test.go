@@ -333,7 +333,7 @@ func TestOpsEndpoints(t *testing.T) {
 // and stops cleanly on SIGTERM.
 func TestWorkServesMetricsOnMetricsAddr(t *testing.T) {
 	d := newDevEnv(t)
-	addr := freeAddr(t)
+	addr := testsvc.FreeAddr(t)
 	p := start(t, append(d.env, "METRICS_ADDR="+addr), "work")
 	base := "http://" + addr
 	body := func(path string) (int, string) {

@@ -21,30 +21,30 @@ import (
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/gateway/auth"
 	"github.com/rtstack/rtstack/gateway/clienterr"
-	"github.com/rtstack/rtstack/projections"
+	"github.com/rtstack/rtstack/projections/view"
 )
 
 // History reads a room's messages from the Postgres projection: at most
 // limit messages, oldest first, the newest ones before the message before
 // (all the newest when before is empty).
 type History interface {
-	History(ctx context.Context, room string, limit int, before string) ([]projections.Message, error)
+	History(ctx context.Context, room string, limit int, before string) ([]view.Message, error)
 }
 
 // Counters reads a room's counters from the Redis projection.
 type Counters interface {
-	Counters(ctx context.Context, room string) (projections.Counters, error)
+	Counters(ctx context.Context, room string) (view.Counters, error)
 }
 
 // Leaderboard reads the global leaderboard, highest first. If the value in
 // Config.Leaderboard also implements RoomLeaderboard, ?room=R is served.
 type Leaderboard interface {
-	Leaderboard(ctx context.Context, limit int) ([]projections.ScoreEntry, error)
+	Leaderboard(ctx context.Context, limit int) ([]view.ScoreEntry, error)
 }
 
 // RoomLeaderboard reads one room's leaderboard, highest first.
 type RoomLeaderboard interface {
-	RoomLeaderboard(ctx context.Context, room string, limit int) ([]projections.ScoreEntry, error)
+	RoomLeaderboard(ctx context.Context, room string, limit int) ([]view.ScoreEntry, error)
 }
 
 // Checkpoints reports a projection's position: per partition, the offset
@@ -83,6 +83,7 @@ const (
 	DefaultPollInterval = 20 * time.Millisecond
 	DefaultMaxBodyBytes = 64 << 10
 	DefaultCheckTimeout = 2 * time.Second
+	DefaultDevTokenTTL  = time.Hour
 
 	DefaultHistoryLimit     = 50
 	MaxHistoryLimit         = 500
@@ -116,6 +117,13 @@ type Config struct {
 	// Ready are the checks of /readyz, run concurrently, each bounded by
 	// CheckTimeout.
 	Ready []Check
+	// DevLogin serves POST /api/dev/login, which signs a token for any name
+	// without a password. Only `rtstack dev` sets it: its secret is public
+	// anyway. Off, the endpoint is 404 like any unknown one.
+	DevLogin bool
+	// DevTokenTTL is the validity of a dev login's token; default
+	// DefaultDevTokenTTL (1h).
+	DevTokenTTL time.Duration
 	// AfterWait bounds how long ?after= waits for a projection; default
 	// DefaultAfterWait (2s).
 	AfterWait time.Duration
@@ -142,7 +150,7 @@ func (c Config) Validate() error {
 	if c.Keys == nil {
 		errs = append(errs, errors.New("api: Config.Keys is required"))
 	}
-	if c.AfterWait < 0 || c.PollInterval < 0 || c.MaxBodyBytes < 0 || c.CheckTimeout < 0 {
+	if c.AfterWait < 0 || c.PollInterval < 0 || c.MaxBodyBytes < 0 || c.CheckTimeout < 0 || c.DevTokenTTL < 0 {
 		errs = append(errs, errors.New("api: durations and sizes must not be negative"))
 	}
 	for i, ch := range c.Ready {
@@ -159,6 +167,7 @@ func (c Config) withDefaults() Config {
 	c.PollInterval = cmp.Or(c.PollInterval, DefaultPollInterval)
 	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes)
 	c.CheckTimeout = cmp.Or(c.CheckTimeout, DefaultCheckTimeout)
+	c.DevTokenTTL = cmp.Or(c.DevTokenTTL, DefaultDevTokenTTL)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -202,6 +211,9 @@ func New(cfg Config) (http.Handler, error) {
 	mux.Handle("GET /api/leaderboard", s.user(s.leaderboard))
 	mux.Handle("POST /api/rooms/{room}/webhooks", s.user(s.webhooks))
 	mux.Handle("POST /api/admin/rebuild/{target}", s.admin(s.rebuild))
+	if cfg.DevLogin {
+		mux.HandleFunc("POST /api/dev/login", s.devLogin)
+	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, clienterr.NotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
@@ -310,7 +322,7 @@ func (s *server) messages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if msgs == nil {
-		msgs = []projections.Message{}
+		msgs = []view.Message{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"messages": msgs})
 }
@@ -353,6 +365,9 @@ func (s *server) leaderboard(w http.ResponseWriter, r *http.Request) {
 			writeError(w, clienterr.BadRoom, "room: "+err.Error())
 			return
 		}
+		if !allowRoom(w, r, room) {
+			return
+		}
 		var ok bool
 		if byRoom, ok = s.cfg.Leaderboard.(RoomLeaderboard); !ok {
 			writeError(w, clienterr.NotConfigured, "per-room leaderboards are not configured")
@@ -362,7 +377,7 @@ func (s *server) leaderboard(w http.ResponseWriter, r *http.Request) {
 	if !s.position(w, r, s.cfg.RedisPosition) {
 		return
 	}
-	var entries []projections.ScoreEntry
+	var entries []view.ScoreEntry
 	if byRoom != nil {
 		entries, err = byRoom.RoomLeaderboard(r.Context(), room, limit)
 	} else {
@@ -373,7 +388,7 @@ func (s *server) leaderboard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if entries == nil {
-		entries = []projections.ScoreEntry{}
+		entries = []view.ScoreEntry{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"entries": entries})
 }
@@ -456,13 +471,24 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, what string, err e
 	writeError(w, clienterr.Internal, what+" failed")
 }
 
+// roomParam returns the request's {room}, answering 400 for a bad name and
+// 403 for a room the token's rooms claim does not allow.
 func roomParam(w http.ResponseWriter, r *http.Request) (string, bool) {
 	room := r.PathValue("room")
 	if err := commands.ValidateRoom(room); err != nil {
 		writeError(w, clienterr.BadRoom, err.Error())
 		return "", false
 	}
-	return room, true
+	return room, allowRoom(w, r, room)
+}
+
+// allowRoom answers 403 forbidden unless the token allows room.
+func allowRoom(w http.ResponseWriter, r *http.Request, room string) bool {
+	if err := claims(r).CheckRoom(room); err != nil {
+		writeError(w, clienterr.Forbidden, err.Error())
+		return false
+	}
+	return true
 }
 
 // intParam parses an optional positive integer: empty means def, more than

@@ -21,7 +21,7 @@ import (
 	"github.com/rtstack/rtstack/gateway/api"
 	"github.com/rtstack/rtstack/gateway/auth"
 	"github.com/rtstack/rtstack/gateway/clienterr"
-	"github.com/rtstack/rtstack/projections"
+	"github.com/rtstack/rtstack/projections/view"
 )
 
 // position is an in-test projection position that the test advances.
@@ -60,18 +60,18 @@ func (p *position) set(part int32, next int64) {
 type history struct {
 	*position
 	mu   sync.Mutex
-	msgs []projections.Message
+	msgs []view.Message
 	args []string
 }
 
-func (h *history) History(_ context.Context, room string, limit int, before string) ([]projections.Message, error) {
+func (h *history) History(_ context.Context, room string, limit int, before string) ([]view.Message, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.args = append(h.args, fmt.Sprintf("%s/%d/%s", room, limit, before))
 	if room == "broken" {
 		return nil, errors.New("database on fire")
 	}
-	var out []projections.Message
+	var out []view.Message
 	for _, m := range h.msgs {
 		if m.MessageID == before {
 			break
@@ -86,16 +86,16 @@ func (h *history) History(_ context.Context, room string, limit int, before stri
 
 type redisReads struct{ *position }
 
-func (redisReads) Counters(_ context.Context, room string) (projections.Counters, error) {
-	return projections.Counters{Room: room, Total: 7, Members: 2, PerMinute: []projections.MinuteCount{{Minute: 60000, Count: 7}}}, nil
+func (redisReads) Counters(_ context.Context, room string) (view.Counters, error) {
+	return view.Counters{Room: room, Total: 7, Members: 2, PerMinute: []view.MinuteCount{{Minute: 60000, Count: 7}}}, nil
 }
 
-func (redisReads) Leaderboard(_ context.Context, limit int) ([]projections.ScoreEntry, error) {
-	return []projections.ScoreEntry{{User: "alice", Score: int64(limit)}}, nil
+func (redisReads) Leaderboard(_ context.Context, limit int) ([]view.ScoreEntry, error) {
+	return []view.ScoreEntry{{User: "alice", Score: int64(limit)}}, nil
 }
 
-func (redisReads) RoomLeaderboard(_ context.Context, room string, limit int) ([]projections.ScoreEntry, error) {
-	return []projections.ScoreEntry{{User: room, Score: int64(limit)}}, nil
+func (redisReads) RoomLeaderboard(_ context.Context, room string, limit int) ([]view.ScoreEntry, error) {
+	return []view.ScoreEntry{{User: room, Score: int64(limit)}}, nil
 }
 
 // memLog is an in-test commands.Log handing out increasing offsets.
@@ -149,7 +149,7 @@ func setup(t *testing.T, mutate ...func(*api.Config)) *fixture {
 	f := &fixture{keys: keys, log: &memLog{}, rebuild: &rebuilder{}}
 	f.hist = &history{position: newPosition(map[int32]int64{0: 18, 1: 5})}
 	for i := range 5 {
-		f.hist.msgs = append(f.hist.msgs, projections.Message{MessageID: fmt.Sprintf("m%d", i), Room: "lobby", User: "alice", Text: fmt.Sprint("hello ", i), Partition: 0, Offset: int64(i)})
+		f.hist.msgs = append(f.hist.msgs, view.Message{MessageID: fmt.Sprintf("m%d", i), Room: "lobby", User: "alice", Text: fmt.Sprint("hello ", i), Partition: 0, Offset: int64(i)})
 	}
 	f.redis = redisReads{newPosition(map[int32]int64{0: 3})}
 	handler, err := commands.NewHandler(commands.Config{Log: f.log})

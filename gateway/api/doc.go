@@ -7,6 +7,7 @@
 // It declares the small interfaces it reads and writes through (History,
 // Counters, Leaderboard, Checkpoints, Webhooks, Rebuilder); the composition
 // root wires the Postgres and Redis projections and the command handler to
-// them. It imports commands, projections (read types only), events and
-// gateway/auth; never the projection adapters, infra or the gateway package.
+// them. It imports commands, projections/view (the read types), events,
+// gateway/clienterr and gateway/auth; never projections, its adapters, infra
+// or the gateway package.
 package api

@@ -38,7 +38,7 @@ const (
 	Internal       = "internal"        // anything else (logged)
 
 	Unauthorized   = "unauthorized"    // token missing, malformed, bad or expired
-	Forbidden      = "forbidden"       // the token lacks a claim (admin) or the origin is refused
+	Forbidden      = "forbidden"       // the token does not allow it (admin, a room outside its rooms claim, another sub) or the origin is refused
 	NotFound       = "not_found"       // no such endpoint or resource
 	NotReached     = "not_reached"     // ?after= not reached by the projection in time
 	RebuildRunning = "rebuild_running" // a rebuild is already running
@@ -90,7 +90,7 @@ var Table = []Class{
 	{Code: AlreadyJoined, Status: http.StatusConflict},
 	{Code: RateLimited, Status: http.StatusTooManyRequests, Temporary: true},
 	{Code: ShuttingDown, Status: http.StatusServiceUnavailable, Temporary: true},
-	{Code: Forbidden, Status: http.StatusForbidden},
+	{Code: Forbidden, Status: http.StatusForbidden, errs: []error{auth.ErrForbidden}},
 	{Code: NotFound, Status: http.StatusNotFound},
 	{Code: NotReached, Status: http.StatusConflict, Temporary: true},
 	{Code: TooLarge, Status: http.StatusRequestEntityTooLarge},

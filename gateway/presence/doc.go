@@ -11,7 +11,8 @@
 // scripts, so the 0↔1 transition of a user in a room is decided atomically
 // across gateways and announced once, on a pub/sub channel, with the room's
 // full user list. A second tab (or a second gateway) of an online user
-// announces nothing.
+// announces nothing. Signal carries other ephemeral room frames (typing) the
+// same way, to the gateways holding a connection in the room.
 //
 // It imports go-redis, the Prometheus client and the standard library only: never commands,
 // projections or the gateway package (the gateway depends on it through a

@@ -88,6 +88,7 @@ type Tracker struct {
 	log     *slog.Logger
 	events  string // channel of room transitions
 	notify  string // channel of user notifications
+	signals string // channel of ephemeral room frames (typing)
 	expiry  string // key of the expiry index
 	metrics *metrics
 	running sync.Mutex
@@ -114,6 +115,7 @@ func New(cfg Config) (*Tracker, error) {
 		log:     cfg.Logger.With("gateway_id", cfg.GatewayID),
 		events:  p + "events",
 		notify:  p + "notify",
+		signals: p + "signals",
 		expiry:  p + "expiry",
 		local:   map[conn]struct{}{},
 		rooms:   map[string]int{},
@@ -263,6 +265,26 @@ func (t *Tracker) Notify(ctx context.Context, user string, frame []byte) error {
 	return nil
 }
 
+// Signal publishes frame, one JSON object for the clients in room (a typing
+// hint), to every gateway; the Runs holding a connection in room pass it to
+// their Relay callback. At most once, never stored.
+func (t *Tracker) Signal(ctx context.Context, room string, frame []byte) error {
+	b, err := json.Marshal(signal{Room: room, Frame: frame})
+	if err != nil {
+		return fmt.Errorf("encode signal: %w", err)
+	}
+	if err := t.rdb.Publish(ctx, t.signals, b).Err(); err != nil {
+		t.metrics.errors.WithLabelValues("signal").Inc()
+		return fmt.Errorf("publish signal: %w", err)
+	}
+	return nil
+}
+
+type signal struct {
+	Room  string          `json:"room"`
+	Frame json.RawMessage `json:"frame"`
+}
+
 type notification struct {
 	User  string `json:"user"`
 	Frame []byte `json:"frame"`
@@ -280,6 +302,14 @@ type runOptions struct {
 	deliver    func(user string, frame []byte) bool
 	subscribed func()
 	welcome    func(room, user string, users []string)
+	relay      func(room string, frame []byte)
+}
+
+// Relay makes Run pass each Signal for a room in which this gateway holds
+// a connection to relay (typically the gateway's BroadcastRoom). relay runs
+// on Run's goroutine: it must not block.
+func Relay(relay func(room string, frame []byte)) RunOption {
+	return func(o *runOptions) { o.relay = relay }
 }
 
 // Welcome makes Run call f after a Join on this gateway that announced
@@ -336,7 +366,8 @@ func (t *Tracker) Run(ctx context.Context, onChange func(room string, users []st
 	}()
 	defer wg.Wait()
 
-	ps := t.rdb.Subscribe(ctx, t.events, t.notify)
+	// notify last: its confirmation means every channel is live.
+	ps := t.rdb.Subscribe(ctx, t.events, t.signals, t.notify)
 	defer func() { _ = ps.Close() }()
 	ch := ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
 	for {
@@ -352,7 +383,7 @@ func (t *Tracker) Run(ctx context.Context, onChange func(room string, users []st
 			switch m := m.(type) {
 			case *redis.Subscription:
 				// Redis confirms the channels in the order subscribed:
-				// after the last one, both are live.
+				// after the last one, all are live.
 				if m.Kind == "subscribe" && m.Channel == t.notify {
 					t.resync(ctx, onChange)
 					if o.subscribed != nil {
@@ -360,13 +391,13 @@ func (t *Tracker) Run(ctx context.Context, onChange func(room string, users []st
 					}
 				}
 			case *redis.Message:
-				t.handle(m, onChange, o.deliver)
+				t.handle(m, onChange, &o)
 			}
 		}
 	}
 }
 
-func (t *Tracker) handle(m *redis.Message, onChange func(string, []string), deliver func(string, []byte) bool) {
+func (t *Tracker) handle(m *redis.Message, onChange func(string, []string), o *runOptions) {
 	switch m.Channel {
 	case t.events:
 		var tr transition
@@ -391,7 +422,10 @@ func (t *Tracker) handle(m *redis.Message, onChange func(string, []string), deli
 		if held && onChange != nil {
 			onChange(tr.Room, users)
 		}
+	case t.signals:
+		t.relay(m, o.relay)
 	case t.notify:
+		deliver := o.deliver
 		if deliver == nil {
 			return
 		}
@@ -406,6 +440,23 @@ func (t *Tracker) handle(m *redis.Message, onChange func(string, []string), deli
 		if held {
 			deliver(n.User, n.Frame)
 		}
+	}
+}
+
+func (t *Tracker) relay(m *redis.Message, relay func(string, []byte)) {
+	if relay == nil {
+		return
+	}
+	var sg signal
+	if err := json.Unmarshal([]byte(m.Payload), &sg); err != nil {
+		t.log.Warn("presence: bad signal message", "err", err)
+		return
+	}
+	t.mu.Lock()
+	held := t.rooms[sg.Room] > 0
+	t.mu.Unlock()
+	if held {
+		relay(sg.Room, sg.Frame)
 	}
 }
 

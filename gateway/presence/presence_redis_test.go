@@ -42,6 +42,7 @@ type gw struct {
 	changes    chan change
 	welcomes   chan change // room + the list, user first
 	deliveries chan delivery
+	relayed    chan delivery // room + frame
 	stop       func()
 }
 
@@ -63,7 +64,8 @@ func newTracker(t *testing.T, rdb *redis.Client, prefix, id string, reg ...prome
 // is subscribed.
 func start(t *testing.T, tr *presence.Tracker) *gw {
 	t.Helper()
-	g := &gw{Tracker: tr, changes: make(chan change, 100), welcomes: make(chan change, 100), deliveries: make(chan delivery, 100)}
+	g := &gw{Tracker: tr, changes: make(chan change, 100), welcomes: make(chan change, 100), deliveries: make(chan delivery, 100),
+		relayed: make(chan delivery, 100)}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{}, 10)
 	done := make(chan error, 1)
@@ -77,6 +79,7 @@ func start(t *testing.T, tr *presence.Tracker) *gw {
 			presence.Welcome(func(room, user string, users []string) {
 				g.welcomes <- change{room, append([]string{user}, users...)}
 			}),
+			presence.Relay(func(room string, frame []byte) { g.relayed <- delivery{room, string(frame)} }),
 			presence.Subscribed(func() { ready <- struct{}{} }))
 	}()
 	stopped := false
@@ -356,6 +359,45 @@ func TestNotifyReachesHoldingGateway(t *testing.T) {
 	expect(a, delivery{"bob", `{"type":"for bob"}`})
 	must(t, b.Notify(ctx, "alice", []byte("second")))
 	expect(b, delivery{"alice", "second"})
+}
+
+func TestSignalReachesGatewaysHoldingTheRoom(t *testing.T) {
+	rdb, prefix := setup(t)
+	ctx := context.Background()
+	a := start(t, newTracker(t, rdb, prefix, "a"))
+	b := start(t, newTracker(t, rdb, prefix, "b"))
+	c := start(t, newTracker(t, rdb, prefix, "c"))
+	must(t, a.Join(ctx, "r", "alice", "a1"))
+	must(t, b.Join(ctx, "r", "bob", "b1"))
+	must(t, c.Join(ctx, "other", "carol", "c1"))
+
+	typing := `{"type":"typing","room":"r","user":"alice"}`
+	must(t, a.Signal(ctx, "r", []byte(typing)))
+	must(t, c.Signal(ctx, "other", []byte(`{"type":"typing","room":"other","user":"carol"}`)))
+	for _, g := range []*gw{a, b} { // the sender's own gateway too
+		select {
+		case d := <-g.relayed:
+			if d != (delivery{"r", typing}) {
+				t.Fatalf("relayed %+v, want %s in r", d, typing)
+			}
+		case <-time.After(wait):
+			t.Fatal("signal not relayed to a gateway holding r")
+		}
+	}
+	// c holds only "other": it gets its own room's signal and never r's.
+	select {
+	case d := <-c.relayed:
+		if d.user != "other" {
+			t.Fatalf("c relayed %+v, a room it does not hold", d)
+		}
+	case <-time.After(wait):
+		t.Fatal("signal of other not relayed to c")
+	}
+	select {
+	case d := <-c.relayed:
+		t.Fatalf("c relayed %+v too", d)
+	default:
+	}
 }
 
 func TestResubscribeResyncs(t *testing.T) {

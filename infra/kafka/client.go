@@ -71,7 +71,7 @@ func NewClient(cfg ClientConfig, opts ...kgo.Opt) (*kgo.Client, error) {
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
 		kgo.ProducerLinger(0),
-		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		kgo.RecordPartitioner(Partitioner()),
 		kgo.FetchMaxWait(200 * time.Millisecond),
 	}
 	if cfg.Logger != nil {

@@ -12,12 +12,6 @@ import (
 	"github.com/rtstack/rtstack/schemas"
 )
 
-// Record headers that make the log readable without a schema registry.
-const (
-	HeaderEventType = "event-type"
-	HeaderEventID   = "event-id"
-)
-
 // Log appends events to the chat log. It is safe for concurrent use; the
 // caller owns the client and closes it after the last Append returned.
 type Log struct {
@@ -67,12 +61,14 @@ func NewRecord(codec *schemas.Codec, topic string, ev events.Event) (*kgo.Record
 	}, nil
 }
 
-// Decode turns a fetched record into an event with its position. Errors wrap
-// schemas.ErrMalformed or schemas.ErrUnknownSchema: the record can never be
-// decoded by this binary and belongs in the parking topic.
+// Decode turns a fetched record into an event with its position, through
+// schemas.Codec.Decode with the record's event-type header, so every
+// consumer refuses the same records. Errors wrap a *schemas.DecodeError
+// (and so schemas.ErrMalformed or schemas.ErrUnknownSchema): the record can
+// never be decoded by this binary and belongs in the parking topic.
 func Decode(codec *schemas.Codec, r *kgo.Record) (events.Record, error) {
 	pos := events.Position{Partition: r.Partition, Offset: r.Offset}
-	ev, err := codec.Decode(r.Value)
+	ev, err := codec.Decode(r.Value, string(EventType(r)))
 	if err != nil {
 		return events.Record{Position: pos}, fmt.Errorf("decode %s at %s: %w", r.Topic, pos, err)
 	}

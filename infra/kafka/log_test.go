@@ -12,6 +12,7 @@ import (
 	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
 	"github.com/rtstack/rtstack/internal/testsvc"
+	"github.com/rtstack/rtstack/schemas"
 )
 
 func TestAppendSurvivesBrokerRestart(t *testing.T) {
@@ -98,5 +99,26 @@ func TestAppendFailsWhenBrokerIsGone(t *testing.T) {
 	}
 	if !kafka.IsRetryable(err) {
 		t.Errorf("broker gone should be retryable: %v", err)
+	}
+}
+
+// Decode hands the record's event-type header to the codec, so a record
+// whose header disagrees with its schema is refused by every consumer alike.
+func TestDecodeChecksTheEventTypeHeader(t *testing.T) {
+	codec := kafkatest.Codec(t)
+	r, err := kafka.NewRecord(codec, kafka.DefaultTopic, &events.MessageSent{Envelope: events.Envelope{ID: "e", Room: "r", User: "u"}, MessageID: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kafka.Decode(codec, r); err != nil {
+		t.Fatalf("own record: %v", err)
+	}
+	r.Headers[0].Value = []byte(events.TypeMemberJoined)
+	if _, err := kafka.Decode(codec, r); schemas.ReasonOf(err) != schemas.ReasonTypeMismatch {
+		t.Fatalf("mismatched header: %v, want %s", err, schemas.ReasonTypeMismatch)
+	}
+	r.Headers = r.Headers[1:] // header absent: the schema decides
+	if rec, err := kafka.Decode(codec, r); err != nil || rec.Event.Type() != events.TypeMessageSent {
+		t.Fatalf("no header: %v, %v", rec, err)
 	}
 }

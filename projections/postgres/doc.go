@@ -10,6 +10,6 @@
 // atomic for writers, and readers retry once when the version they looked
 // up was dropped under them.
 //
-// It imports events, projections (the ports and read types) and pgx; never
-// gateway, commands, tasks or another projection.
+// It imports events, projections (the ports), projections/view (the read
+// types) and pgx; never gateway, commands, tasks or another projection.
 package postgres

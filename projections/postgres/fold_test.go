@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/rtstack/rtstack/events"
-	"github.com/rtstack/rtstack/projections"
 	"github.com/rtstack/rtstack/projections/postgres"
+	"github.com/rtstack/rtstack/projections/view"
 )
 
 func records(evs ...events.Event) []events.Record {
@@ -52,7 +52,7 @@ type msgView struct {
 	Mentions        []string
 }
 
-func view(ms []projections.Message) map[string]msgView {
+func messageViews(ms []view.Message) map[string]msgView {
 	out := map[string]msgView{}
 	for _, m := range ms {
 		out[m.MessageID] = msgView{m.User, m.Text, m.Offset, m.Edited, m.Deleted, m.Reactions, m.Mentions}
@@ -150,7 +150,7 @@ func TestFoldRules(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := view(hist)
+			got := messageViews(hist)
 			for id, w := range tc.want {
 				g, ok := got[id]
 				if !ok {
@@ -212,7 +212,7 @@ func TestDuplicateAgainstTableOnCopyPath(t *testing.T) {
 	if len(hist) != 80 {
 		t.Fatalf("%d messages, want 80", len(hist))
 	}
-	v := view(hist)["m3"]
+	v := messageViews(hist)["m3"]
 	if v.User != "alice" || v.Text != "hi" || v.Edited {
 		t.Errorf("m3 = %+v, want alice's unedited first row", v)
 	}
@@ -233,7 +233,7 @@ func TestHistoryPagingAndAuthor(t *testing.T) {
 	if err := p.Apply(ctx, 0, records(evs...), int64(len(evs))); err != nil {
 		t.Fatal(err)
 	}
-	var all []projections.Message
+	var all []view.Message
 	before := ""
 	for pages := 0; ; pages++ {
 		page, err := p.History(ctx, "r", 25, before)

@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/rtstack/rtstack/events"
-	"github.com/rtstack/rtstack/projections"
+	"github.com/rtstack/rtstack/projections/view"
 )
 
 // History limits.
@@ -57,12 +57,12 @@ func isVersionGone(err error) bool {
 // ones, or those before the message before (a message id) when it is set;
 // none if before is unknown. Deleted messages are included with empty text.
 // limit ≤ 0 means DefaultHistoryLimit; it is capped at MaxHistoryLimit.
-func (p *Projection) History(ctx context.Context, room string, limit int, before string) ([]projections.Message, error) {
+func (p *Projection) History(ctx context.Context, room string, limit int, before string) ([]view.Message, error) {
 	if limit <= 0 {
 		limit = DefaultHistoryLimit
 	}
 	limit = min(limit, MaxHistoryLimit)
-	var out []projections.Message
+	var out []view.Message
 	err := p.withActive(ctx, func(s string) error {
 		out = out[:0]
 		q := `SELECT message_id, "user", text, ts, "partition", "offset", edited, deleted, mentions
@@ -77,7 +77,7 @@ func (p *Projection) History(ctx context.Context, room string, limit int, before
 		if err != nil {
 			return err
 		}
-		var m projections.Message
+		var m view.Message
 		_, err = pgx.ForEachRow(rows, []any{&m.MessageID, &m.User, &m.Text, &m.TS, &m.Partition, &m.Offset, &m.Edited, &m.Deleted, &m.Mentions},
 			func() error {
 				m.Room = room
@@ -85,7 +85,7 @@ func (p *Projection) History(ctx context.Context, room string, limit int, before
 					m.Mentions = nil
 				}
 				out = append(out, m)
-				m = projections.Message{}
+				m = view.Message{}
 				return nil
 			})
 		if err != nil || len(out) == 0 {

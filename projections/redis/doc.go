@@ -4,7 +4,7 @@
 // received), with its checkpoints, versions for blue/green rebuilds, and the
 // read queries the gateway serves. It implements projections.Versioned.
 //
-// It imports events, projections and go-redis; never gateway, commands,
+// It imports events, projections, projections/view and go-redis; never gateway, commands,
 // tasks or another projection.
 //
 // # Keys

@@ -7,11 +7,11 @@ import (
 	"time"
 
 	"github.com/rtstack/rtstack/events"
-	"github.com/rtstack/rtstack/projections"
 	"github.com/rtstack/rtstack/projections/redis"
+	"github.com/rtstack/rtstack/projections/view"
 )
 
-func counters(t *testing.T, p *redis.Projection, room string) projections.Counters {
+func counters(t *testing.T, p *redis.Projection, room string) view.Counters {
 	t.Helper()
 	c, err := p.Counters(context.Background(), room)
 	if err != nil {
@@ -21,7 +21,7 @@ func counters(t *testing.T, p *redis.Projection, room string) projections.Counte
 }
 
 // nonZero returns the buckets with a count, as minute offsets from base.
-func nonZero(c projections.Counters) map[int64]int64 {
+func nonZero(c view.Counters) map[int64]int64 {
 	out := map[int64]int64{}
 	for _, m := range c.PerMinute {
 		if m.Count != 0 {
@@ -31,7 +31,7 @@ func nonZero(c projections.Counters) map[int64]int64 {
 	return out
 }
 
-func board(t *testing.T, f func(context.Context, int) ([]projections.ScoreEntry, error)) []projections.ScoreEntry {
+func board(t *testing.T, f func(context.Context, int) ([]view.ScoreEntry, error)) []view.ScoreEntry {
 	t.Helper()
 	b, err := f(context.Background(), 0)
 	if err != nil {
@@ -55,11 +55,11 @@ func TestMessagesCountOncePerID(t *testing.T) {
 	if c := counters(t, p, "b"); c.Total != 1 {
 		t.Errorf("room b total = %d, want 1", c.Total)
 	}
-	want := []projections.ScoreEntry{{User: "ann", Score: 2}, {User: "bob", Score: 1}}
+	want := []view.ScoreEntry{{User: "ann", Score: 2}, {User: "bob", Score: 1}}
 	if got := board(t, p.Leaderboard); !reflect.DeepEqual(got, want) {
 		t.Errorf("leaderboard = %v, want %v", got, want)
 	}
-	wantA := []projections.ScoreEntry{{User: "ann", Score: 1}, {User: "bob", Score: 1}}
+	wantA := []view.ScoreEntry{{User: "ann", Score: 1}, {User: "bob", Score: 1}}
 	got, err := p.RoomLeaderboard(context.Background(), "a", 5)
 	if err != nil || !reflect.DeepEqual(got, wantA) {
 		t.Errorf("room leaderboard = %v, %v; want %v (ties by user id)", got, err, wantA)
@@ -145,7 +145,7 @@ func TestReactionsReceived(t *testing.T) {
 		unreact("a", "cat", "m2", "+1", base),     // never added: nothing to take back
 		unreact("a", "ann", "nope", "tada", base), // unknown message
 	)
-	want := []projections.ScoreEntry{{User: "ann", Score: 3}, {User: "bob", Score: 1}}
+	want := []view.ScoreEntry{{User: "ann", Score: 3}, {User: "bob", Score: 1}}
 	if got := board(t, p.ReactionsBoard); !reflect.DeepEqual(got, want) {
 		t.Fatalf("reactions board = %v, want %v", got, want)
 	}
@@ -155,7 +155,7 @@ func TestReactionsReceived(t *testing.T) {
 		unreact("a", "ann", "m2", "tada", base),
 		react("a", "bob", "m1", "+1", base), // still in the set: no point
 	)
-	want = []projections.ScoreEntry{{User: "ann", Score: 2}}
+	want = []view.ScoreEntry{{User: "ann", Score: 2}}
 	if got := board(t, p.ReactionsBoard); !reflect.DeepEqual(got, want) {
 		t.Errorf("reactions board after removals = %v, want %v (zero scores removed)", got, want)
 	}
@@ -168,7 +168,7 @@ func TestReactionsReceived(t *testing.T) {
 	if c := counters(t, p, "a"); c.Total != 2 {
 		t.Errorf("total after delete = %d, want 2 (deleted messages were sent)", c.Total)
 	}
-	want = []projections.ScoreEntry{{User: "ann", Score: 3}}
+	want = []view.ScoreEntry{{User: "ann", Score: 3}}
 	if got := board(t, p.ReactionsBoard); !reflect.DeepEqual(got, want) {
 		t.Errorf("reactions board after delete = %v, want %v", got, want)
 	}
@@ -200,7 +200,7 @@ func TestLeaderboardLimit(t *testing.T) {
 	}
 	applyAll(t, p, evs...)
 	got, err := p.Leaderboard(context.Background(), 2)
-	want := []projections.ScoreEntry{{User: "c", Score: 3}, {User: "b", Score: 2}}
+	want := []view.ScoreEntry{{User: "c", Score: 3}, {User: "b", Score: 2}}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("top 2 = %v, %v; want %v", got, err, want)
 	}

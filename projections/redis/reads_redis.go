@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/rtstack/rtstack/projections"
+	"github.com/rtstack/rtstack/projections/view"
 )
 
 // Leaderboard limits: limit <= 0 means DefaultLimit; more than MaxLimit is
@@ -19,8 +19,8 @@ const (
 // members, and one entry per minute of the Window (oldest first, zero
 // minutes included) ending at the room's newest event minute. A room that
 // never had a message has no per-minute entries.
-func (p *Projection) Counters(ctx context.Context, room string) (projections.Counters, error) {
-	out := projections.Counters{Room: room, PerMinute: []projections.MinuteCount{}}
+func (p *Projection) Counters(ctx context.Context, room string) (view.Counters, error) {
+	out := view.Counters{Room: room, PerMinute: []view.MinuteCount{}}
 	res, err := p.run(ctx, countersScript, p.cfg.Prefix, room).Slice()
 	if err != nil {
 		return out, fmt.Errorf("redis projection: counters of %s: %w", room, err)
@@ -54,29 +54,29 @@ func (p *Projection) Counters(ctx context.Context, room string) (projections.Cou
 		counts[m] = c
 	}
 	for m := newest - p.span; m <= newest; m += 60_000 {
-		out.PerMinute = append(out.PerMinute, projections.MinuteCount{Minute: m, Count: counts[m]})
+		out.PerMinute = append(out.PerMinute, view.MinuteCount{Minute: m, Count: counts[m]})
 	}
 	return out, nil
 }
 
 // Leaderboard returns the users who sent the most messages, all rooms,
 // highest first (ties by user id ascending).
-func (p *Projection) Leaderboard(ctx context.Context, limit int) ([]projections.ScoreEntry, error) {
+func (p *Projection) Leaderboard(ctx context.Context, limit int) ([]view.ScoreEntry, error) {
 	return p.board(ctx, "lb:sent", limit)
 }
 
 // RoomLeaderboard returns the users who sent the most messages in room.
-func (p *Projection) RoomLeaderboard(ctx context.Context, room string, limit int) ([]projections.ScoreEntry, error) {
+func (p *Projection) RoomLeaderboard(ctx context.Context, room string, limit int) ([]view.ScoreEntry, error) {
 	return p.board(ctx, "r:"+room+":lb", limit)
 }
 
 // ReactionsBoard returns the users whose messages received the most
 // reactions.
-func (p *Projection) ReactionsBoard(ctx context.Context, limit int) ([]projections.ScoreEntry, error) {
+func (p *Projection) ReactionsBoard(ctx context.Context, limit int) ([]view.ScoreEntry, error) {
 	return p.board(ctx, "lb:rx", limit)
 }
 
-func (p *Projection) board(ctx context.Context, suffix string, limit int) ([]projections.ScoreEntry, error) {
+func (p *Projection) board(ctx context.Context, suffix string, limit int) ([]view.ScoreEntry, error) {
 	if limit <= 0 {
 		limit = DefaultLimit
 	}
@@ -85,13 +85,13 @@ func (p *Projection) board(ctx context.Context, suffix string, limit int) ([]pro
 	if err != nil {
 		return nil, fmt.Errorf("redis projection: leaderboard %s: %w", suffix, err)
 	}
-	out := make([]projections.ScoreEntry, 0, len(res)/2)
+	out := make([]view.ScoreEntry, 0, len(res)/2)
 	for i := 0; i+1 < len(res); i += 2 {
 		s, err := strconv.ParseFloat(res[i+1], 64)
 		if err != nil {
 			return nil, fmt.Errorf("redis projection: leaderboard %s: score %q: %w", suffix, res[i+1], err)
 		}
-		out = append(out, projections.ScoreEntry{User: res[i], Score: -int64(s)})
+		out = append(out, view.ScoreEntry{User: res[i], Score: -int64(s)})
 	}
 	return out, nil
 }

@@ -14,8 +14,8 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/rtstack/rtstack/events"
-	"github.com/rtstack/rtstack/projections"
 	"github.com/rtstack/rtstack/projections/redis"
+	"github.com/rtstack/rtstack/projections/view"
 )
 
 func digest(t testing.TB, p *redis.Projection) string {
@@ -53,7 +53,7 @@ func TestRetriedBatchAppliesOnce(t *testing.T) {
 	if err := p.Apply(ctx, 0, more, 7); err != nil {
 		t.Fatal(err)
 	}
-	if b := board(t, p.ReactionsBoard); !reflect.DeepEqual(b, []projections.ScoreEntry{{User: "ann", Score: 2}}) {
+	if b := board(t, p.ReactionsBoard); !reflect.DeepEqual(b, []view.ScoreEntry{{User: "ann", Score: 2}}) {
 		t.Errorf("reactions board = %v, want ann:2 (offsets 4,5 once, 6 new)", b)
 	}
 	if c := counters(t, p, "a"); c.Total != 2 || c.Members != 1 {
@@ -125,11 +125,11 @@ func fold(evs []events.Event) model {
 	return m
 }
 
-func top(scores map[string]int64) []projections.ScoreEntry {
-	var out []projections.ScoreEntry
+func top(scores map[string]int64) []view.ScoreEntry {
+	var out []view.ScoreEntry
 	for u, s := range scores {
 		if s > 0 {
-			out = append(out, projections.ScoreEntry{User: u, Score: s})
+			out = append(out, view.ScoreEntry{User: u, Score: s})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {

@@ -34,6 +34,7 @@ type metrics struct {
 	decodeErrors    prometheus.Counter
 	publishFailures prometheus.Counter
 	truncated       prometheus.Counter
+	mentionsSkipped prometheus.Counter
 	lag             *prometheus.GaugeVec // partition
 }
 
@@ -41,7 +42,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtstack_reactor_records_total",
-			Help: "Log records read by the reactor, by phase: fold (below the commit, registrations only) or emit.",
+			Help: "Log records read by the reactor, by phase: fold (below the commit: registrations and memberships only) or emit.",
 		}, []string{"phase"}),
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtstack_reactor_tasks_published_total",
@@ -58,6 +59,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		truncated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rtstack_reactor_log_truncated_total",
 			Help: "Times the reactor found its committed offsets beyond the log's end (the log lost its tail).",
+		}),
+		mentionsSkipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rtstack_reactor_mentions_skipped_total",
+			Help: "Mentions of users who were not members of the room, which notify nobody.",
 		}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rtstack_reactor_lag_records",
@@ -81,6 +86,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.truncated, err = prom.Register(reg, m.truncated); err != nil {
+		return nil, err
+	}
+	if m.mentionsSkipped, err = prom.Register(reg, m.mentionsSkipped); err != nil {
 		return nil, err
 	}
 	if m.lag, err = prom.Register(reg, m.lag); err != nil {

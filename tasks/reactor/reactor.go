@@ -98,7 +98,7 @@ type Reactor struct {
 	m   *metrics
 
 	mu    sync.Mutex // guards parts: written by the rebalance callbacks, read by the poll loop
-	parts map[int32]*partition
+	parts map[int32]*partitionState
 
 	pub *rabbit.Publisher // owned by the poll loop
 
@@ -106,14 +106,21 @@ type Reactor struct {
 	fail   context.CancelCauseFunc // ends Run with a cause; set at the start of Run
 }
 
-// partition is what the reactor knows of one assigned partition.
-type partition struct {
+// partitionState is what the reactor knows of one assigned partition.
+type partitionState struct {
 	// committed is the group's offset when the partition was assigned:
 	// records below it had their tasks published by an earlier run, so
 	// they are only folded.
 	committed int64
 	// hooks are the room's webhooks in registration order.
 	hooks map[string][]tasks.Webhook
+	// members are the room's members as of the record being handled
+	// (MemberJoined minus MemberLeft): only they are notified of a mention.
+	members map[string]map[string]struct{}
+}
+
+func newPartitionState(committed int64) *partitionState {
+	return &partitionState{committed: committed, hooks: map[string][]tasks.Webhook{}, members: map[string]map[string]struct{}{}}
 }
 
 // New checks cfg and builds a Reactor; it connects nothing until Run.
@@ -126,7 +133,7 @@ func New(cfg Config) (*Reactor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Reactor{cfg: cfg, log: cfg.Logger.With("component", "reactor"), m: m, parts: map[int32]*partition{}}, nil
+	return &Reactor{cfg: cfg, log: cfg.Logger.With("component", "reactor"), m: m, parts: map[int32]*partitionState{}}, nil
 }
 
 // Run tails the log until ctx ends and returns nil then; it returns an
@@ -235,7 +242,7 @@ func (r *Reactor) assigned(ctx context.Context, offsets map[string]map[int32]kgo
 			if end, ok := ends[p]; ok && c > end {
 				c = end // ResumeTruncated: the records from the end on are new
 			}
-			r.parts[p] = &partition{committed: c, hooks: map[string][]tasks.Webhook{}}
+			r.parts[p] = newPartitionState(c)
 			parts[p] = kgo.NewOffset().AtStart()
 			r.log.Info("partition assigned", "partition", p, "committed", c)
 		}
@@ -263,12 +270,12 @@ func (r *Reactor) noteLag(fs kgo.Fetches) {
 	})
 }
 
-func (r *Reactor) partition(p int32) *partition {
+func (r *Reactor) partition(p int32) *partitionState {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := r.parts[p]
 	if st == nil { // not seen through assigned: consuming starts at the commit
-		st = &partition{hooks: map[string][]tasks.Webhook{}}
+		st = newPartitionState(0)
 		r.parts[p] = st
 	}
 	return st
@@ -288,8 +295,7 @@ func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 		} else {
 			r.m.records.WithLabelValues("fold").Inc()
 		}
-		typ := header(rec, kafka.HeaderEventType)
-		if typ != "" && typ != string(events.TypeWebhookRegistered) && (!emit || typ != string(events.TypeMessageSent)) {
+		if typ := kafka.EventType(rec); typ != "" && !folded[typ] && (!emit || typ != events.TypeMessageSent) {
 			continue // nothing to fold or emit: skip the decode
 		}
 		er, err := kafka.Decode(r.cfg.Codec, rec)
@@ -302,11 +308,15 @@ func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 		switch ev := er.Event.(type) {
 		case *events.WebhookRegistered:
 			st.register(ev)
+		case *events.MemberJoined:
+			st.join(ev.Room, ev.User)
+		case *events.MemberLeft:
+			st.leave(ev.Room, ev.User)
 		case *events.MessageSent:
 			if !emit {
 				continue
 			}
-			ts, err := tasks.ForMessage(ev, er.Position, st.hooks[ev.Room])
+			ts, err := tasks.ForMessage(r.onlyMembers(st, ev), er.Position, st.hooks[ev.Room])
 			if err != nil {
 				r.log.Error("tasks of message", "partition", rec.Partition, "offset", rec.Offset, "err", err)
 				continue
@@ -335,7 +345,50 @@ func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 	return nil
 }
 
-func (st *partition) register(ev *events.WebhookRegistered) {
+// folded are the event types whose state the reactor keeps, read also
+// below the commit.
+var folded = map[events.Type]bool{
+	events.TypeWebhookRegistered: true,
+	events.TypeMemberJoined:      true,
+	events.TypeMemberLeft:        true,
+}
+
+func (st *partitionState) join(room, user string) {
+	if st.members[room] == nil {
+		st.members[room] = map[string]struct{}{}
+	}
+	st.members[room][user] = struct{}{}
+}
+
+func (st *partitionState) leave(room, user string) {
+	delete(st.members[room], user)
+	if len(st.members[room]) == 0 {
+		delete(st.members, room)
+	}
+}
+
+// onlyMembers returns ev with its mentions cut to the room's members: a
+// mention of anyone else notifies nobody (counted, not silent). ev itself
+// is not changed.
+func (r *Reactor) onlyMembers(st *partitionState, ev *events.MessageSent) *events.MessageSent {
+	members := st.members[ev.Room]
+	kept := make([]string, 0, len(ev.Mentions))
+	for _, u := range ev.Mentions {
+		if _, ok := members[u]; ok {
+			kept = append(kept, u)
+		} else {
+			r.m.mentionsSkipped.Inc()
+		}
+	}
+	if len(kept) == len(ev.Mentions) {
+		return ev
+	}
+	cut := *ev
+	cut.Mentions = kept
+	return &cut
+}
+
+func (st *partitionState) register(ev *events.WebhookRegistered) {
 	hs := st.hooks[ev.Room]
 	for i, h := range hs {
 		if h.ID == ev.WebhookID { // registered again: the newer settings win
@@ -393,13 +446,4 @@ func (r *Reactor) tryPublish(ctx context.Context, batch []tasks.Task) error {
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	return r.pub.PublishTasks(pctx, batch...)
-}
-
-func header(rec *kgo.Record, key string) string {
-	for _, h := range rec.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
 }

@@ -280,12 +280,22 @@ func TestReactorDeliversOnceAndNeverRefires(t *testing.T) {
 	}
 }
 
+// TestReactorMentions: a mention notifies the mentioned user only if they
+// are a member of the room at that point of the log. The author, a user
+// who left, a member of another room and a user who joins only after the
+// message notify nobody, and each skipped mention is counted.
 func TestReactorMentions(t *testing.T) {
 	e := setup(t)
 	e.worker(nil)
+	e.member("r1", "alice", true)
+	e.member("r1", "bob", true)
+	e.member("r1", "carol", true)
+	e.member("r1", "carol", false)
+	e.member("r2", "dave", true)
+	e.send("r1", "m1", "bob", "alice", "carol", "dave", "erin")
+	e.member("r1", "erin", true)
 	reg := prometheus.NewRegistry()
 	e.reactor("grp", e.rc.URL, reg)
-	e.send("r1", "m1", "bob", "alice") // alice is the author: no self-notification
 	testsvc.Eventually(t, 30*time.Second, "mention task published", func() bool {
 		return sum(t, reg, "rtstack_reactor_tasks_published_total", "kind", "notify") == 1
 	})
@@ -295,8 +305,22 @@ func TestReactorMentions(t *testing.T) {
 		_ = e.db.QueryRow(context.Background(), `SELECT count(*) FROM rtstack_tasks.done WHERE task_id = $1`, id).Scan(&n)
 		return n == 1
 	})
+	e.caughtUp("grp")
 	if n := sum(t, reg, "rtstack_reactor_tasks_published_total"); n != 1 {
 		t.Errorf("published %v tasks, want only bob's notification", n)
+	}
+	if n := sum(t, reg, "rtstack_reactor_mentions_skipped_total"); n != 3 {
+		t.Errorf("%v mentions skipped, want 3 (carol left, dave is in r2, erin joined later)", n)
+	}
+}
+
+// member appends user's MemberJoined (in) or MemberLeft of room.
+func (e *env) member(room, user string, in bool) {
+	env := events.Envelope{ID: fmt.Sprintf("mem-%s-%s-%d", room, user, e.n), Room: room, User: user, Time: 500}
+	if in {
+		e.append(&events.MemberJoined{Envelope: env})
+	} else {
+		e.append(&events.MemberLeft{Envelope: env})
 	}
 }
 

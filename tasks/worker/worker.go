@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/rtstack/rtstack/commands"
+	"github.com/rtstack/rtstack/internal/egress"
 	"github.com/rtstack/rtstack/internal/retry"
 	"github.com/rtstack/rtstack/tasks"
 	"github.com/rtstack/rtstack/tasks/rabbit"
@@ -93,7 +93,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("worker: negative timeout %s", c.Timeout))
 	}
 	if c.NotifyURL != "" {
-		if err := commands.ValidateWebhookURL(c.NotifyURL, true); err != nil {
+		if err := egress.ValidateURL(c.NotifyURL, true); err != nil {
 			errs = append(errs, fmt.Errorf("worker: notify url: %w", err))
 		}
 	}
@@ -408,11 +408,11 @@ func (w *Worker) perform(ctx context.Context, t tasks.Task) (err error) {
 }
 
 func (w *Worker) webhook(ctx context.Context, t tasks.Task) error {
-	if err := commands.ValidateWebhookURL(t.URL, w.cfg.AllowPrivate); err != nil {
+	if err := egress.ValidateURL(t.URL, w.cfg.AllowPrivate); err != nil {
 		return permanent(err)
 	}
 	err := w.post(ctx, w.hooks, t.URL, t.ID, t.Body, tasks.Sign(t.Secret, t.Body))
-	if errors.Is(err, ErrPrivateTarget) {
+	if errors.Is(err, egress.ErrPrivateTarget) {
 		return permanent(err)
 	}
 	return err

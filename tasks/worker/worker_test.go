@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rtstack/rtstack/internal/egress"
 	"github.com/rtstack/rtstack/internal/testsvc"
 	"github.com/rtstack/rtstack/tasks"
 	"github.com/rtstack/rtstack/tasks/internal/taskstest"
@@ -333,7 +334,7 @@ func TestDialGuard(t *testing.T) {
 		}
 		return err
 	}
-	if err := post(worker.NewHTTPClient(false)); !errors.Is(err, worker.ErrPrivateTarget) {
+	if err := post(worker.NewHTTPClient(false)); !errors.Is(err, egress.ErrPrivateTarget) {
 		t.Errorf("guarded client reached %s: %v", url, err)
 	}
 	if n := target.Count(); n != 0 {

@@ -1,0 +1,56 @@
+package kafka
+
+import (
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/rtstack/rtstack/events"
+)
+
+// The record layout of the chat log, in one place: key = room, value =
+// Confluent wire format (schemas.Codec), headers naming the event's type and
+// id so the log is readable without a schema registry. NewRecord writes it;
+// the helpers below read it, so no other package looks at keys or headers.
+const (
+	HeaderEventType = "event-type"
+	HeaderEventID   = "event-id"
+)
+
+// Partitioner is the partitioner every producer of the log uses: a room's
+// records all land in one partition (murmur2 of the key, as Kafka's own
+// clients do), which is what keeps a room in log order.
+func Partitioner() kgo.Partitioner { return kgo.StickyKeyPartitioner(nil) }
+
+// RoomPartitioner tells which partition of one topic holds a room, with the
+// producers' own Partitioner. Like kgo.TopicPartitioner it is not safe for
+// concurrent use.
+type RoomPartitioner struct{ tp kgo.TopicPartitioner }
+
+// NewRoomPartitioner returns the room partitioner of topic.
+func NewRoomPartitioner(topic string) RoomPartitioner {
+	return RoomPartitioner{tp: Partitioner().ForTopic(topic)}
+}
+
+// Partition returns the partition of room among partitions.
+func (p RoomPartitioner) Partition(room string, partitions int) int32 {
+	return int32(p.tp.Partition(&kgo.Record{Key: []byte(room)}, partitions))
+}
+
+// InRoom reports whether r belongs to room, without decoding it or copying
+// its key.
+func InRoom(r *kgo.Record, room string) bool { return string(r.Key) == room }
+
+// EventType returns the type r's header names, or "" when the header is
+// missing (a record not written by NewRecord): decode it to know.
+func EventType(r *kgo.Record) events.Type { return events.Type(header(r, HeaderEventType)) }
+
+// EventID returns the event id r's header names, or "" when it is missing.
+func EventID(r *kgo.Record) string { return header(r, HeaderEventID) }
+
+func header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
