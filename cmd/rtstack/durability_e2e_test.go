@@ -44,7 +44,9 @@ func (d *devEnv) historyTexts(t *testing.T, room string) string {
 }
 
 // TestDevLogLostItsTail: rtstack dev is stopped, a partition's segment
-// under DATA_DIR/kafka loses its tail, dev starts again: both projections
+// under DATA_DIR/kafka loses its tail; rtstack project and rtstack react
+// alone refuse to start, naming the partition, the offsets and the repair;
+// dev starts again: both projections
 // are rebuilt from what the log still holds (logged at error level,
 // counted), the reactor resumes at the log's end, and the messages sent
 // afterwards, which reuse the lost offsets, are in the history and the
@@ -67,6 +69,18 @@ func TestDevLogLostItsTail(t *testing.T) {
 	if end := kafkatest.TruncatePartition(t, d.dataDir, kafka.DefaultTopic, part, keep); end != keep {
 		t.Fatalf("partition %d cut at %d, want %d", part, end, keep)
 	}
+
+	// Alone, the projector and the reactor refuse, saying how to repair.
+	b := start(t, d.env, "broker")
+	waitListening(t, d.brokerAddr, b)
+	lost := fmt.Sprintf("partition %d: position %d, log end %d", part, int64(acks[5]["offset"].(float64))+1, keep)
+	for cmd, repair := range map[string]string{"project": "repair: rtstack rebuild ", "react": "rtstack react --resume-truncated"} {
+		out := start(t, d.env, cmd).exited(t, time.Minute)
+		if !strings.Contains(out, lost) || !strings.Contains(out, repair) {
+			t.Errorf("rtstack %s on the truncated log does not name %q and %q:\n%s", cmd, lost, repair, out)
+		}
+	}
+	b.stop(t, syscall.SIGTERM)
 
 	p = d.start(t)
 	carol := d.joined(t, "carol", "room-1")
@@ -91,7 +105,7 @@ func TestDevLogLostItsTail(t *testing.T) {
 	for _, want := range []string{
 		`level=ERROR msg="the log lost its tail: rebuilding the projection from what it still holds" projection=postgres`,
 		`level=ERROR msg="the log lost its tail: rebuilding the projection from what it still holds" projection=redis`,
-		fmt.Sprintf("partition %d: position %d, log end %d", part, int64(acks[5]["offset"].(float64))+1, keep),
+		lost,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("rtstack dev output lacks %q:\n%s", want, out)
