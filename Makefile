@@ -8,10 +8,16 @@ TESTFLAGS ?= -race -count=1 -p 2 -timeout 30m
 GOLANGCI_VERSION := v2.15.0
 GOLANGCI  := $(shell command -v golangci-lint 2>/dev/null || ls $$($(GO) env GOPATH)/bin/golangci-lint 2>/dev/null)
 
-.PHONY: run build test test-short test-e2e bench lint lint-install fmt vet fuzz clean
+.PHONY: run demo-cluster build test test-short test-e2e bench lint lint-install fmt vet fuzz clean
 
 run: build
 	./$(BIN) dev
+
+# The shape of a deployment on this machine: the embedded broker, two
+# gateways, two projector processes, the reactor and two workers, each its
+# own process (infra/demo-cluster.sh).
+demo-cluster: build
+	./infra/demo-cluster.sh
 
 build:
 	@mkdir -p bin

@@ -82,6 +82,12 @@ func TestNotificationHonoursRoomsClaim(t *testing.T) {
 	limited := g.dialToken(t, "carol", g.signed(t, "carol", []string{"lobby"}, time.Hour), websocket.DefaultDialer, true)
 	open := g.dial(t, "carol")
 	onlyLimited := g.dialToken(t, "dave", g.signed(t, "dave", []string{"lobby"}, time.Hour), websocket.DefaultDialer, true)
+	// An answered frame proves the server registered the connection: the
+	// upgrade returns before that, and DeliverToUser only sees registered ones.
+	for _, c := range []*client{limited, open, onlyLimited} {
+		c.send(map[string]any{"type": "are-you-there"})
+		c.expectError("unknown_type")
+	}
 
 	if !g.srv.DeliverToUser("carol", []byte(`{"type":"notification","kind":"mention","room":"secret","message_id":"m1"}`)) {
 		t.Fatal("no delivery to carol's unlimited connection")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/gateway/auth"
+	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/projections/view"
 	"github.com/rtstack/rtstack/schemas"
 )
@@ -73,7 +74,14 @@ const (
 	DefaultMaxFrameBytes      = 64 << 10
 	DefaultSendQueue          = 4096
 	DefaultMaxPackBytes       = 256 << 10
-	DefaultRateLimit          = 50 // frames per second; Burst defaults to 2×RateLimit+1
+	DefaultSendQueueBytes     = 1 << 20
+	DefaultSlowClientWait     = 5 * time.Second
+	DefaultRateLimit          = 50  // frames per second; Burst defaults to 2×RateLimit
+	DefaultUserRateLimit      = 100 // frames per second across a user's connections; UserBurst 2×
+	DefaultUserConnLimit      = 32
+	DefaultMaxRooms           = 100
+	DefaultMaxSubscriptions   = 100
+	DefaultRecoveryFetchBytes = 64 << 10
 	DefaultAbuseAfter         = 200
 	DefaultRecoveryWindow     = 10000
 	DefaultRecoveryTimeout    = 10 * time.Second
@@ -93,8 +101,9 @@ const (
 // Config configures a Server. Zero values take the defaults in the comments
 // (the Default* constants).
 type Config struct {
-	// Brokers are the seed brokers of the log. Required.
-	Brokers []string
+	// Kafka reaches the log's cluster: seed brokers (required), TLS, SASL,
+	// compression. A nil Kafka.Logger takes Logger.
+	Kafka kafka.ClientConfig
 	// Topic is the event log. Default "chat.events".
 	Topic string
 	// Codec decodes the log's records. Required.
@@ -116,25 +125,60 @@ type Config struct {
 	// slows the others. The live tail hands out at most a quarter of it at
 	// a time. Default 4096.
 	SendQueue int
+	// SendQueueBytes bounds the bytes of the frames waiting for or being
+	// written by one connection's writer; the live tail closes a connection
+	// over it with CloseSlowClient, and a recovery waits under it for the
+	// writer to drain (so a recovery holds at most this much per
+	// connection). It also bounds the live records buffered during a
+	// recovery (over it: resync overflow). Default 1 MiB.
+	SendQueueBytes int
+	// SlowClientWait is how long a recovery or reply may wait for a full
+	// send queue to drain at all before the connection is closed with
+	// CloseSlowClient: a client that stopped reading. Default 5s.
+	SlowClientWait time.Duration
 	// MaxPackBytes bounds one outgoing WebSocket frame packed from queued
 	// objects. Default 256 KiB.
 	MaxPackBytes int
 	// RateLimit is the sustained number of client frames per second per
 	// connection; over it a frame is refused with code rate_limited. Default
-	// 50. Burst is the bucket size; default 2×RateLimit+1 (101 at the
-	// default rate).
+	// 50; rate.Inf: unlimited. Burst is the bucket size; default 2×RateLimit
+	// (100 at the default rate).
 	RateLimit rate.Limit
 	Burst     int
+	// UserRateLimit is the same across all of one user's connections to
+	// this gateway, refused with code user_rate_limited. Default 100;
+	// rate.Inf: unlimited. UserBurst defaults to 2×UserRateLimit.
+	UserRateLimit rate.Limit
+	UserBurst     int
+	// UserConnLimit bounds one user's WebSocket connections to this
+	// gateway; the next is refused with HTTP 429 too_many_connections
+	// before the upgrade. Default 32.
+	UserConnLimit int
+	// MaxRooms bounds the rooms one connection has joined (too_many_rooms);
+	// MaxSubscriptions its board channels (too_many_subscriptions). Default
+	// 100 each.
+	MaxRooms         int
+	MaxSubscriptions int
 	// AbuseAfter is how many frames in a row may be refused for rate
 	// limiting before the connection is closed with 1008. Default 200.
 	AbuseAfter int
 	// RecoveryWindow is how many records back per partition a join's since
 	// may reach; older positions get resync. Default 10000.
 	RecoveryWindow int64
-	// RecoveryTimeout bounds one recovery read of the log. Default 10s.
+	// RecoveryTimeout bounds waiting for a recovery slot and each read of
+	// the log during a recovery (a log that answers nothing for that long
+	// fails the join with unavailable); a slow client's recovery may take
+	// longer in all. Default 10s.
 	RecoveryTimeout time.Duration
 	// MaxRecoveries bounds the recovery reads running at once. Default 8.
 	MaxRecoveries int
+	// RecoveryFetchBytes bounds one read of the log by a recovery, in the
+	// log's (compressed) bytes; a read returns at least one record batch.
+	// It is small because a batch of chat text decompresses to up to the
+	// producer's batch size (1 MB): a recovery holds SendQueueBytes of
+	// frames plus two reads (one being replayed, one fetched ahead), each
+	// about one or two batches once decompressed. Default 64 KiB.
+	RecoveryFetchBytes int
 	// CommandTimeout bounds one client action (append included). Default 15s.
 	CommandTimeout time.Duration
 	// PingInterval is how often the server pings; PongWait how long it
@@ -185,8 +229,10 @@ type Config struct {
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	var errs []error
-	if len(c.Brokers) == 0 {
-		errs = append(errs, errors.New("gateway: Brokers is required"))
+	if len(c.Kafka.Brokers) == 0 {
+		errs = append(errs, errors.New("gateway: Kafka.Brokers is required"))
+	} else if err := c.Kafka.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("gateway: %w", err))
 	}
 	if c.Codec == nil {
 		errs = append(errs, errors.New("gateway: Codec is required"))
@@ -202,6 +248,9 @@ func (c Config) Validate() error {
 		v    int64
 	}{
 		{"MaxFrameBytes", c.MaxFrameBytes}, {"SendQueue", int64(c.SendQueue)}, {"MaxPackBytes", int64(c.MaxPackBytes)},
+		{"SendQueueBytes", int64(c.SendQueueBytes)}, {"SlowClientWait", int64(c.SlowClientWait)}, {"UserBurst", int64(c.UserBurst)},
+		{"UserConnLimit", int64(c.UserConnLimit)}, {"MaxRooms", int64(c.MaxRooms)}, {"MaxSubscriptions", int64(c.MaxSubscriptions)},
+		{"RecoveryFetchBytes", int64(c.RecoveryFetchBytes)},
 		{"Burst", int64(c.Burst)}, {"AbuseAfter", int64(c.AbuseAfter)}, {"RecoveryWindow", c.RecoveryWindow},
 		{"MaxRecoveries", int64(c.MaxRecoveries)}, {"LeaderboardSize", int64(c.LeaderboardSize)}, {"DedupeWindow", int64(c.DedupeWindow)},
 		{"RecoveryTimeout", int64(c.RecoveryTimeout)}, {"CommandTimeout", int64(c.CommandTimeout)}, {"PingInterval", int64(c.PingInterval)},
@@ -215,6 +264,9 @@ func (c Config) Validate() error {
 	if c.RateLimit < 0 {
 		errs = append(errs, fmt.Errorf("gateway: RateLimit is negative (%v)", c.RateLimit))
 	}
+	if c.UserRateLimit < 0 {
+		errs = append(errs, fmt.Errorf("gateway: UserRateLimit is negative (%v)", c.UserRateLimit))
+	}
 	if c.PingInterval >= c.PongWait {
 		errs = append(errs, fmt.Errorf("gateway: PingInterval %v must be shorter than PongWait %v", c.PingInterval, c.PongWait))
 	}
@@ -227,8 +279,16 @@ func (c Config) withDefaults() Config {
 	c.MaxFrameBytes = cmp.Or(c.MaxFrameBytes, DefaultMaxFrameBytes)
 	c.SendQueue = cmp.Or(c.SendQueue, DefaultSendQueue)
 	c.MaxPackBytes = cmp.Or(c.MaxPackBytes, DefaultMaxPackBytes)
+	c.SendQueueBytes = cmp.Or(c.SendQueueBytes, DefaultSendQueueBytes)
+	c.SlowClientWait = cmp.Or(c.SlowClientWait, DefaultSlowClientWait)
 	c.RateLimit = cmp.Or(c.RateLimit, DefaultRateLimit)
-	c.Burst = cmp.Or(c.Burst, int(2*c.RateLimit)+1)
+	c.Burst = cmp.Or(c.Burst, burstOf(c.RateLimit))
+	c.UserRateLimit = cmp.Or(c.UserRateLimit, DefaultUserRateLimit)
+	c.UserBurst = cmp.Or(c.UserBurst, burstOf(c.UserRateLimit))
+	c.UserConnLimit = cmp.Or(c.UserConnLimit, DefaultUserConnLimit)
+	c.MaxRooms = cmp.Or(c.MaxRooms, DefaultMaxRooms)
+	c.MaxSubscriptions = cmp.Or(c.MaxSubscriptions, DefaultMaxSubscriptions)
+	c.RecoveryFetchBytes = cmp.Or(c.RecoveryFetchBytes, DefaultRecoveryFetchBytes)
 	c.AbuseAfter = cmp.Or(c.AbuseAfter, DefaultAbuseAfter)
 	c.RecoveryWindow = cmp.Or(c.RecoveryWindow, DefaultRecoveryWindow)
 	c.RecoveryTimeout = cmp.Or(c.RecoveryTimeout, DefaultRecoveryTimeout)
@@ -249,5 +309,15 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	c.Kafka = c.Kafka.OrLogger(c.Logger)
 	return c
+}
+
+// burstOf is the default bucket of a rate: twice the rate, at least one
+// frame; an unlimited rate never consults it.
+func burstOf(r rate.Limit) int {
+	if r == rate.Inf {
+		return 1
+	}
+	return max(int(2*r), 1)
 }

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 func TestConfigDefaultsThenValidate(t *testing.T) {
@@ -17,12 +19,19 @@ func TestConfigDefaultsThenValidate(t *testing.T) {
 			wantErr: []string{"Brokers is required", "Codec is required", "Commands is required", "Keys is required"}},
 		{name: "documented defaults", cfg: Config{},
 			check: func(c Config) bool {
-				return c.Burst == 101 && c.RateLimit == DefaultRateLimit && c.PingInterval == DefaultPingInterval &&
+				return c.Burst == 100 && c.UserBurst == 200 && c.RateLimit == DefaultRateLimit && c.PingInterval == DefaultPingInterval &&
 					c.PongWait == DefaultPongWait && c.SendQueue == DefaultSendQueue && c.Topic == DefaultTopic &&
 					c.TokenWarning == 30*time.Second
 			}},
 		{name: "burst follows a set rate", cfg: Config{RateLimit: 20},
-			check: func(c Config) bool { return c.Burst == 41 }},
+			check: func(c Config) bool { return c.Burst == 40 }},
+		{name: "an unlimited rate needs no burst", cfg: Config{RateLimit: rate.Inf, UserRateLimit: rate.Inf},
+			check: func(c Config) bool { return c.Burst == 1 && c.UserBurst == 1 }},
+		{name: "limits default", cfg: Config{},
+			check: func(c Config) bool {
+				return c.UserConnLimit == 32 && c.MaxRooms == 100 && c.MaxSubscriptions == 100 &&
+					c.SendQueueBytes == 1<<20 && c.RecoveryFetchBytes == 64<<10 && c.UserRateLimit == 100
+			}},
 		{name: "unset ping fits under a short pong wait", cfg: Config{PongWait: 10 * time.Second},
 			check: func(c Config) bool { return c.PingInterval == 9*time.Second }},
 		{name: "a ping set over the pong wait is refused, not rewritten", cfg: Config{PingInterval: 90 * time.Second},

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -19,17 +20,22 @@ type conn struct {
 	id   string
 	user string
 
-	limiter  *rate.Limiter        // reader only
-	rejected int                  // reader only: frames refused in a row for rate
-	typedAt  map[string]time.Time // reader only: room → last typing frame relayed (nil until the first)
+	limiter     *rate.Limiter        // reader only
+	userLimiter *rate.Limiter        // shared by the user's connections; nil: none
+	rejected    int                  // reader only: frames refused in a row for rate
+	typedAt     map[string]time.Time // reader only: room → last typing frame relayed (nil until the first)
+	// written counts the frames the writer wrote: the progress pushWait
+	// watches for SlowClientWait (a batch may take long on a slow link).
+	written atomic.Uint64
 
 	wake chan struct{} // capacity 1: the writer has something to do
 	done chan struct{} // closed when the writer has returned
 
 	mu        sync.Mutex // guards the fields below
-	space     *sync.Cond // on mu: signalled when the writer drained the queue or the conn closes
+	space     *sync.Cond // on mu: signalled when the writer took or wrote a batch, or the conn closes
 	queue     [][]byte   // frames waiting for the writer; never longer than cfg.SendQueue
 	spare     [][]byte   // the writer's previous batch, reused as the next queue
+	pending   int        // bytes queued or being written; over cfg.SendQueueBytes only by one frame alone
 	closing   bool       // no more frames accepted
 	batchMark uint64     // guarded by the hub's mu instead: the fanout batch that last queued here
 	closeCode int
@@ -78,37 +84,77 @@ func (c *conn) push(frame []byte) bool {
 // frame instead of racing the fanout message by message.
 func (c *conn) enqueue(frame []byte) bool {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closing {
-		c.mu.Unlock()
 		return false
 	}
-	if len(c.queue) >= c.s.cfg.SendQueue {
-		c.closeLocked(CloseSlowClient, "slow client: send queue full", false)
-		c.mu.Unlock()
-		c.s.m.drops.WithLabelValues("slow_client").Inc()
-		c.s.log.Info("slow client closed", "conn", c.id, "user", c.user)
+	if !c.fitsLocked(len(frame)) {
+		c.closeSlowLocked("slow client: send queue full")
 		return false
 	}
-	c.queue = append(c.queue, frame)
-	c.mu.Unlock()
+	c.appendLocked(frame)
 	return true
 }
 
+// fitsLocked reports whether a frame of n bytes fits under both bounds of
+// the queue; a frame alone always fits, so no frame is too big to send.
+func (c *conn) fitsLocked(n int) bool {
+	return len(c.queue) < c.s.cfg.SendQueue && (c.pending == 0 || c.pending+n <= c.s.cfg.SendQueueBytes)
+}
+
+func (c *conn) appendLocked(frame []byte) {
+	c.queue = append(c.queue, frame)
+	c.pending += len(frame)
+}
+
+func (c *conn) closeSlowLocked(text string) {
+	c.closeLocked(CloseSlowClient, text, false)
+	c.s.m.drops.WithLabelValues("slow_client").Inc()
+	c.s.log.Info("slow client closed", "conn", c.id, "user", c.user, "reason", text)
+}
+
 // pushWait queues frame, waiting for room in the queue: the reader uses it
-// for its own replies and recovery, where waiting slows only this client.
+// for its own replies and recovery, where waiting slows only this client
+// and holds at most SendQueueBytes for it. A queue the writer makes no
+// progress on for SlowClientWait (the client stopped reading) closes the
+// connection with CloseSlowClient.
 func (c *conn) pushWait(frame []byte) bool {
 	c.mu.Lock()
-	for !c.closing && len(c.queue) >= c.s.cfg.SendQueue {
+	var stall *time.Timer
+	progress, since := c.written.Load(), time.Now()
+	for !c.closing && !c.fitsLocked(len(frame)) {
+		if stall == nil {
+			stall = time.AfterFunc(c.s.cfg.SlowClientWait, c.wakeWaiters)
+		}
 		c.space.Wait()
+		if now := c.written.Load(); now != progress {
+			progress, since = now, time.Now()
+		}
+		left := c.s.cfg.SlowClientWait - time.Since(since)
+		if left <= 0 {
+			c.closeSlowLocked("slow client: stopped reading")
+			break
+		}
+		stall.Reset(left)
+	}
+	if stall != nil {
+		stall.Stop()
 	}
 	if c.closing {
 		c.mu.Unlock()
 		return false
 	}
-	c.queue = append(c.queue, frame)
+	c.appendLocked(frame)
 	c.mu.Unlock()
 	c.signal()
 	return true
+}
+
+// wakeWaiters wakes pushWait so it can check how long it has stalled.
+func (c *conn) wakeWaiters() {
+	c.mu.Lock()
+	c.space.Broadcast()
+	c.mu.Unlock()
 }
 
 // close asks the writer to send a close frame with code and end the
@@ -157,9 +203,15 @@ func (c *conn) writeLoop() {
 		if !closing || flush {
 			err = c.writeBatch(batch)
 		}
+		written := 0
+		for _, f := range batch {
+			written += len(f)
+		}
 		clear(batch) // drop references to shared frames
 		c.mu.Lock()
 		c.spare = batch[:0]
+		c.pending -= written // counted until written: the batch is held until then
+		c.space.Broadcast()
 		c.mu.Unlock()
 		if err != nil {
 			c.abort()
@@ -209,6 +261,7 @@ func (c *conn) writeBatch(batch [][]byte) error {
 			return err
 		}
 		c.s.m.frames.Inc()
+		c.written.Add(1)
 		batch = batch[n:]
 	}
 	return nil
@@ -222,6 +275,13 @@ func (c *conn) member(room string) bool {
 	defer c.mu.Unlock()
 	_, ok := c.rooms[room]
 	return ok
+}
+
+// roomCount is how many rooms the connection is in.
+func (c *conn) roomCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.rooms)
 }
 
 func (c *conn) setMember(room string, in bool) {

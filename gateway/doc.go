@@ -5,8 +5,11 @@
 // rooms' connections, in log order, with history recovery from a position.
 //
 // It owns the WebSocket sessions (one reader and one writer goroutine per
-// connection, a bounded send queue packed into \n-separated frames), the
-// room subscriptions, the log tail and the recovery reads, what a token
+// connection, a send queue bounded in bytes packed into \n-separated
+// frames), what one connection and one user may cost (frame rates,
+// connections per user, rooms and subscriptions per connection), the room
+// subscriptions, the log tail and the recovery reads (which read the log
+// only as fast as the client drains them), what a token
 // allows on an open connection (its rooms claim, its expiry and refresh),
 // and the mapping of errors to client-facing codes (gateway/clienterr, the
 // only such table, shared with gateway/api).
@@ -14,7 +17,7 @@
 // Wiring, in the composition root:
 //
 //	srv, err := gateway.New(gateway.Config{
-//		Brokers: brokers, Topic: topic, Codec: codec, Commands: handler,
+//		Kafka: kafka.ClientConfig{Brokers: brokers}, Topic: topic, Codec: codec, Commands: handler,
 //		Keys: keys, Boards: boards, Presence: presence, Signals: presence,
 //		Logger: logger, Registerer: registry,
 //	})

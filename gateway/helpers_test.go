@@ -103,14 +103,17 @@ func (st *stack) gateway(t testing.TB, mutate func(*gateway.Config)) *gw {
 func (st *stack) gatewayOn(t testing.TB, mutate func(*gateway.Config), smallBuffers bool) *gw {
 	t.Helper()
 	cfg := gateway.Config{
-		Brokers:   []string{st.addr},
+		Kafka:     kafka.ClientConfig{Brokers: []string{st.addr}},
 		Topic:     topic,
 		Codec:     st.codec,
 		Commands:  st.cmds,
 		Keys:      st.keys,
 		RateLimit: 1e6,
 		Burst:     1e6,
-		Logger:    slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		// The tests flood on purpose; the limit tests set their own.
+		UserRateLimit: 1e6,
+		UserBurst:     1e6,
+		Logger:        slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	if mutate != nil {
 		mutate(&cfg)

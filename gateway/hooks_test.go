@@ -14,6 +14,7 @@ import (
 
 	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/gateway"
+	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/internal/testsvc"
 	"github.com/rtstack/rtstack/projections/view"
 )
@@ -216,7 +217,7 @@ func TestMetricsRegistered(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if _, err := gateway.New(gateway.Config{Brokers: []string{st.addr}, Codec: st.codec, Commands: st.cmds, Keys: st.keys, Registerer: reg}); err == nil {
+	if _, err := gateway.New(gateway.Config{Kafka: kafka.ClientConfig{Brokers: []string{st.addr}}, Codec: st.codec, Commands: st.cmds, Keys: st.keys, Registerer: reg}); err == nil {
 		t.Error("a second gateway on the same registerer should be refused, not panic")
 	}
 }

@@ -29,6 +29,7 @@ type sub struct {
 	// client must resync.
 	recovering bool
 	buf        []delivery
+	bufBytes   int
 	overflow   bool
 	// leaveAt is the offset of the connection's own MemberLeft: the
 	// subscription ends once it is delivered (-1: not leaving).
@@ -72,7 +73,8 @@ const maxDedupeRooms = 2048
 // tail is its only writer of positions; joins and leaves change rooms.
 type hub struct {
 	dedupeWindow int
-	bufCap       int
+	bufCap       int // frames a recovering subscription may buffer
+	bufBytes     int // and their bytes
 
 	mu     sync.Mutex       // guards every field below
 	rooms  map[string]*room // room → local subscribers
@@ -97,10 +99,11 @@ type board struct {
 	last  []byte
 }
 
-func newHub(dedupeWindow, bufCap int) *hub {
+func newHub(dedupeWindow, bufCap, bufBytes int) *hub {
 	return &hub{
 		dedupeWindow: dedupeWindow,
 		bufCap:       bufCap,
+		bufBytes:     bufBytes,
 		rooms:        map[string]*room{},
 		batch:        1,
 		recent:       map[string]*recentIDs{},
@@ -226,7 +229,7 @@ func (h *hub) finishRecovery(c *conn, roomName string, last int64, seen map[stri
 		}
 		h.deliverLocked(r, s, d)
 	}
-	s.buf = nil
+	s.buf, s.bufBytes = nil, 0
 	return true
 }
 
@@ -269,11 +272,12 @@ func (h *hub) fanout(ds []delivery) (delivered, duplicates int) {
 		}
 		for _, s := range r.subs {
 			if s.recovering {
-				if len(s.buf) >= h.bufCap {
-					s.overflow = true
+				if len(s.buf) >= h.bufCap || s.bufBytes+len(d.frame) > h.bufBytes {
+					s.overflow, s.buf, s.bufBytes = true, nil, 0 // it resyncs: keep nothing
 					continue
 				}
 				s.buf = append(s.buf, d)
+				s.bufBytes += len(d.frame)
 				continue
 			}
 			if h.deliverLocked(r, s, d) {

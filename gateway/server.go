@@ -17,6 +17,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/time/rate"
 
 	"github.com/rtstack/rtstack/gateway/clienterr"
 	"github.com/rtstack/rtstack/projections/view"
@@ -37,10 +38,11 @@ type Server struct {
 	// by the connections' since checks instead of a client per check.
 	admin atomic.Pointer[kgo.Client]
 
-	mu       sync.Mutex // guards closing, conns, byUser, and Adds to inflight
+	mu       sync.Mutex // guards closing, conns, byUser, users, and Adds to inflight
 	closing  bool
 	conns    map[*conn]struct{}
 	byUser   map[string]map[*conn]struct{}
+	users    map[string]*userShare
 	inflight sync.WaitGroup // client actions being appended
 	connWG   sync.WaitGroup // ServeHTTP calls holding a connection
 
@@ -61,11 +63,12 @@ func New(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		log:      cfg.Logger.With("component", "gateway"),
 		m:        m,
-		hub:      newHub(cfg.DedupeWindow, cfg.SendQueue),
+		hub:      newHub(cfg.DedupeWindow, cfg.SendQueue, cfg.SendQueueBytes),
 		recovery: make(chan struct{}, cfg.MaxRecoveries),
 		ready:    make(chan struct{}),
 		conns:    map[*conn]struct{}{},
 		byUser:   map[string]map[*conn]struct{}{},
+		users:    map[string]*userShare{},
 	}
 	s.up = websocket.Upgrader{
 		ReadBufferSize:  4096,
@@ -98,7 +101,9 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 
 // ServeHTTP serves GET /ws: the token is verified before the upgrade
 // (HTTP 401 when missing, bad or expired), the Origin against
-// AllowedOrigins (403). It returns when the connection ends.
+// AllowedOrigins (403), the user's connections against UserConnLimit (429).
+// The server's read and write deadlines are lifted for the upgraded
+// connection. It returns when the connection ends.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
@@ -117,21 +122,30 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		clienterr.WriteHTTP(w, clienterr.Forbidden, "origin not allowed", nil)
 		return
 	}
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		clienterr.WriteHTTP(w, clienterr.ShuttingDown, "shutting down", nil)
+	share, code := s.admit(claims.User())
+	switch code {
+	case clienterr.ShuttingDown:
+		clienterr.WriteHTTP(w, code, "shutting down", nil)
+		return
+	case clienterr.TooManyConnections:
+		s.m.refused.WithLabelValues("user_conn_limit").Inc()
+		clienterr.WriteHTTP(w, code, fmt.Sprintf("at most %d connections per user", s.cfg.UserConnLimit), nil)
 		return
 	}
-	s.connWG.Add(1)
-	s.mu.Unlock()
 	defer s.connWG.Done()
+	defer s.release(claims.User())
 
+	// The HTTP server's read and write timeouts are for plain requests; a
+	// WebSocket keeps its own deadlines (PongWait, WriteWait) from here on.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})  // unsupported by a test recorder: nothing to lift
+	_ = rc.SetWriteDeadline(time.Time{}) //
 	ws, err := s.up.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered with an HTTP error
 	}
 	c := newConn(s, ws, rand.Text(), claims)
+	c.userLimiter = share.limiter
 	if !s.remember(c) {
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
 		_ = ws.Close()
@@ -140,6 +154,45 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	go c.writeLoop()
 	c.armExpiry(claims.Expiry())
 	c.readLoop()
+}
+
+// userShare is what one user's connections to this gateway share: their
+// count (from before the upgrade to the end of ServeHTTP) and a rate.
+type userShare struct {
+	conns   int
+	limiter *rate.Limiter
+}
+
+// admit counts a connection of user about to be upgraded; the code is
+// non-empty when it is refused. The caller releases an admitted one and
+// calls connWG.Done.
+func (s *Server) admit(user string) (*userShare, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil, clienterr.ShuttingDown
+	}
+	u := s.users[user]
+	if u == nil {
+		u = &userShare{limiter: rate.NewLimiter(s.cfg.UserRateLimit, s.cfg.UserBurst)}
+		s.users[user] = u
+	}
+	if u.conns >= s.cfg.UserConnLimit {
+		return nil, clienterr.TooManyConnections
+	}
+	u.conns++
+	s.connWG.Add(1)
+	return u, ""
+}
+
+func (s *Server) release(user string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u := s.users[user]; u != nil {
+		if u.conns--; u.conns <= 0 {
+			delete(s.users, user)
+		}
+	}
 }
 
 // remember registers a live connection; false when shutting down.

@@ -37,6 +37,9 @@ func (c *conn) readLoop() {
 		if !c.handle(data) {
 			return
 		}
+		// A long recovery kept the reader from reading pongs: it counts
+		// as activity, not silence.
+		_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.PongWait))
 	}
 }
 
@@ -61,16 +64,16 @@ func (c *conn) teardown() {
 
 // handle processes one client frame; false ends the connection.
 func (c *conn) handle(data []byte) bool {
-	if !c.limiter.Allow() {
+	if code, msg := c.overRate(); code != "" {
 		c.rejected++
-		c.s.m.drops.WithLabelValues("rate_limited").Inc()
+		c.s.m.drops.WithLabelValues(code).Inc()
 		if c.rejected >= c.s.cfg.AbuseAfter {
 			c.s.log.Warn("abusive client closed", "conn", c.id, "user", c.user)
 			c.close(websocket.ClosePolicyViolation, "too many frames", false)
 			return false
 		}
 		f, _ := parseFrame(data)
-		c.sendError(CodeRateLimited, "rate limited: slow down", f.ClientID)
+		c.sendError(code, msg, f.ClientID)
 		return true
 	}
 	c.rejected = 0
@@ -118,6 +121,18 @@ func (c *conn) handle(data []byte) bool {
 		c.sendError(CodeUnknownType, fmt.Sprintf("unknown type %q", f.Type), f.ClientID)
 	}
 	return true
+}
+
+// overRate takes a frame from the connection's bucket and the user's; code
+// is non-empty when one of them is empty.
+func (c *conn) overRate() (code, msg string) {
+	if !c.limiter.Allow() {
+		return CodeRateLimited, "rate limited: slow down"
+	}
+	if c.userLimiter != nil && !c.userLimiter.Allow() {
+		return CodeUserRateLimited, "rate limited: your connections together send too fast"
+	}
+	return "", ""
 }
 
 func (c *conn) sendError(code, msg string, ref *string) {
@@ -236,6 +251,10 @@ func (c *conn) join(f *clientFrame) {
 		c.sendError(CodeAlreadyJoined, fmt.Sprintf("already in %s", f.Room), f.ClientID)
 		return
 	}
+	if c.roomCount() >= c.s.cfg.MaxRooms {
+		c.sendError(CodeTooManyRooms, fmt.Sprintf("at most %d rooms per connection: leave one first", c.s.cfg.MaxRooms), f.ClientID)
+		return
+	}
 	if !c.s.waitReady() {
 		c.fail("join", fmt.Errorf("%w: the log tail is not running", errUnavailable), f.ClientID)
 		return
@@ -275,9 +294,11 @@ func (c *conn) join(f *clientFrame) {
 		if reason, err := c.s.recoverRoom(c, f.Room, *f.Since.Partition, from, next); err != nil || reason != "" {
 			c.s.hub.unsubscribe(c, f.Room)
 			c.setMember(f.Room, false)
-			if err != nil {
+			switch {
+			case errors.Is(err, errConnClosed): // nobody to answer
+			case err != nil:
 				c.fail("join", err, f.ClientID)
-			} else {
+			default:
 				c.s.m.resyncs.Inc()
 				c.pushWait(mustJSON(resyncFrame{Type: "resync", Room: f.Room, Reason: reason}))
 			}
@@ -336,6 +357,15 @@ func (c *conn) subscribe(f *clientFrame) {
 		c.sendError(CodeUnavailable, f.Channel+" channel is not available on this server", f.ClientID)
 		return
 	}
+	key := boardKey(f.Channel, f.Room)
+	c.mu.Lock()
+	_, again := c.boards[key]
+	full := !again && len(c.boards) >= c.s.cfg.MaxSubscriptions
+	c.mu.Unlock()
+	if full {
+		c.sendError(CodeTooManySubscriptions, fmt.Sprintf("at most %d subscriptions per connection: unsubscribe one first", c.s.cfg.MaxSubscriptions), f.ClientID)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.CommandTimeout)
 	defer cancel()
 	snap, err := c.s.readBoard(ctx, f.Channel, f.Room)
@@ -343,7 +373,6 @@ func (c *conn) subscribe(f *clientFrame) {
 		c.fail("subscribe", err, f.ClientID)
 		return
 	}
-	key := boardKey(f.Channel, f.Room)
 	c.mu.Lock()
 	c.boards[key] = struct{}{}
 	c.mu.Unlock()

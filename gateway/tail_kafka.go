@@ -29,7 +29,7 @@ var errRecreated = errors.New("topic was recreated")
 // broker is away it keeps retrying. It returns nil when ctx is cancelled,
 // after its goroutines stopped; connections stay up until Shutdown.
 func (s *Server) Run(ctx context.Context) error {
-	admin, err := kafka.NewClient(kafka.ClientConfig{Brokers: s.cfg.Brokers, Logger: s.cfg.Logger})
+	admin, err := kafka.NewClient(s.cfg.Kafka)
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
@@ -119,7 +119,7 @@ func (s *Server) tail(ctx context.Context, admin *kgo.Client, info kafka.TopicIn
 	for p, off := range next {
 		parts[int32(p)] = kgo.NewOffset().At(off)
 	}
-	cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: s.cfg.Brokers, Logger: s.cfg.Logger},
+	cl, err := kafka.NewClient(s.cfg.Kafka,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{info.Name: parts}),
 		kgo.FetchMaxWait(100*time.Millisecond),
 	)
@@ -264,20 +264,20 @@ func (s *Server) recoverRoom(c *conn, room string, p int32, from, next int64) (r
 var errConnClosed = errors.New("connection closed")
 
 // replay reads partition p from first to last (inclusive) and pushes the
-// room's records to c; seen collects the message ids delivered.
+// room's records to c; seen collects the message ids delivered. It reads on
+// only as c's writer drains: at most RecoveryFetchBytes from the log and
+// SendQueueBytes in c's queue at a time, however far back first is.
 func (s *Server) replay(c *conn, room string, p int32, first, last int64, seen map[string]struct{}) (reason string, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RecoveryTimeout)
-	defer cancel()
-	select {
-	case s.recovery <- struct{}{}:
-		defer func() { <-s.recovery }()
-	case <-ctx.Done():
-		return "", fmt.Errorf("%w: too many recoveries at once", errUnavailable)
+	if err := s.acquireRecovery(); err != nil {
+		return "", err
 	}
+	defer func() { <-s.recovery }()
 	start := time.Now()
-	cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: s.cfg.Brokers, Logger: s.cfg.Logger},
+	fetch := int32(min(s.cfg.RecoveryFetchBytes, 1<<30))
+	cl, err := kafka.NewClient(s.cfg.Kafka,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.cfg.Topic: {p: kgo.NewOffset().At(first)}}),
 		kgo.FetchMaxWait(50*time.Millisecond),
+		kgo.FetchMaxBytes(fetch), kgo.FetchMaxPartitionBytes(fetch),
 	)
 	if err != nil {
 		return "", err
@@ -286,9 +286,9 @@ func (s *Server) replay(c *conn, room string, p int32, first, last int64, seen m
 	pos := first - 1 // offset of the last record read
 	defer func() { s.m.recoveryRecords.Add(float64(max(pos-first+1, 0))) }()
 	for pos < last {
-		fs := cl.PollRecords(ctx, 1024)
-		if ctx.Err() != nil {
-			return "", fmt.Errorf("%w: recovery read of partition %d at %d: %w", errUnavailable, p, pos+1, ctx.Err())
+		fs, err := s.pollRecovery(cl, p, pos+1)
+		if err != nil {
+			return "", err
 		}
 		var stop error
 		fs.EachRecord(func(r *kgo.Record) {
@@ -300,23 +300,7 @@ func (s *Server) replay(c *conn, room string, p int32, first, last int64, seen m
 				return
 			}
 			pos = r.Offset
-			if !kafka.InRoom(r, room) {
-				return
-			}
-			d := s.toDelivery(r)
-			if d.frame == nil || d.room != room {
-				return
-			}
-			if d.messageID != "" {
-				if off, ok := s.hub.firstSeen(room, d.messageID); ok && off < d.offset {
-					return
-				}
-				if _, ok := seen[d.messageID]; ok {
-					return
-				}
-				seen[d.messageID] = struct{}{}
-			}
-			if !c.pushWait(d.frame) {
+			if frame := s.replayFrame(r, room, seen); frame != nil && !c.pushWait(frame) {
 				stop = errConnClosed
 			}
 		})
@@ -329,4 +313,52 @@ func (s *Server) replay(c *conn, room string, p int32, first, last int64, seen m
 	}
 	s.m.recoverySeconds.Observe(time.Since(start).Seconds())
 	return "", nil
+}
+
+// acquireRecovery takes one of the MaxRecoveries slots, waiting at most
+// RecoveryTimeout.
+func (s *Server) acquireRecovery() error {
+	t := time.NewTimer(s.cfg.RecoveryTimeout)
+	defer t.Stop()
+	select {
+	case s.recovery <- struct{}{}:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("%w: too many recoveries at once", errUnavailable)
+	}
+}
+
+// pollRecovery reads the next records of a recovery; a log that answers
+// nothing within RecoveryTimeout fails it. Waiting for the client is not
+// counted: that is bounded by SlowClientWait in pushWait.
+func (s *Server) pollRecovery(cl *kgo.Client, p int32, at int64) (kgo.Fetches, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RecoveryTimeout)
+	defer cancel()
+	fs := cl.PollRecords(ctx, 1024)
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("%w: recovery read of partition %d at %d: %w", errUnavailable, p, at, ctx.Err())
+	}
+	return fs, nil
+}
+
+// replayFrame returns the frame of r for a recovery of room, or nil when r
+// is not the room's or its message was delivered already.
+func (s *Server) replayFrame(r *kgo.Record, room string, seen map[string]struct{}) []byte {
+	if !kafka.InRoom(r, room) {
+		return nil
+	}
+	d := s.toDelivery(r)
+	if d.frame == nil || d.room != room {
+		return nil
+	}
+	if d.messageID != "" {
+		if off, ok := s.hub.firstSeen(room, d.messageID); ok && off < d.offset {
+			return nil
+		}
+		if _, ok := seen[d.messageID]; ok {
+			return nil
+		}
+		seen[d.messageID] = struct{}{}
+	}
+	return d.frame
 }

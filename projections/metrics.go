@@ -51,7 +51,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"projection", "partition"}),
 		age: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rtstack_projection_age_seconds",
-			Help: "Wall clock minus the event time of the last applied event.",
+			Help: "Wall clock minus the event time of the last applied event while records wait; 0 on a caught-up partition.",
 		}, []string{"projection", "partition"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "rtstack_projection_apply_seconds",

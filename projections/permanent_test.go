@@ -87,7 +87,7 @@ func TestPermanentApplyErrorStopsInsteadOfRetrying(t *testing.T) {
 
 	t.Run("permanent stops", func(t *testing.T) {
 		store := &refusingStore{memStore: newMemStore(), bad: bad}
-		pr, err := projections.NewProjector(projections.Config{Brokers: []string{b.Addr()}, Topic: topic, Codec: codec, Store: store, MaxBatch: 1})
+		pr, err := projections.NewProjector(projections.Config{Kafka: kafka.ClientConfig{Brokers: []string{b.Addr()}}, Topic: topic, Codec: codec, Store: store, MaxBatch: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +104,7 @@ func TestPermanentApplyErrorStopsInsteadOfRetrying(t *testing.T) {
 		if cps, _ := store.Checkpoints(ctx); cps[0] != bad {
 			t.Errorf("checkpoint %d, want %d: everything before the refused record applied, nothing after", cps[0], bad)
 		}
-		err = projections.Rebuild(ctx, projections.RebuildConfig{Brokers: []string{b.Addr()}, Topic: topic, Codec: codec, Target: store})
+		err = projections.Rebuild(ctx, projections.RebuildConfig{Kafka: kafka.ClientConfig{Brokers: []string{b.Addr()}}, Topic: topic, Codec: codec, Target: store})
 		if !errors.Is(err, projections.ErrPermanent) {
 			t.Fatalf("Rebuild = %v, want ErrPermanent", err)
 		}
@@ -112,7 +112,7 @@ func TestPermanentApplyErrorStopsInsteadOfRetrying(t *testing.T) {
 
 	t.Run("retryable retries", func(t *testing.T) {
 		store := &refusingStore{memStore: newMemStore(), bad: bad, retryable: true, refusals: 2}
-		projectionstest.Run(t, projections.Config{Brokers: []string{b.Addr()}, Topic: topic, Codec: codec, Store: store})
+		projectionstest.Run(t, projections.Config{Kafka: kafka.ClientConfig{Brokers: []string{b.Addr()}}, Topic: topic, Codec: codec, Store: store})
 		testsvc.Eventually(t, 30*time.Second, "applied past the retried record", func() bool {
 			cps, _ := store.Checkpoints(ctx)
 			return cps[0] == 10

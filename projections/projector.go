@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/schemas"
@@ -30,8 +31,9 @@ const (
 // the default stated in its comment; NewProjector fills the defaults in,
 // then validates the effective values.
 type Config struct {
-	// Brokers are the seed brokers of the log. Required.
-	Brokers []string
+	// Kafka reaches the log's cluster: seed brokers (required), TLS, SASL,
+	// compression. A nil Kafka.Logger takes Logger.
+	Kafka kafka.ClientConfig
 	// Topic is the event log. Default kafka.DefaultTopic ("chat.events").
 	Topic string
 	// Group is the consumer group; instances with the same Group share the
@@ -67,8 +69,10 @@ type Config struct {
 // the effective values, after WithDefaults.
 func (c Config) Validate() error {
 	var errs []error
-	if len(c.Brokers) == 0 {
+	if len(c.Kafka.Brokers) == 0 {
 		errs = append(errs, errors.New("projector: no brokers"))
+	} else if err := c.Kafka.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("projector: %w", err))
 	}
 	if c.Codec == nil {
 		errs = append(errs, errors.New("projector: no codec"))
@@ -106,6 +110,7 @@ func (c Config) WithDefaults() Config {
 		c.LagInterval = DefaultLagInterval
 	}
 	c.Logger = orDiscard(c.Logger)
+	c.Kafka = c.Kafka.OrLogger(c.Logger)
 	return c
 }
 
@@ -200,7 +205,7 @@ func (p *Projector) Run(parent context.Context) error {
 	ctx, fail := context.WithCancelCause(parent)
 	defer fail(nil)
 	p.fail = fail
-	cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: p.cfg.Brokers, Logger: p.cfg.Logger}, p.clientOpts(ctx)...)
+	cl, err := kafka.NewClient(p.cfg.Kafka, p.clientOpts(ctx)...)
 	if err != nil {
 		return fmt.Errorf("projector %s: %w", p.name, err)
 	}
@@ -451,15 +456,42 @@ func (p *Projector) adjust(ctx context.Context, offsets map[string]map[int32]kgo
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for id := range parts {
+	stale := map[int32]kgo.EpochOffset{}
+	for id, committed := range parts {
 		next := cps[id]
+		if committed.EpochOffset().Offset != next {
+			stale[id] = kgo.EpochOffset{Epoch: -1, Offset: next}
+		}
 		parts[id] = kgo.NewOffset().At(next).WithEpoch(-1)
 		if w := p.assigned[id]; w != nil {
 			w.part.next.Store(next)
 		}
 		p.log.Debug("partition starts at checkpoint", "partition", id, "offset", next)
 	}
+	p.commitCheckpoints(stale)
 	return offsets, nil
+}
+
+// commitCheckpoints moves the group's committed offsets to the store's
+// checkpoints where they differ (a crash between the store's commit and
+// the group's, a promoted rebuild, a restored store), so the lag admin
+// tools show is true even on a partition that stays idle: kgo commits a
+// partition only once it consumed from it. The store remains the truth;
+// the commit is asynchronous and its failure only logged.
+func (p *Projector) commitCheckpoints(offsets map[int32]kgo.EpochOffset) {
+	if len(offsets) == 0 {
+		return
+	}
+	// Called while kgo assigns: it commits once the assignment is done.
+	go p.client.CommitOffsets(context.Background(), map[string]map[int32]kgo.EpochOffset{p.cfg.Topic: offsets},
+		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			if err == nil {
+				err = kafka.CommitError(resp)
+			}
+			if err != nil {
+				p.log.Warn("group offsets not moved to the checkpoints; admin tools show stale lag until records arrive", "err", err)
+			}
+		})
 }
 
 // revoke stops the goroutines of parts and waits for them. A revoked
@@ -668,10 +700,18 @@ func (p *Projector) lagLoop(ctx context.Context, cl *kgo.Client) {
 		for id, w := range p.assigned {
 			next := w.part.next.Load()
 			nexts[id] = next
-			if end, ok := ends[id]; ok {
-				p.m.setLag(p.name, id, max(0, end-next))
+			end, ok := ends[id]
+			if !ok {
+				continue
 			}
-			if ts := w.part.lastTS.Load(); ts > 0 {
+			lag := max(0, end-next)
+			p.m.setLag(p.name, id, lag)
+			// Caught up, nothing is late: an idle partition's last event
+			// only gets older, and an age that grew would page someone.
+			switch ts := w.part.lastTS.Load(); {
+			case lag == 0:
+				w.part.m.age.Set(0)
+			case ts > 0:
 				w.part.m.age.Set(ageSeconds(ts, now))
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,8 +27,9 @@ const (
 // is the default stated in its comment; Rebuild fills the defaults in, then
 // validates the effective values.
 type RebuildConfig struct {
-	// Brokers are the seed brokers of the log. Required.
-	Brokers []string
+	// Kafka reaches the log's cluster: seed brokers (required), TLS, SASL,
+	// compression. A nil Kafka.Logger takes Logger.
+	Kafka kafka.ClientConfig
 	// Topic is the event log. Default kafka.DefaultTopic ("chat.events").
 	Topic string
 	// Codec decodes records. Required.
@@ -63,14 +65,17 @@ func (c RebuildConfig) WithDefaults() RebuildConfig {
 		c.MaxBatch = DefaultMaxBatch
 	}
 	c.Logger = orDiscard(c.Logger)
+	c.Kafka = c.Kafka.OrLogger(c.Logger)
 	return c
 }
 
 // Validate reports every problem of cfg at once.
 func (c RebuildConfig) Validate() error {
 	var errs []error
-	if len(c.Brokers) == 0 {
+	if len(c.Kafka.Brokers) == 0 {
 		errs = append(errs, errors.New("rebuild: no brokers"))
+	} else if err := c.Kafka.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("rebuild: %w", err))
 	}
 	if c.Codec == nil {
 		errs = append(errs, errors.New("rebuild: no codec"))
@@ -145,15 +150,16 @@ type rebuild struct {
 	// catching up with it.
 	truncated []kafka.Truncation
 
-	fetch    *kgo.Client
-	appliers []*applier
-	errc     chan error // the first error of an applier
-	wg       sync.WaitGroup
+	fetch      *kgo.Client
+	appliers   []*applier
+	committing atomic.Bool // a progress commit is in flight
+	errc       chan error  // the first error of an applier
+	wg         sync.WaitGroup
 }
 
 // begin describes the log, begins a version and reads where it starts.
 func (r *rebuild) begin(ctx context.Context) error {
-	meta, err := kafka.NewClient(kafka.ClientConfig{Brokers: r.cfg.Brokers, Logger: r.cfg.Logger})
+	meta, err := kafka.NewClient(r.cfg.Kafka)
 	if err != nil {
 		return err
 	}
@@ -234,7 +240,7 @@ func (r *rebuild) consume(ctx context.Context) error {
 	for id := range n {
 		offsets[id] = kgo.NewOffset().At(r.start[id])
 	}
-	cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: r.cfg.Brokers, Logger: r.cfg.Logger},
+	cl, err := kafka.NewClient(r.cfg.Kafka,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.cfg.Topic: offsets}),
 		kgo.FetchMaxPartitionBytes(512<<10), // compressed: a fetch holds ~20k records once decompressed
 		kgo.FetchMaxBytes(8<<20),
@@ -327,6 +333,7 @@ func (r *rebuild) promote(ctx context.Context) error {
 		}
 		if time.Since(lastReport) >= rebuildReport {
 			r.report(ends)
+			r.commitProgress(ctx)
 			lastReport = time.Now()
 		}
 		if !r.caughtUp(ends) {
@@ -392,6 +399,7 @@ func (r *rebuild) close(ctx context.Context, err error) {
 	if r.fetch != nil {
 		r.fetch.Close()
 	}
+	r.deleteGroup(ctx)
 	if r.meta != nil {
 		r.meta.Close()
 	}

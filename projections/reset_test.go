@@ -112,7 +112,7 @@ func TestStoreResetReseeksFromCheckpoint(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	projectionstest.Run(t, projections.Config{
-		Brokers: []string{b.Addr()}, Topic: topic, Codec: codec, Store: store,
+		Kafka: kafka.ClientConfig{Brokers: []string{b.Addr()}}, Topic: topic, Codec: codec, Store: store,
 		Registerer: reg, MaxBatch: 10,
 		Logger: slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
@@ -154,7 +154,7 @@ func TestStoreResetReseeksFromCheckpoint(t *testing.T) {
 	// The state equals a clean replay of the log, in log order.
 	before, _ := store.Digest(ctx)
 	if err := projections.Rebuild(ctx, projections.RebuildConfig{
-		Brokers: []string{b.Addr()}, Topic: topic, Codec: codec, Target: store.memStore,
+		Kafka: kafka.ClientConfig{Brokers: []string{b.Addr()}}, Topic: topic, Codec: codec, Target: store.memStore,
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -199,7 +199,7 @@ func TestProjectorAppliesParksAndRebuilds(t *testing.T) {
 
 	store := newMemStore()
 	reg := prometheus.NewRegistry()
-	projectionstest.Run(t, projections.Config{Brokers: []string{b.Addr()}, Topic: topic, Codec: codec, Store: store, Registerer: reg, LagInterval: 100 * time.Millisecond})
+	projectionstest.Run(t, projections.Config{Kafka: kafka.ClientConfig{Brokers: []string{b.Addr()}}, Topic: topic, Codec: codec, Store: store, Registerer: reg, LagInterval: 100 * time.Millisecond})
 	count := func() int {
 		n := 0
 		for _, ids := range store.ids() {
@@ -280,7 +280,7 @@ func TestProjectorAppliesParksAndRebuilds(t *testing.T) {
 	before, _ := store.Digest(ctx)
 	var progressed int64
 	err = projections.Rebuild(ctx, projections.RebuildConfig{
-		Brokers: []string{b.Addr()}, Topic: topic, Codec: codec, Target: store,
+		Kafka: kafka.ClientConfig{Brokers: []string{b.Addr()}}, Topic: topic, Codec: codec, Target: store,
 		Progress:   func(done, total int64) { progressed = done },
 		Logger:     slog.New(slog.NewTextHandler(tWriter{t}, nil)),
 		Registerer: reg,
@@ -386,10 +386,10 @@ func TestConfigValidate(t *testing.T) {
 		want int // problems reported
 	}{
 		{"projector zero", projections.Config{}.Validate(), 3},
-		{"projector ok", projections.Config{Brokers: []string{"b"}, Codec: kafkatest.Codec(t), Store: store}.Validate(), 0},
-		{"projector negative", projections.Config{Brokers: []string{"b"}, Codec: kafkatest.Codec(t), Store: store, MaxBatch: -1, SessionTimeout: -1}.Validate(), 2},
+		{"projector ok", projections.Config{Kafka: kafka.ClientConfig{Brokers: []string{"b"}}, Codec: kafkatest.Codec(t), Store: store}.Validate(), 0},
+		{"projector negative", projections.Config{Kafka: kafka.ClientConfig{Brokers: []string{"b"}}, Codec: kafkatest.Codec(t), Store: store, MaxBatch: -1, SessionTimeout: -1}.Validate(), 2},
 		{"rebuild zero", projections.RebuildConfig{}.Validate(), 3},
-		{"rebuild ok", projections.RebuildConfig{Brokers: []string{"b"}, Codec: kafkatest.Codec(t), Target: store}.Validate(), 0},
+		{"rebuild ok", projections.RebuildConfig{Kafka: kafka.ClientConfig{Brokers: []string{"b"}}, Codec: kafkatest.Codec(t), Target: store}.Validate(), 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -55,7 +55,7 @@ func TestProjectorParksWhatStrictDecodingRefuses(t *testing.T) {
 
 	store := newMemStore()
 	reg := prometheus.NewRegistry()
-	projectionstest.Run(t, projections.Config{Brokers: []string{l.Addr}, Topic: topic, Codec: codec, Store: store, Registerer: reg})
+	projectionstest.Run(t, projections.Config{Kafka: kafka.ClientConfig{Brokers: []string{l.Addr}}, Topic: topic, Codec: codec, Store: store, Registerer: reg})
 	testsvc.Eventually(t, 20*time.Second, "both good events applied", func() bool { return len(store.ids()[0]) == 2 })
 
 	parked := readParked(ctx, t, l.Addr, topic+".parked", len(bad))

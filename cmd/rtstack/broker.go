@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -16,7 +17,7 @@ func brokerCommand() *ffcli.Command {
 	var cfg config
 	return command("broker", "broker", "run the embedded Kafka-protocol broker alone", &cfg, nil,
 		func(ctx context.Context, _ []string) error {
-			if err := cfg.validate(false); err != nil {
+			if err := errors.Join(cfg.validate(false), cfg.validateBroker()); err != nil {
 				return err
 			}
 			log := cfg.logger()
@@ -33,11 +34,11 @@ func brokerCommand() *ffcli.Command {
 
 // startBroker starts the embedded broker and creates the log topic.
 func startBroker(ctx context.Context, cfg *config, log *slog.Logger) (*kafka.Broker, error) {
-	b, err := kafka.StartBroker(kafka.BrokerConfig{Addr: cfg.BrokerAddr, DataDir: cfg.DataDir, NoFsync: !cfg.BrokerFsync})
+	b, err := kafka.StartBroker(cfg.brokerConfig(nil))
 	if err != nil {
 		return nil, fmt.Errorf("%w (is another rtstack or Kafka already listening there? set BROKER_ADDR)", err)
 	}
-	info, err := ensureTopic(ctx, cfg, []string{b.Addr()})
+	info, err := ensureTopic(ctx, cfg, log, []string{b.Addr()})
 	if err != nil {
 		b.Close()
 		return nil, err
@@ -47,8 +48,14 @@ func startBroker(ctx context.Context, cfg *config, log *slog.Logger) (*kafka.Bro
 	return b, nil
 }
 
-func ensureTopic(ctx context.Context, cfg *config, brokers []string) (kafka.TopicInfo, error) {
-	cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: brokers})
+// ensureTopic creates the log topic if it is missing, then checks its
+// configuration: a topic that would lose or move events stops the start
+// (the error names the settings), one that risks acknowledged events on a
+// broker's loss is logged.
+func ensureTopic(ctx context.Context, cfg *config, log *slog.Logger, brokers []string) (kafka.TopicInfo, error) {
+	kc := cfg.kafkaConfig(nil)
+	kc.Brokers = brokers
+	cl, err := kafka.NewClient(kc)
 	if err != nil {
 		return kafka.TopicInfo{}, err
 	}
@@ -56,6 +63,13 @@ func ensureTopic(ctx context.Context, cfg *config, brokers []string) (kafka.Topi
 	info, err := kafka.EnsureTopic(ctx, cl, cfg.Topic, int32(cfg.Partitions))
 	if err != nil {
 		return info, fmt.Errorf("%w (brokers %v)", err, brokers)
+	}
+	warnings, err := kafka.CheckTopic(ctx, cl, cfg.Topic, int32(cfg.Partitions))
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	if err != nil {
+		return info, fmt.Errorf("%w (TOPIC and PARTITIONS name the log; fix the topic with kafka-configs.sh or your cluster's console)", err)
 	}
 	return info, nil
 }

@@ -136,6 +136,15 @@ func TestCLIRefusesBadSettings(t *testing.T) {
 		{"redis prefix without its colon", []string{"REDIS_PREFIX=myapp"}, []string{"digest", "redis"}, `REDIS_PREFIX "myapp" must end with ":"`},
 		{"retry delay of zero", []string{"RETRY_DELAYS=1s,0s"}, []string{"dlq", "list"}, "RETRY_DELAYS"},
 		{"unknown log level", []string{"LOG_LEVEL=loud"}, []string{"broker"}, `LOG_LEVEL: "loud"`},
+		{"open broker", []string{"BROKER_ADDR=0.0.0.0:0"}, []string{"broker"}, "set KAFKA_SASL_USER and KAFKA_SASL_PASSWORD"},
+		{"open dev broker", []string{"BROKER_ADDR=:0"}, []string{"dev"}, "BROKER_ADDR :0 is reachable from other machines"},
+		{"PLAIN on the embedded broker", []string{"KAFKA_SASL_MECHANISM=PLAIN", "KAFKA_SASL_USER=u", "KAFKA_SASL_PASSWORD=p"}, []string{"broker"}, "SASL PLAIN is not offered"},
+		{"user without password", []string{"KAFKA_SASL_USER=u"}, []string{"dlq", "list"}, "KAFKA_SASL_*"},
+		{"unknown compression", []string{"KAFKA_COMPRESSION=brotli"}, []string{"dlq", "list"}, `compression "brotli"`},
+		{"TLS to the embedded broker", []string{"KAFKA_TLS=true"}, []string{"log", "dump"}, "the embedded broker does not serve TLS"},
+		{"TLS file without TLS", []string{"KAFKA_BROKERS=b:9092", "KAFKA_TLS_CA=/etc/hostname"}, []string{"log", "dump"}, "TLS files are set but TLS is off"},
+		{"no connection allowed", []string{"USER_CONN_LIMIT=0"}, []string{"broker"}, "USER_CONN_LIMIT must be at least 1"},
+		{"negative rate", []string{"RATE_LIMIT=-5"}, []string{"broker"}, "RATE_LIMIT must be at least 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runCLI(t, tc.env, tc.args...)

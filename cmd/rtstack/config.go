@@ -27,6 +27,14 @@ import (
 // Config structs.
 type config struct {
 	KafkaBrokers        string
+	KafkaSASLMechanism  string
+	KafkaSASLUser       string
+	KafkaSASLPassword   string
+	KafkaTLS            bool
+	KafkaTLSCA          string
+	KafkaTLSCert        string
+	KafkaTLSKey         string
+	KafkaCompression    string
 	BrokerAddr          string
 	BrokerFsync         bool
 	SchemaRegistryURL   string
@@ -50,6 +58,7 @@ type config struct {
 	Partitions          int
 	AllowedOrigins      string
 	LogLevel            string
+	limits              limits
 
 	dev bool // set by `rtstack dev`: permissive defaults for one machine
 }
@@ -64,6 +73,14 @@ const (
 
 func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.KafkaBrokers, "kafka-brokers", "", "comma-separated seed brokers of a real Kafka cluster (empty: the embedded broker at -broker-addr)")
+	fs.StringVar(&c.KafkaSASLMechanism, "kafka-sasl-mechanism", "", "SASL mechanism to the brokers: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default SCRAM-SHA-256 when a user is set)")
+	fs.StringVar(&c.KafkaSASLUser, "kafka-sasl-user", "", "SASL user; with a password, the embedded broker requires SCRAM with these credentials")
+	fs.StringVar(&c.KafkaSASLPassword, "kafka-sasl-password", "", "SASL password")
+	fs.BoolVar(&c.KafkaTLS, "kafka-tls", false, "TLS to the brokers of a real cluster")
+	fs.StringVar(&c.KafkaTLSCA, "kafka-tls-ca", "", "PEM file of the CA that signed the brokers' certificates (empty: the system's roots)")
+	fs.StringVar(&c.KafkaTLSCert, "kafka-tls-cert", "", "PEM client certificate for mutual TLS (with -kafka-tls-key)")
+	fs.StringVar(&c.KafkaTLSKey, "kafka-tls-key", "", "PEM private key of -kafka-tls-cert")
+	fs.StringVar(&c.KafkaCompression, "kafka-compression", kafka.DefaultCompression, "producer compression: none, gzip, snappy, lz4 or zstd")
 	fs.StringVar(&c.BrokerAddr, "broker-addr", kafka.DefaultBrokerAddr, "where the embedded broker listens (dev, broker) or is reached")
 	fs.BoolVar(&c.BrokerFsync, "broker-fsync", true, "the embedded broker syncs each produce to disk before acknowledging it, so an ack survives a power cut (false: faster, acks survive a crash of the process only)")
 	fs.StringVar(&c.SchemaRegistryURL, "schema-registry-url", "", "a Confluent-compatible schema registry (empty: rtstack serves the registry read API itself)")
@@ -87,6 +104,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.Partitions, "partitions", kafka.DefaultPartitions, "partition count when the log is created (fixed afterwards)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated WebSocket origins (\"*\" under dev; empty: same origin only)")
 	fs.StringVar(&c.LogLevel, "log-level", defaultLogLevel, "debug, info, warn or error")
+	c.limits.register(fs)
 }
 
 // formatDelays writes delays as RETRY_DELAYS reads them, whole seconds as
@@ -118,6 +136,57 @@ func (c *config) brokers() []string {
 		}
 	}
 	return out
+}
+
+// kafkaConfig is the configuration every Kafka client of the process is built
+// from; log receives franz-go's warnings.
+func (c *config) kafkaConfig(log *slog.Logger) kafka.ClientConfig {
+	return kafka.ClientConfig{
+		Brokers: c.brokers(),
+		SASL:    c.sasl(),
+		TLS: kafka.TLS{
+			Enabled: c.KafkaTLS, CAFile: c.KafkaTLSCA, CertFile: c.KafkaTLSCert, KeyFile: c.KafkaTLSKey,
+		},
+		Compression: c.KafkaCompression,
+		Logger:      log,
+	}
+}
+
+func (c *config) sasl() kafka.SASL {
+	return kafka.SASL{Mechanism: c.KafkaSASLMechanism, User: c.KafkaSASLUser, Password: c.KafkaSASLPassword}
+}
+
+// kcatAuth is what kcat needs on its command line to authenticate as
+// rtstack does; the password is left to the shell.
+func (c *config) kcatAuth() string {
+	s := c.sasl()
+	if !s.Enabled() {
+		return ""
+	}
+	proto := "SASL_PLAINTEXT"
+	if c.KafkaTLS {
+		proto = "SASL_SSL"
+	}
+	return fmt.Sprintf(" -X security.protocol=%s -X sasl.mechanisms=%s -X sasl.username=%s -X sasl.password=\"$KAFKA_SASL_PASSWORD\"", proto, s.MechanismName(), s.User)
+}
+
+// brokerConfig configures the embedded broker.
+func (c *config) brokerConfig(log *slog.Logger) kafka.BrokerConfig {
+	return kafka.BrokerConfig{Addr: c.BrokerAddr, DataDir: c.DataDir, NoFsync: !c.BrokerFsync, SASL: c.sasl(), Logger: log}
+}
+
+// validateBroker reports what keeps the embedded broker from starting, in
+// the settings' names.
+func (c *config) validateBroker() error {
+	err := c.brokerConfig(nil).Validate()
+	if errors.Is(err, kafka.ErrOpenBroker) {
+		return fmt.Errorf("BROKER_ADDR %s is reachable from other machines, and without credentials anyone there could read every event, append as any user and delete the topic: "+
+			"set KAFKA_SASL_USER and KAFKA_SASL_PASSWORD (the embedded broker then requires SCRAM-SHA-256 or -512 with them), or listen on 127.0.0.1", c.BrokerAddr)
+	}
+	if err != nil {
+		return fmt.Errorf("embedded broker (BROKER_ADDR, DATA_DIR, KAFKA_SASL_*): %w", err)
+	}
+	return nil
 }
 
 func (c *config) jwtSecret() string {
@@ -238,8 +307,14 @@ func (c *config) validate(needSecret bool) error {
 	if _, err := c.level(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.limits.validate())
 	if len(c.brokers()) == 0 {
 		errs = append(errs, errors.New("no Kafka brokers"))
+	} else if err := c.kafkaConfig(nil).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("kafka client settings (KAFKA_SASL_*, KAFKA_TLS*, KAFKA_COMPRESSION): %w", err))
+	}
+	if c.embedded() && c.KafkaTLS {
+		errs = append(errs, errors.New("KAFKA_TLS is for a real cluster (KAFKA_BROKERS): the embedded broker does not serve TLS"))
 	}
 	return errors.Join(errs...)
 }

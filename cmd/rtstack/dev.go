@@ -12,6 +12,11 @@ func devCommand() *ffcli.Command {
 	return command("dev", "dev", "everything in one process: embedded broker, gateway, projectors, reactor, workers", &cfg, nil,
 		func(ctx context.Context, _ []string) error {
 			cfg.dev = true
+			if cfg.embedded() {
+				if err := cfg.validateBroker(); err != nil {
+					return err
+				}
+			}
 			p, err := openParts(ctx, &cfg, true, "postgres", "redis", "rabbitmq")
 			if err != nil {
 				return err
@@ -24,7 +29,7 @@ func devCommand() *ffcli.Command {
 				}
 				// Registered first, so it closes last: after every client.
 				p.closers = append([]func(){b.Close}, p.closers...)
-			} else if _, err := ensureTopic(ctx, &cfg, cfg.brokers()); err != nil {
+			} else if _, err := ensureTopic(ctx, &cfg, p.log, cfg.brokers()); err != nil {
 				return err
 			}
 
@@ -54,8 +59,8 @@ func devCommand() *ffcli.Command {
   WebSocket   ws://%[2]s/ws?token=TOKEN
   HTTP API    %[1]s/api/…   metrics %[1]s/metrics
   token       bin/rtstack token --user alice
-  the log     kcat -b %[3]s -C -t %[4]s -J -e
-`, gw.url(), gw.ln.Addr(), cfg.brokers()[0], cfg.Topic)
+  the log     kcat -b %[3]s%[5]s -C -t %[4]s -J -e
+`, gw.url(), gw.ln.Addr(), cfg.brokers()[0], cfg.Topic, cfg.kcatAuth())
 			return runUntilDone(ctx, p, all(gw.run, projectors, react.Run, work.Run), gw.shutdown)
 		})
 }

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -20,6 +19,7 @@ import (
 	"github.com/rtstack/rtstack/gateway/dedupe"
 	"github.com/rtstack/rtstack/gateway/presence"
 	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/internal/httpserve"
 	"github.com/rtstack/rtstack/schemas"
 	"github.com/rtstack/rtstack/web"
 )
@@ -33,7 +33,7 @@ func gatewayCommand() *ffcli.Command {
 				return err
 			}
 			defer p.close()
-			if _, err := ensureTopic(ctx, &cfg, cfg.brokers()); err != nil {
+			if _, err := ensureTopic(ctx, &cfg, p.log, cfg.brokers()); err != nil {
 				return err
 			}
 			gw, err := buildGateway(ctx, p)
@@ -94,8 +94,8 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 	if err != nil {
 		return nil, err
 	}
-	ws, err := gateway.New(gateway.Config{
-		Brokers:        cfg.brokers(),
+	gwCfg := gateway.Config{
+		Kafka:          cfg.kafkaConfig(p.log),
 		Topic:          cfg.Topic,
 		Codec:          p.codec,
 		Commands:       handler,
@@ -106,7 +106,9 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 		Signals:        tracker,
 		Logger:         p.log,
 		Registerer:     p.registerer("gateway"),
-	})
+	}
+	cfg.limits.gateway(&gwCfg)
+	ws, err := gateway.New(gwCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -117,15 +119,16 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 		Leaderboard: rp,
 		Webhooks:    handler,
 		Rebuilder:   newRebuilder(p),
-		Ready: []api.Check{
+		Ready: append([]api.Check{
 			{Name: "postgres", Check: func(ctx context.Context) error { return pg.Pool().Ping(ctx) }},
 			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 			{Name: "kafka", Check: func(ctx context.Context) error { return producer.Ping(ctx) }},
-		},
-		DevLogin:    cfg.dev,
-		DevTokenTTL: cfg.DevTokenTTL,
-		Logger:      p.log.With("component", "api"),
-		Registerer:  p.registerer("api"),
+		}, serviceChecks(p, "postgres", "redis")...), // and what else the process uses (RabbitMQ under dev)
+		MaxBodyBytes: cfg.limits.HTTPMaxBodyBytes,
+		DevLogin:     cfg.dev,
+		DevTokenTTL:  cfg.DevTokenTTL,
+		Logger:       p.log.With("component", "api"),
+		Registerer:   p.registerer("api"),
 	})
 	if err != nil {
 		return nil, err
@@ -149,7 +152,11 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv, err := httpserve.New(mux, cfg.limits.http())
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
 	return &gatewayPart{p: p, srv: srv, ln: ln, ws: ws, presence: tracker, producer: producer}, nil
 }
 

@@ -10,7 +10,7 @@ import (
 )
 
 func newKafkaClient(cfg *config, log *slog.Logger, opts ...kgo.Opt) (*kgo.Client, error) {
-	return kafka.NewClient(kafka.ClientConfig{Brokers: cfg.brokers(), Logger: log}, opts...)
+	return kafka.NewClient(cfg.kafkaConfig(log), opts...)
 }
 
 // redactURL hides a password in a URL before it is logged.

@@ -49,7 +49,7 @@ func logReadCommand(name, help string, follow bool) *ffcli.Command {
 				return err
 			}
 			lr, err := kafka.OpenLogReader(ctx, kafka.ReaderConfig{
-				Brokers: cfg.brokers(), Topic: cfg.Topic, Codec: codec,
+				Kafka: cfg.kafkaConfig(nil), Topic: cfg.Topic, Codec: codec,
 				Room: room, Follow: follow, FromBeginning: fromBeginning,
 			})
 			if err != nil {

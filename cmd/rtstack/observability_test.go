@@ -47,7 +47,7 @@ func testParts(t *testing.T, extra ...string) *parts {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.close)
-	if _, err := ensureTopic(ctx, &cfg, cfg.brokers()); err != nil {
+	if _, err := ensureTopic(ctx, &cfg, p.log, cfg.brokers()); err != nil {
 		t.Fatal(err)
 	}
 	return p

@@ -7,13 +7,15 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"time"
+	"slices"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/rtstack/rtstack/gateway/api"
 	"github.com/rtstack/rtstack/gateway/auth"
+	"github.com/rtstack/rtstack/internal/httpserve"
 )
 
 // metricsHandler serves reg, in the OpenMetrics format to scrapers that ask
@@ -39,7 +41,11 @@ func withOps(ctx context.Context, p *parts, run func(context.Context) error, nee
 	if err != nil {
 		return nil, fmt.Errorf("listen on METRICS_ADDR %s: %w", p.cfg.MetricsAddr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv, err := httpserve.New(h, p.cfg.limits.http())
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
 	p.log.Info("serving /metrics, /healthz, /readyz", "url", "http://"+ln.Addr().String())
 	serve := func(context.Context) error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -57,6 +63,20 @@ func withOps(ctx context.Context, p *parts, run func(context.Context) error, nee
 	return all(run, serve, stop), nil
 }
 
+// serviceChecks are readiness checks that log in to each service the
+// process needs, except those named in covered (checked by a pool of its
+// own).
+func serviceChecks(p *parts, covered ...string) []api.Check {
+	var checks []api.Check
+	for _, n := range p.need {
+		if !slices.Contains(covered, n) {
+			s := services(p.cfg, n)[0]
+			checks = append(checks, api.Check{Name: strings.ToLower(s.name), Check: s.check})
+		}
+	}
+	return checks
+}
+
 // opsHandler is the mux of withOps. Health comes from the API's handler,
 // which verifies tokens: it gets a random key, so no token is ever valid
 // there, and only /healthz and /readyz are routed to it.
@@ -65,7 +85,7 @@ func opsHandler(p *parts, need []string) (http.Handler, error) {
 	for _, n := range need {
 		if n != "kafka" {
 			s := services(p.cfg, n)[0]
-			checks = append(checks, api.Check{Name: s.name, Check: s.dial})
+			checks = append(checks, api.Check{Name: s.name, Check: s.check})
 			continue
 		}
 		kc, err := p.producer()

@@ -27,6 +27,8 @@ type parts struct {
 	reg     *prometheus.Registry
 	codec   *schemas.Codec
 	closers []func()
+	// need are the services openParts checked: /readyz covers each.
+	need []string
 
 	pg  *postgres.Projection
 	rdb *redis.Client
@@ -35,7 +37,7 @@ type parts struct {
 
 // openParts is the start of every subcommand that builds parts: it
 // validates cfg (needSecret as for validate), checks that the services named
-// in need ("postgres", "redis", "rabbitmq") are reachable, and builds the
+// in need ("postgres", "redis", "rabbitmq") are reachable and let us log in, and builds the
 // parts. The caller closes them.
 func openParts(ctx context.Context, cfg *config, needSecret bool, need ...string) (*parts, error) {
 	if err := cfg.validate(needSecret); err != nil {
@@ -44,7 +46,12 @@ func openParts(ctx context.Context, cfg *config, needSecret bool, need ...string
 	if err := checkServices(ctx, services(cfg, need...)); err != nil {
 		return nil, err
 	}
-	return newParts(ctx, cfg)
+	p, err := newParts(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	p.need = need
+	return p, nil
 }
 
 func newParts(ctx context.Context, cfg *config) (*parts, error) {

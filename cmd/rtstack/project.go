@@ -25,7 +25,7 @@ func projectCommand() *ffcli.Command {
 				return err
 			}
 			defer p.close()
-			if _, err := ensureTopic(ctx, &cfg, cfg.brokers()); err != nil {
+			if _, err := ensureTopic(ctx, &cfg, p.log, cfg.brokers()); err != nil {
 				return err
 			}
 			run, err := buildProjectors(ctx, p, targets, false)
@@ -101,7 +101,7 @@ func buildProjectors(ctx context.Context, p *parts, targets []string, rebuildOnN
 			return nil, err
 		}
 		cfg := projections.Config{
-			Brokers:    p.cfg.brokers(),
+			Kafka:      p.cfg.kafkaConfig(p.log),
 			Topic:      p.cfg.Topic,
 			Codec:      p.codec,
 			Store:      store,

@@ -54,7 +54,7 @@ func rebuild(ctx context.Context, p *parts, target string, w io.Writer, tty, ado
 	progress := projections.NewProgress(w, tty)
 	start := time.Now()
 	err = projections.Rebuild(ctx, projections.RebuildConfig{
-		Brokers:    p.cfg.brokers(),
+		Kafka:      p.cfg.kafkaConfig(p.log),
 		Topic:      p.cfg.Topic,
 		Codec:      p.codec,
 		Target:     v,

@@ -30,7 +30,7 @@ func reactCommand() *ffcli.Command {
 				return err
 			}
 			defer p.close()
-			if _, err := ensureTopic(ctx, &cfg, cfg.brokers()); err != nil {
+			if _, err := ensureTopic(ctx, &cfg, p.log, cfg.brokers()); err != nil {
 				return err
 			}
 			r, err := buildReactor(p, resume)
@@ -51,7 +51,7 @@ func buildReactor(p *parts, resumeTruncated bool) (*reactor.Reactor, error) {
 	rc := p.rabbitConfig()
 	return reactor.New(reactor.Config{
 		ResumeTruncated: resumeTruncated,
-		Brokers:         p.cfg.brokers(),
+		Kafka:           p.cfg.kafkaConfig(p.log),
 		Topic:           p.cfg.Topic,
 		Codec:           p.codec,
 		RabbitURL:       rc.URL,

@@ -22,28 +22,32 @@ import (
 // WebSocket code) or docs/http.md (an HTTP-only code) together; a test
 // checks the docs.
 const (
-	BadJSON        = "bad_json"        // the frame or body is not one JSON object
-	UnknownType    = "unknown_type"    // no such frame type
-	Invalid        = "invalid"         // a field or parameter is missing or malformed
-	TextTooLong    = "text_too_long"   // text over 4096 bytes
-	InvalidUTF8    = "invalid_utf8"    // the frame or a field is not UTF-8
-	BadRoom        = "bad_room"        // empty, over 64 bytes, bad characters
-	NotMember      = "not_member"      // the connection has not joined the room
-	AlreadyJoined  = "already_joined"  // join of a room the connection is in
-	NotAuthor      = "not_author"      // edit/delete of someone else's message
-	UnknownMessage = "unknown_message" // edit/delete of a message not (yet) known
-	RateLimited    = "rate_limited"    // over the connection's frame rate
-	Unavailable    = "unavailable"     // the log or a read model is away; retry
-	ShuttingDown   = "shutting_down"   // the gateway is stopping; reconnect
-	Internal       = "internal"        // anything else (logged)
+	BadJSON              = "bad_json"               // the frame or body is not one JSON object
+	UnknownType          = "unknown_type"           // no such frame type
+	Invalid              = "invalid"                // a field or parameter is missing or malformed
+	TextTooLong          = "text_too_long"          // text over 4096 bytes
+	InvalidUTF8          = "invalid_utf8"           // the frame or a field is not UTF-8
+	BadRoom              = "bad_room"               // empty, over 64 bytes, bad characters
+	NotMember            = "not_member"             // the connection has not joined the room
+	AlreadyJoined        = "already_joined"         // join of a room the connection is in
+	NotAuthor            = "not_author"             // edit/delete of someone else's message
+	UnknownMessage       = "unknown_message"        // edit/delete of a message not (yet) known
+	RateLimited          = "rate_limited"           // over the connection's frame rate
+	UserRateLimited      = "user_rate_limited"      // over the rate of all the user's connections together
+	TooManyRooms         = "too_many_rooms"         // join over the rooms a connection may be in
+	TooManySubscriptions = "too_many_subscriptions" // subscribe over the channels a connection may have
+	Unavailable          = "unavailable"            // the log or a read model is away; retry
+	ShuttingDown         = "shutting_down"          // the gateway is stopping; reconnect
+	Internal             = "internal"               // anything else (logged)
 
-	Unauthorized   = "unauthorized"    // token missing, malformed, bad or expired
-	Forbidden      = "forbidden"       // the token does not allow it (admin, a room outside its rooms claim, another sub) or the origin is refused
-	NotFound       = "not_found"       // no such endpoint or resource
-	NotReached     = "not_reached"     // ?after= not reached by the projection in time
-	RebuildRunning = "rebuild_running" // a rebuild is already running
-	TooLarge       = "too_large"       // request body over the limit
-	NotConfigured  = "not_configured"  // this process runs without that part
+	Unauthorized       = "unauthorized"         // token missing, malformed, bad or expired
+	Forbidden          = "forbidden"            // the token does not allow it (admin, a room outside its rooms claim, another sub) or the origin is refused
+	NotFound           = "not_found"            // no such endpoint or resource
+	NotReached         = "not_reached"          // ?after= not reached by the projection in time
+	RebuildRunning     = "rebuild_running"      // a rebuild is already running
+	TooLarge           = "too_large"            // request body over the limit
+	NotConfigured      = "not_configured"       // this process runs without that part
+	TooManyConnections = "too_many_connections" // a user's WebSocket over USER_CONN_LIMIT, before the upgrade
 )
 
 // Class is what a code means to a client.
@@ -89,6 +93,10 @@ var Table = []Class{
 	{Code: NotMember, Status: http.StatusForbidden},
 	{Code: AlreadyJoined, Status: http.StatusConflict},
 	{Code: RateLimited, Status: http.StatusTooManyRequests, Temporary: true},
+	{Code: UserRateLimited, Status: http.StatusTooManyRequests, Temporary: true},
+	{Code: TooManyRooms, Status: http.StatusConflict},
+	{Code: TooManySubscriptions, Status: http.StatusConflict},
+	{Code: TooManyConnections, Status: http.StatusTooManyRequests, Temporary: true},
 	{Code: ShuttingDown, Status: http.StatusServiceUnavailable, Temporary: true},
 	{Code: Forbidden, Status: http.StatusForbidden, errs: []error{auth.ErrForbidden}},
 	{Code: NotFound, Status: http.StatusNotFound},

@@ -32,9 +32,19 @@ type BrokerConfig struct {
 	// record can vanish in a power cut (a crash of the process alone loses
 	// nothing). The zero value syncs: an ack means "on disk".
 	NoFsync bool
+	// SASL, when set, makes the broker require SCRAM (SHA-256 or SHA-512)
+	// with these credentials from every client; the user may do anything.
+	// Without it the broker is open to whoever reaches it, so Addr must
+	// then be a loopback address.
+	SASL SASL
 	// Logger receives the broker's own logs; nil discards them.
 	Logger *slog.Logger
 }
+
+// ErrOpenBroker refuses an embedded broker without credentials on an
+// address other machines reach: anyone there could read every event,
+// append as any user and delete the topic.
+var ErrOpenBroker = errors.New("embedded broker: refusing to listen beyond loopback without SASL credentials")
 
 // Validate reports every problem of c once its defaults are applied,
 // joined.
@@ -44,10 +54,28 @@ func (c BrokerConfig) Validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("embedded broker: DataDir is required"))
 	}
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+	host, _, err := net.SplitHostPort(c.Addr)
+	if err != nil {
 		errs = append(errs, fmt.Errorf("embedded broker: Addr %q: %w", c.Addr, err))
+	} else if !c.SASL.Enabled() && !isLoopback(host) {
+		errs = append(errs, fmt.Errorf("%w (Addr %s)", ErrOpenBroker, c.Addr))
+	}
+	if err := c.SASL.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("embedded broker: %w", err))
+	} else if c.SASL.Enabled() && c.SASL.MechanismName() == SASLPlain {
+		errs = append(errs, fmt.Errorf("embedded broker: SASL %s is not offered, only %s and %s (PLAIN would send the password in clear text)", SASLPlain, SASLScramSHA256, SASLScramSHA512))
 	}
 	return errors.Join(errs...)
+}
+
+// isLoopback reports whether host names this machine only. An empty host
+// (every interface) or any other name is not.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // withDefaults returns c with every zero field set to its default.
@@ -69,9 +97,13 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		return nil, err
 	}
 	addr := cfg.Addr
+	dir := filepath.Join(cfg.DataDir, "kafka")
+	if err := forgetUsers(dir); err != nil {
+		return nil, err
+	}
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
-		kfake.DataDir(filepath.Join(cfg.DataDir, "kafka")),
+		kfake.DataDir(dir),
 		// Used when the log is created; a persisted log keeps its own.
 		kfake.ClusterID(ClusterIDFor(cfg.DataDir)),
 		// kfake asks for 127.0.0.1:port; listen where we were told instead.
@@ -83,12 +115,19 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	if !cfg.NoFsync {
 		opts = append(opts, kfake.SyncWrites())
 	}
+	opts = append(opts, saslOpts(cfg.SASL)...)
 	if cfg.Logger != nil {
 		opts = append(opts, kfake.WithLogger(slogAdapter{cfg.Logger}))
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded broker on %s: %w", addr, err)
+	}
+	if cfg.SASL.Enabled() {
+		if err := advertiseHandshakeV0(c); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("start embedded broker on %s: %w", addr, err)
+		}
 	}
 	return &Broker{c: c}, nil
 }

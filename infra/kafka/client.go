@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/plugin/kslog"
 )
 
@@ -29,6 +30,14 @@ const DefaultDeliveryTimeout = 10 * time.Second
 type ClientConfig struct {
 	// Brokers are the seed brokers. Required.
 	Brokers []string
+	// SASL authenticates the client; the zero value does not.
+	SASL SASL
+	// TLS encrypts the connections; the zero value does not.
+	TLS TLS
+	// Compression is the producer's batch compression: none, gzip, snappy,
+	// lz4 or zstd. Default DefaultCompression (snappy). Consumers read every
+	// codec whatever this says.
+	Compression string
 	// Logger receives franz-go's warnings; nil discards them.
 	Logger *slog.Logger
 	// DeliveryTimeout bounds how long a produced record may wait for the
@@ -49,6 +58,9 @@ func (c ClientConfig) Validate() error {
 	if c.DeliveryTimeout < 0 {
 		errs = append(errs, fmt.Errorf("kafka client: negative DeliveryTimeout %s", c.DeliveryTimeout))
 	}
+	if _, err := c.clusterOpts(); err != nil {
+		errs = append(errs, fmt.Errorf("kafka client: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
@@ -58,22 +70,39 @@ func (c ClientConfig) withDefaults() ClientConfig {
 	return c
 }
 
-// NewClient returns a franz-go client: idempotent producer with acks=all
-// (kgo's defaults, stated here because the log's guarantees rest on them),
-// key-hash partitioning compatible with the Java client, plus opts.
+// OrLogger returns c with Logger set to l if it had none: components pass
+// their own logger to the clients they build.
+func (c ClientConfig) OrLogger(l *slog.Logger) ClientConfig {
+	if c.Logger == nil {
+		c.Logger = l
+	}
+	return c
+}
+
+// NewClient returns a franz-go client configured as a real cluster needs
+// it, plus opts: an idempotent producer with acks=all (kgo's defaults,
+// stated because the log's guarantees rest on them), key-hash partitioning
+// compatible with the Java client, the configured compression, consumers
+// that read committed records only (a transactional producer's aborted
+// records never reach a projection), TLS and SASL as configured. kgo's
+// other timeouts stand: 10s to dial, 10s over a request's own timeout,
+// 30s of retries for metadata and admin requests.
 func NewClient(cfg ClientConfig, opts ...kgo.Opt) (*kgo.Client, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	base := []kgo.Opt{
+	cluster, _ := cfg.clusterOpts() // validated above
+	base := append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ClientID("rtstack"),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
 		kgo.ProducerLinger(0),
 		kgo.RecordPartitioner(Partitioner()),
 		kgo.FetchMaxWait(200 * time.Millisecond),
-	}
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	}, cluster...)
 	if cfg.Logger != nil {
 		base = append(base, kgo.WithLogger(kslog.New(quiet(cfg.Logger).With("component", "kafka"))))
 	}
@@ -99,14 +128,15 @@ type TopicInfo struct {
 // LogID identifies the log across clusters: "TOPICID@CLUSTER".
 func (i TopicInfo) LogID() string { return i.ID + "@" + i.Cluster }
 
-// EnsureTopic creates topic with partitions and unlimited retention if it
-// does not exist, and returns what the cluster has. An existing topic keeps
+// EnsureTopic creates topic with partitions, cleanup.policy=delete and
+// unlimited retention if it does not exist, and returns what the cluster has. An existing topic keeps
 // its partition count; a mismatch is reported in the returned info, not
 // fixed, because repartitioning would break each room's order.
 func EnsureTopic(ctx context.Context, cl *kgo.Client, topic string, partitions int32) (TopicInfo, error) {
 	adm := kadm.NewClient(cl)
-	retention := "-1"
+	retention, cleanup := "-1", "delete"
 	resp, err := adm.CreateTopic(ctx, partitions, -1, map[string]*string{
+		"cleanup.policy":  &cleanup,
 		"retention.ms":    &retention,
 		"retention.bytes": &retention,
 	}, topic)
@@ -193,4 +223,17 @@ func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h minLevel) WithGroup(name string) slog.Handler {
 	return minLevel{h.Handler.WithGroup(name), h.min}
+}
+
+// CommitError is the first partition error of a group offset commit's
+// response, naming the partition; nil if every partition committed.
+func CommitError(resp *kmsg.OffsetCommitResponse) error {
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return fmt.Errorf("commit %s partition %d: %w", t.Topic, p.Partition, err)
+			}
+		}
+	}
+	return nil
 }

@@ -17,9 +17,10 @@ import (
 
 // ReaderConfig says what a LogReader reads.
 type ReaderConfig struct {
-	Brokers []string
-	Topic   string
-	Codec   *schemas.Codec
+	// Kafka reaches the cluster: seed brokers, TLS, SASL.
+	Kafka ClientConfig
+	Topic string
+	Codec *schemas.Codec
 	// Room keeps only that room's records; empty keeps every room.
 	Room string
 	// Follow keeps reading records as they are appended until the context
@@ -58,7 +59,7 @@ func OpenLogReader(ctx context.Context, cfg ReaderConfig) (*LogReader, error) {
 	if cfg.FromBeginning || !cfg.Follow {
 		start = kgo.NewOffset().AtStart()
 	}
-	cl, err := NewClient(ClientConfig{Brokers: cfg.Brokers},
+	cl, err := NewClient(cfg.Kafka,
 		kgo.ConsumeTopics(cfg.Topic), kgo.ConsumeResetOffset(start))
 	if err != nil {
 		return nil, err

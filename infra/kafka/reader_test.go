@@ -81,7 +81,7 @@ func TestDumpReadsTheWholeLogOfOneRoomAndStops(t *testing.T) {
 	addr, _ := newReaderFixture(t, ctx)
 	for _, fromBeginning := range []bool{false, true} { // dump ignores it: always from zero
 		lr, err := kafka.OpenLogReader(ctx, kafka.ReaderConfig{
-			Brokers: []string{addr}, Topic: kafka.DefaultTopic, Codec: kafkatest.Codec(t),
+			Kafka: kafka.ClientConfig{Brokers: []string{addr}}, Topic: kafka.DefaultTopic, Codec: kafkatest.Codec(t),
 			Room: "room-1", FromBeginning: fromBeginning,
 		})
 		if err != nil {
@@ -115,7 +115,7 @@ func TestTailFollowsFromTheEndOrFromTheBeginning(t *testing.T) {
 	}
 	tail := func(fromBeginning bool, run func(out *syncBuffer)) []string {
 		lr, err := kafka.OpenLogReader(ctx, kafka.ReaderConfig{
-			Brokers: []string{addr}, Topic: kafka.DefaultTopic, Codec: kafkatest.Codec(t),
+			Kafka: kafka.ClientConfig{Brokers: []string{addr}}, Topic: kafka.DefaultTopic, Codec: kafkatest.Codec(t),
 			Follow: true, FromBeginning: fromBeginning,
 		})
 		if err != nil {

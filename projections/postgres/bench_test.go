@@ -103,7 +103,7 @@ func BenchmarkReplayPostgres(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		t0 := time.Now()
-		if err := projections.Rebuild(ctx, projections.RebuildConfig{Brokers: []string{br.Addr()}, Topic: topic, Codec: codec, Target: p, Logger: quiet()}); err != nil {
+		if err := projections.Rebuild(ctx, projections.RebuildConfig{Kafka: kafka.ClientConfig{Brokers: []string{br.Addr()}}, Topic: topic, Codec: codec, Target: p, Logger: quiet()}); err != nil {
 			b.Fatal(err)
 		}
 		replay += time.Since(t0)

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/rtstack/rtstack/events"
+	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
 	"github.com/rtstack/rtstack/internal/testsvc"
 	"github.com/rtstack/rtstack/projections"
@@ -50,7 +51,7 @@ func TestHelperProjector(t *testing.T) {
 		t.Fatal(err)
 	}
 	pr, err := projections.NewProjector(projections.Config{
-		Brokers: []string{os.Getenv(helperBrokers)}, Topic: topic, Group: os.Getenv(helperGroup),
+		Kafka: kafka.ClientConfig{Brokers: []string{os.Getenv(helperBrokers)}}, Topic: topic, Group: os.Getenv(helperGroup),
 		Codec: schemas.NewCodec(reg), Store: p, SessionTimeout: 6 * time.Second,
 		Logger: helperLogger(),
 	})

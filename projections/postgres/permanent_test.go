@@ -33,7 +33,7 @@ func TestRefusedValueStopsTheProjector(t *testing.T) {
 	if _, err := p.Pool().Exec(ctx, "ALTER TABLE "+v+".messages ADD CONSTRAINT refuse CHECK (text <> 'refused')"); err != nil {
 		t.Fatal(err)
 	}
-	pr, err := projections.NewProjector(projections.Config{Brokers: []string{e.addr}, Topic: topic, Codec: e.codec, Store: p, MaxBatch: 1, Logger: quiet()})
+	pr, err := projections.NewProjector(projections.Config{Kafka: kafka.ClientConfig{Brokers: []string{e.addr}}, Topic: topic, Codec: e.codec, Store: p, MaxBatch: 1, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}

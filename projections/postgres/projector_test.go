@@ -50,7 +50,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 // runProjector runs a projector over store until the test ends.
 func runProjector(t *testing.T, e logEnv, store projections.Store, mut ...func(*projections.Config)) {
 	t.Helper()
-	cfg := projections.Config{Brokers: []string{e.addr}, Topic: topic, Codec: e.codec, Store: store, LagInterval: 200 * time.Millisecond, Logger: quiet()}
+	cfg := projections.Config{Kafka: kafka.ClientConfig{Brokers: []string{e.addr}}, Topic: topic, Codec: e.codec, Store: store, LagInterval: 200 * time.Millisecond, Logger: quiet()}
 	for _, m := range mut {
 		m(&cfg)
 	}
@@ -58,7 +58,7 @@ func runProjector(t *testing.T, e logEnv, store projections.Store, mut ...func(*
 }
 
 func rebuild(ctx context.Context, e logEnv, p *postgres.Projection) error {
-	return projections.Rebuild(ctx, projections.RebuildConfig{Brokers: []string{e.addr}, Topic: topic, Codec: e.codec, Target: p, Logger: quiet()})
+	return projections.Rebuild(ctx, projections.RebuildConfig{Kafka: kafka.ClientConfig{Brokers: []string{e.addr}}, Topic: topic, Codec: e.codec, Target: p, Logger: quiet()})
 }
 
 func messageCount(t testing.TB, p *postgres.Projection) int {

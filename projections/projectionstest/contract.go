@@ -192,7 +192,7 @@ func promoteRefusesWhileBehind(t *testing.T, h Harness) {
 // returns what Run returned.
 func run(ctx context.Context, t testing.TB, l *kafkatest.Log, s projections.Store, group string) (stop func() error) {
 	t.Helper()
-	pr, err := projections.NewProjector(projections.Config{Brokers: []string{l.Addr}, Topic: l.Topic, Group: group, Codec: l.Codec, Store: s,
+	pr, err := projections.NewProjector(projections.Config{Kafka: kafka.ClientConfig{Brokers: []string{l.Addr}}, Topic: l.Topic, Group: group, Codec: l.Codec, Store: s,
 		SessionTimeout: 6 * time.Second, LagInterval: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -217,7 +217,7 @@ func caughtUp(s projections.Store, ends map[int32]int64) bool {
 }
 
 func rebuild(ctx context.Context, l *kafkatest.Log, s projections.Versioned) error {
-	return projections.Rebuild(ctx, projections.RebuildConfig{Brokers: []string{l.Addr}, Topic: l.Topic, Codec: l.Codec, Target: s})
+	return projections.Rebuild(ctx, projections.RebuildConfig{Kafka: kafka.ClientConfig{Brokers: []string{l.Addr}}, Topic: l.Topic, Codec: l.Codec, Target: s})
 }
 
 func sends(user, prefix string, n int) []events.Event {
@@ -271,7 +271,7 @@ func recreatedLogIsRefusedUntilRebuilt(t *testing.T, h Harness) {
 
 	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer rcancel()
-	pr, err := projections.NewProjector(projections.Config{Brokers: []string{l.Addr}, Topic: topic, Group: "recreated", Codec: l.Codec, Store: s})
+	pr, err := projections.NewProjector(projections.Config{Kafka: kafka.ClientConfig{Brokers: []string{l.Addr}}, Topic: topic, Group: "recreated", Codec: l.Codec, Store: s})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +325,7 @@ func runChild(t *testing.T, h Harness, spec string) {
 	}
 	s := h.OpenAt(t, f[0])
 	l := &kafkatest.Log{Addr: f[1], Topic: topic, Codec: kafkatest.Codec(t)}
-	pr, err := projections.NewProjector(projections.Config{Brokers: []string{l.Addr}, Topic: topic, Group: f[2], Codec: l.Codec, Store: s,
+	pr, err := projections.NewProjector(projections.Config{Kafka: kafka.ClientConfig{Brokers: []string{l.Addr}}, Topic: topic, Group: f[2], Codec: l.Codec, Store: s,
 		SessionTimeout: 6 * time.Second, MaxBatch: 2000})
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
 	"github.com/rtstack/rtstack/internal/testsvc"
 	"github.com/rtstack/rtstack/projections"
@@ -25,7 +26,7 @@ func anotherLogIsRefused(t *testing.T, h Harness) {
 	first.Produce(t, sends("alice", "first-", 6))
 	second.Produce(t, sends("bob", "second-", 2))
 
-	pr, err := projections.NewProjector(projections.Config{Brokers: []string{first.Addr}, Topic: topic, Group: "first",
+	pr, err := projections.NewProjector(projections.Config{Kafka: kafka.ClientConfig{Brokers: []string{first.Addr}}, Topic: topic, Group: "first",
 		Codec: first.Codec, Store: s, SessionTimeout: 6 * time.Second, LagInterval: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +49,7 @@ func anotherLogIsRefused(t *testing.T, h Harness) {
 	}
 	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer rcancel()
-	other, err := projections.NewProjector(projections.Config{Brokers: []string{second.Addr}, Topic: topic, Group: "second",
+	other, err := projections.NewProjector(projections.Config{Kafka: kafka.ClientConfig{Brokers: []string{second.Addr}}, Topic: topic, Group: "second",
 		Codec: second.Codec, Store: s})
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +60,7 @@ func anotherLogIsRefused(t *testing.T, h Harness) {
 		t.Fatal("the refused second deployment changed the first's projection")
 	}
 
-	if err := projections.Rebuild(ctx, projections.RebuildConfig{Brokers: []string{second.Addr}, Topic: topic,
+	if err := projections.Rebuild(ctx, projections.RebuildConfig{Kafka: kafka.ClientConfig{Brokers: []string{second.Addr}}, Topic: topic,
 		Codec: second.Codec, Target: s, AdoptLog: true}); err != nil {
 		t.Fatalf("rebuild adopting the store: %v", err)
 	}

@@ -6,6 +6,7 @@ package projectionstest
 
 import (
 	"context"
+	"sync"
 	"testing"
 
 	"github.com/rtstack/rtstack/projections"
@@ -15,6 +16,15 @@ import (
 // test ends, and a Run that ended with an error fails the test.
 func Run(t testing.TB, cfg projections.Config) *projections.Projector {
 	t.Helper()
+	pr, _ := Start(t, cfg)
+	return pr
+}
+
+// Start is Run that can also be stopped before the test ends: stop cancels
+// the projector and waits for Run to return (once; the test's end calls it
+// too).
+func Start(t testing.TB, cfg projections.Config) (pr *projections.Projector, stop func()) {
+	t.Helper()
 	pr, err := projections.NewProjector(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -22,11 +32,15 @@ func Run(t testing.TB, cfg projections.Config) *projections.Projector {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- pr.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("projector: %v", err)
-		}
-	})
-	return pr
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("projector: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return pr, stop
 }

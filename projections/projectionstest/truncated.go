@@ -101,7 +101,7 @@ func truncatedLogIsRefusedThenRebuilt(t *testing.T, h Harness) {
 	}
 	oldCps, oldDigest := checkpoints(t, s), digest(t, s)
 	reg := prometheus.NewRegistry()
-	pr, err := projections.NewProjector(projections.Config{Brokers: []string{l.Addr}, Topic: topic, Group: "truncated",
+	pr, err := projections.NewProjector(projections.Config{Kafka: kafka.ClientConfig{Brokers: []string{l.Addr}}, Topic: topic, Group: "truncated",
 		Codec: l.Codec, Store: s, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +130,7 @@ func truncatedLogIsRefusedThenRebuilt(t *testing.T, h Harness) {
 	done := make(chan error, 1)
 	lctx, lcancel := context.WithCancel(ctx)
 	defer lcancel()
-	live, err := projections.NewProjector(projections.Config{Brokers: []string{l.Addr}, Topic: topic, Group: "truncated-live",
+	live, err := projections.NewProjector(projections.Config{Kafka: kafka.ClientConfig{Brokers: []string{l.Addr}}, Topic: topic, Group: "truncated-live",
 		Codec: l.Codec, Store: s, SessionTimeout: 6 * time.Second, LagInterval: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

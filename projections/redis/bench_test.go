@@ -9,6 +9,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/rtstack/rtstack/events"
+	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
 	"github.com/rtstack/rtstack/projections"
 )
@@ -75,7 +76,7 @@ func BenchmarkReplayRedis(b *testing.B) {
 
 		start := time.Now()
 		if err := projections.Rebuild(ctx, projections.RebuildConfig{
-			Brokers: []string{addr}, Topic: topic, Codec: kafkatest.Codec(b), Target: p,
+			Kafka: kafka.ClientConfig{Brokers: []string{addr}}, Topic: topic, Codec: kafkatest.Codec(b), Target: p,
 		}); err != nil {
 			b.Fatal(err)
 		}

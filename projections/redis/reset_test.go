@@ -213,7 +213,7 @@ func TestProjectorReplaysAfterRedisLosesData(t *testing.T) {
 	rdbClean, prefixClean := testsvc.Redis(t)
 	clean := openWith(t, rdbClean, prefixClean)
 	if err := projections.Rebuild(ctx, projections.RebuildConfig{
-		Brokers: []string{addr}, Topic: topic, Codec: kafkatest.Codec(t), Target: clean,
+		Kafka: kafka.ClientConfig{Brokers: []string{addr}}, Topic: topic, Codec: kafkatest.Codec(t), Target: clean,
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -57,7 +57,7 @@ func caughtUp(cps, ends map[int32]int64) bool {
 
 func projectorConfig(t testing.TB, addr string, store projections.Store, group string) projections.Config {
 	return projections.Config{
-		Brokers: []string{addr}, Topic: topic, Group: group, Store: store, Codec: kafkatest.Codec(t),
+		Kafka: kafka.ClientConfig{Brokers: []string{addr}}, Topic: topic, Group: group, Store: store, Codec: kafkatest.Codec(t),
 		SessionTimeout: 6 * time.Second,
 	}
 }
@@ -144,7 +144,7 @@ func TestProjectorSurvivesKill9DuringLiveTraffic(t *testing.T) {
 	checkModel(t, p, evs, rooms)
 	live := digest(t, p)
 	if err := projections.Rebuild(ctx, projections.RebuildConfig{
-		Brokers: []string{addr}, Topic: topic, Codec: kafkatest.Codec(t), Target: p,
+		Kafka: kafka.ClientConfig{Brokers: []string{addr}}, Topic: topic, Codec: kafkatest.Codec(t), Target: p,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +241,7 @@ func TestRebuildKeepsReadsAnswering(t *testing.T) {
 		}
 	}()
 	err := projections.Rebuild(ctx, projections.RebuildConfig{
-		Brokers: []string{addr}, Topic: topic, Codec: kafkatest.Codec(t), Target: p,
+		Kafka: kafka.ClientConfig{Brokers: []string{addr}}, Topic: topic, Codec: kafkatest.Codec(t), Target: p,
 	})
 	close(stop)
 	wg.Wait()
@@ -292,7 +292,7 @@ func TestRebuildWhileLiveAppends(t *testing.T) {
 		appendErr <- nil
 	}()
 	err := projections.Rebuild(ctx, projections.RebuildConfig{
-		Brokers: []string{addr}, Topic: topic, Codec: kafkatest.Codec(t), Target: p,
+		Kafka: kafka.ClientConfig{Brokers: []string{addr}}, Topic: topic, Codec: kafkatest.Codec(t), Target: p,
 		Progress: func(done, total int64) { once.Do(func() { close(started) }) },
 	})
 	once.Do(func() { close(started) })

@@ -1,13 +1,11 @@
 package reactor
 
 import (
-	"fmt"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rtstack/rtstack/infra/prom"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -15,18 +13,6 @@ type (
 	kmsgReq  = kmsg.OffsetCommitRequest
 	kmsgResp = kmsg.OffsetCommitResponse
 )
-
-// commitError is the first partition error of a commit response.
-func commitError(resp *kmsg.OffsetCommitResponse) error {
-	for _, t := range resp.Topics {
-		for _, p := range t.Partitions {
-			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				return fmt.Errorf("partition %d: %w", p.Partition, err)
-			}
-		}
-	}
-	return nil
-}
 
 type metrics struct {
 	records         *prometheus.CounterVec

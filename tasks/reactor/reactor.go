@@ -29,8 +29,9 @@ const DefaultMaxBatch = 1000
 
 // Config of a Reactor.
 type Config struct {
-	// Brokers are the Kafka seed brokers; required.
-	Brokers []string
+	// Kafka reaches the log's cluster: seed brokers (required), TLS, SASL,
+	// compression. A nil Kafka.Logger takes Logger.
+	Kafka kafka.ClientConfig
 	// Topic is the log; empty means kafka.DefaultTopic.
 	Topic string
 	// Group is the reactor's own consumer group; empty means DefaultGroup.
@@ -63,8 +64,10 @@ type Config struct {
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	var errs []error
-	if len(c.Brokers) == 0 {
+	if len(c.Kafka.Brokers) == 0 {
 		errs = append(errs, errors.New("reactor: no Kafka brokers"))
+	} else if err := c.Kafka.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("reactor: %w", err))
 	}
 	if c.Codec == nil {
 		errs = append(errs, errors.New("reactor: no codec"))
@@ -84,6 +87,7 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	c.Kafka = c.Kafka.OrLogger(c.Logger)
 	return c
 }
 
@@ -147,7 +151,7 @@ func (r *Reactor) Run(parent context.Context) error {
 	if err := r.CheckTruncated(ctx); err != nil {
 		return err
 	}
-	cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: r.cfg.Brokers, Logger: r.cfg.Logger},
+	cl, err := kafka.NewClient(r.cfg.Kafka,
 		kgo.ConsumerGroup(r.cfg.Group),
 		kgo.ConsumeTopics(r.cfg.Topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -206,7 +210,7 @@ func (r *Reactor) Run(parent context.Context) error {
 // serves), so that no new record lands between the truncation and the
 // check: one there would be taken for a lost one and not emitted.
 func (r *Reactor) CheckTruncated(ctx context.Context) error {
-	cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: r.cfg.Brokers, Logger: r.cfg.Logger})
+	cl, err := kafka.NewClient(r.cfg.Kafka)
 	if err != nil {
 		return fmt.Errorf("reactor: %w", err)
 	}
@@ -337,7 +341,7 @@ func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 				cerr = err
 				return
 			}
-			cerr = commitError(resp)
+			cerr = kafka.CommitError(resp)
 		})
 	if cerr != nil {
 		return fmt.Errorf("commit reactor offsets: %w", cerr)

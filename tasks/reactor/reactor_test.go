@@ -133,7 +133,7 @@ func run(t *testing.T, r interface{ Run(context.Context) error }) (stop func()) 
 
 func (e *env) reactor(group, rabbitURL string, reg prometheus.Registerer) (stop func()) {
 	r, err := reactor.New(reactor.Config{
-		Brokers: []string{e.addr}, Group: group, Codec: e.codec,
+		Kafka: kafka.ClientConfig{Brokers: []string{e.addr}}, Group: group, Codec: e.codec,
 		RabbitURL: rabbitURL, Prefix: e.rc.Prefix, RetryDelays: e.rc.RetryDelays, Registerer: reg,
 	})
 	if err != nil {
@@ -371,7 +371,7 @@ func TestReactorLag(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	r, err := reactor.New(reactor.Config{
-		Brokers: []string{e.addr}, Group: "grp", Codec: e.codec, MaxBatch: 1, Registerer: reg,
+		Kafka: kafka.ClientConfig{Brokers: []string{e.addr}}, Group: "grp", Codec: e.codec, MaxBatch: 1, Registerer: reg,
 		RabbitURL: strings.Replace(e.rc.URL, "127.0.0.1:5672", proxy.Addr(), 1), Prefix: e.rc.Prefix, RetryDelays: e.rc.RetryDelays,
 	})
 	if err != nil {

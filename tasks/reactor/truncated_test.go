@@ -34,7 +34,7 @@ func (e *env) loseTail(part int32, keep int64) int64 {
 
 func (e *env) newReactor(group string, resume bool, reg prometheus.Registerer) *reactor.Reactor {
 	r, err := reactor.New(reactor.Config{
-		Brokers: []string{e.addr}, Group: group, Codec: e.codec, RabbitURL: e.rc.URL, Prefix: e.rc.Prefix,
+		Kafka: kafka.ClientConfig{Brokers: []string{e.addr}}, Group: group, Codec: e.codec, RabbitURL: e.rc.URL, Prefix: e.rc.Prefix,
 		RetryDelays: e.rc.RetryDelays, Registerer: reg, ResumeTruncated: resume,
 	})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/rtstack/rtstack/events"
@@ -126,4 +127,33 @@ func (l *Log) Produce(t testing.TB, evs []events.Event) []events.Position {
 		t.Fatalf("produce: %v", first)
 	}
 	return pos
+}
+
+// GroupLag is group's total lag on topic as admin tools compute it (kadm,
+// like kafka-consumer-groups: end offset minus committed offset, the whole
+// partition where nothing is committed), or -1 while the group or a
+// partition's offsets cannot be read.
+func GroupLag(t testing.TB, cl *kgo.Client, group, topic string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	lags, err := kadm.NewClient(cl).Lag(ctx, group)
+	if err != nil {
+		return -1
+	}
+	l, ok := lags[group]
+	if !ok || l.Error() != nil {
+		return -1
+	}
+	var total int64
+	for _, pl := range l.Lag[topic] {
+		if pl.Err != nil || pl.Lag < 0 {
+			return -1
+		}
+		total += pl.Lag
+	}
+	if len(l.Lag[topic]) == 0 {
+		return -1 // nothing committed on topic yet
+	}
+	return total
 }
