@@ -132,6 +132,11 @@ type Projector struct {
 	m    *metrics
 	log  *slog.Logger
 
+	// meta reads end offsets for the assignment's truncation check; set at
+	// the start of Run, before the group client exists (its callbacks run
+	// from the moment it does).
+	meta *kgo.Client
+
 	// client is set once at the start of Run, before any partition is
 	// assigned.
 	client *kgo.Client
@@ -205,6 +210,12 @@ func (p *Projector) Run(parent context.Context) error {
 	ctx, fail := context.WithCancelCause(parent)
 	defer fail(nil)
 	p.fail = fail
+	meta, err := kafka.NewClient(p.cfg.Kafka)
+	if err != nil {
+		return fmt.Errorf("projector %s: %w", p.name, err)
+	}
+	defer meta.Close()
+	p.meta = meta
 	cl, err := kafka.NewClient(p.cfg.Kafka, p.clientOpts(ctx)...)
 	if err != nil {
 		return fmt.Errorf("projector %s: %w", p.name, err)
@@ -451,7 +462,7 @@ func (p *Projector) adjust(ctx context.Context, offsets map[string]map[int32]kgo
 	if err != nil {
 		return nil, err
 	}
-	if err := p.checkTruncated(ctx, p.client, parts); err != nil {
+	if err := p.checkTruncated(ctx, p.meta, parts); err != nil {
 		return nil, err
 	}
 	p.mu.Lock()

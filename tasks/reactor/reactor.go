@@ -106,8 +106,10 @@ type Reactor struct {
 
 	pub *rabbit.Publisher // owned by the poll loop
 
-	client *kgo.Client             // set at the start of Run, before any assignment
-	fail   context.CancelCauseFunc // ends Run with a cause; set at the start of Run
+	// meta reads committed and end offsets for the checks; set at the
+	// start of Run, before the group client exists (its callbacks use it).
+	meta *kgo.Client
+	fail context.CancelCauseFunc // ends Run with a cause; set at the start of Run
 }
 
 // partitionState is what the reactor knows of one assigned partition.
@@ -148,7 +150,13 @@ func (r *Reactor) Run(parent context.Context) error {
 	ctx, fail := context.WithCancelCause(parent)
 	defer fail(nil)
 	r.fail = fail
-	if err := r.CheckTruncated(ctx); err != nil {
+	meta, err := kafka.NewClient(r.cfg.Kafka)
+	if err != nil {
+		return fmt.Errorf("reactor: %w", err)
+	}
+	defer meta.Close()
+	r.meta = meta
+	if err := r.checkTruncated(ctx, meta); err != nil {
 		return err
 	}
 	cl, err := kafka.NewClient(r.cfg.Kafka,
@@ -170,7 +178,6 @@ func (r *Reactor) Run(parent context.Context) error {
 		}
 	}()
 	defer cl.Close()
-	r.client = cl
 	for {
 		fs := cl.PollRecords(ctx, r.cfg.MaxBatch)
 		if ctx.Err() == nil {
@@ -203,7 +210,7 @@ func (r *Reactor) Run(parent context.Context) error {
 }
 
 // CheckTruncated compares the group's committed offsets with the log's end
-// before the group is joined; with ResumeTruncated it moves them back to
+// before the group is joined, with a client of its own; with ResumeTruncated it moves them back to
 // the end of a log that lost its tail, otherwise it returns an error
 // wrapping ErrLogTruncated. Run calls it first; call it earlier, before
 // anything appends to the log (rtstack dev does, before its gateway
@@ -215,9 +222,7 @@ func (r *Reactor) CheckTruncated(ctx context.Context) error {
 		return fmt.Errorf("reactor: %w", err)
 	}
 	defer cl.Close()
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	return r.checkTruncated(cctx, cl)
+	return r.checkTruncated(ctx, cl)
 }
 
 // assigned runs when partitions are assigned: it notes the committed
@@ -225,7 +230,7 @@ func (r *Reactor) CheckTruncated(ctx context.Context) error {
 // ResumeTruncated; otherwise such a partition ends Run) and restarts each
 // partition at zero to fold its registrations.
 func (r *Reactor) assigned(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
-	ends, err := kafka.EndOffsets(ctx, r.client, r.cfg.Topic)
+	ends, err := kafka.EndOffsets(ctx, r.meta, r.cfg.Topic)
 	if err != nil {
 		r.log.Warn("end offsets not read; truncation not checked at assignment", "err", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -34,6 +35,8 @@ func truncatedErr(ts []kafka.Truncation) error {
 // otherwise it returns the error. Offsets that cannot be read are not
 // judged: the assignment checks again.
 func (r *Reactor) checkTruncated(ctx context.Context, cl *kgo.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	adm := kadm.NewClient(cl)
 	committed, err := adm.FetchOffsets(ctx, r.cfg.Group)
 	if err == nil {
