@@ -146,6 +146,10 @@ type Projector struct {
 	fail context.CancelCauseFunc
 
 	truncOnce sync.Once // a truncation is counted and logged once per Run
+	// logChecked is closed once checkLog passed: assignments wait for it,
+	// so a store bound to another log is reported as that, not judged
+	// against this log's end offsets first.
+	logChecked chan struct{}
 	// logInfo is the log the store was bound to at the start (nil if the
 	// topic could not be described); the lag tick checks the binding again.
 	logInfo atomic.Pointer[kafka.TopicInfo]
@@ -188,12 +192,13 @@ func NewProjector(cfg Config) (*Projector, error) {
 		return nil, fmt.Errorf("projector metrics: %w", err)
 	}
 	return &Projector{
-		cfg:      cfg,
-		name:     cfg.Store.Name(),
-		m:        m,
-		log:      cfg.Logger.With("projection", cfg.Store.Name()),
-		assigned: map[int32]*assignment{},
-		seeks:    map[int32]seekReq{},
+		cfg:        cfg,
+		name:       cfg.Store.Name(),
+		m:          m,
+		log:        cfg.Logger.With("projection", cfg.Store.Name()),
+		assigned:   map[int32]*assignment{},
+		seeks:      map[int32]seekReq{},
+		logChecked: make(chan struct{}),
 	}, nil
 }
 
@@ -232,6 +237,7 @@ func (p *Projector) Run(parent context.Context) error {
 	if err := p.checkLog(ctx, cl); err != nil {
 		return err
 	}
+	close(p.logChecked)
 
 	lagDone := make(chan struct{})
 	lagCtx, stopLag := context.WithCancel(ctx)
@@ -457,6 +463,11 @@ func (p *Projector) adjust(ctx context.Context, offsets map[string]map[int32]kgo
 	parts := offsets[p.cfg.Topic]
 	if len(parts) == 0 {
 		return offsets, nil
+	}
+	select {
+	case <-p.logChecked:
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 	cps, err := checkpointsRetry(ctx, p.cfg.Store, p.log)
 	if err != nil {
