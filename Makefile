@@ -36,12 +36,26 @@ test-e2e:
 	RTSTACK_E2E_ARTIFACTS=$(E2E_ARTIFACTS) $(GO) test -tags e2e -count=1 -timeout 15m -run TestBrowser -v ./web/
 
 # One package at a time, so benchmarks do not share the two cores. Each
-# reports its figures as a ratio against a baseline measured in the same run.
-# The replays are one pass over 1,000,000 events (-benchtime 1x); the
-# latency and fanout benchmarks need many iterations for their percentiles.
+# reports its figures as a ratio against a baseline measured in the same run;
+# the table at the end collects every ratio (and the RSS per connection). The
+# replays are one pass over 1,000,000 events (-benchtime 1x); the latency and
+# fanout benchmarks need many iterations for their percentiles; the load
+# benchmarks (BenchmarkLoad*, BenchmarkIdleConnRSS) run the load generator
+# once for a fixed time. Output is kept in bin/bench.txt.
+BENCH_OUT := bin/bench.txt
 bench:
-	$(GO) test -p 1 -run '^$$' -bench . -benchmem -timeout 30m ./infra/kafka/ ./gateway/... ./tasks/...
-	$(GO) test -p 1 -run '^$$' -bench Replay -benchmem -benchtime 1x -timeout 30m ./projections/...
+	@mkdir -p bin; rm -f $(BENCH_OUT) bin/bench.failed
+	($(GO) test -p 1 -run '^$$' -bench . -benchmem -timeout 30m ./infra/kafka/ ./gateway/... ./tasks/... || touch bin/bench.failed) 2>&1 | tee -a $(BENCH_OUT)
+	($(GO) test -p 1 -run '^$$' -bench Replay -benchmem -benchtime 1x -timeout 30m ./projections/... || touch bin/bench.failed) 2>&1 | tee -a $(BENCH_OUT)
+	@echo; echo "== ratios against the baselines of the same run =="
+	@# A benchmark's log lines may split its result line: the name, then the
+	@# figures on a line of their own.
+	@awk 'function row(from) { for (i = from; i < NF; i += 2) if ($$(i+1) ~ /ratio|x_baseline|KiB\/conn/) \
+	         printf "%-22s %-28s %-26s %10s\n", pkg, name, $$(i+1), $$i } \
+	     /^pkg:/ { pkg = $$2; sub(/.*rtstack\/rtstack\//, "", pkg) } \
+	     /^Benchmark/ { name = $$1; sub(/-[0-9]+$$/, "", name); waiting = ($$2 !~ /^[0-9]+$$/); if (!waiting) row(3); next } \
+	     waiting && /^ +[0-9]+\t/ { row(2); waiting = 0 }' $(BENCH_OUT)
+	@test ! -e bin/bench.failed
 
 fmt:
 	gofmt -w .

@@ -39,6 +39,15 @@ type Boards interface {
 	Counters(ctx context.Context, room string) (view.Counters, error)
 }
 
+// BoardWatcher reports changes of the boards behind the leaderboard and
+// counters channels: WatchBoards calls changed (which must not block) for
+// each change committed to the projection, and with All whenever notices
+// may have been missed, until ctx ends. *redis.Projection satisfies it over
+// Redis pub/sub.
+type BoardWatcher interface {
+	WatchBoards(ctx context.Context, changed func(view.BoardChange)) error
+}
+
 // Presence records who is online in a room, per connection. The gateway
 // calls Join after a successful join, Leave after a leave and for every room
 // a connection was in when it ends. Errors are logged, never shown to
@@ -91,7 +100,7 @@ const (
 	DefaultPongWait           = 60 * time.Second
 	DefaultWriteWait          = 10 * time.Second
 	DefaultLeaderboardSize    = 10
-	DefaultBoardInterval      = time.Second
+	DefaultBoardInterval      = 250 * time.Millisecond
 	DefaultTopicCheckInterval = 5 * time.Second
 	DefaultDedupeWindow       = 256
 	DefaultTypingInterval     = 2 * time.Second
@@ -195,8 +204,14 @@ type Config struct {
 	// LeaderboardSize is how many entries a leaderboard frame carries.
 	// Default 10.
 	LeaderboardSize int
-	// BoardInterval is how often subscribed boards are re-read; a changed
-	// board is sent again. Default 1s.
+	// BoardChanges tells which boards the projection changed. With it, a
+	// board is re-read only after a change notice, once per BoardInterval
+	// however many subscribers it has; nil re-reads every subscribed board
+	// each BoardInterval.
+	BoardChanges BoardWatcher
+	// BoardInterval coalesces board pushes: a changed board is re-read and
+	// sent at most once per interval. Default 250ms (4 pushes/s per
+	// channel at most).
 	BoardInterval time.Duration
 	// Presence is told about joins and leaves; nil disables presence.
 	Presence Presence

@@ -30,8 +30,9 @@
 // srv.BroadcastRoom (typing frames relayed from other gateways); the HTTP
 // API may hand out srv.TopicID().
 //
-// It imports commands, events, schemas, infra/kafka, projections/view (the
-// read types), gateway/clienterr, gateway/auth and internal/retry. It must
+// It imports commands, events, schemas, infra/kafka, infra/telemetry (each
+// action starts a trace), projections/view (the read types),
+// gateway/clienterr, gateway/auth and internal/retry. It must
 // not import gateway/presence, gateway/api, the projection adapters or
 // anything under cmd/: those are wired to it through the small interfaces
 // declared in config.go.

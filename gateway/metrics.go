@@ -22,6 +22,7 @@ type metrics struct {
 	fanoutSeconds   prometheus.Histogram
 	resyncs         prometheus.Counter
 	tailErrors      prometheus.Counter
+	boardReads      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -34,7 +35,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		frames: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "frames_written_total",
 			Help: "WebSocket data frames written (each may pack several objects)."}),
 		drops: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "drops_total",
-			Help: "Things not delivered, by reason: slow_client, duplicate, undecodable, rate_limited, frame_too_big, forbidden_room (a frame for a user whose token does not allow its room)."}, []string{"reason"}),
+			Help: "Things not delivered, by reason: slow_client, duplicate, undecodable, misplaced (a record outside its room's partition), rate_limited, frame_too_big, forbidden_room (a frame for a user whose token does not allow its room)."}, []string{"reason"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "client_errors_total",
 			Help: "Error frames sent to clients, by code."}, []string{"code"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "refused_total",
@@ -53,13 +54,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Joins answered with resync."}),
 		tailErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "tail_errors_total",
 			Help: "Fetch errors while tailing the log (the tail retries)."}),
+		boardReads: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "board_reads_total",
+			Help: "Re-reads of changed leaderboard and counters boards (one per changed board per interval, whatever the subscriber count; snapshots on subscribe not included)."}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	var errs []error
 	for _, c := range []prometheus.Collector{m.connections, m.deliveries, m.frames, m.drops, m.errors, m.refused,
-		m.appendSeconds, m.recoverySeconds, m.recoveryRecords, m.fanoutSeconds, m.resyncs, m.tailErrors} {
+		m.appendSeconds, m.recoverySeconds, m.recoveryRecords, m.fanoutSeconds, m.resyncs, m.tailErrors, m.boardReads} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

@@ -8,10 +8,18 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/gateway/clienterr"
+	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/infra/telemetry"
 )
+
+// tracer is looked up at each use: the provider is installed after package init.
+func tracer() trace.Tracer { return telemetry.Tracer("github.com/rtstack/rtstack/gateway") }
 
 // readLoop is the connection's reader: it runs in ServeHTTP's goroutine,
 // handles one client frame at a time, and on return tears the connection
@@ -174,12 +182,20 @@ func (c *conn) command(op string, fn func(ctx context.Context) (commands.Result,
 	// idempotent producer cannot fail a request already sent to a broker
 	// that went away, so the client is answered at the timeout while the
 	// append finishes (or fails) when the broker is back.
+	// Each action starts a trace that its event carries through the log
+	// to the projectors, the reactor and the workers.
+	ctx, span := tracer().Start(telemetry.Root(ctx), "ws "+op, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("rtstack.user", c.user)))
 	go func() {
 		defer c.s.endCommand()
 		defer cancel()
+		defer span.End()
 		res, err := fn(ctx)
 		if err == nil {
 			c.s.m.appendSeconds.WithLabelValues(op).Observe(time.Since(start).Seconds())
+			span.SetAttributes(kafka.PartitionAttr(res.Position.Partition), kafka.OffsetAttr(res.Position.Offset))
+		} else {
+			span.SetStatus(codes.Error, err.Error())
 		}
 		done <- result{res, err}
 	}()
@@ -194,7 +210,7 @@ func (c *conn) command(op string, fn func(ctx context.Context) (commands.Result,
 			return r.res, r.err
 		default:
 		}
-		c.s.log.Warn("client action timed out; its outcome is unknown", "op", op, "conn", c.id)
+		c.s.log.WarnContext(ctx, "client action timed out; its outcome is unknown", "op", op, "conn", c.id)
 		return commands.Result{}, fmt.Errorf("%w: %s: no answer from the log within %v (outcome unknown; resend with the same client_id)",
 			errUnavailable, op, c.s.cfg.CommandTimeout)
 	}

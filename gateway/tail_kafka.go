@@ -39,6 +39,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
+	s.place.Store(kafka.NewPlacement(s.cfg.Codec, info))
 	s.hub.start(info.Name, info.ID, next)
 	s.readyOnce.Do(func() { close(s.ready) })
 	s.log.Info("tailing the log", "topic", info.Name, "partitions", info.Partitions, "topic_id", info.ID)
@@ -62,6 +63,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return nil
 		}
 		s.log.Warn("the log was recreated; every room resyncs", "topic", info.Name, "topic_id", info.ID)
+		s.place.Store(kafka.NewPlacement(s.cfg.Codec, info))
 		for c, rooms := range s.hub.resyncAll("log_recreated", info.ID, next) {
 			for _, r := range rooms {
 				c.setMember(r, false)
@@ -170,14 +172,22 @@ func (s *Server) tail(ctx context.Context, admin *kgo.Client, info kafka.TopicIn
 }
 
 // toDelivery decodes a record and encodes its client frame once. A record
-// that cannot be decoded still advances the position (the projectors park
-// it; clients cannot be shown it).
+// that cannot be decoded, or is outside its room's partition, still
+// advances the position but is shown to nobody, counted by reason (the
+// projectors park it): a misplaced record is not in the room's history, so
+// neither live delivery nor a `since` recovery (which reads only the room's
+// partition) ever shows it.
 func (s *Server) toDelivery(r *kgo.Record) delivery {
 	d := delivery{partition: r.Partition, offset: r.Offset}
-	rec, err := kafka.Decode(s.cfg.Codec, r)
+	rec, err := s.place.Load().Decode(r)
 	if err != nil {
-		s.m.drops.WithLabelValues("undecodable").Inc()
-		s.log.Error("undecodable record", "partition", r.Partition, "offset", r.Offset, "err", err)
+		reason := kafka.ReasonOf(err)
+		drop := "undecodable"
+		if reason == kafka.ReasonMisplaced {
+			drop = string(reason)
+		}
+		s.m.drops.WithLabelValues(drop).Inc()
+		s.log.Error("record not delivered", "partition", r.Partition, "offset", r.Offset, "reason", reason, "err", err)
 		return d
 	}
 	d.room = rec.Event.Env().Room

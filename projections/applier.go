@@ -13,18 +13,18 @@ import (
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/infra/telemetry"
 	"github.com/rtstack/rtstack/internal/retry"
-	"github.com/rtstack/rtstack/schemas"
 )
 
 // Headers a parked record carries besides its original ones.
 const (
-	HeaderParkError     = "park-error"     // why the record could not be decoded
-	HeaderParkReason    = "park-reason"    // that reason in one word (schemas.Reason), e.g. trailing_bytes
+	HeaderParkError     = "park-error"     // why the record was refused: it does not decode, or it is misplaced
+	HeaderParkReason    = "park-reason"    // that reason in one word (kafka.ReasonOf), e.g. trailing_bytes, misplaced
 	HeaderParkTopic     = "park-topic"     // where it came from
 	HeaderParkPartition = "park-partition" // its partition, decimal
 	HeaderParkOffset    = "park-offset"    // its offset, decimal
-	HeaderParkBy        = "park-by"        // the projection that parked it
+	HeaderParkBy        = "park-by"        // the projection that parked it: each parks its own copy
 )
 
 // errStopped: the partition was revoked (or the run ended) while a batch
@@ -67,16 +67,16 @@ func permanent(s Store, err error) bool {
 }
 
 // applier folds the records of one partition into a Store: decode, park
-// what cannot be decoded, apply the rest with the checkpoint, retry store
+// what cannot be decoded or is misplaced, apply the rest with the checkpoint, retry store
 // errors with backoff until it succeeds, the partition is stopped, or the
 // error is permanent.
 type applier struct {
 	id       int32
 	name     string
 	store    Store
-	codec    *schemas.Codec
+	place    *kafka.Placement // decodes and checks the placement rule
 	maxBatch int
-	// park copies an undecodable record to the parking topic; nil means
+	// park copies a refused record to the parking topic; nil means
 	// count and log only (a rebuild: the live projector parked it already).
 	park func(ctx context.Context, r *kgo.Record, cause error) error
 	log  *slog.Logger
@@ -116,7 +116,7 @@ func (a *applier) processChunk(ctx context.Context, recs []*kgo.Record, stop <-c
 			continue
 		}
 		last = r
-		rec, err := kafka.Decode(a.codec, r)
+		rec, err := a.place.Decode(r)
 		if err != nil {
 			if err := a.parkRecord(ctx, r, err, stop); err != nil {
 				return nil, err
@@ -130,7 +130,10 @@ func (a *applier) processChunk(ctx context.Context, recs []*kgo.Record, stop <-c
 		return nil, nil
 	}
 	to := last.Offset + 1
-	if err := a.applyRetrying(ctx, goods, recs[0].Offset, to, stop); err != nil {
+	spans := a.startSpans(ctx, recs, next)
+	err := a.applyRetrying(ctx, goods, recs[0].Offset, to, stop)
+	telemetry.EndSpans(spans, err)
+	if err != nil {
 		return nil, err
 	}
 	a.next.Store(to)
@@ -180,9 +183,10 @@ func (a *applier) applyRetrying(ctx context.Context, goods []events.Record, firs
 }
 
 func (a *applier) parkRecord(ctx context.Context, r *kgo.Record, cause error, stop <-chan struct{}) error {
-	a.m.parked.Inc()
-	a.log.Error("undecodable record", "projection", a.name, "partition", r.Partition,
-		"offset", r.Offset, "err", cause, "parked", a.park != nil)
+	reason := kafka.ReasonOf(cause)
+	a.m.parked(reason).Inc()
+	a.log.Error("refused record", "projection", a.name, "partition", r.Partition,
+		"offset", r.Offset, "reason", reason, "err", cause, "parked", a.park != nil)
 	if a.park == nil {
 		return nil
 	}
@@ -212,7 +216,7 @@ func parkedRecord(parkTopic, projection string, r *kgo.Record, cause error) *kgo
 	hs = append(hs, r.Headers...)
 	hs = append(hs,
 		kgo.RecordHeader{Key: HeaderParkError, Value: []byte(cause.Error())},
-		kgo.RecordHeader{Key: HeaderParkReason, Value: []byte(schemas.ReasonOf(cause))},
+		kgo.RecordHeader{Key: HeaderParkReason, Value: []byte(kafka.ReasonOf(cause))},
 		kgo.RecordHeader{Key: HeaderParkTopic, Value: []byte(r.Topic)},
 		kgo.RecordHeader{Key: HeaderParkPartition, Value: []byte(strconv.Itoa(int(r.Partition)))},
 		kgo.RecordHeader{Key: HeaderParkOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},

@@ -11,7 +11,9 @@
 //
 // Runtime: NewProjector(Config).Run(ctx) is a consumer-group member with one
 // goroutine per assigned partition, each seeking to the Store's checkpoint
-// on assignment; undecodable records go to the parking topic; store errors
+// on assignment; records that do not decode or are outside their room's
+// partition (kafka.Placement) go to the parking topic, each projection
+// parking its own copy; store errors
 // are retried with backoff unless the store's Classifier calls them
 // permanent, which stops Run with ErrPermanent. Rebuild replays the whole
 // log into a new version of a Versioned projection and swaps it in, with
@@ -19,6 +21,7 @@
 // person. Every Versioned store passes projectionstest.Contract.
 //
 // It imports events, schemas (to decode), infra/kafka (clients, topic,
-// end offsets), infra/prom (metrics) and internal/retry (backoff); never
+// end offsets), infra/prom (metrics), infra/telemetry (a span per record
+// applied, when tracing is on) and internal/retry (backoff); never
 // gateway, commands or tasks.
 package projections

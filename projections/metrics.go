@@ -7,13 +7,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rtstack/rtstack/infra/prom"
+	"github.com/rtstack/rtstack/schemas"
 )
 
 // metrics are the runtime's Prometheus collectors. Labels stay bounded:
 // projection name and partition number only.
 type metrics struct {
 	applied    *prometheus.CounterVec   // projection
-	parked     *prometheus.CounterVec   // projection
+	parked     *prometheus.CounterVec   // projection, reason
 	errors     *prometheus.CounterVec   // projection
 	resets     *prometheus.CounterVec   // projection
 	truncated  *prometheus.CounterVec   // projection
@@ -31,8 +32,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"projection"}),
 		parked: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtstack_projection_records_parked_total",
-			Help: "Undecodable log records copied to the parking topic and skipped.",
-		}, []string{"projection"}),
+			Help: "Log records refused (undecodable, or misplaced: outside their room's partition), copied to the parking topic and skipped, by reason.",
+		}, []string{"projection", "reason"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtstack_projection_apply_errors_total",
 			Help: "Failed Apply calls (each is retried with backoff, unless the store calls the error permanent).",
@@ -100,16 +101,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 // partitionMetrics are the collectors of one projection and partition,
 // resolved once.
 type partitionMetrics struct {
-	applied, parked, errors, resets prometheus.Counter
-	age                             prometheus.Gauge
-	latency, batch                  prometheus.Observer
+	applied, errors, resets prometheus.Counter
+	// parked counts refused records by reason (a bounded set:
+	// kafka.ReasonOf).
+	parked         func(reason schemas.Reason) prometheus.Counter
+	age            prometheus.Gauge
+	latency, batch prometheus.Observer
 }
 
 func (m *metrics) forPartition(name string, p int32) partitionMetrics {
 	ps := strconv.Itoa(int(p))
 	return partitionMetrics{
 		applied: m.applied.WithLabelValues(name),
-		parked:  m.parked.WithLabelValues(name),
+		parked: func(reason schemas.Reason) prometheus.Counter {
+			return m.parked.WithLabelValues(name, string(reason))
+		},
 		errors:  m.errors.WithLabelValues(name),
 		resets:  m.resets.WithLabelValues(name),
 		age:     m.age.WithLabelValues(name, ps),

@@ -132,24 +132,19 @@ type Projector struct {
 	m    *metrics
 	log  *slog.Logger
 
-	// meta reads end offsets for the assignment's truncation check; set at
-	// the start of Run, before the group client exists (its callbacks run
-	// from the moment it does).
-	meta *kgo.Client
-
-	// client is set once at the start of Run, before any partition is
-	// assigned.
+	// meta (checks of the log: binding, end offsets) and place are set
+	// once at the start of Run before the group client exists, whose
+	// callbacks run from the moment it does; client once it does, before
+	// any partition is assigned.
+	meta   *kgo.Client
 	client *kgo.Client
+	place  *kafka.Placement
 
 	// fail ends Run with the cause a partition could not get past (an
 	// error wrapping ErrPermanent); set once at the start of Run.
 	fail context.CancelCauseFunc
 
 	truncOnce sync.Once // a truncation is counted and logged once per Run
-	// logChecked is closed once checkLog passed: assignments wait for it,
-	// so a store bound to another log is reported as that, not judged
-	// against this log's end offsets first.
-	logChecked chan struct{}
 	// logInfo is the log the store was bound to at the start (nil if the
 	// topic could not be described); the lag tick checks the binding again.
 	logInfo atomic.Pointer[kafka.TopicInfo]
@@ -192,13 +187,12 @@ func NewProjector(cfg Config) (*Projector, error) {
 		return nil, fmt.Errorf("projector metrics: %w", err)
 	}
 	return &Projector{
-		cfg:        cfg,
-		name:       cfg.Store.Name(),
-		m:          m,
-		log:        cfg.Logger.With("projection", cfg.Store.Name()),
-		assigned:   map[int32]*assignment{},
-		seeks:      map[int32]seekReq{},
-		logChecked: make(chan struct{}),
+		cfg:      cfg,
+		name:     cfg.Store.Name(),
+		m:        m,
+		log:      cfg.Logger.With("projection", cfg.Store.Name()),
+		assigned: map[int32]*assignment{},
+		seeks:    map[int32]seekReq{},
 	}, nil
 }
 
@@ -221,6 +215,11 @@ func (p *Projector) Run(parent context.Context) error {
 	}
 	defer meta.Close()
 	p.meta = meta
+	// Before the group client exists: joining assigns partitions at once,
+	// and their appliers need the log's placement rule.
+	if ok, err := p.prepare(ctx); !ok {
+		return err
+	}
 	cl, err := kafka.NewClient(p.cfg.Kafka, p.clientOpts(ctx)...)
 	if err != nil {
 		return fmt.Errorf("projector %s: %w", p.name, err)
@@ -228,16 +227,6 @@ func (p *Projector) Run(parent context.Context) error {
 	defer p.revokeAll()
 	defer cl.Close() // leaves the group; the revoke callback stops the assignments
 	p.client = cl
-
-	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	if _, err := kafka.EnsureTopic(ensureCtx, cl, p.cfg.ParkTopic, 1); err != nil {
-		p.log.Warn("parking topic not ensured; parking will retry", "topic", p.cfg.ParkTopic, "err", err)
-	}
-	cancel()
-	if err := p.checkLog(ctx, cl); err != nil {
-		return err
-	}
-	close(p.logChecked)
 
 	lagDone := make(chan struct{})
 	lagCtx, stopLag := context.WithCancel(ctx)
@@ -354,31 +343,55 @@ func (p *Projector) hand(ctx context.Context, ftp kgo.FetchTopicPartition) {
 	}
 }
 
-// checkLog refuses to project a recreated log onto checkpoints of the old
-// one (its offsets mean other records), or a log onto a store bound to
-// another cluster's log (ErrOtherLog), then checks for a truncation. A
-// topic that does not exist yet is checked by the next start.
-func (p *Projector) checkLog(ctx context.Context, cl *kgo.Client) error {
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	info, err := kafka.DescribeTopic(dctx, cl, p.cfg.Topic)
-	if err != nil {
-		p.log.Warn("log not described; topic id not checked", "topic", p.cfg.Topic, "err", err)
-		return nil
+// prepare ensures the parking topic and checks the log (checkLog) with
+// the meta client; ok is false when Run must return err.
+func (p *Projector) prepare(ctx context.Context) (ok bool, err error) {
+	meta := p.meta
+	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	if _, err := kafka.EnsureTopic(ensureCtx, meta, p.cfg.ParkTopic, 1); err != nil {
+		p.log.Warn("parking topic not ensured; parking will retry", "topic", p.cfg.ParkTopic, "err", err)
 	}
+	cancel()
+	return p.checkLog(ctx, meta)
+}
+
+// checkLog describes the log, waiting until it exists, so the appliers
+// check the placement rule over its partition count; it refuses to
+// project a recreated log onto checkpoints of the old one (its offsets mean
+// other records), or a log onto a store bound to another cluster's log
+// (ErrOtherLog); then it checks for a truncation. ok is false when ctx
+// ended first.
+func (p *Projector) checkLog(ctx context.Context, cl *kgo.Client) (ok bool, err error) {
 	backoff := newBackoff()
+	var info kafka.TopicInfo
+	for {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		info, err = kafka.DescribeTopic(dctx, cl, p.cfg.Topic)
+		cancel()
+		if err == nil {
+			break
+		}
+		p.log.Warn("log not described, retrying", "topic", p.cfg.Topic, "attempt", backoff.Attempt()+1, "err", err)
+		if !backoff.Wait(ctx, nil) {
+			return false, nil // shutting down
+		}
+	}
+	p.place = kafka.NewPlacement(p.cfg.Codec, info)
 	for {
 		err := bindLog(ctx, p.cfg.Store, info)
+		if boundElsewhere(err) {
+			return false, fmt.Errorf("projector %s: %w", p.name, err)
+		}
 		if err == nil {
 			p.logInfo.Store(&info)
-			return p.checkTruncated(ctx, cl, nil)
-		}
-		if boundElsewhere(err) {
-			return fmt.Errorf("projector %s: %w", p.name, err)
+			if err := p.checkTruncated(ctx, cl, nil); err != nil {
+				return false, err
+			}
+			return true, nil
 		}
 		p.log.Warn("bind log failed, retrying", "attempt", backoff.Attempt()+1, "err", err)
 		if !backoff.Wait(ctx, nil) {
-			return nil // shutting down
+			return false, nil // shutting down
 		}
 	}
 }
@@ -449,7 +462,7 @@ func (p *Projector) newApplier(id int32) *applier {
 		id:       id,
 		name:     p.name,
 		store:    p.cfg.Store,
-		codec:    p.cfg.Codec,
+		place:    p.place,
 		maxBatch: p.cfg.MaxBatch,
 		park:     p.park,
 		log:      p.log,
@@ -463,11 +476,6 @@ func (p *Projector) adjust(ctx context.Context, offsets map[string]map[int32]kgo
 	parts := offsets[p.cfg.Topic]
 	if len(parts) == 0 {
 		return offsets, nil
-	}
-	select {
-	case <-p.logChecked:
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
 	cps, err := checkpointsRetry(ctx, p.cfg.Store, p.log)
 	if err != nil {

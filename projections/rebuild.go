@@ -253,9 +253,10 @@ func (r *rebuild) consume(ctx context.Context) error {
 	r.errc = make(chan error, int(n))
 	r.appliers = make([]*applier, n)
 	feeds := make([]chan fetched, n)
+	place := kafka.NewPlacement(r.cfg.Codec, r.info)
 	for id := range n {
 		a := &applier{
-			id: id, name: r.name, store: r.store, codec: r.cfg.Codec, maxBatch: r.cfg.MaxBatch,
+			id: id, name: r.name, store: r.store, place: place, maxBatch: r.cfg.MaxBatch,
 			log: r.log, m: m.forPartition(r.name, id),
 		}
 		a.next.Store(r.start[id])

@@ -2,6 +2,8 @@ package projections_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,4 +88,56 @@ func readParked(ctx context.Context, t *testing.T, addr, parkTopic string, n int
 		parked = append(parked, fs.Records()...)
 	}
 	return parked
+}
+
+// A record outside its room's partition (another producer's partitioner)
+// is parked with reason misplaced and counted by reason, the room's own
+// records around it applied; a rebuild refuses it the same way, so the
+// rebuilt state equals the live one.
+func TestProjectorParksMisplacedRecords(t *testing.T) {
+	testsvc.Integration(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const topic, partitions = "chat.events", 3
+	l := kafkatest.NewLog(t, topic, partitions)
+	log := kafka.NewLog(l.Client, l.Codec, topic)
+	first, err := log.Append(ctx, joined(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stray := kafkatest.ProduceMisplaced(t, l.Addr, topic, partitions, l.Codec, joined(5)) // room-0 too, elsewhere
+	if _, err := log.Append(ctx, joined(10)); err != nil {
+		t.Fatal(err)
+	}
+
+	store := newMemStore()
+	reg := prometheus.NewRegistry()
+	projectionstest.Run(t, projections.Config{Kafka: kafka.ClientConfig{Brokers: []string{l.Addr}}, Topic: topic, Codec: l.Codec, Store: store, Registerer: reg})
+	testsvc.Eventually(t, 20*time.Second, "the room's two events applied", func() bool {
+		return len(store.ids()[first.Partition]) == 2
+	})
+	parked := readParked(ctx, t, l.Addr, topic+".parked", 1)
+	h := headers(parked[0])
+	if h[projections.HeaderParkReason] != string(kafka.ReasonMisplaced) || h[projections.HeaderParkPartition] != fmt.Sprint(stray.Partition) ||
+		!strings.Contains(h[projections.HeaderParkError], fmt.Sprintf("partition %d of %d", first.Partition, partitions)) {
+		t.Errorf("parked headers %v, want reason %s from partition %d naming the room's partition %d", h, kafka.ReasonMisplaced, stray.Partition, first.Partition)
+	}
+	testsvc.Eventually(t, 10*time.Second, "stray partition's checkpoint past the record", func() bool {
+		cps, _ := store.Checkpoints(ctx)
+		return cps[stray.Partition] == stray.Offset+1
+	})
+	if ids := store.ids()[stray.Partition]; len(ids) != 0 {
+		t.Errorf("partition %d applied %v, want nothing", stray.Partition, ids)
+	}
+	if got := testsvc.Sum(t, reg, "rtstack_projection_records_parked_total", "reason", string(kafka.ReasonMisplaced)); got != 1 {
+		t.Errorf("parked{reason=misplaced} = %v, want 1", got)
+	}
+
+	before, _ := store.Digest(ctx)
+	if err := projections.Rebuild(ctx, projections.RebuildConfig{Kafka: kafka.ClientConfig{Brokers: []string{l.Addr}}, Topic: topic, Codec: l.Codec, Target: store}); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := store.Digest(ctx); after != before {
+		t.Errorf("digest after rebuild %s, live %s: the rebuild decided otherwise", after, before)
+	}
 }

@@ -1,7 +1,7 @@
 // Command rtstack runs the parts of the rtstack chat platform: the embedded
 // broker, the gateway, the projectors, the reactor and the workers, together
 // (`rtstack dev`) or one per process; and the operator's tools (token, log,
-// rebuild, digest, dlq).
+// rebuild, digest, dlq, loadtest).
 //
 // This package is the composition root: it reads configuration once and
 // wires components; it holds no logic of its own.
@@ -76,6 +76,7 @@ func rootCommand() *ffcli.Command {
 			logCommand(),
 			digestCommand(),
 			dlqCommand(),
+			loadtestCommand(),
 		},
 	}
 }

@@ -6,7 +6,10 @@
 // It is the only package that knows the record layout: key = room, value =
 // Confluent wire format, headers event-type and event-id. NewRecord writes
 // it; Partitioner, RoomPartitioner, InRoom, EventType and EventID read
-// it for everyone else (record.go).
+// it for everyone else (record.go). Placement is the one predicate every
+// consumer decodes through: a record outside its room's murmur2 partition
+// is refused as misplaced (placement.go).
 //
-// It imports events and schemas (the codec) only, besides franz-go.
+// It imports events, schemas (the codec) and infra/telemetry (records carry
+// their trace context in headers) only, besides franz-go.
 package kafka

@@ -7,8 +7,12 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kotel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/rtstack/rtstack/events"
+	"github.com/rtstack/rtstack/infra/telemetry"
 	"github.com/rtstack/rtstack/schemas"
 )
 
@@ -34,6 +38,11 @@ func (l *Log) Append(ctx context.Context, ev events.Event) (events.Position, err
 	if err != nil {
 		return events.Position{}, err
 	}
+	// The action's trace context travels in a traceparent header even with
+	// tracing off; with it on, kotel's publish span (a child of ctx)
+	// replaces it.
+	telemetry.Propagator().Inject(ctx, kotel.NewRecordCarrier(rec))
+	rec.Context = ctx
 	res := l.cl.ProduceSync(ctx, rec)
 	r, err := res.First()
 	if err != nil {
@@ -93,3 +102,23 @@ func IsRetryable(err error) bool {
 	}
 	return kgo.IsRetryableBrokerErr(err)
 }
+
+// TraceContext returns ctx carrying the trace of the action that wrote r:
+// the receive span kotel started for it when tracing is on, else the
+// traceparent header's span context (none if it has no header).
+func TraceContext(ctx context.Context, r *kgo.Record) context.Context {
+	if r.Context != nil {
+		if sc := trace.SpanContextFromContext(r.Context); sc.IsValid() {
+			return trace.ContextWithSpanContext(ctx, sc)
+		}
+	}
+	return telemetry.Propagator().Extract(ctx, kotel.NewRecordCarrier(r))
+}
+
+// PartitionAttr and OffsetAttr are a record's position as span attributes,
+// named as OpenTelemetry's messaging conventions name them.
+func PartitionAttr(p int32) attribute.KeyValue {
+	return attribute.Int("messaging.destination.partition.id", int(p))
+}
+
+func OffsetAttr(o int64) attribute.KeyValue { return attribute.Int64("messaging.kafka.offset", o) }

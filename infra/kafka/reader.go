@@ -47,9 +47,10 @@ type Line struct {
 // reads every partition directly, without a consumer group: nothing is
 // committed, nothing is joined. Close it when done.
 type LogReader struct {
-	cfg  ReaderConfig
-	cl   *kgo.Client
-	ends map[int32]int64 // the log's end per partition when opened
+	cfg   ReaderConfig
+	cl    *kgo.Client
+	place *Placement      // a misplaced record is printed with its error, as consumers refuse it
+	ends  map[int32]int64 // the log's end per partition when opened
 }
 
 // OpenLogReader connects and checks that the topic exists. An error means
@@ -64,7 +65,8 @@ func OpenLogReader(ctx context.Context, cfg ReaderConfig) (*LogReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := DescribeTopic(ctx, cl, cfg.Topic); err != nil {
+	info, err := DescribeTopic(ctx, cl, cfg.Topic)
+	if err != nil {
 		cl.Close()
 		return nil, err
 	}
@@ -73,7 +75,7 @@ func OpenLogReader(ctx context.Context, cfg ReaderConfig) (*LogReader, error) {
 		cl.Close()
 		return nil, err
 	}
-	return &LogReader{cfg: cfg, cl: cl, ends: ends}, nil
+	return &LogReader{cfg: cfg, cl: cl, place: NewPlacement(cfg.Codec, info), ends: ends}, nil
 }
 
 // Close closes the reader's client.
@@ -113,7 +115,7 @@ func (lr *LogReader) WriteJSON(ctx context.Context, w io.Writer) error {
 			if lr.cfg.Room != "" && !InRoom(r, lr.cfg.Room) {
 				return
 			}
-			if err := enc.Encode(decodeLine(lr.cfg.Codec, r)); err != nil && werr == nil {
+			if err := enc.Encode(decodeLine(lr.place, r)); err != nil && werr == nil {
 				werr = err
 			}
 		})
@@ -129,10 +131,10 @@ func (lr *LogReader) WriteJSON(ctx context.Context, w io.Writer) error {
 	return nil
 }
 
-func decodeLine(codec *schemas.Codec, r *kgo.Record) Line {
+func decodeLine(place *Placement, r *kgo.Record) Line {
 	p, o := r.Partition, r.Offset
 	line := Line{Partition: &p, Offset: &o}
-	rec, err := Decode(codec, r)
+	rec, err := place.Decode(r)
 	if err != nil {
 		line.Error = err.Error()
 		return line

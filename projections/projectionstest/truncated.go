@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/infra/kafka"
@@ -112,7 +111,7 @@ func truncatedLogIsRefusedThenRebuilt(t *testing.T, h Harness) {
 	if rctx.Err() != nil {
 		t.Fatal("the projector did not stop by itself")
 	}
-	if n := testutil.ToFloat64(counter(t, reg, "rtstack_projection_log_truncated_total")); n != 1 {
+	if n := testsvc.Sum(t, reg, "rtstack_projection_log_truncated_total"); n != 1 {
 		t.Errorf("rtstack_projection_log_truncated_total = %v, want 1", n)
 	}
 	if fmt.Sprint(checkpoints(t, s)) != fmt.Sprint(oldCps) || digest(t, s) != oldDigest {
@@ -153,21 +152,4 @@ func truncatedLogIsRefusedThenRebuilt(t *testing.T, h Harness) {
 	case <-time.After(time.Minute):
 		t.Fatal("a running projector did not notice the log lost its tail")
 	}
-}
-
-// counter finds the one collector named name in reg.
-func counter(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: name},
-				func() float64 { return mf.GetMetric()[0].GetCounter().GetValue() })
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return nil
 }

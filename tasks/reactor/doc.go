@@ -15,12 +15,18 @@
 // Whether the user's token allows the room is checked where the notification
 // is delivered: the gateway that holds the user's connection.
 //
+// A record outside its room's partition (kafka.Placement: a producer with
+// another partitioner than murmur2) is not part of the room's history: it is
+// neither folded nor emitted for, and counted in
+// rtstack_reactor_misplaced_records_total; the projectors park it.
+//
 // Offsets are committed only after RabbitMQ confirmed every task of the
 // batch (at-least-once into RabbitMQ). While RabbitMQ is unreachable the
 // reactor holds its batch, reconnects with backoff and publishes it again;
 // the log does not advance meanwhile. Task ids are deterministic, so a batch
 // published twice is done once by the workers.
 //
-// It imports events, schemas, infra/kafka, infra/prom, tasks, tasks/rabbit
-// and internal/retry; never gateway, projections or the worker.
+// It imports events, schemas, infra/kafka, infra/prom, infra/telemetry (tasks
+// carry their message's trace context), tasks, tasks/rabbit and
+// internal/retry; never gateway, projections or the worker.
 package reactor

@@ -18,6 +18,7 @@ type metrics struct {
 	records         *prometheus.CounterVec
 	published       *prometheus.CounterVec
 	decodeErrors    prometheus.Counter
+	misplaced       prometheus.Counter
 	publishFailures prometheus.Counter
 	truncated       prometheus.Counter
 	mentionsSkipped prometheus.Counter
@@ -37,6 +38,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		decodeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rtstack_reactor_decode_errors_total",
 			Help: "Records the reactor could not decode and skipped.",
+		}),
+		misplaced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rtstack_reactor_misplaced_records_total",
+			Help: "Records outside their room's partition (a producer with another partitioner), skipped: no task, no fold.",
 		}),
 		publishFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rtstack_reactor_publish_failures_total",
@@ -66,6 +71,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.decodeErrors, err = prom.Register(reg, m.decodeErrors); err != nil {
+		return nil, err
+	}
+	if m.misplaced, err = prom.Register(reg, m.misplaced); err != nil {
 		return nil, err
 	}
 	if m.publishFailures, err = prom.Register(reg, m.publishFailures); err != nil {

@@ -11,9 +11,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/infra/telemetry"
 	"github.com/rtstack/rtstack/internal/retry"
 	"github.com/rtstack/rtstack/schemas"
 	"github.com/rtstack/rtstack/tasks"
@@ -104,7 +106,8 @@ type Reactor struct {
 	mu    sync.Mutex // guards parts: written by the rebalance callbacks, read by the poll loop
 	parts map[int32]*partitionState
 
-	pub *rabbit.Publisher // owned by the poll loop
+	pub   *rabbit.Publisher // owned by the poll loop
+	place *kafka.Placement  // set by Run before the first poll
 
 	// meta reads committed and end offsets for the checks; set at the
 	// start of Run, before the group client exists (its callbacks use it).
@@ -178,6 +181,9 @@ func (r *Reactor) Run(parent context.Context) error {
 		}
 	}()
 	defer cl.Close()
+	if !r.describe(ctx, cl) {
+		return nil
+	}
 	for {
 		fs := cl.PollRecords(ctx, r.cfg.MaxBatch)
 		if ctx.Err() == nil {
@@ -290,10 +296,48 @@ func (r *Reactor) partition(p int32) *partitionState {
 	return st
 }
 
+// refused counts and logs a record the reactor neither folds nor emits for:
+// it does not decode, or it is misplaced (a registration or message outside
+// its room's partition is not part of the room's history, which the
+// partition's state folds). The projectors park it. Below the commit it was
+// counted when it was first read.
+func (r *Reactor) refused(rec *kgo.Record, err error, emit bool) {
+	if !emit {
+		return
+	}
+	if errors.Is(err, kafka.ErrMisplaced) {
+		r.m.misplaced.Inc()
+		r.log.Error("misplaced record skipped", "partition", rec.Partition, "offset", rec.Offset, "err", err)
+		return
+	}
+	r.m.decodeErrors.Inc()
+	r.log.Error("undecodable record skipped", "partition", rec.Partition, "offset", rec.Offset, "err", err)
+}
+
+// describe learns the log's partition count for the placement rule,
+// waiting until the log exists; false when ctx ended first.
+func (r *Reactor) describe(ctx context.Context, cl *kgo.Client) bool {
+	backoff := retry.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: true}
+	for {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		place, err := kafka.DescribePlacement(dctx, cl, r.cfg.Codec, r.cfg.Topic)
+		cancel()
+		if err == nil {
+			r.place = place
+			return true
+		}
+		r.log.Warn("log not described, retrying", "topic", r.cfg.Topic, "attempt", backoff.Attempt()+1, "err", err)
+		if !backoff.Wait(ctx, nil) {
+			return false
+		}
+	}
+}
+
 // handle folds recs, publishes their tasks until RabbitMQ confirms them all,
 // then commits the offsets of the records at or past the old commit.
 func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
 	var batch []tasks.Task
+	var spans []trace.Span // one per message with tasks, ended once they are published
 	commits := map[int32]kgo.EpochOffset{}
 	for _, rec := range recs {
 		st := r.partition(rec.Partition)
@@ -307,11 +351,9 @@ func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 		if typ := kafka.EventType(rec); typ != "" && !folded[typ] && (!emit || typ != events.TypeMessageSent) {
 			continue // nothing to fold or emit: skip the decode
 		}
-		er, err := kafka.Decode(r.cfg.Codec, rec)
+		er, err := r.place.Decode(rec)
 		if err != nil {
-			// The projectors park it; the reactor has nothing to send.
-			r.m.decodeErrors.Inc()
-			r.log.Error("undecodable record skipped", "partition", rec.Partition, "offset", rec.Offset, "err", err)
+			r.refused(rec, err, emit)
 			continue
 		}
 		switch ev := er.Event.(type) {
@@ -327,8 +369,11 @@ func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 			}
 			ts, err := tasks.ForMessage(r.onlyMembers(st, ev), er.Position, st.hooks[ev.Room])
 			if err != nil {
-				r.log.Error("tasks of message", "partition", rec.Partition, "offset", rec.Offset, "err", err)
+				r.log.ErrorContext(kafka.TraceContext(ctx, rec), "tasks of message", "partition", rec.Partition, "offset", rec.Offset, "err", err)
 				continue
+			}
+			if len(ts) > 0 {
+				spans = append(spans, traceTasks(ctx, rec, ts))
 			}
 			batch = append(batch, ts...)
 		}
@@ -336,7 +381,9 @@ func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 	if len(commits) == 0 {
 		return nil
 	}
-	if err := r.publish(ctx, batch); err != nil {
+	err := r.publish(ctx, batch)
+	telemetry.EndSpans(spans, err)
+	if err != nil {
 		return err
 	}
 	var cerr error

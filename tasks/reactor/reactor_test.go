@@ -153,35 +153,6 @@ func (e *env) worker(reg prometheus.Registerer) (stop func()) {
 	return run(e.t, w)
 }
 
-// sum adds the values of metric name whose labels include want.
-func sum(t *testing.T, g prometheus.Gatherer, name string, want ...string) float64 {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(want); i += 2 {
-				found := false
-				for _, l := range m.GetLabel() {
-					found = found || (l.GetName() == want[i] && l.GetValue() == want[i+1])
-				}
-				if !found {
-					continue next
-				}
-			}
-			s += m.GetCounter().GetValue() + m.GetGauge().GetValue() // one of them is set
-		}
-	}
-	return s
-}
-
 // delivered returns how many requests each message id received.
 func delivered(t *testing.T, tg *taskstest.Target) map[string]int {
 	out := map[string]int{}
@@ -229,10 +200,10 @@ func TestReactorDeliversOnceAndNeverRefires(t *testing.T) {
 	e.send("r1", "after-restart")
 	testsvc.Eventually(t, 30*time.Second, "the new message delivered", func() bool { return e.target.Distinct() == 6 })
 	testsvc.Eventually(t, 10*time.Second, "second reactor read the whole log", func() bool {
-		return sum(t, reg2, "rtstack_reactor_records_total") == float64(e.n)
+		return testsvc.Sum(t, reg2, "rtstack_reactor_records_total") == float64(e.n)
 	})
 	e.caughtUp("grp") // its tasks are confirmed and counted before it commits
-	if n := sum(t, reg2, "rtstack_reactor_tasks_published_total"); n != 1 {
+	if n := testsvc.Sum(t, reg2, "rtstack_reactor_tasks_published_total"); n != 1 {
 		t.Errorf("restarted reactor published %v tasks, want 1 (the new message)", n)
 	}
 
@@ -256,7 +227,7 @@ func TestReactorDeliversOnceAndNeverRefires(t *testing.T) {
 	e.send("r1", "after-rebuild")
 	testsvc.Eventually(t, 30*time.Second, "the message after the rebuild delivered", func() bool { return e.target.Distinct() == 7 })
 	e.caughtUp("grp")
-	if n := sum(t, reg2, "rtstack_reactor_tasks_published_total"); n != 2 {
+	if n := testsvc.Sum(t, reg2, "rtstack_reactor_tasks_published_total"); n != 2 {
 		t.Errorf("reactor published %v tasks after the rebuild, want 2 in all", n)
 	}
 	for id, n := range delivered(t, e.target) {
@@ -270,10 +241,10 @@ func TestReactorDeliversOnceAndNeverRefires(t *testing.T) {
 	reg3 := prometheus.NewRegistry()
 	e.reactor("grp-other", e.rc.URL, reg3)
 	testsvc.Eventually(t, 30*time.Second, "second group's tasks published", func() bool {
-		return sum(t, reg3, "rtstack_reactor_tasks_published_total") == 7
+		return testsvc.Sum(t, reg3, "rtstack_reactor_tasks_published_total") == 7
 	})
 	testsvc.Eventually(t, 30*time.Second, "workers skipped them", func() bool {
-		return sum(t, wreg, "rtstack_worker_tasks_total", "outcome", "skipped") == 7
+		return testsvc.Sum(t, wreg, "rtstack_worker_tasks_total", "outcome", "skipped") == 7
 	})
 	if n := e.target.Count(); n != 7 {
 		t.Errorf("target saw %d requests, want 7: replayed tasks were delivered again", n)
@@ -297,7 +268,7 @@ func TestReactorMentions(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	e.reactor("grp", e.rc.URL, reg)
 	testsvc.Eventually(t, 30*time.Second, "mention task published", func() bool {
-		return sum(t, reg, "rtstack_reactor_tasks_published_total", "kind", "notify") == 1
+		return testsvc.Sum(t, reg, "rtstack_reactor_tasks_published_total", "kind", "notify") == 1
 	})
 	id := tasks.ID("m1", tasks.KindNotify, "bob")
 	testsvc.Eventually(t, 10*time.Second, "mention done", func() bool {
@@ -306,10 +277,10 @@ func TestReactorMentions(t *testing.T) {
 		return n == 1
 	})
 	e.caughtUp("grp")
-	if n := sum(t, reg, "rtstack_reactor_tasks_published_total"); n != 1 {
+	if n := testsvc.Sum(t, reg, "rtstack_reactor_tasks_published_total"); n != 1 {
 		t.Errorf("published %v tasks, want only bob's notification", n)
 	}
-	if n := sum(t, reg, "rtstack_reactor_mentions_skipped_total"); n != 3 {
+	if n := testsvc.Sum(t, reg, "rtstack_reactor_mentions_skipped_total"); n != 3 {
 		t.Errorf("%v mentions skipped, want 3 (carol left, dave is in r2, erin joined later)", n)
 	}
 }
@@ -342,7 +313,7 @@ func TestReactorSurvivesRabbitOutage(t *testing.T) {
 			proxy.Cut()
 		case 40:
 			testsvc.Eventually(t, 30*time.Second, "reactor noticing the outage", func() bool {
-				return sum(t, reg, "rtstack_reactor_publish_failures_total") >= 1
+				return testsvc.Sum(t, reg, "rtstack_reactor_publish_failures_total") >= 1
 			})
 			proxy.Restore()
 		}
@@ -380,12 +351,12 @@ func TestReactorLag(t *testing.T) {
 	run(t, r)
 	// The registration is handled and committed; the first message waits.
 	testsvc.Eventually(t, 30*time.Second, "lag of the 4 held messages", func() bool {
-		return sum(t, reg, "rtstack_reactor_lag_records") == 4
+		return testsvc.Sum(t, reg, "rtstack_reactor_lag_records") == 4
 	})
 	proxy.Restore()
 	testsvc.Eventually(t, 60*time.Second, "every message delivered", func() bool { return e.target.Distinct() == 4 })
 	testsvc.Eventually(t, 10*time.Second, "lag back to zero", func() bool {
-		return sum(t, reg, "rtstack_reactor_lag_records") == 0
+		return testsvc.Sum(t, reg, "rtstack_reactor_lag_records") == 0
 	})
 }
 
@@ -415,7 +386,43 @@ func TestReactorsShareGroup(t *testing.T) {
 		t.Errorf("target saw %d requests for %d messages", n, total)
 	}
 	e.caughtUp("grp")
-	if a, b := sum(t, regA, "rtstack_reactor_tasks_published_total"), sum(t, regB, "rtstack_reactor_tasks_published_total"); a+b < total {
+	if a, b := testsvc.Sum(t, regA, "rtstack_reactor_tasks_published_total"), testsvc.Sum(t, regB, "rtstack_reactor_tasks_published_total"); a+b < total {
 		t.Errorf("reactors published %v+%v tasks, want at least %d", a, b, total)
+	}
+}
+
+// A record outside its room's partition is not part of the room's history:
+// a message there fires no webhook and a registration there is not folded,
+// each counted; the room's own records are handled as usual.
+func TestReactorSkipsAndCountsMisplacedRecords(t *testing.T) {
+	e := setup(t)
+	e.worker(nil)
+	e.register("r1", "w1")
+	misplace := func(ev events.Event) {
+		if p := kafkatest.ProduceMisplaced(t, e.addr, kafka.DefaultTopic, 3, e.codec, ev); p.Partition < 0 {
+			t.Fatalf("produced at %v", p)
+		}
+	}
+	misplace(&events.MessageSent{Envelope: events.Envelope{ID: "stray", Room: "r1", User: "alice", Time: 1000}, MessageID: "m-stray", Text: "stray"})
+	e.send("r1", "good")
+	misplace(&events.WebhookRegistered{Envelope: events.Envelope{ID: "reg-w2", Room: "r2", User: "admin", Time: 1},
+		WebhookID: "w2", URL: e.target.URL + "/w2", Secret: "secret-w2"})
+	e.send("r2", "unhooked")
+
+	reg := prometheus.NewRegistry()
+	e.reactor("grp", e.rc.URL, reg)
+	testsvc.Eventually(t, 30*time.Second, "the misplaced records counted", func() bool {
+		return testsvc.Sum(t, reg, "rtstack_reactor_misplaced_records_total") == 2
+	})
+	testsvc.Eventually(t, 30*time.Second, "the good message's webhook", func() bool { return delivered(t, e.target)["m-good"] == 1 })
+	e.caughtUp("grp")
+	if n := testsvc.Sum(t, reg, "rtstack_reactor_tasks_published_total"); n != 1 {
+		t.Errorf("published %v tasks, want the good message's webhook only", n)
+	}
+	if got := delivered(t, e.target); len(got) != 1 {
+		t.Errorf("webhooks delivered for %v, want m-good only", got)
+	}
+	if n := testsvc.Sum(t, reg, "rtstack_reactor_decode_errors_total"); n != 0 {
+		t.Errorf("%v decode errors, want 0: misplaced is its own count", n)
 	}
 }

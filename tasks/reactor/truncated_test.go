@@ -75,7 +75,7 @@ func TestReactorLogLostItsTail(t *testing.T) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
 	}
-	if n := sum(t, reg, "rtstack_reactor_log_truncated_total"); n != 1 {
+	if n := testsvc.Sum(t, reg, "rtstack_reactor_log_truncated_total"); n != 1 {
 		t.Errorf("rtstack_reactor_log_truncated_total = %v, want 1", n)
 	}
 
@@ -89,10 +89,10 @@ func TestReactorLogLostItsTail(t *testing.T) {
 	e.send("r1", "after") // offset 3: below the old commit
 	testsvc.Eventually(t, 30*time.Second, "the message after the truncation delivered", func() bool { return e.target.Distinct() == 6 })
 	e.caughtUp("grp")
-	if n := sum(t, reg, "rtstack_reactor_tasks_published_total"); n != 1 {
+	if n := testsvc.Sum(t, reg, "rtstack_reactor_tasks_published_total"); n != 1 {
 		t.Errorf("resumed reactor published %v tasks, want 1 (the new message; the old ones fired already)", n)
 	}
-	if n := sum(t, reg, "rtstack_reactor_log_truncated_total"); n != 1 {
+	if n := testsvc.Sum(t, reg, "rtstack_reactor_log_truncated_total"); n != 1 {
 		t.Errorf("rtstack_reactor_log_truncated_total = %v, want 1", n)
 	}
 	if got := delivered(t, e.target); got["m-after"] != 1 {

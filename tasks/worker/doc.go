@@ -15,7 +15,8 @@
 // Webhook targets are dialled through a guard that refuses loopback and
 // private addresses after DNS resolution unless AllowPrivate is set.
 //
-// It imports tasks, tasks/rabbit, infra/prom, internal/retry (backoff) and
+// It imports tasks, tasks/rabbit, infra/prom, infra/telemetry (a task continues
+// its trace; webhook calls send traceparent), internal/retry (backoff) and
 // internal/egress (the webhook target rules, shared with the registration
 // path); never commands,
 // gateway or projections: online users are reached through the Notifier

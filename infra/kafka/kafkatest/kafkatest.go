@@ -129,6 +129,27 @@ func (l *Log) Produce(t testing.TB, evs []events.Event) []events.Position {
 	return pos
 }
 
+// ProduceMisplaced writes ev as NewRecord lays it out, but into a partition
+// of topic (partitions partitions) other than its room's, as a producer
+// with another partitioner than murmur2 would; it returns the record's
+// position.
+func ProduceMisplaced(t testing.TB, addr, topic string, partitions int32, codec *schemas.Codec, ev events.Event) events.Position {
+	t.Helper()
+	rec, err := kafka.NewRecord(codec, topic, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := kafka.NewRoomPartitioner(topic).Partition(ev.Env().Room, int(partitions))
+	rec.Partition = (room + 1) % partitions
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := Client(t, addr, kgo.RecordPartitioner(kgo.ManualPartitioner())).ProduceSync(ctx, rec).First()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return events.Position{Partition: r.Partition, Offset: r.Offset}
+}
+
 // GroupLag is group's total lag on topic as admin tools compute it (kadm,
 // like kafka-consumer-groups: end offset minus committed offset, the whole
 // partition where nothing is committed), or -1 while the group or a
