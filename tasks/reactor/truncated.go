@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/rtstack/rtstack/infra/kafka"
@@ -41,6 +42,9 @@ func (r *Reactor) checkTruncated(ctx context.Context, cl *kgo.Client) error {
 	committed, err := adm.FetchOffsets(ctx, r.cfg.Group)
 	if err == nil {
 		err = committed.Error()
+	}
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return nil // a group that never committed: nothing to be beyond the end
 	}
 	if err != nil {
 		r.log.Warn("committed offsets not read; truncation not checked", "err", err)
