@@ -101,6 +101,13 @@ func (p *Projection) applyTx(ctx context.Context, schema string, partition int32
 	b := &pgx.Batch{}
 	reading := p.logID.Load()
 	live := schema == ""
+	if !live {
+		// A version being built is read by no one yet: its commits need not
+		// wait for the WAL flush. A crash loses at most the last commits,
+		// rows and checkpoint together (the WAL keeps them in order), and
+		// the rebuild applies them again.
+		b.Queue("SET LOCAL synchronous_commit = off")
+	}
 	if live {
 		// Shared with every other Apply, exclusive with Promote: the version
 		// read next stays active until this transaction ends.

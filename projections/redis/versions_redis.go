@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/projections"
@@ -29,7 +30,11 @@ func (s *versionStore) Apply(ctx context.Context, partition int32, recs []events
 // Begin creates a new, empty version ("v<N>", N one more than any version
 // this prefix ever had) and returns a Store writing only into it.
 func (p *Projection) Begin(ctx context.Context) (projections.Store, string, error) {
-	v, err := p.run(ctx, beginScript, p.cfg.Prefix).Text()
+	return p.begin(ctx, "")
+}
+
+func (p *Projection) begin(ctx context.Context, asOf string) (projections.Store, string, error) {
+	v, err := p.run(ctx, beginScript, p.cfg.Prefix, asOf, time.Now().UnixMilli()).Text()
 	if err != nil {
 		return nil, "", fmt.Errorf("redis projection: begin version: %w", err)
 	}
@@ -117,7 +122,12 @@ func (p *Projection) drop(ctx context.Context, version string) error {
 			break
 		}
 	}
-	if err := p.rdb.SRem(ctx, p.cfg.Prefix+"dropping", version).Err(); err != nil {
+	pipe := p.rdb.TxPipeline()
+	pipe.HDel(ctx, p.cfg.Prefix+"asof", version)
+	pipe.HDel(ctx, p.cfg.Prefix+"created", version)
+	pipe.SRem(ctx, p.cfg.Prefix+"sealed", version)
+	pipe.SRem(ctx, p.cfg.Prefix+"dropping", version)
+	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("redis projection: drop %s: %w", version, err)
 	}
 	p.cfg.Logger.Info("redis projection version dropped", "version", version, "keys", deleted)
