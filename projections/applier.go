@@ -42,8 +42,8 @@ func newBackoff() retry.Backoff { return retry.Backoff{Min: minBackoff, Max: max
 
 // ErrPermanent: the store (or the parking topic) refused a batch with an
 // error that retrying the same batch cannot fix (the store's Classifier, or
-// kafka.IsRetryable for the parking topic, said so; ErrLogChanged always
-// is). The partition stops instead of retrying forever: the live projector's
+// kafka.IsRetryable for the parking topic, said so; ErrLogChanged and
+// ErrOtherLog always are). The partition stops instead of retrying forever: the live projector's
 // Run returns an error wrapping it, a rebuild fails with it. Fix the cause
 // (usually a bug: the edge let through what the store refuses) and start
 // again; the partition resumes at its checkpoint.
@@ -59,7 +59,7 @@ type Classifier interface {
 
 // permanent reports whether err from s.Apply cannot be fixed by retrying.
 func permanent(s Store, err error) bool {
-	if errors.Is(err, ErrLogChanged) {
+	if boundElsewhere(err) {
 		return true
 	}
 	c, ok := s.(Classifier)

@@ -47,6 +47,12 @@ type RebuildConfig struct {
 	// DefaultRebuildMaxBatch (20000): a replay has whole fetches waiting,
 	// and a store folds a bigger batch into fewer writes per key.
 	MaxBatch int
+	// AdoptLog lets the rebuild replace a projection bound to another
+	// cluster's log (ErrOtherLog: another deployment's store) with this
+	// log's. Without it such a rebuild fails before it begins, naming both
+	// logs. A projection of an earlier log of this cluster (ErrLogChanged:
+	// the topic was recreated) is rebuilt either way.
+	AdoptLog bool
 	// Logger receives progress and errors; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the progress gauges (rtstack_rebuild_*); nil:
@@ -167,6 +173,10 @@ type rebuild struct {
 	store   Store // writes into version only
 	version string
 	start   map[int32]int64 // checkpoints of the new version when it began
+	// truncated lists the partitions where the active version is beyond
+	// the log's end: the new version replaces it (Replacer) instead of
+	// catching up with it.
+	truncated []kafka.Truncation
 
 	fetch      *kgo.Client
 	appliers   []*applier
@@ -185,6 +195,9 @@ func (r *rebuild) begin(ctx context.Context) error {
 	if r.info, err = kafka.DescribeTopic(ctx, meta, r.cfg.Topic); err != nil {
 		return err
 	}
+	if err := r.checkBinding(ctx); err != nil {
+		return err
+	}
 	for p := range r.cut.Positions {
 		if p >= r.info.Partitions {
 			return fmt.Errorf("as of %s: %w: partition %d, the log has %d", r.cut, ErrNoSuchPartition, p, r.info.Partitions)
@@ -200,13 +213,61 @@ func (r *rebuild) begin(ctx context.Context) error {
 	}
 	r.log = r.log.With("version", r.version)
 	r.log.Info("rebuild started", "partitions", r.info.Partitions)
-	if err := bindLog(ctx, r.store, r.info.ID); err != nil {
+	if err := bindLog(ctx, r.store, r.info); err != nil {
 		return err
 	}
 	if r.start, err = r.store.Checkpoints(ctx); err != nil {
 		return fmt.Errorf("checkpoints: %w", err)
 	}
+	return r.checkTruncated(ctx)
+}
+
+// checkBinding refuses to replace a projection bound to another cluster's
+// log unless AdoptLog says to.
+func (r *rebuild) checkBinding(ctx context.Context) error {
+	err := bindLog(ctx, r.cfg.Target, r.info)
+	switch {
+	case err == nil || errors.Is(err, ErrLogChanged):
+		return nil
+	case errors.Is(err, ErrOtherLog) && r.cfg.AdoptLog:
+		r.log.Warn("adopting a projection bound to another log: its content is replaced by this log's", "err", err)
+		return nil
+	}
+	return err
+}
+
+// checkTruncated notes where the active version is beyond the log's end.
+func (r *rebuild) checkTruncated(ctx context.Context) error {
+	active, err := r.cfg.Target.Checkpoints(ctx)
+	if err != nil {
+		return fmt.Errorf("checkpoints of the active version: %w", err)
+	}
+	ends, err := kafka.EndOffsets(ctx, r.meta, r.cfg.Topic)
+	if err != nil {
+		return err
+	}
+	r.truncated = kafka.Truncations(active, ends)
+	if len(r.truncated) == 0 {
+		return nil
+	}
+	if _, ok := r.cfg.Target.(Replacer); !ok {
+		return &TruncatedError{Projection: r.name, Parts: r.truncated}
+	}
+	r.log.Warn("the active version is beyond the log's end: the rebuilt version replaces it",
+		"err", &TruncatedError{Projection: r.name, Parts: r.truncated})
 	return nil
+}
+
+// swap makes the new version active: Promote, or Replace when the active
+// version is beyond the log's end.
+func (r *rebuild) swap(ctx context.Context) (bool, error) {
+	if len(r.truncated) == 0 {
+		return r.cfg.Target.Promote(ctx, r.version)
+	}
+	if err := r.cfg.Target.(Replacer).Replace(ctx, r.version); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // consume starts an applier goroutine per partition and the poller that
@@ -324,7 +385,7 @@ func (r *rebuild) promote(ctx context.Context) error {
 			continue
 		}
 		attempt++
-		ok, err := r.cfg.Target.Promote(ctx, r.version)
+		ok, err := r.swap(ctx)
 		if err != nil {
 			return fmt.Errorf("promote %s: %w", r.version, err)
 		}

@@ -19,13 +19,15 @@ import (
 func rebuildCommand() *ffcli.Command {
 	var cfg config
 	var asOf string
+	var adopt bool
 	var flags *flag.FlagSet
-	return command("rebuild", "rebuild postgres|redis|all [--as-of TIME|P:O,…]",
+	return command("rebuild", "rebuild postgres|redis|all [--as-of TIME|P:O,…] [--adopt-log]",
 		"blue/green rebuild from offset zero while the system runs; exits 0 when the new version is active. "+
 			"With --as-of, builds a read-only version up to that point beside the active one and prints its name", &cfg,
 		func(fs *flag.FlagSet) {
 			flags = fs
 			fs.StringVar(&asOf, "as-of", "", "build a read-only version as of an event time (RFC 3339) or log positions P:O,… (O: the last offset included)")
+			fs.BoolVar(&adopt, "adopt-log", false, "replace a projection bound to another deployment's log (another DATA_DIR or Kafka cluster) with this log's; that deployment's projectors stop")
 		},
 		func(ctx context.Context, args []string) error {
 			args, err := flagsAfter(flags, args)
@@ -49,12 +51,12 @@ func rebuildCommand() *ffcli.Command {
 			defer p.close()
 			for _, t := range targets {
 				if cut.IsZero() {
-					err = rebuild(ctx, p, t, os.Stderr, isTerminal(os.Stderr))
+					err = rebuild(ctx, p, t, os.Stderr, isTerminal(os.Stderr), adopt)
 				} else {
 					err = rebuildAsOf(ctx, p, t, cut, os.Stdout, os.Stderr)
 				}
 				if err != nil {
-					return err
+					return p.withRepair(err, t)
 				}
 			}
 			return nil
@@ -95,8 +97,9 @@ func rebuildConfig(p *parts, target string, v projections.Versioned, progress *p
 	}
 }
 
-// rebuild rebuilds one projection, reporting progress to w.
-func rebuild(ctx context.Context, p *parts, target string, w io.Writer, tty bool) error {
+// rebuild rebuilds one projection, reporting progress to w; adopt is
+// RebuildConfig.AdoptLog.
+func rebuild(ctx context.Context, p *parts, target string, w io.Writer, tty, adopt bool) error {
 	v, err := p.versioned(ctx, target)
 	if err != nil {
 		return err
@@ -104,7 +107,9 @@ func rebuild(ctx context.Context, p *parts, target string, w io.Writer, tty bool
 	fmt.Fprintf(w, "rebuilding %s from offset zero\n", target)
 	progress := projections.NewProgress(w, tty)
 	start := time.Now()
-	err = projections.Rebuild(ctx, rebuildConfig(p, target, v, progress))
+	cfg := rebuildConfig(p, target, v, progress)
+	cfg.AdoptLog = adopt
+	err = projections.Rebuild(ctx, cfg)
 	progress.Finish()
 	if err != nil {
 		return fmt.Errorf("rebuild %s: %w", target, err)
@@ -151,7 +156,7 @@ func (r *rebuilder) Start(_ context.Context, target string) (string, error) {
 		defer func() { r.mu.Lock(); r.running = false; r.mu.Unlock() }()
 		ctx := r.ctx
 		for _, t := range targets {
-			if err := rebuild(ctx, r.p, t, io.Discard, false); err != nil {
+			if err := rebuild(ctx, r.p, t, io.Discard, false, false); err != nil {
 				r.p.log.Error("rebuild failed", "id", id, "err", err)
 				return
 			}

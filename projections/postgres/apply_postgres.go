@@ -97,15 +97,18 @@ func (p *Projection) applyTx(ctx context.Context, schema string, partition int32
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 
 	var cp int64
+	var bound string
 	b := &pgx.Batch{}
-	if schema != "" {
+	reading := p.logID.Load()
+	live := schema == ""
+	if !live {
 		// A version being built is read by no one yet: its commits need not
 		// wait for the WAL flush. A crash loses at most the last commits,
 		// rows and checkpoint together (the WAL keeps them in order), and
 		// the rebuild applies them again.
 		b.Queue("SET LOCAL synchronous_commit = off")
 	}
-	if schema == "" {
+	if live {
 		// Shared with every other Apply, exclusive with Promote: the version
 		// read next stays active until this transaction ends.
 		b.Queue("SELECT pg_advisory_xact_lock_shared($1)", lockKey)
@@ -125,8 +128,16 @@ func (p *Projection) applyTx(ctx context.Context, schema string, partition int32
 	b.Queue(`SELECT next_offset FROM `+schema+`.checkpoints WHERE "partition" = $1 FOR UPDATE`, partition).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&cp)
 	})
+	if live && reading != nil {
+		b.Queue(`SELECT coalesce((SELECT topic_id FROM ` + schema + `.log), '')`).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&bound)
+		})
+	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if live && reading != nil && bound != "" && bound != *reading {
+		return projections.LogMismatch("the active version "+schema, bound, *reading)
 	}
 	i := sort.Search(len(recs), func(i int) bool { return recs[i].Offset >= cp })
 	recs = recs[i:]

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -75,6 +76,10 @@ type Projection struct {
 	pool    *pgxpool.Pool
 	ownPool bool
 	log     *slog.Logger
+	// logID is the log the last successful BindLog bound the active
+	// version to ("" before): Apply through the projection refuses an
+	// active version bound to another (a rebuild elsewhere adopted it).
+	logID atomic.Pointer[string]
 }
 
 var _ projections.Versioned = (*Projection)(nil)
@@ -387,6 +392,20 @@ func (p *Projection) begin(ctx context.Context, asOf string) (projections.Store,
 // Promote makes version active if its checkpoints have reached the active
 // version's on every partition, then drops the old version.
 func (p *Projection) Promote(ctx context.Context, version string) (bool, error) {
+	return p.promote(ctx, version, false)
+}
+
+var _ projections.Replacer = (*Projection)(nil)
+
+// Replace makes version active without comparing checkpoints (the active
+// version's are beyond the log's end), then drops the old version.
+func (p *Projection) Replace(ctx context.Context, version string) error {
+	_, err := p.promote(ctx, version, true)
+	return err
+}
+
+// promote is Promote; with force the checkpoints are not compared.
+func (p *Projection) promote(ctx context.Context, version string, force bool) (bool, error) {
 	if !versionName.MatchString(version) {
 		return false, fmt.Errorf("postgres projection: bad version name %q", version)
 	}
@@ -421,7 +440,7 @@ func (p *Projection) Promote(ctx context.Context, version string) (bool, error) 
 		if err := tx.QueryRow(ctx, q).Scan(&behind); err != nil {
 			return fmt.Errorf("promote %s: compare checkpoints: %w", version, err)
 		}
-		if behind {
+		if behind && !force {
 			// Checkpoints of a recreated log's predecessor say nothing:
 			// the new version is then never "behind" the active one.
 			var bothBound, otherLog bool
@@ -436,7 +455,7 @@ func (p *Projection) Promote(ctx context.Context, version string) (bool, error) 
 			}
 			behind = !otherLog
 		}
-		if behind {
+		if behind && !force {
 			return nil
 		}
 		if _, err := tx.Exec(ctx, "UPDATE rtstack_control.active SET version = $2, layout = $3 WHERE projection = $1", name, version, layout); err != nil {

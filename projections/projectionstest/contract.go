@@ -55,6 +55,8 @@ func Contract(t *testing.T, h Harness) {
 	t.Run("RetriedBatchAppliesOnce", func(t *testing.T) { retriedBatchAppliesOnce(t, h) })
 	t.Run("PromoteRefusesWhileBehind", func(t *testing.T) { promoteRefusesWhileBehind(t, h) })
 	t.Run("RecreatedLogIsRefusedUntilRebuilt", func(t *testing.T) { recreatedLogIsRefusedUntilRebuilt(t, h) })
+	t.Run("AnotherLogIsRefused", func(t *testing.T) { anotherLogIsRefused(t, h) })
+	t.Run("TruncatedLogIsRefusedThenRebuilt", func(t *testing.T) { truncatedLogIsRefusedThenRebuilt(t, h) })
 	t.Run("Kill9LosesAndDoublesNothing", func(t *testing.T) { kill9LosesAndDoublesNothing(t, h) })
 	if h.Lose != nil {
 		t.Run("DataLossIsRecovered", func(t *testing.T) { dataLossIsRecovered(t, h) })
@@ -370,12 +372,18 @@ func recreatedLogIsRefusedUntilRebuilt(t *testing.T, h Harness) {
 	oldCps, oldDigest := checkpoints(t, s), digest(t, s)
 
 	// Same name, new id, offsets from zero.
+	old, err := kafka.DescribeTopic(ctx, l.Client, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := kadm.NewClient(l.Client).DeleteTopics(ctx, topic); err != nil {
 		t.Fatal(err)
 	}
+	// Until the deletion is done, creating answers "already exists" with
+	// the old topic.
 	testsvc.Eventually(t, 10*time.Second, "topic recreated", func() bool {
-		_, err := kafka.EnsureTopic(ctx, l.Client, topic, 2)
-		return err == nil
+		info, err := kafka.EnsureTopic(ctx, l.Client, topic, 2)
+		return err == nil && info.ID != old.ID
 	})
 	l.Client = kafkatest.Client(t, l.Addr) // a client that never knew the old id
 	l.Produce(t, sends("bob", "new-", 2))

@@ -266,8 +266,7 @@ func (p *Projection) apply(ctx context.Context, version string, partition int32,
 			return reset
 		}
 		if f := strings.Fields(err.Error()); len(f) == 3 && f[0] == "RTSTACK" && f[1] == "log" {
-			return fmt.Errorf("redis projection: partition %d: %w: the active version was built from topic id %s, this projector read topic id %s",
-				partition, projections.ErrLogChanged, f[2], logID)
+			return fmt.Errorf("redis projection: partition %d: %w", partition, projections.LogMismatch("the active version", f[2], logID))
 		}
 		return fmt.Errorf("redis projection: apply %d records of partition %d: %w", len(recs), partition, err)
 	}

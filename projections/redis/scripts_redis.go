@@ -366,7 +366,8 @@ return 1
 // checkpoints are at or past the active one's on every partition, and marks
 // the old version for dropping. When both versions are bound to a log and
 // the logs differ (the topic was recreated), the checkpoints are not
-// compared: the old ones are offsets of another log. Returns {1, old} on a
+// compared: the old ones are offsets of another log; nor when ARGV[3] is
+// '1' (Replace: the old ones are beyond the log's end). Returns {1, old} on a
 // flip ({1, ""} when it was already active), {0, active} when the new
 // version is still behind.
 var promoteScript = goredis.NewScript(`
@@ -384,7 +385,7 @@ if old then
   local oldlog = redis.call('GET', P .. old .. ':log')
   local newlog = redis.call('GET', P .. new .. ':log')
   local otherLog = oldlog and newlog and oldlog ~= newlog
-  if not otherLog then
+  if not otherLog and ARGV[3] ~= '1' then
     local newcp = {}
     local kv = redis.call('HGETALL', P .. new .. ':cp')
     for j = 1, #kv, 2 do newcp[kv[j]] = tonumber(kv[j+1]) end
@@ -402,8 +403,9 @@ redis.call('SET', P .. 'active', new)
 return {'1', old}
 `)
 
-// bindScript binds version ARGV[2] ("" = the active one) to topic id
-// ARGV[3] if it is bound to none yet. Returns {version, bound topic id};
+// bindScript binds version ARGV[2] ("" = the active one) to log ARGV[3]
+// (topic id @ cluster id) if it is bound to none yet, or to a bare topic id
+// that is ARGV[3]'s. Returns {version, bound topic id};
 // {"", ""} when there is no active version (Redis lost its data: the Apply
 // that re-creates the version binds it).
 var bindScript = goredis.NewScript(`
@@ -416,6 +418,9 @@ elseif redis.call('SISMEMBER', P .. 'versions', ver) == 0 then
   return redis.error_reply('RTSTACK version ' .. ver .. ' does not exist')
 end
 local key = P .. ver .. ':log'
+if redis.call('GET', key) == string.match(ARGV[3], '^[^@]*') then
+  redis.call('SET', key, ARGV[3])
+end
 redis.call('SET', key, ARGV[3], 'NX')
 return {ver, redis.call('GET', key)}
 `)

@@ -46,10 +46,26 @@ func (p *Projection) begin(ctx context.Context, asOf string) (projections.Store,
 // in the old version or wholly in the new one. It then deletes the old
 // version's keys in bounded batches; reads already use the new version.
 func (p *Projection) Promote(ctx context.Context, version string) (bool, error) {
+	return p.promote(ctx, version, "0")
+}
+
+var _ projections.Replacer = (*Projection)(nil)
+
+// Replace makes version active without comparing checkpoints (the active
+// version's are beyond the log's end), then drops the old version.
+func (p *Projection) Replace(ctx context.Context, version string) error {
+	ok, err := p.promote(ctx, version, "1")
+	if err == nil && !ok {
+		err = fmt.Errorf("redis projection: replace by %s refused", version)
+	}
+	return err
+}
+
+func (p *Projection) promote(ctx context.Context, version, force string) (bool, error) {
 	if err := checkVersion(version); err != nil {
 		return false, err
 	}
-	res, err := p.run(ctx, promoteScript, p.cfg.Prefix, version).StringSlice()
+	res, err := p.run(ctx, promoteScript, p.cfg.Prefix, version, force).StringSlice()
 	if err != nil {
 		return false, fmt.Errorf("redis projection: promote %s: %w", version, err)
 	}
