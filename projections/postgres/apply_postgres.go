@@ -278,6 +278,15 @@ func queueMessages(b *pgx.Batch, schema string, ms []*msg) {
 // queueWrites queues every write but new messages: set-based statements
 // over arrays, so one round trip whatever the batch size.
 func queueWrites(b *pgx.Batch, s string, f *fold) {
+	queueMessageUpdates(b, s, f)
+	queueReactions(b, s, f)
+	queueMembers(b, s, f)
+	queueRoomsAndWebhooks(b, s, f)
+}
+
+// queueMessageUpdates writes the edits and deletes the fold left on rows,
+// and drops the reactions of deleted messages.
+func queueMessageUpdates(b *pgx.Batch, s string, f *fold) {
 	var up struct {
 		rooms, ids, texts   []string
 		edited, deleted     []bool
@@ -309,7 +318,11 @@ func queueWrites(b *pgx.Batch, s string, f *fold) {
 			WHERE r.room = d.room AND r.message_id = d.message_id`, up.delRooms, up.delIDs)
 	}
 
-	// Reactions: removals first, then what is present at the end.
+}
+
+// queueReactions writes the reactions' net change: removals first, then
+// what is present at the end.
+func queueReactions(b *pgx.Batch, s string, f *fold) {
 	var rdel, rins struct {
 		rooms, ids, emojis, users []string
 		ts, offsets               []int64
@@ -334,7 +347,10 @@ func queueWrites(b *pgx.Batch, s string, f *fold) {
 			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::int[], $7::bigint[])
 			ON CONFLICT DO NOTHING`, rins.rooms, rins.ids, rins.emojis, rins.users, rins.ts, rins.parts, rins.offsets)
 	}
+}
 
+// queueMembers writes the memberships' net change.
+func queueMembers(b *pgx.Batch, s string, f *fold) {
 	var mdel, mins struct {
 		rooms, users []string
 		ts, offsets  []int64
@@ -358,7 +374,11 @@ func queueWrites(b *pgx.Batch, s string, f *fold) {
 			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::bigint[])
 			ON CONFLICT DO NOTHING`, mins.rooms, mins.users, mins.ts, mins.parts, mins.offsets)
 	}
+}
 
+// queueRoomsAndWebhooks writes new rooms and the webhooks registered or
+// removed.
+func queueRoomsAndWebhooks(b *pgx.Batch, s string, f *fold) {
 	if len(f.roomOrder) > 0 {
 		n := len(f.roomOrder)
 		ts, parts, offs := make([]int64, n), make([]int32, n), make([]int64, n)
