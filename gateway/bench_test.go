@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,13 +36,7 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // broker, and as its baseline a raw kgo ProduceSync of the same event
 // through the same client, in the same run.
 func BenchmarkAppend(b *testing.B) {
-	st := newStack(b, stackOpts{})
-	g := st.gateway(b, nil)
-	ws, _, err := websocket.DefaultDialer.Dial(g.url(g.token(b, "bench")), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ws.Close()
+	st, ws := benchConn(b)
 	roundTrip := func(msg []byte, want []byte) {
 		if err := ws.WriteMessage(websocket.TextMessage, msg); err != nil {
 			b.Fatal(err)
@@ -94,6 +90,19 @@ func BenchmarkAppend(b *testing.B) {
 	if p := percentile(raw, 0.50); p > 0 {
 		b.ReportMetric(float64(percentile(ws1, 0.50))/float64(p), "p50-ratio")
 	}
+}
+
+// benchConn is a stack, a gateway with the rate limits off and one
+// WebSocket to it, closed when b ends.
+func benchConn(b *testing.B) (*stack, *websocket.Conn) {
+	st := newStack(b, stackOpts{})
+	g := st.gateway(b, nil)
+	ws, _, err := websocket.DefaultDialer.Dial(g.url(g.token(b, "bench")), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = ws.Close() })
+	return st, ws
 }
 
 const fanoutClients = 1000
@@ -161,12 +170,24 @@ func (cc *countingClients) wait(b *testing.B, base []int64, target int64) {
 // BenchmarkFanout measures messages/s delivered by the gateway to 1,000
 // WebSocket clients in one room (from the log tail, packed frames), and as
 // its baseline raw gorilla writes of the same bytes, one frame per message
-// per client, in the same run.
+// per client, in the same run; closed: as fast as they go; 200msg/s: one
+// message every 5 ms (each a batch of its own), where the figure that
+// matters is CPU per delivery.
 func BenchmarkFanout(b *testing.B) {
+	b.Run("closed", func(b *testing.B) { benchFanout(b, 0) })
+	b.Run("200msg/s", func(b *testing.B) { benchFanout(b, 5*time.Millisecond) })
+}
+
+// benchFanout sends a message every pace (0: without pause).
+func benchFanout(b *testing.B, pace time.Duration) {
 	st := newStack(b, stackOpts{})
 	// A queue that holds the whole run: this measures throughput, not the
 	// slow-client policy.
-	g := st.gateway(b, func(c *gateway.Config) { c.SendQueue = max(4096, 2*b.N) })
+	g := st.gateway(b, func(c *gateway.Config) {
+		c.SendQueue = max(4096, 2*b.N)
+		c.SendQueueBytes = c.SendQueue << 10
+		c.UserConnLimit = fanoutClients // one user, many tabs
+	})
 
 	// Each client joins and waits for its own joined frame before the next:
 	// 1,000 appends of MemberJoined.
@@ -207,9 +228,11 @@ func BenchmarkFanout(b *testing.B) {
 	}
 
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu := time.Now(), cpuTime(b)
 	var perr atomic.Value
+	tick := newPacer(pace)
 	for i := range b.N {
+		tick.wait()
 		st.cl.Produce(ctx, produce(i), func(_ *kgo.Record, err error) {
 			if err != nil {
 				perr.Store(err)
@@ -217,7 +240,7 @@ func BenchmarkFanout(b *testing.B) {
 		})
 	}
 	cc.wait(b, bases, int64(b.N))
-	gwElapsed := time.Since(start)
+	gwElapsed, gwCPU := time.Since(start), cpuTime(b)-cpu
 	b.StopTimer()
 	if err, _ := perr.Load().(error); err != nil {
 		b.Fatal(err)
@@ -248,7 +271,9 @@ func BenchmarkFanout(b *testing.B) {
 		mu.Unlock()
 		srvWG.Go(func() {
 			<-begin
+			tick := newPacer(pace)
 			for range b.N {
+				tick.wait()
 				if err := ws.WriteMessage(websocket.TextMessage, frame); err != nil {
 					return
 				}
@@ -258,10 +283,10 @@ func BenchmarkFanout(b *testing.B) {
 	defer hs.Close()
 	base := dialCounting(b, "ws"+strings.TrimPrefix(hs.URL, "http"), fanoutClients, nil)
 	<-ready
-	start = time.Now()
+	start, cpu = time.Now(), cpuTime(b)
 	close(begin)
 	base.wait(b, nil, int64(b.N))
-	baseElapsed := time.Since(start)
+	baseElapsed, baseCPU := time.Since(start), cpuTime(b)-cpu
 	srvWG.Wait()
 	base.close()
 	baseRate := float64(b.N*fanoutClients) / baseElapsed.Seconds()
@@ -269,4 +294,101 @@ func BenchmarkFanout(b *testing.B) {
 	b.ReportMetric(gwRate, "deliveries/s")
 	b.ReportMetric(baseRate, "baseline-deliveries/s")
 	b.ReportMetric(gwRate/baseRate, "ratio")
+	// CPU of the whole process (the clients' readers too, alike in both
+	// runs) per message delivered to one client.
+	deliveries := float64(b.N * fanoutClients)
+	b.ReportMetric(float64(gwCPU.Nanoseconds())/deliveries, "cpu-ns/delivery")
+	b.ReportMetric(float64(baseCPU.Nanoseconds())/deliveries, "baseline-cpu-ns/delivery")
+}
+
+// pacer spaces calls to wait by a period (0: no wait).
+type pacer struct{ t *time.Ticker }
+
+func newPacer(period time.Duration) pacer {
+	if period <= 0 {
+		return pacer{}
+	}
+	return pacer{time.NewTicker(period)}
+}
+
+func (p pacer) wait() {
+	if p.t != nil {
+		<-p.t.C
+	}
+}
+
+// cpuTime is the user and system CPU the process has used.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkPipelinedSends measures a closed loop of sends over one
+// WebSocket keeping window sends unanswered (each ack lets the next send
+// go), against the embedded broker: acks per second and send → ack
+// latency. A gateway that answers one action at a time per connection is
+// bound by 1 / append latency here whatever the window.
+func BenchmarkPipelinedSends(b *testing.B) {
+	const window = 16
+	_, ws := benchConn(b)
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"join","room":"bench","client_id":"j"}`)); err != nil {
+		b.Fatal(err)
+	}
+	text := strings.Repeat("x", 100)
+	sentAt := make([]atomic.Int64, b.N) // UnixNano; read by the reader goroutine
+	latencies := make([]time.Duration, 0, b.N)
+	slots := make(chan struct{}, window)
+	readErr := make(chan error, 1)
+	b.ResetTimer()
+	start := time.Now()
+	go func() {
+		ackPrefix := []byte(`"type":"ack","client_id":"c`)
+		for acked := 0; acked < b.N; {
+			_, data, err := ws.ReadMessage()
+			if err != nil {
+				readErr <- err
+				return
+			}
+			for _, line := range bytes.Split(data, []byte{'\n'}) {
+				if bytes.Contains(line, []byte(`"type":"error"`)) {
+					readErr <- fmt.Errorf("error frame: %s", line)
+					return
+				}
+				i := bytes.Index(line, ackPrefix)
+				if i < 0 {
+					continue
+				}
+				rest := line[i+len(ackPrefix):]
+				n, err := strconv.Atoi(string(rest[:bytes.IndexByte(rest, '"')]))
+				if err != nil {
+					readErr <- err
+					return
+				}
+				latencies = append(latencies, time.Duration(time.Now().UnixNano()-sentAt[n].Load()))
+				acked++
+				<-slots
+			}
+		}
+		readErr <- nil
+	}()
+	for i := range b.N {
+		slots <- struct{}{}
+		sentAt[i].Store(time.Now().UnixNano())
+		msg := fmt.Appendf(nil, `{"type":"send","room":"bench","client_id":"c%d","text":%q}`, i, text)
+		if err := ws.WriteMessage(websocket.TextMessage, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := <-readErr; err != nil {
+		b.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "acks/s")
+	b.ReportMetric(us(percentile(latencies, 0.50)), "ack-p50-µs")
+	b.ReportMetric(us(percentile(latencies, 0.99)), "ack-p99-µs")
 }

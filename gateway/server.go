@@ -21,8 +21,12 @@ import (
 
 	"github.com/rtstack/rtstack/gateway/clienterr"
 	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/internal/retry"
 	"github.com/rtstack/rtstack/projections/view"
 )
+
+// readBufferSize is each connection's read buffer, held for its life.
+const readBufferSize = 1024
 
 // Server is the WebSocket gateway. ServeHTTP serves GET /ws; Run tails the
 // log and fans it out; Shutdown ends every connection. Safe for concurrent
@@ -76,11 +80,14 @@ func New(cfg Config) (*Server, error) {
 		users:    map[string]*userShare{},
 	}
 	s.up = websocket.Upgrader{
-		ReadBufferSize:  4096,
+		// Client frames are small actions: a small read buffer per
+		// connection (a bigger frame is read through it in pieces).
+		ReadBufferSize: readBufferSize,
+		// Pooled write buffers, held only while a frame is written: idle
+		// connections hold none, and a big packed frame takes few writes.
 		WriteBufferSize: 16384,
-		CheckOrigin:     s.checkOrigin,
-		// Pooled write buffers: idle connections hold none.
 		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     s.checkOrigin,
 	}
 	return s, nil
 }
@@ -108,7 +115,8 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 // (HTTP 401 when missing, bad or expired), the Origin against
 // AllowedOrigins (403), the user's connections against UserConnLimit (429).
 // The server's read and write deadlines are lifted for the upgraded
-// connection. It returns when the connection ends.
+// connection. It returns once the connection is upgraded; the connection
+// lives on in a goroutine of its own until it ends (Shutdown waits for it).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
@@ -137,8 +145,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		clienterr.WriteHTTP(w, code, fmt.Sprintf("at most %d connections per user", s.cfg.UserConnLimit), nil)
 		return
 	}
-	defer s.connWG.Done()
-	defer s.release(claims.User())
+	// The connection's own goroutine takes over from here: ServeHTTP
+	// returns once the connection is upgraded, so net/http's per-request
+	// buffers and contexts are not held for the connection's life.
+	serving := false
+	defer func() {
+		if !serving {
+			s.release(claims.User())
+			s.connWG.Done()
+		}
+	}()
 
 	// The HTTP server's read and write timeouts are for plain requests; a
 	// WebSocket keeps its own deadlines (PongWait, WriteWait) from here on.
@@ -156,9 +172,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = ws.Close()
 		return
 	}
-	go c.writeLoop()
+	serving = true
+	c.startPings()
 	c.armExpiry(claims.Expiry())
-	c.readLoop()
+	// The reader's goroutine starts in readLoop itself: the frames below
+	// the read an idle connection parks in stay small, so the collector
+	// shrinks its stack (grown handling actions) back to 4 KiB.
+	go c.readLoop() // its teardown releases the user's share and connWG
 }
 
 // userShare is what one user's connections to this gateway share: their
@@ -389,11 +409,17 @@ func (s *Server) readBoard(ctx context.Context, channel, room string) ([]byte, e
 	return json.Marshal(countersFrame{Type: "counters", Counters: cs})
 }
 
-// boardLoop re-reads subscribed boards every BoardInterval and sends those
-// that changed.
+// boardLoop pushes changed boards to their subscribers, each board read
+// once per BoardInterval at most: with BoardChanges, only the boards a
+// notice marked; without, every subscribed board.
 func (s *Server) boardLoop(ctx context.Context) {
 	if s.cfg.Boards == nil {
 		return
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if s.cfg.BoardChanges != nil {
+		wg.Go(func() { s.watchBoards(ctx) })
 	}
 	t := time.NewTicker(s.cfg.BoardInterval)
 	defer t.Stop()
@@ -403,21 +429,45 @@ func (s *Server) boardLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for key, room := range s.hub.boardKeys() {
-			channel := "leaderboard"
-			if room != "" {
-				channel = "counters"
-			}
-			rctx, cancel := context.WithTimeout(ctx, s.cfg.BoardInterval*5)
-			frame, err := s.readBoard(rctx, channel, room)
-			cancel()
-			if err != nil {
-				if !errors.Is(err, context.Canceled) {
-					s.log.Warn("read board", "channel", channel, "room", room, "err", err)
-				}
-				continue
-			}
-			s.hub.publishBoard(key, frame)
+		for key, room := range s.hub.boardKeys(s.cfg.BoardChanges != nil) {
+			s.refreshBoard(ctx, key, room)
+		}
+	}
+}
+
+// refreshBoard reads one board and sends it to its subscribers if it
+// changed.
+func (s *Server) refreshBoard(ctx context.Context, key, room string) {
+	channel := "leaderboard"
+	if room != "" {
+		channel = "counters"
+	}
+	rctx, cancel := context.WithTimeout(ctx, max(s.cfg.BoardInterval*5, time.Second))
+	defer cancel()
+	s.m.boardReads.Inc()
+	frame, err := s.readBoard(rctx, channel, room)
+	if err != nil {
+		if !errors.Is(err, context.Canceled) {
+			s.log.Warn("read board", "channel", channel, "room", room, "err", err)
+		}
+		s.hub.markDirty(key) // try again next tick
+		return
+	}
+	s.hub.publishBoard(key, frame)
+}
+
+// watchBoards marks boards changed as BoardChanges reports, and watches
+// again after a failure.
+func (s *Server) watchBoards(ctx context.Context) {
+	b := retry.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: true}
+	for {
+		err := s.cfg.BoardChanges.WatchBoards(ctx, s.hub.markBoards)
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("board change notices", "err", err, "attempt", b.Attempt()+1)
+		if !b.Wait(ctx, nil) {
+			return
 		}
 	}
 }

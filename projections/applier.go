@@ -13,6 +13,7 @@ import (
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/infra/telemetry"
 	"github.com/rtstack/rtstack/internal/retry"
 )
 
@@ -85,6 +86,29 @@ type applier struct {
 	lastTS atomic.Int64 // event time (ms) of the last applied event, 0 if none
 
 	goods []events.Record // reused between batches
+
+	// cut, if set, ends the partition at a point of the log (an as-of
+	// rebuild): records from cut.limit on are not applied.
+	cut *partitionCut
+}
+
+// partitionCut is where an as-of rebuild stops reading one partition.
+type partitionCut struct {
+	limit atomic.Int64 // first offset not applied
+	// byTime: the first record whose event time is after timeMS moves
+	// limit down to its offset.
+	byTime bool
+	timeMS int64
+}
+
+// after reports whether rec is past a time cut, and if so ends the
+// partition at it. A nil cut cuts nothing.
+func (c *partitionCut) after(r *kgo.Record, rec events.Record) bool {
+	if c == nil || !c.byTime || rec.Event.Env().Time <= c.timeMS {
+		return false
+	}
+	c.limit.Store(r.Offset)
+	return true
 }
 
 // process applies recs (ascending offsets) in chunks of maxBatch. Records
@@ -114,14 +138,21 @@ func (a *applier) processChunk(ctx context.Context, recs []*kgo.Record, stop <-c
 		if r.Offset < next {
 			continue
 		}
-		last = r
+		if a.cut != nil && r.Offset >= a.cut.limit.Load() {
+			break
+		}
 		rec, err := a.place.Decode(r)
 		if err != nil {
+			last = r
 			if err := a.parkRecord(ctx, r, err, stop); err != nil {
 				return nil, err
 			}
 			continue
 		}
+		if a.cut.after(r, rec) {
+			break
+		}
+		last = r
 		goods = append(goods, rec)
 	}
 	a.goods = goods[:0]
@@ -129,7 +160,10 @@ func (a *applier) processChunk(ctx context.Context, recs []*kgo.Record, stop <-c
 		return nil, nil
 	}
 	to := last.Offset + 1
-	if err := a.applyRetrying(ctx, goods, recs[0].Offset, to, stop); err != nil {
+	spans := a.startSpans(ctx, recs, next)
+	err := a.applyRetrying(ctx, goods, recs[0].Offset, to, stop)
+	telemetry.EndSpans(spans, err)
+	if err != nil {
 		return nil, err
 	}
 	a.next.Store(to)

@@ -98,6 +98,13 @@ func (p *Projection) applyTx(ctx context.Context, schema string, partition int32
 
 	var cp int64
 	b := &pgx.Batch{}
+	if schema != "" {
+		// A version being built is read by no one yet: its commits need not
+		// wait for the WAL flush. A crash loses at most the last commits,
+		// rows and checkpoint together (the WAL keeps them in order), and
+		// the rebuild applies them again.
+		b.Queue("SET LOCAL synchronous_commit = off")
+	}
 	if schema == "" {
 		// Shared with every other Apply, exclusive with Promote: the version
 		// read next stays active until this transaction ends.

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/projections"
+	"github.com/rtstack/rtstack/projections/view"
 )
 
 // versionStore writes into one version only, whichever is active.
@@ -28,7 +30,11 @@ func (s *versionStore) Apply(ctx context.Context, partition int32, recs []events
 // Begin creates a new, empty version ("v<N>", N one more than any version
 // this prefix ever had) and returns a Store writing only into it.
 func (p *Projection) Begin(ctx context.Context) (projections.Store, string, error) {
-	v, err := p.run(ctx, beginScript, p.cfg.Prefix).Text()
+	return p.begin(ctx, "")
+}
+
+func (p *Projection) begin(ctx context.Context, asOf string) (projections.Store, string, error) {
+	v, err := p.run(ctx, beginScript, p.cfg.Prefix, asOf, time.Now().UnixMilli()).Text()
 	if err != nil {
 		return nil, "", fmt.Errorf("redis projection: begin version: %w", err)
 	}
@@ -53,6 +59,7 @@ func (p *Projection) Promote(ctx context.Context, version string) (bool, error) 
 	if res[0] != "1" {
 		return false, nil
 	}
+	p.notify(ctx, view.BoardChange{All: true}) // every board may differ in the new version
 	if old := res[1]; old != "" {
 		p.cfg.Logger.Info("redis projection version promoted", "version", version, "old_version", old)
 		if err := p.drop(ctx, old); err != nil {
@@ -99,7 +106,12 @@ func (p *Projection) drop(ctx context.Context, version string) error {
 			break
 		}
 	}
-	if err := p.rdb.SRem(ctx, p.cfg.Prefix+"dropping", version).Err(); err != nil {
+	pipe := p.rdb.TxPipeline()
+	pipe.HDel(ctx, p.cfg.Prefix+"asof", version)
+	pipe.HDel(ctx, p.cfg.Prefix+"created", version)
+	pipe.SRem(ctx, p.cfg.Prefix+"sealed", version)
+	pipe.SRem(ctx, p.cfg.Prefix+"dropping", version)
+	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("redis projection: drop %s: %w", version, err)
 	}
 	p.cfg.Logger.Info("redis projection version dropped", "version", version, "keys", deleted)
