@@ -145,6 +145,8 @@ func TestCLIRefusesBadSettings(t *testing.T) {
 		{"TLS file without TLS", []string{"KAFKA_BROKERS=b:9092", "KAFKA_TLS_CA=/etc/hostname"}, []string{"log", "dump"}, "TLS files are set but TLS is off"},
 		{"no connection allowed", []string{"USER_CONN_LIMIT=0"}, []string{"broker"}, "USER_CONN_LIMIT must be at least 1"},
 		{"negative rate", []string{"RATE_LIMIT=-5"}, []string{"broker"}, "RATE_LIMIT must be at least 0"},
+		{"worker prefetch of zero", []string{"WORKER_PREFETCH=0"}, []string{"broker"}, "WORKER_PREFETCH must be within 1..1000, not 0"},
+		{"worker prefetch above the bound", []string{"WORKER_PREFETCH=1001"}, []string{"broker"}, "WORKER_PREFETCH must be within 1..1000, not 1001"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runCLI(t, tc.env, tc.args...)

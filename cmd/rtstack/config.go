@@ -21,6 +21,7 @@ import (
 	redisproj "github.com/rtstack/rtstack/projections/redis"
 	"github.com/rtstack/rtstack/tasks"
 	"github.com/rtstack/rtstack/tasks/rabbit"
+	"github.com/rtstack/rtstack/tasks/worker"
 )
 
 // config is the whole environment of rtstack. Every field is a flag, and
@@ -61,6 +62,7 @@ type config struct {
 	AllowedOrigins      string
 	LogLevel            string
 	WebhooksPerRoom     int
+	WorkerPrefetch      int
 	WebhookSecretKey    string
 	limits              limits
 
@@ -108,6 +110,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.Partitions, "partitions", kafka.DefaultPartitions, "partition count when the log is created (fixed afterwards)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated WebSocket origins (\"*\" under dev; empty: same origin only)")
 	fs.StringVar(&c.LogLevel, "log-level", defaultLogLevel, "debug, info, warn or error")
+	fs.IntVar(&c.WorkerPrefetch, "worker-prefetch", worker.DefaultPrefetch, fmt.Sprintf("tasks a worker has in progress at once (RabbitMQ prefetch), 1..%d", worker.MaxPrefetch))
 	fs.IntVar(&c.WebhooksPerRoom, "webhooks-per-room", commands.DefaultMaxWebhooksPerRoom, "webhooks a room may have; the next is refused with too_many_webhooks")
 	fs.StringVar(&c.WebhookSecretKey, "webhook-secret-key", "", "keys sealing webhook secrets, ID:BASE64KEY[,…], the first seals (generated in DATA_DIR under dev; required otherwise)")
 	c.limits.register(fs)
@@ -293,6 +296,9 @@ func (c *config) validate(needSecret bool) error {
 	}
 	if c.Partitions < 1 {
 		errs = append(errs, fmt.Errorf("PARTITIONS must be at least 1, not %d", c.Partitions))
+	}
+	if c.WorkerPrefetch < 1 || c.WorkerPrefetch > worker.MaxPrefetch {
+		errs = append(errs, fmt.Errorf("WORKER_PREFETCH must be within 1..%d, not %d", worker.MaxPrefetch, c.WorkerPrefetch))
 	}
 	if c.WebhooksPerRoom < 1 {
 		errs = append(errs, fmt.Errorf("WEBHOOKS_PER_ROOM must be at least 1, not %d", c.WebhooksPerRoom))

@@ -113,6 +113,7 @@ func buildWorker(p *parts, notifier worker.Notifier) (*worker.Worker, error) {
 		RabbitURL:    rc.URL,
 		Prefix:       rc.Prefix,
 		RetryDelays:  rc.RetryDelays,
+		Prefetch:     p.cfg.WorkerPrefetch,
 		AllowPrivate: p.cfg.allowPrivate(),
 		NotifyURL:    p.cfg.NotifyURL,
 		Notifier:     notifier,

@@ -22,8 +22,11 @@ var ErrNotConfirmed = errors.New("publish not confirmed by RabbitMQ")
 var ErrReturned = errors.New("publish returned by RabbitMQ: no queue took it")
 
 // confirmChunk bounds the publishes awaited together, and so the returns
-// that can be pending at once (the returns channel's capacity).
-const confirmChunk = 256
+// that can be pending at once (the returns channel's capacity). It covers
+// a reactor batch (DefaultMaxBatch records) in one round of confirms: at
+// 256 the publisher stopped for every 256 confirms and a 2,000-task batch
+// took twice as long as raw publishing.
+const confirmChunk = 2048
 
 // Publisher publishes task messages on one confirm-mode channel of its own
 // connection. It is safe for concurrent use. A Publisher whose connection

@@ -23,9 +23,10 @@ func NewHTTPClient(allowPrivate bool) *http.Client {
 	}
 	return &http.Client{
 		Transport: &http.Transport{
-			Proxy:                 nil,
-			DialContext:           d.DialContext,
-			MaxIdleConns:          256,
+			Proxy:       nil,
+			DialContext: d.DialContext,
+			// Every delivery in progress may keep its connection to the target.
+			MaxIdleConns:          MaxPrefetch,
 			MaxIdleConnsPerHost:   MaxPrefetch,
 			IdleConnTimeout:       90 * time.Second,
 			TLSHandshakeTimeout:   10 * time.Second,

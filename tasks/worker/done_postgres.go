@@ -61,6 +61,11 @@ type doneReply struct {
 // maxDoneBatch bounds the ids of one query.
 const maxDoneBatch = 256
 
+// doneParallel is how many queries of each kind (checks, records) may be
+// in flight at once. A lone query per kind made the record's commit the
+// worker's limit: each batch waited for the one before it to be flushed.
+const doneParallel = 2
+
 func newDoneBatcher(s doneStore) *doneBatcher {
 	return &doneBatcher{store: s, checks: make(chan doneReq), marks: make(chan doneReq)}
 }

@@ -42,7 +42,7 @@ type Notifier interface {
 
 // Defaults of Config.
 const (
-	DefaultPrefetch = 32
+	DefaultPrefetch = 256
 	MaxPrefetch     = 1000
 	DefaultTimeout  = 10 * time.Second
 )
@@ -56,8 +56,8 @@ type Config struct {
 	// RetryDelays (RETRY_DELAYS); nil means tasks.DefaultRetryDelays. Must
 	// match the reactor's: they name the delay queues.
 	RetryDelays []time.Duration
-	// Prefetch bounds the tasks in progress at once; 0 means
-	// DefaultPrefetch, at most MaxPrefetch.
+	// Prefetch bounds the tasks in progress at once (WORKER_PREFETCH), each
+	// on its own goroutine; 0 means DefaultPrefetch, at most MaxPrefetch.
 	Prefetch int
 	// Timeout bounds one attempt (the HTTP request included); 0 means
 	// DefaultTimeout.
@@ -204,9 +204,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	// shutdown still record their outcome, so they stop last.
 	bctx, stopBatchers := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); w.done.run(bctx, w.done.checks, w.store.checkMany) }()
-	go func() { defer wg.Done(); w.done.run(bctx, w.done.marks, w.store.markMany) }()
+	// Several queries of a kind run at once: one batch's commit waits on
+	// the WAL flush while the next batch fills, and Postgres flushes
+	// concurrent commits together.
+	for range doneParallel {
+		wg.Add(2)
+		go func() { defer wg.Done(); w.done.run(bctx, w.done.checks, w.store.checkMany) }()
+		go func() { defer wg.Done(); w.done.run(bctx, w.done.marks, w.store.markMany) }()
+	}
 	defer func() { stopBatchers(); wg.Wait() }()
 	for {
 		started := time.Now()
