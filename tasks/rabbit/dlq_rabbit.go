@@ -122,12 +122,14 @@ func ReplayDLQ(ctx context.Context, cfg Config) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("open channel: %w", err)
 	}
-	q, err := ch.QueueDeclarePassive(topo.Dead(), true, false, false, false, nil)
-	if err != nil {
+	if _, err := ch.QueueDeclarePassive(topo.Dead(), true, false, false, false, nil); err != nil {
 		return 0, fmt.Errorf("inspect %s: %w", topo.Dead(), err)
 	}
-	n := 0
-	for n < q.Messages {
+	// What the DLQ holds when the replay begins comes with the first task
+	// taken (the count of a passive declare can lag a requeue on a quorum
+	// queue, e.g. right after ListDLQ gave its tasks back).
+	n, limit := 0, -1
+	for limit < 0 || n < limit {
 		if err := ctx.Err(); err != nil {
 			return n, err
 		}
@@ -137,6 +139,9 @@ func ReplayDLQ(ctx context.Context, cfg Config) (int, error) {
 		}
 		if !ok {
 			break
+		}
+		if limit < 0 {
+			limit = int(d.MessageCount) + 1
 		}
 		msg := amqp.Publishing{
 			Headers: amqp.Table{}, ContentType: d.ContentType, DeliveryMode: amqp.Persistent,
