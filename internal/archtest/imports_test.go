@@ -81,9 +81,10 @@ var rules = []rule{
 	// infra or the gateway package".
 	{pkg: "gateway/api", only: []string{"commands", "projections/view", "events", "gateway/clienterr", "gateway/auth"},
 		never: []string{"infra/...", "gateway"}},
-	// gateway/clienterr (package comment): "imports commands and
-	// gateway/auth for the errors it maps, never gateway or gateway/api".
-	{pkg: "gateway/clienterr", only: []string{"commands", "gateway/auth"}, never: []string{"gateway", "gateway/api/..."}},
+	// gateway/clienterr (package comment): "imports commands, gateway/auth
+	// and projections/view for the errors it maps, never gateway or
+	// gateway/api".
+	{pkg: "gateway/clienterr", only: []string{"commands", "gateway/auth", "projections/view"}, never: []string{"gateway", "gateway/api/..."}},
 	// gateway/dedupe: "imports commands, events and go-redis; never
 	// projections or the gateway package".
 	{pkg: "gateway/dedupe", only: []string{"commands", "events"}, never: []string{"projections/...", "gateway"}},
