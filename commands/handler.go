@@ -223,16 +223,22 @@ func (h *Handler) envelope(room, user string) events.Envelope {
 func (h *Handler) append(ctx context.Context, ev events.Event) (events.Position, error) {
 	pos, err := h.cfg.Log.Append(ctx, ev)
 	if err != nil {
-		return pos, fmt.Errorf("%w: %w", ErrAppend, err)
+		return pos, appendFailed(err)
 	}
 	return pos, nil
 }
 
+func appendFailed(err error) error { return fmt.Errorf("%w: %w", ErrAppend, err) }
+
 // SendMessage appends a MessageSent, or answers a resend of the same client
 // id with the first append's position.
 func (h *Handler) SendMessage(ctx context.Context, c SendMessage) (Result, error) {
+	return h.run(ctx, c)
+}
+
+func (c SendMessage) decide(ctx context.Context, h *Handler) (decision, error) {
 	if err := c.validate(); err != nil {
-		return Result{}, err
+		return decision{}, err
 	}
 	msgID := MessageID(c.Room, c.User, c.ClientID)
 	if c.ClientID == "" {
@@ -243,10 +249,10 @@ func (h *Handler) SendMessage(ctx context.Context, c SendMessage) (Result, error
 	if c.ClientID != "" && h.cfg.Outcomes != nil {
 		pos, dup, rel, err := h.claim(ctx, key)
 		if err != nil {
-			return Result{}, err
+			return decision{}, err
 		}
 		if dup {
-			return Result{Position: pos, MessageID: msgID, Duplicate: true}, nil
+			return decision{res: Result{Position: pos, MessageID: msgID, Duplicate: true}}, nil
 		}
 		release = rel
 	}
@@ -257,17 +263,13 @@ func (h *Handler) SendMessage(ctx context.Context, c SendMessage) (Result, error
 		Text:      c.Text,
 		Mentions:  Mentions(c.Text),
 	}
-	pos, err := h.append(ctx, ev)
-	if err != nil {
-		if release != nil {
-			release()
-		}
-		return Result{}, err
-	}
+	d := decision{ev: ev, res: Result{Event: ev, MessageID: msgID}, failed: release}
 	if c.ClientID != "" && h.cfg.Outcomes != nil {
-		_ = h.cfg.Outcomes.Put(ctx, key, pos) // best effort, see claim
+		d.after = func(ctx context.Context, pos events.Position) {
+			_ = h.cfg.Outcomes.Put(ctx, key, pos) // best effort, see claim
+		}
 	}
-	return Result{Event: ev, Position: pos, MessageID: msgID}, nil
+	return d, nil
 }
 
 // claim returns the outcome of key if it has one (dup), or claims key for
@@ -316,50 +318,59 @@ func (h *Handler) checkAuthor(ctx context.Context, room, user, messageID string)
 
 // EditMessage appends a MessageEdited after checking authorship.
 func (h *Handler) EditMessage(ctx context.Context, c EditMessage) (Result, error) {
+	return h.run(ctx, c)
+}
+
+func (c EditMessage) decide(ctx context.Context, h *Handler) (decision, error) {
 	if err := c.validate(); err != nil {
-		return Result{}, err
+		return decision{}, err
 	}
 	if err := h.checkAuthor(ctx, c.Room, c.User, c.MessageID); err != nil {
-		return Result{}, err
+		return decision{}, err
 	}
 	ev := &events.MessageEdited{Envelope: h.envelope(c.Room, c.User), MessageID: c.MessageID, Text: c.Text}
-	pos, err := h.append(ctx, ev)
-	return Result{Event: ev, Position: pos, MessageID: c.MessageID}, err
+	return decision{ev: ev, res: Result{Event: ev, MessageID: c.MessageID}}, nil
 }
 
 // DeleteMessage appends a MessageDeleted after checking authorship.
 func (h *Handler) DeleteMessage(ctx context.Context, c DeleteMessage) (Result, error) {
+	return h.run(ctx, c)
+}
+
+func (c DeleteMessage) decide(ctx context.Context, h *Handler) (decision, error) {
 	if err := c.validate(); err != nil {
-		return Result{}, err
+		return decision{}, err
 	}
 	if err := h.checkAuthor(ctx, c.Room, c.User, c.MessageID); err != nil {
-		return Result{}, err
+		return decision{}, err
 	}
 	ev := &events.MessageDeleted{Envelope: h.envelope(c.Room, c.User), MessageID: c.MessageID}
-	pos, err := h.append(ctx, ev)
-	return Result{Event: ev, Position: pos, MessageID: c.MessageID}, err
+	return decision{ev: ev, res: Result{Event: ev, MessageID: c.MessageID}}, nil
 }
 
 // React appends a ReactionAdded or ReactionRemoved.
 func (h *Handler) React(ctx context.Context, c React) (Result, error) {
+	return h.run(ctx, c)
+}
+
+func (c React) decide(ctx context.Context, h *Handler) (decision, error) {
 	if err := c.validate(); err != nil {
-		return Result{}, err
+		return decision{}, err
 	}
 	if !c.Remove && h.cfg.Reactions != nil {
 		have, err := h.cfg.Reactions.UserReactions(ctx, c.Room, c.MessageID, c.User)
 		if err != nil {
-			return Result{}, fmt.Errorf("%w: reactions on %s: %w", ErrReadModel, c.MessageID, err)
+			return decision{}, fmt.Errorf("%w: reactions on %s: %w", ErrReadModel, c.MessageID, err)
 		}
 		if !slices.Contains(have, c.Emoji) && len(have) >= MaxReactionsPerUser {
-			return Result{}, fmt.Errorf("%w: %d distinct emoji on %s, at most %d", ErrTooManyReactions, len(have), c.MessageID, MaxReactionsPerUser)
+			return decision{}, fmt.Errorf("%w: %d distinct emoji on %s, at most %d", ErrTooManyReactions, len(have), c.MessageID, MaxReactionsPerUser)
 		}
 	}
 	var ev events.Event = &events.ReactionAdded{Envelope: h.envelope(c.Room, c.User), MessageID: c.MessageID, Emoji: c.Emoji}
 	if c.Remove {
 		ev = &events.ReactionRemoved{Envelope: h.envelope(c.Room, c.User), MessageID: c.MessageID, Emoji: c.Emoji}
 	}
-	pos, err := h.append(ctx, ev)
-	return Result{Event: ev, Position: pos, MessageID: c.MessageID}, err
+	return decision{ev: ev, res: Result{Event: ev, MessageID: c.MessageID}}, nil
 }
 
 // JoinRoom appends a MemberJoined, unless Members says the user already

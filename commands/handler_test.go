@@ -31,11 +31,23 @@ func (l *memLog) Append(_ context.Context, ev events.Event) (events.Position, er
 
 type memOutcomes map[string]events.Position
 
+// outcomesMu guards every memOutcomes: a submitted send remembers its
+// outcome from its own goroutine.
+var outcomesMu sync.Mutex
+
 func (m memOutcomes) Get(_ context.Context, k string) (events.Position, bool, error) {
+	outcomesMu.Lock()
+	defer outcomesMu.Unlock()
 	p, ok := m[k]
 	return p, ok, nil
 }
-func (m memOutcomes) Put(_ context.Context, k string, p events.Position) error { m[k] = p; return nil }
+
+func (m memOutcomes) Put(_ context.Context, k string, p events.Position) error {
+	outcomesMu.Lock()
+	defer outcomesMu.Unlock()
+	m[k] = p
+	return nil
+}
 
 type authors map[string]string
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,13 +35,7 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // broker, and as its baseline a raw kgo ProduceSync of the same event
 // through the same client, in the same run.
 func BenchmarkAppend(b *testing.B) {
-	st := newStack(b, stackOpts{})
-	g := st.gateway(b, nil)
-	ws, _, err := websocket.DefaultDialer.Dial(g.url(g.token(b, "bench")), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ws.Close()
+	st, ws := benchConn(b)
 	roundTrip := func(msg []byte, want []byte) {
 		if err := ws.WriteMessage(websocket.TextMessage, msg); err != nil {
 			b.Fatal(err)
@@ -94,6 +89,19 @@ func BenchmarkAppend(b *testing.B) {
 	if p := percentile(raw, 0.50); p > 0 {
 		b.ReportMetric(float64(percentile(ws1, 0.50))/float64(p), "p50-ratio")
 	}
+}
+
+// benchConn is a stack, a gateway with the rate limits off and one
+// WebSocket to it, closed when b ends.
+func benchConn(b *testing.B) (*stack, *websocket.Conn) {
+	st := newStack(b, stackOpts{})
+	g := st.gateway(b, nil)
+	ws, _, err := websocket.DefaultDialer.Dial(g.url(g.token(b, "bench")), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = ws.Close() })
+	return st, ws
 }
 
 const fanoutClients = 1000
@@ -269,4 +277,71 @@ func BenchmarkFanout(b *testing.B) {
 	b.ReportMetric(gwRate, "deliveries/s")
 	b.ReportMetric(baseRate, "baseline-deliveries/s")
 	b.ReportMetric(gwRate/baseRate, "ratio")
+}
+
+// BenchmarkPipelinedSends measures a closed loop of sends over one
+// WebSocket keeping window sends unanswered (each ack lets the next send
+// go), against the embedded broker: acks per second and send → ack
+// latency. A gateway that answers one action at a time per connection is
+// bound by 1 / append latency here whatever the window.
+func BenchmarkPipelinedSends(b *testing.B) {
+	const window = 16
+	_, ws := benchConn(b)
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"join","room":"bench","client_id":"j"}`)); err != nil {
+		b.Fatal(err)
+	}
+	text := strings.Repeat("x", 100)
+	sentAt := make([]atomic.Int64, b.N) // UnixNano; read by the reader goroutine
+	latencies := make([]time.Duration, 0, b.N)
+	slots := make(chan struct{}, window)
+	readErr := make(chan error, 1)
+	b.ResetTimer()
+	start := time.Now()
+	go func() {
+		ackPrefix := []byte(`"type":"ack","client_id":"c`)
+		for acked := 0; acked < b.N; {
+			_, data, err := ws.ReadMessage()
+			if err != nil {
+				readErr <- err
+				return
+			}
+			for _, line := range bytes.Split(data, []byte{'\n'}) {
+				if bytes.Contains(line, []byte(`"type":"error"`)) {
+					readErr <- fmt.Errorf("error frame: %s", line)
+					return
+				}
+				i := bytes.Index(line, ackPrefix)
+				if i < 0 {
+					continue
+				}
+				rest := line[i+len(ackPrefix):]
+				n, err := strconv.Atoi(string(rest[:bytes.IndexByte(rest, '"')]))
+				if err != nil {
+					readErr <- err
+					return
+				}
+				latencies = append(latencies, time.Duration(time.Now().UnixNano()-sentAt[n].Load()))
+				acked++
+				<-slots
+			}
+		}
+		readErr <- nil
+	}()
+	for i := range b.N {
+		slots <- struct{}{}
+		sentAt[i].Store(time.Now().UnixNano())
+		msg := fmt.Appendf(nil, `{"type":"send","room":"bench","client_id":"c%d","text":%q}`, i, text)
+		if err := ws.WriteMessage(websocket.TextMessage, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := <-readErr; err != nil {
+		b.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "acks/s")
+	b.ReportMetric(us(percentile(latencies, 0.50)), "ack-p50-µs")
+	b.ReportMetric(us(percentile(latencies, 0.99)), "ack-p99-µs")
 }

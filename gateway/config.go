@@ -18,14 +18,14 @@ import (
 	"github.com/rtstack/rtstack/schemas"
 )
 
-// Commands decides and appends chat actions. *commands.Handler satisfies it;
-// every method returns only after the broker acknowledged the append (or
-// with an error, and then nothing may be acknowledged).
+// Commands decides and appends chat actions. *commands.Handler satisfies it.
+// Submit issues a room action's append and calls ready once its outcome is
+// known (see commands.Handler.Submit): the gateway keeps many in flight per
+// connection, submitted in order per room. JoinRoom and LeaveRoom return
+// only after the broker acknowledged the append (or with an error, and then
+// nothing may be acknowledged).
 type Commands interface {
-	SendMessage(ctx context.Context, c commands.SendMessage) (commands.Result, error)
-	EditMessage(ctx context.Context, c commands.EditMessage) (commands.Result, error)
-	DeleteMessage(ctx context.Context, c commands.DeleteMessage) (commands.Result, error)
-	React(ctx context.Context, c commands.React) (commands.Result, error)
+	Submit(ctx context.Context, a commands.Action, ready func()) *commands.Pending
 	JoinRoom(ctx context.Context, c commands.JoinRoom) (commands.Result, error)
 	LeaveRoom(ctx context.Context, c commands.LeaveRoom) (commands.Result, error)
 }
@@ -37,6 +37,15 @@ var _ Commands = (*commands.Handler)(nil)
 type Boards interface {
 	Leaderboard(ctx context.Context, n int) ([]view.ScoreEntry, error)
 	Counters(ctx context.Context, room string) (view.Counters, error)
+}
+
+// BoardWatcher reports changes of the boards behind the leaderboard and
+// counters channels: WatchBoards calls changed (which must not block) for
+// each change committed to the projection, and with All whenever notices
+// may have been missed, until ctx ends. *redis.Projection satisfies it over
+// Redis pub/sub.
+type BoardWatcher interface {
+	WatchBoards(ctx context.Context, changed func(view.BoardChange)) error
 }
 
 // Presence records who is online in a room, per connection. The gateway
@@ -87,11 +96,12 @@ const (
 	DefaultRecoveryTimeout    = 10 * time.Second
 	DefaultMaxRecoveries      = 8
 	DefaultCommandTimeout     = 15 * time.Second
+	DefaultMaxInflight        = 64
 	DefaultPingInterval       = 25 * time.Second
 	DefaultPongWait           = 60 * time.Second
 	DefaultWriteWait          = 10 * time.Second
 	DefaultLeaderboardSize    = 10
-	DefaultBoardInterval      = time.Second
+	DefaultBoardInterval      = 250 * time.Millisecond
 	DefaultTopicCheckInterval = 5 * time.Second
 	DefaultDedupeWindow       = 256
 	DefaultTypingInterval     = 2 * time.Second
@@ -181,6 +191,12 @@ type Config struct {
 	RecoveryFetchBytes int
 	// CommandTimeout bounds one client action (append included). Default 15s.
 	CommandTimeout time.Duration
+	// MaxInflight bounds the room actions (send, edit, delete, react) one
+	// connection may have read and not yet answered; they are appended
+	// without waiting for each other (in order per room). Over it the
+	// connection's next frame is read only once one is answered:
+	// backpressure, no error. Default 64.
+	MaxInflight int
 	// PingInterval is how often the server pings; PongWait how long it
 	// waits for any frame or pong before dropping the connection. Defaults
 	// 25s and 60s; an unset PingInterval is at most 9/10 of PongWait, and a
@@ -195,8 +211,14 @@ type Config struct {
 	// LeaderboardSize is how many entries a leaderboard frame carries.
 	// Default 10.
 	LeaderboardSize int
-	// BoardInterval is how often subscribed boards are re-read; a changed
-	// board is sent again. Default 1s.
+	// BoardChanges tells which boards the projection changed. With it, a
+	// board is re-read only after a change notice, once per BoardInterval
+	// however many subscribers it has; nil re-reads every subscribed board
+	// each BoardInterval.
+	BoardChanges BoardWatcher
+	// BoardInterval coalesces board pushes: a changed board is re-read and
+	// sent at most once per interval. Default 250ms (4 pushes/s per
+	// channel at most).
 	BoardInterval time.Duration
 	// Presence is told about joins and leaves; nil disables presence.
 	Presence Presence
@@ -253,7 +275,7 @@ func (c Config) Validate() error {
 		{"RecoveryFetchBytes", int64(c.RecoveryFetchBytes)},
 		{"Burst", int64(c.Burst)}, {"AbuseAfter", int64(c.AbuseAfter)}, {"RecoveryWindow", c.RecoveryWindow},
 		{"MaxRecoveries", int64(c.MaxRecoveries)}, {"LeaderboardSize", int64(c.LeaderboardSize)}, {"DedupeWindow", int64(c.DedupeWindow)},
-		{"RecoveryTimeout", int64(c.RecoveryTimeout)}, {"CommandTimeout", int64(c.CommandTimeout)}, {"PingInterval", int64(c.PingInterval)},
+		{"RecoveryTimeout", int64(c.RecoveryTimeout)}, {"CommandTimeout", int64(c.CommandTimeout)}, {"MaxInflight", int64(c.MaxInflight)}, {"PingInterval", int64(c.PingInterval)},
 		{"PongWait", int64(c.PongWait)}, {"WriteWait", int64(c.WriteWait)}, {"BoardInterval", int64(c.BoardInterval)},
 		{"TopicCheckInterval", int64(c.TopicCheckInterval)}, {"TokenWarning", int64(c.TokenWarning)},
 	} {
@@ -294,6 +316,7 @@ func (c Config) withDefaults() Config {
 	c.RecoveryTimeout = cmp.Or(c.RecoveryTimeout, DefaultRecoveryTimeout)
 	c.MaxRecoveries = cmp.Or(c.MaxRecoveries, DefaultMaxRecoveries)
 	c.CommandTimeout = cmp.Or(c.CommandTimeout, DefaultCommandTimeout)
+	c.MaxInflight = cmp.Or(c.MaxInflight, DefaultMaxInflight)
 	c.PongWait = cmp.Or(c.PongWait, DefaultPongWait)
 	if c.PingInterval == 0 {
 		// Unset: the default, or just under a PongWait set shorter than it.

@@ -27,6 +27,8 @@ type conn struct {
 	// written counts the frames the writer wrote: the progress pushWait
 	// watches for SlowClientWait (a batch may take long on a slow link).
 	written atomic.Uint64
+	// pipeline holds the room actions between the reader and their answer.
+	pipeline *pipeline
 
 	wake chan struct{} // capacity 1: the writer has something to do
 	done chan struct{} // closed when the writer has returned
@@ -50,12 +52,13 @@ type conn struct {
 func newConn(s *Server, ws *websocket.Conn, id string, claims auth.Claims) *conn {
 	c := &conn{
 		s: s, ws: ws, id: id, user: claims.User(), access: claims.Rooms,
-		limiter: rate.NewLimiter(s.cfg.RateLimit, s.cfg.Burst),
-		wake:    make(chan struct{}, 1),
-		done:    make(chan struct{}),
-		queue:   make([][]byte, 0, 64),
-		rooms:   map[string]struct{}{},
-		boards:  map[string]struct{}{},
+		limiter:  rate.NewLimiter(s.cfg.RateLimit, s.cfg.Burst),
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		queue:    make([][]byte, 0, 64),
+		rooms:    map[string]struct{}{},
+		boards:   map[string]struct{}{},
+		pipeline: newPipeline(s.cfg.MaxInflight),
 	}
 	c.space = sync.NewCond(&c.mu)
 	return c

@@ -6,7 +6,9 @@
 //
 // It owns the WebSocket sessions (one reader and one writer goroutine per
 // connection, a send queue bounded in bytes packed into \n-separated
-// frames), what one connection and one user may cost (frame rates,
+// frames, and the pipeline of room actions in flight: MaxInflight per
+// connection, appended without waiting for each other, in order per room,
+// by a goroutine per room only while that room has actions), what one connection and one user may cost (frame rates,
 // connections per user, rooms and subscriptions per connection), the room
 // subscriptions, the log tail and the recovery reads (which read the log
 // only as fast as the client drains them), what a token
@@ -30,8 +32,9 @@
 // srv.BroadcastRoom (typing frames relayed from other gateways); the HTTP
 // API may hand out srv.TopicID().
 //
-// It imports commands, events, schemas, infra/kafka, projections/view (the
-// read types), gateway/clienterr, gateway/auth and internal/retry. It must
+// It imports commands, events, schemas, infra/kafka, infra/telemetry (each
+// action starts a trace), projections/view (the read types),
+// gateway/clienterr, gateway/auth and internal/retry. It must
 // not import gateway/presence, gateway/api, the projection adapters or
 // anything under cmd/: those are wired to it through the small interfaces
 // declared in config.go.

@@ -189,6 +189,7 @@ type frame struct {
 	Duplicate bool     `json:"duplicate"`
 	InMS      int64    `json:"in_ms"`
 	raw       string
+	at        time.Time // when the client read it
 }
 
 func (f frame) pos() events.Position {
@@ -266,7 +267,7 @@ func (c *client) readLoop() {
 				c.wake()
 				return
 			}
-			f.raw = string(line)
+			f.raw, f.at = string(line), time.Now()
 			c.frames = append(c.frames, f)
 		}
 		c.mu.Unlock()

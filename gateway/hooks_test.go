@@ -12,7 +12,6 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/gateway"
 	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/internal/testsvc"
@@ -277,36 +276,47 @@ func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	return got
 }
 
-// gatedCommands holds SendMessage until the gate opens.
-type gatedCommands struct {
-	gateway.Commands
-	entered chan struct{}
-	gate    chan struct{}
-}
-
-func (g *gatedCommands) SendMessage(ctx context.Context, c commands.SendMessage) (commands.Result, error) {
-	g.entered <- struct{}{}
-	<-g.gate
-	return g.Commands.SendMessage(ctx, c)
-}
-
 // Shutdown lets an append in flight finish and its ack reach the client
 // before the 1001 close.
 func TestShutdownWaitsForInflightAppend(t *testing.T) {
 	st := newStack(t, stackOpts{})
-	gated := &gatedCommands{Commands: st.cmds, entered: make(chan struct{}, 1), gate: make(chan struct{})}
-	g := st.gateway(t, func(c *gateway.Config) { c.Commands = gated })
+	gated := st.gatedLog(t)
+	g := st.gateway(t, func(c *gateway.Config) { c.Commands = gated.cmds })
 	alice := g.dial(t, "alice")
 	alice.join("r")
 	alice.send(map[string]any{"type": "send", "room": "r", "client_id": "inflight", "text": "almost too late"})
-	<-gated.entered
+	gated.awaitHeld(t, 1)
+	if acks := of(shutdownReleasing(t, g, gated, alice), "ack"); len(acks) != 1 || acks[0].ClientID != "inflight" {
+		t.Fatalf("acks before close: %v, want the in-flight send's", raws(acks))
+	}
+}
+
+// shutdownReleasing shuts g down, releasing the appends gated holds once
+// Shutdown is under way, and returns what c got before its close, which
+// must be 1001 going away.
+func shutdownReleasing(t *testing.T, g *gw, gated *gatedLog, c *client) []frame {
+	t.Helper()
+	done := startShutdown(t, g)
+	gated.open()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if code := c.closeCode(); code != websocket.CloseGoingAway {
+		t.Fatalf("close code %d, want %d", code, websocket.CloseGoingAway)
+	}
+	return c.await("all", func([]frame) bool { return true })
+}
+
+// startShutdown starts g's Shutdown and returns its outcome's channel once
+// Shutdown is under way (new clients get 503).
+func startShutdown(t *testing.T, g *gw) <-chan error {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		done <- g.srv.Shutdown(ctx)
 	}()
-	// Open the gate only once Shutdown is under way (new clients get 503).
 	deadline := time.Now().Add(waitFor)
 	for {
 		_, resp, err := websocket.DefaultDialer.Dial(g.url(g.token(t, "late")), nil)
@@ -314,21 +324,11 @@ func TestShutdownWaitsForInflightAppend(t *testing.T) {
 			_ = resp.Body.Close()
 		}
 		if err != nil && resp != nil && resp.StatusCode == http.StatusServiceUnavailable {
-			break
+			return done
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("shutdown did not start")
 		}
 		time.Sleep(5 * time.Millisecond)
-	}
-	close(gated.gate)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if code := alice.closeCode(); code != websocket.CloseGoingAway {
-		t.Fatalf("close code %d, want %d", code, websocket.CloseGoingAway)
-	}
-	if acks := of(alice.await("all", func([]frame) bool { return true }), "ack"); len(acks) != 1 || acks[0].ClientID != "inflight" {
-		t.Fatalf("acks before close: %v, want the in-flight send's", raws(acks))
 	}
 }

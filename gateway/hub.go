@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/projections/view"
 )
 
 // delivery is one log record ready for fanout: its frame is encoded once and
@@ -97,6 +98,9 @@ type board struct {
 	room  string // counters only
 	conns map[*conn]struct{}
 	last  []byte
+	// dirty: a change notice arrived since the last read; the board is
+	// re-read once at the next tick, whatever its subscriber count.
+	dirty bool
 }
 
 func newHub(dedupeWindow, bufCap, bufBytes int) *hub {
@@ -366,8 +370,12 @@ func (h *hub) subscribeBoard(c *conn, key, roomName string, snap []byte) {
 		// snap is the newcomer's alone: on a board with subscribers, last
 		// stays what they were sent, so a change they have not seen yet
 		// still reaches them at the next read.
-		b = &board{room: roomName, conns: map[*conn]struct{}{}, last: snap}
+		// dirty: a notice that arrived between the snapshot's read and
+		// now found no board to mark.
+		b = &board{room: roomName, conns: map[*conn]struct{}{}, last: snap, dirty: true}
 		h.boards[key] = b
+	} else if !bytes.Equal(snap, b.last) {
+		b.dirty = true // the newcomer and the others saw different states
 	}
 	b.conns[c] = struct{}{}
 }
@@ -383,15 +391,50 @@ func (h *hub) unsubscribeBoard(c *conn, key string) {
 	}
 }
 
-// boardKeys lists the subscribed board channels.
-func (h *hub) boardKeys() map[string]string {
+// boardKeys lists the subscribed board channels (key → room), all of them
+// or (onlyDirty) those marked changed, whose marks it clears.
+func (h *hub) boardKeys(onlyDirty bool) map[string]string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	out := make(map[string]string, len(h.boards))
 	for k, b := range h.boards {
+		if onlyDirty && !b.dirty {
+			continue
+		}
+		b.dirty = false
 		out[k] = b.room
 	}
 	return out
+}
+
+// markDirty marks the board key as changed, if it is still subscribed.
+func (h *hub) markDirty(key string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if b := h.boards[key]; b != nil {
+		b.dirty = true
+	}
+}
+
+// markBoards marks the subscribed boards c names as changed; boards no one
+// here subscribes to are ignored.
+func (h *hub) markBoards(c view.BoardChange) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c.All {
+		for _, b := range h.boards {
+			b.dirty = true
+		}
+		return
+	}
+	if b := h.boards["leaderboard"]; b != nil && c.Leaderboard {
+		b.dirty = true
+	}
+	for _, r := range c.Rooms {
+		if b := h.boards[boardKey("counters", r)]; b != nil {
+			b.dirty = true
+		}
+	}
 }
 
 // publishBoard sends frame to key's subscribers if it differs from the last

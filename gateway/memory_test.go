@@ -56,6 +56,10 @@ func TestRecoveryHeapBounded(t *testing.T) {
 		c.MaxRecoveries = readers + 1
 		c.RecoveryWindow = 2 * records
 		c.WriteWait = 10 * time.Minute // the stall is noticed by SlowClientWait, not by a failed write
+		// Generous: on a loaded 2-core machine under -race a reader that is
+		// reading may not be scheduled for seconds; only the stalled one
+		// may be taken for a client that stopped reading.
+		c.SlowClientWait = 20 * time.Second
 		c.Registerer = reg
 	})
 
@@ -104,7 +108,7 @@ func TestRecoveryHeapBounded(t *testing.T) {
 		t.Errorf("live heap grew by %d MiB during the recoveries, bound %d MiB", (p.live-base.live)>>20, recoveryHeapBound>>20)
 	}
 
-	testsvc.Eventually(t, 30*time.Second, "the stalled reader counted as a slow client", func() bool {
+	testsvc.Eventually(t, 90*time.Second, "the stalled reader counted as a slow client", func() bool {
 		return gather(t, reg)["rtstack_gateway_drops_total"] >= 1
 	})
 	stalled.startReading()

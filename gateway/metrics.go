@@ -11,6 +11,7 @@ import (
 // code, reason and refusal kinds come from fixed sets.
 type metrics struct {
 	connections     prometheus.Gauge
+	actionsInFlight prometheus.Gauge
 	deliveries      prometheus.Counter
 	frames          prometheus.Counter
 	drops           *prometheus.CounterVec
@@ -22,6 +23,7 @@ type metrics struct {
 	fanoutSeconds   prometheus.Histogram
 	resyncs         prometheus.Counter
 	tailErrors      prometheus.Counter
+	boardReads      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -29,6 +31,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "connections",
 			Help: "Open WebSocket connections."}),
+		actionsInFlight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "actions_in_flight",
+			Help: "Room actions (send, edit, delete, react) read from clients and not yet answered, over all connections; at most MAX_INFLIGHT per connection."}),
 		deliveries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "deliveries_total",
 			Help: "Log events queued to connections by the live fanout."}),
 		frames: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "frames_written_total",
@@ -53,13 +57,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Joins answered with resync."}),
 		tailErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "tail_errors_total",
 			Help: "Fetch errors while tailing the log (the tail retries)."}),
+		boardReads: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "board_reads_total",
+			Help: "Re-reads of changed leaderboard and counters boards (one per changed board per interval, whatever the subscriber count; snapshots on subscribe not included)."}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.connections, m.deliveries, m.frames, m.drops, m.errors, m.refused,
-		m.appendSeconds, m.recoverySeconds, m.recoveryRecords, m.fanoutSeconds, m.resyncs, m.tailErrors} {
+	for _, c := range []prometheus.Collector{m.connections, m.actionsInFlight, m.deliveries, m.frames, m.drops, m.errors, m.refused,
+		m.appendSeconds, m.recoverySeconds, m.recoveryRecords, m.fanoutSeconds, m.resyncs, m.tailErrors, m.boardReads} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/rtstack/rtstack/gateway/clienterr"
 	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/internal/retry"
 	"github.com/rtstack/rtstack/projections/view"
 )
 
@@ -389,11 +390,17 @@ func (s *Server) readBoard(ctx context.Context, channel, room string) ([]byte, e
 	return json.Marshal(countersFrame{Type: "counters", Counters: cs})
 }
 
-// boardLoop re-reads subscribed boards every BoardInterval and sends those
-// that changed.
+// boardLoop pushes changed boards to their subscribers, each board read
+// once per BoardInterval at most: with BoardChanges, only the boards a
+// notice marked; without, every subscribed board.
 func (s *Server) boardLoop(ctx context.Context) {
 	if s.cfg.Boards == nil {
 		return
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if s.cfg.BoardChanges != nil {
+		wg.Go(func() { s.watchBoards(ctx) })
 	}
 	t := time.NewTicker(s.cfg.BoardInterval)
 	defer t.Stop()
@@ -403,21 +410,45 @@ func (s *Server) boardLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for key, room := range s.hub.boardKeys() {
-			channel := "leaderboard"
-			if room != "" {
-				channel = "counters"
-			}
-			rctx, cancel := context.WithTimeout(ctx, s.cfg.BoardInterval*5)
-			frame, err := s.readBoard(rctx, channel, room)
-			cancel()
-			if err != nil {
-				if !errors.Is(err, context.Canceled) {
-					s.log.Warn("read board", "channel", channel, "room", room, "err", err)
-				}
-				continue
-			}
-			s.hub.publishBoard(key, frame)
+		for key, room := range s.hub.boardKeys(s.cfg.BoardChanges != nil) {
+			s.refreshBoard(ctx, key, room)
+		}
+	}
+}
+
+// refreshBoard reads one board and sends it to its subscribers if it
+// changed.
+func (s *Server) refreshBoard(ctx context.Context, key, room string) {
+	channel := "leaderboard"
+	if room != "" {
+		channel = "counters"
+	}
+	rctx, cancel := context.WithTimeout(ctx, max(s.cfg.BoardInterval*5, time.Second))
+	defer cancel()
+	s.m.boardReads.Inc()
+	frame, err := s.readBoard(rctx, channel, room)
+	if err != nil {
+		if !errors.Is(err, context.Canceled) {
+			s.log.Warn("read board", "channel", channel, "room", room, "err", err)
+		}
+		s.hub.markDirty(key) // try again next tick
+		return
+	}
+	s.hub.publishBoard(key, frame)
+}
+
+// watchBoards marks boards changed as BoardChanges reports, and watches
+// again after a failure.
+func (s *Server) watchBoards(ctx context.Context) {
+	b := retry.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: true}
+	for {
+		err := s.cfg.BoardChanges.WatchBoards(ctx, s.hub.markBoards)
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("board change notices", "err", err, "attempt", b.Attempt()+1)
+		if !b.Wait(ctx, nil) {
+			return
 		}
 	}
 }

@@ -8,10 +8,18 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/gateway/clienterr"
+	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/infra/telemetry"
 )
+
+// tracer is looked up at each use: the provider is installed after package init.
+func tracer() trace.Tracer { return telemetry.Tracer("github.com/rtstack/rtstack/gateway") }
 
 // readLoop is the connection's reader: it runs in ServeHTTP's goroutine,
 // handles one client frame at a time, and on return tears the connection
@@ -98,15 +106,17 @@ func (c *conn) handle(data []byte) bool {
 			c.sendError(CodeShuttingDown, "server shutting down, reconnect", f.ClientID)
 			return true
 		}
-		defer c.s.endCommand()
 		switch f.Type {
 		case "join":
 			c.join(&f)
 		case "leave":
 			c.leave(&f)
 		default:
-			c.act(&f)
+			if c.act(&f) {
+				return true // the pipeline ends the command once it is answered
+			}
 		}
+		c.s.endCommand()
 	case "typing":
 		c.typing(&f)
 	case "subscribe":
@@ -174,13 +184,12 @@ func (c *conn) command(op string, fn func(ctx context.Context) (commands.Result,
 	// idempotent producer cannot fail a request already sent to a broker
 	// that went away, so the client is answered at the timeout while the
 	// append finishes (or fails) when the broker is back.
+	ctx, span := c.startSpan(ctx, op)
 	go func() {
 		defer c.s.endCommand()
 		defer cancel()
 		res, err := fn(ctx)
-		if err == nil {
-			c.s.m.appendSeconds.WithLabelValues(op).Observe(time.Since(start).Seconds())
-		}
+		c.endSpan(span, op, start, res, err)
 		done <- result{res, err}
 	}()
 	timer := time.NewTimer(c.s.cfg.CommandTimeout)
@@ -194,46 +203,54 @@ func (c *conn) command(op string, fn func(ctx context.Context) (commands.Result,
 			return r.res, r.err
 		default:
 		}
-		c.s.log.Warn("client action timed out; its outcome is unknown", "op", op, "conn", c.id)
-		return commands.Result{}, fmt.Errorf("%w: %s: no answer from the log within %v (outcome unknown; resend with the same client_id)",
-			errUnavailable, op, c.s.cfg.CommandTimeout)
+		return commands.Result{}, c.timedOut(ctx, op)
 	}
 }
 
-// act handles send, edit, delete and react: the room must be valid and
-// joined by this connection.
-func (c *conn) act(f *clientFrame) {
+// startSpan starts the trace of one action, which its event carries
+// through the log to the projectors, the reactor and the workers.
+func (c *conn) startSpan(ctx context.Context, op string) (context.Context, trace.Span) {
+	return tracer().Start(telemetry.Root(ctx), "ws "+op, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("rtstack.user", c.user)))
+}
+
+// endSpan ends an action's span with its outcome and observes its append
+// time when it succeeded.
+func (c *conn) endSpan(span trace.Span, op string, start time.Time, res commands.Result, err error) {
+	if err == nil {
+		c.s.m.appendSeconds.WithLabelValues(op).Observe(time.Since(start).Seconds())
+		span.SetAttributes(kafka.PartitionAttr(res.Position.Partition), kafka.OffsetAttr(res.Position.Offset))
+	} else {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
+// timedOut logs and returns the error answering an action whose append had
+// no outcome within CommandTimeout.
+func (c *conn) timedOut(ctx context.Context, op string) error {
+	c.s.log.WarnContext(ctx, "client action timed out; its outcome is unknown", "op", op, "conn", c.id)
+	return fmt.Errorf("%w: %s: no answer from the log within %v (outcome unknown; resend with the same client_id)",
+		errUnavailable, op, c.s.cfg.CommandTimeout)
+}
+
+// act checks send, edit, delete and react at the edge (the room must be
+// valid and joined by this connection) and hands them to the pipeline;
+// false when it answered the frame itself.
+func (c *conn) act(f *clientFrame) bool {
 	if err := commands.ValidateRoom(f.Room); err != nil {
 		c.fail(f.Type, err, f.ClientID)
-		return
+		return false
 	}
 	if !c.checkAccess(f.Room, f.ClientID) {
-		return
+		return false
 	}
 	if !c.member(f.Room) {
 		c.sendError(CodeNotMember, fmt.Sprintf("join %s first", f.Room), f.ClientID)
-		return
+		return false
 	}
-	res, err := c.command(f.Type, func(ctx context.Context) (commands.Result, error) {
-		cmds := c.s.cfg.Commands
-		switch f.Type {
-		case "send":
-			return cmds.SendMessage(ctx, commands.SendMessage{Room: f.Room, User: c.user, ClientID: f.refString(), Text: f.Text})
-		case "edit":
-			return cmds.EditMessage(ctx, commands.EditMessage{Room: f.Room, User: c.user, MessageID: f.MessageID, Text: f.Text})
-		case "delete":
-			return cmds.DeleteMessage(ctx, commands.DeleteMessage{Room: f.Room, User: c.user, MessageID: f.MessageID})
-		default:
-			return cmds.React(ctx, commands.React{Room: f.Room, User: c.user, MessageID: f.MessageID, Emoji: f.Emoji, Remove: f.Remove})
-		}
-	})
-	if err != nil {
-		c.fail(f.Type, err, f.ClientID)
-		return
-	}
-	if f.Type == "send" || f.ClientID != nil {
-		c.ack(f.refString(), res)
-	}
+	c.pipe(c.pipelineAction(f))
+	return true
 }
 
 // join asks the log for membership (a MemberJoined, unless the user already
@@ -322,6 +339,7 @@ func (c *conn) leave(f *clientFrame) {
 		c.sendError(CodeNotMember, fmt.Sprintf("not in %s", f.Room), f.ClientID)
 		return
 	}
+	c.pipeline.awaitIdle(f.Room) // the leave goes to the log after the room's actions
 	res, err := c.command("leave", func(ctx context.Context) (commands.Result, error) {
 		return c.s.cfg.Commands.LeaveRoom(ctx, commands.LeaveRoom{Room: f.Room, User: c.user})
 	})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/infra/telemetry"
 	"github.com/rtstack/rtstack/internal/retry"
 )
 
@@ -129,7 +130,10 @@ func (a *applier) processChunk(ctx context.Context, recs []*kgo.Record, stop <-c
 		return nil, nil
 	}
 	to := last.Offset + 1
-	if err := a.applyRetrying(ctx, goods, recs[0].Offset, to, stop); err != nil {
+	spans := a.startSpans(ctx, recs, next)
+	err := a.applyRetrying(ctx, goods, recs[0].Offset, to, stop)
+	telemetry.EndSpans(spans, err)
+	if err != nil {
 		return nil, err
 	}
 	a.next.Store(to)

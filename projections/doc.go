@@ -21,6 +21,7 @@
 // person. Every Versioned store passes projectionstest.Contract.
 //
 // It imports events, schemas (to decode), infra/kafka (clients, topic,
-// end offsets), infra/prom (metrics) and internal/retry (backoff); never
+// end offsets), infra/prom (metrics), infra/telemetry (a span per record
+// applied, when tracing is on) and internal/retry (backoff); never
 // gateway, commands or tasks.
 package projections

@@ -131,9 +131,12 @@ type Projector struct {
 	log  *slog.Logger
 
 	// place is set once at the start of Run before the group client
-	// exists; client once it does, before any partition is assigned.
-	client *kgo.Client
-	place  *kafka.Placement
+	// exists; client once it does, and then clientSet is closed. Joining
+	// may assign partitions (and call adjust) before NewClient returns, so
+	// kgo's callbacks wait for clientSet before they touch client.
+	client    *kgo.Client
+	clientSet chan struct{}
+	place     *kafka.Placement
 
 	// fail ends Run with the cause a partition could not get past (an
 	// error wrapping ErrPermanent); set once at the start of Run.
@@ -177,12 +180,13 @@ func NewProjector(cfg Config) (*Projector, error) {
 		return nil, fmt.Errorf("projector metrics: %w", err)
 	}
 	return &Projector{
-		cfg:      cfg,
-		name:     cfg.Store.Name(),
-		m:        m,
-		log:      cfg.Logger.With("projection", cfg.Store.Name()),
-		assigned: map[int32]*assignment{},
-		seeks:    map[int32]seekReq{},
+		cfg:       cfg,
+		name:      cfg.Store.Name(),
+		m:         m,
+		log:       cfg.Logger.With("projection", cfg.Store.Name()),
+		assigned:  map[int32]*assignment{},
+		clientSet: make(chan struct{}),
+		seeks:     map[int32]seekReq{},
 	}, nil
 }
 
@@ -208,6 +212,7 @@ func (p *Projector) Run(parent context.Context) error {
 	defer p.revokeAll()
 	defer cl.Close() // leaves the group; the revoke callback stops the assignments
 	p.client = cl
+	close(p.clientSet)
 
 	lagDone := make(chan struct{})
 	lagCtx, stopLag := context.WithCancel(ctx)
@@ -446,8 +451,9 @@ func (p *Projector) commitCheckpoints(offsets map[int32]kgo.EpochOffset) {
 		return
 	}
 	// Called while kgo assigns: it commits once the assignment is done.
-	go p.client.CommitOffsets(context.Background(), map[string]map[int32]kgo.EpochOffset{p.cfg.Topic: offsets},
-		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+	go func() {
+		<-p.clientSet
+		p.client.CommitOffsets(context.Background(), map[string]map[int32]kgo.EpochOffset{p.cfg.Topic: offsets}, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 			if err == nil {
 				err = kafka.CommitError(resp)
 			}
@@ -455,6 +461,7 @@ func (p *Projector) commitCheckpoints(offsets map[int32]kgo.EpochOffset) {
 				p.log.Warn("group offsets not moved to the checkpoints; admin tools show stale lag until records arrive", "err", err)
 			}
 		})
+	}()
 }
 
 // revoke stops the goroutines of parts and waits for them. A revoked

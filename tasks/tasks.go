@@ -77,7 +77,15 @@ type Task struct {
 	// Body is the webhook payload (a Message) or the notification frame (a
 	// Notification).
 	Body json.RawMessage `json:"body"`
+	// Trace is the W3C trace context (traceparent, tracestate, baggage) of
+	// the action that caused the task. It travels in the message headers,
+	// not the body, so tracing tools see it and retries keep it.
+	Trace map[string]string `json:"-"`
 }
+
+// TraceFields are the keys of Task.Trace, the W3C trace context's header
+// names.
+var TraceFields = []string{"traceparent", "tracestate", "baggage"}
 
 // Summary describes the task for operators without its secret.
 func (t Task) Summary() string {

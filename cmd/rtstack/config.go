@@ -16,6 +16,7 @@ import (
 	"github.com/rtstack/rtstack/gateway/api"
 	"github.com/rtstack/rtstack/gateway/auth"
 	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/infra/telemetry"
 	"github.com/rtstack/rtstack/projections/postgres"
 	redisproj "github.com/rtstack/rtstack/projections/redis"
 	"github.com/rtstack/rtstack/tasks"
@@ -334,8 +335,9 @@ func (c *config) level() (slog.Level, error) {
 }
 
 // logger is the one logger of the process; components get it (or a child
-// of it) injected and never build their own.
+// of it) injected and never build their own. JSON lines unless stderr is a
+// terminal, trace ids on the lines of a traced context.
 func (c *config) logger() *slog.Logger {
 	lv, _ := c.level() // validated with the config
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	return slog.New(telemetry.NewHandler(os.Stderr, lv, isTerminal(os.Stderr)))
 }

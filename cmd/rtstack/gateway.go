@@ -111,6 +111,7 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 		Keys:           keys,
 		AllowedOrigins: cfg.origins(),
 		Boards:         rp,
+		BoardChanges:   rp,
 		Presence:       tracker,
 		Signals:        tracker,
 		Logger:         p.log,

@@ -23,6 +23,7 @@ type limits struct {
 	SubscriptionsPer   int
 	SendQueueBytes     int
 	SlowClientWait     time.Duration
+	MaxInflight        int
 	MaxRecoveries      int
 	RecoveryFetchBytes int
 	HTTPReadHeader     time.Duration
@@ -40,6 +41,7 @@ func (l *limits) register(fs *flag.FlagSet) {
 	fs.IntVar(&l.SubscriptionsPer, "subscriptions-per-conn", gateway.DefaultMaxSubscriptions, "board channels one WebSocket connection may subscribe to")
 	fs.IntVar(&l.SendQueueBytes, "send-queue-bytes", gateway.DefaultSendQueueBytes, "bytes queued for one WebSocket connection; live traffic over it closes the connection 4008, a recovery waits under it")
 	fs.DurationVar(&l.SlowClientWait, "slow-client-wait", gateway.DefaultSlowClientWait, "how long a full send queue may go undrained before the connection is closed 4008")
+	fs.IntVar(&l.MaxInflight, "max-inflight", gateway.DefaultMaxInflight, "room actions (send, edit, delete, react) one WebSocket connection may have awaiting their answer; over it the next frame waits")
 	fs.IntVar(&l.MaxRecoveries, "max-recoveries", gateway.DefaultMaxRecoveries, "join ... since recoveries running at once per gateway")
 	fs.IntVar(&l.RecoveryFetchBytes, "recovery-fetch-bytes", gateway.DefaultRecoveryFetchBytes, "bytes of the log one recovery reads at a time")
 	fs.DurationVar(&l.HTTPReadHeader, "http-read-header-timeout", httpserve.DefaultReadHeaderTimeout, "time to read a request's header")
@@ -59,7 +61,8 @@ func (l *limits) validate() error {
 		{"RATE_LIMIT", l.RateLimit, 0}, {"USER_RATE_LIMIT", l.UserRateLimit, 0},
 		{"USER_CONN_LIMIT", float64(l.UserConnLimit), 1}, {"ROOMS_PER_CONN", float64(l.RoomsPerConn), 1},
 		{"SUBSCRIPTIONS_PER_CONN", float64(l.SubscriptionsPer), 1}, {"SEND_QUEUE_BYTES", float64(l.SendQueueBytes), 1},
-		{"SLOW_CLIENT_WAIT", float64(l.SlowClientWait), 1}, {"MAX_RECOVERIES", float64(l.MaxRecoveries), 1},
+		{"SLOW_CLIENT_WAIT", float64(l.SlowClientWait), 1}, {"MAX_INFLIGHT", float64(l.MaxInflight), 1},
+		{"MAX_RECOVERIES", float64(l.MaxRecoveries), 1},
 		{"RECOVERY_FETCH_BYTES", float64(l.RecoveryFetchBytes), 1},
 		{"HTTP_READ_HEADER_TIMEOUT", float64(l.HTTPReadHeader), 1}, {"HTTP_READ_TIMEOUT", float64(l.HTTPRead), 1},
 		{"HTTP_WRITE_TIMEOUT", float64(l.HTTPWrite), 1}, {"HTTP_IDLE_TIMEOUT", float64(l.HTTPIdle), 1},
@@ -84,7 +87,7 @@ func limitOf(perSecond float64) rate.Limit {
 func (l *limits) gateway(cfg *gateway.Config) {
 	cfg.RateLimit, cfg.UserRateLimit = limitOf(l.RateLimit), limitOf(l.UserRateLimit)
 	cfg.UserConnLimit, cfg.MaxRooms, cfg.MaxSubscriptions = l.UserConnLimit, l.RoomsPerConn, l.SubscriptionsPer
-	cfg.SendQueueBytes, cfg.SlowClientWait = l.SendQueueBytes, l.SlowClientWait
+	cfg.SendQueueBytes, cfg.SlowClientWait, cfg.MaxInflight = l.SendQueueBytes, l.SlowClientWait, l.MaxInflight
 	cfg.MaxRecoveries, cfg.RecoveryFetchBytes = l.MaxRecoveries, l.RecoveryFetchBytes
 }
 

@@ -106,7 +106,7 @@ func TestDevRefusesMisplacedRecordsAlike(t *testing.T) {
 	const partitions = 3 // PARTITIONS in newDevEnv
 	room := misplacedRoom(t, partitions)
 	hooks := newHookTarget(t)
-	if code := d.post(t, "alice", "/api/rooms/"+room+"/webhooks", map[string]string{"url": hooks.URL, "secret": "s"}, nil); code != http.StatusCreated {
+	if code := d.postWith(t, d.token(t, "alice", true), "/api/rooms/"+room+"/webhooks", map[string]string{"url": hooks.URL, "secret": "s"}, nil); code != http.StatusCreated { // webhooks are an admin's
 		t.Fatalf("register webhook: HTTP %d", code)
 	}
 	alice := d.dial(t, "alice")

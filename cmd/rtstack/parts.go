@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/rtstack/rtstack/infra/telemetry"
 	"github.com/rtstack/rtstack/internal/keyring"
 	"github.com/rtstack/rtstack/projections"
 	"github.com/rtstack/rtstack/projections/postgres"
@@ -63,7 +65,30 @@ func newParts(ctx context.Context, cfg *config) (*parts, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &parts{cfg: cfg, log: cfg.logger(), reg: reg, codec: codec}, nil
+	p := &parts{cfg: cfg, log: cfg.logger(), reg: reg, codec: codec}
+	// Before any Kafka client: clients get their tracing hooks when built.
+	shutdown, err := telemetry.Setup(ctx, telemetry.Config{Service: "rtstack", Export: tracesExported()})
+	if err != nil {
+		return nil, err
+	}
+	p.closers = append(p.closers, func() { // first in, last out: spans of the others' shutdown are flushed
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdown(sctx); err != nil {
+			p.log.Warn("flush traces", "err", err)
+		}
+	})
+	return p, nil
+}
+
+// tracesExported reports whether the standard OpenTelemetry variables ask
+// for traces to be exported: an OTLP endpoint, or an OTEL_TRACES_EXPORTER
+// other than "none". The exporter reads the rest of them itself.
+func tracesExported() bool {
+	if e := os.Getenv("OTEL_TRACES_EXPORTER"); e != "" {
+		return e != "none"
+	}
+	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
 }
 
 func (p *parts) close() {

@@ -13,7 +13,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/plugin/kotel"
 	"github.com/twmb/franz-go/plugin/kslog"
+
+	"github.com/rtstack/rtstack/infra/telemetry"
 )
 
 // DefaultTopic is the event log's name.
@@ -103,6 +106,12 @@ func NewClient(cfg ClientConfig, opts ...kgo.Opt) (*kgo.Client, error) {
 		kgo.FetchMaxWait(200 * time.Millisecond),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 	}, cluster...)
+	if telemetry.Enabled() {
+		// Per-record publish and receive spans, parented on the record's
+		// context and its traceparent header: only when they are recorded.
+		base = append(base, kgo.WithHooks(kotel.NewKotel(kotel.WithTracer(
+			kotel.NewTracer(kotel.TracerPropagator(telemetry.Propagator())))).Hooks()...))
+	}
 	if cfg.Logger != nil {
 		base = append(base, kgo.WithLogger(kslog.New(quiet(cfg.Logger).With("component", "kafka"))))
 	}

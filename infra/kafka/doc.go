@@ -10,5 +10,6 @@
 // consumer decodes through: a record outside its room's murmur2 partition
 // is refused as misplaced (placement.go).
 //
-// It imports events and schemas (the codec) only, besides franz-go.
+// It imports events, schemas (the codec) and infra/telemetry (records carry
+// their trace context in headers) only, besides franz-go.
 package kafka

@@ -7,8 +7,12 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kotel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/rtstack/rtstack/events"
+	"github.com/rtstack/rtstack/infra/telemetry"
 	"github.com/rtstack/rtstack/schemas"
 )
 
@@ -30,12 +34,45 @@ func NewLog(cl *kgo.Client, codec *schemas.Codec, topic string) *Log {
 // the event may still have reached the log (a timeout after the broker wrote
 // it), which is why commands carry idempotency keys.
 func (l *Log) Append(ctx context.Context, ev events.Event) (events.Position, error) {
-	rec, err := NewRecord(l.codec, l.topic, ev)
+	rec, err := l.record(ctx, ev)
 	if err != nil {
 		return events.Position{}, err
 	}
-	res := l.cl.ProduceSync(ctx, rec)
-	r, err := res.First()
+	r, err := l.cl.ProduceSync(ctx, rec).First()
+	return l.outcome(ev, r, err)
+}
+
+// AppendAsync is Append without the wait: it hands the record to the
+// producer and returns; done gets the outcome on the producer's promise
+// goroutine and must not block. The idempotent producer keeps the order of
+// the records handed to it per partition, and a room is one partition (the
+// room is the key), so appends issued one after another for a room land in
+// that order. It blocks only while the producer's buffer is full.
+func (l *Log) AppendAsync(ctx context.Context, ev events.Event, done func(events.Position, error)) {
+	rec, err := l.record(ctx, ev)
+	if err != nil {
+		done(events.Position{}, err)
+		return
+	}
+	l.cl.Produce(ctx, rec, func(r *kgo.Record, err error) {
+		done(l.outcome(ev, r, err))
+	})
+}
+
+// record is ev's record carrying ctx: the action's trace context travels
+// in a traceparent header even with tracing off; with it on, kotel's
+// publish span (a child of ctx) replaces it.
+func (l *Log) record(ctx context.Context, ev events.Event) (*kgo.Record, error) {
+	rec, err := NewRecord(l.codec, l.topic, ev)
+	if err != nil {
+		return nil, err
+	}
+	telemetry.Propagator().Inject(ctx, kotel.NewRecordCarrier(rec))
+	rec.Context = ctx
+	return rec, nil
+}
+
+func (l *Log) outcome(ev events.Event, r *kgo.Record, err error) (events.Position, error) {
 	if err != nil {
 		return events.Position{}, fmt.Errorf("append %s to %s: %w", ev.Type(), l.topic, err)
 	}
@@ -93,3 +130,23 @@ func IsRetryable(err error) bool {
 	}
 	return kgo.IsRetryableBrokerErr(err)
 }
+
+// TraceContext returns ctx carrying the trace of the action that wrote r:
+// the receive span kotel started for it when tracing is on, else the
+// traceparent header's span context (none if it has no header).
+func TraceContext(ctx context.Context, r *kgo.Record) context.Context {
+	if r.Context != nil {
+		if sc := trace.SpanContextFromContext(r.Context); sc.IsValid() {
+			return trace.ContextWithSpanContext(ctx, sc)
+		}
+	}
+	return telemetry.Propagator().Extract(ctx, kotel.NewRecordCarrier(r))
+}
+
+// PartitionAttr and OffsetAttr are a record's position as span attributes,
+// named as OpenTelemetry's messaging conventions name them.
+func PartitionAttr(p int32) attribute.KeyValue {
+	return attribute.Int("messaging.destination.partition.id", int(p))
+}
+
+func OffsetAttr(o int64) attribute.KeyValue { return attribute.Int64("messaging.kafka.offset", o) }

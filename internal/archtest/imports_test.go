@@ -55,13 +55,14 @@ var rules = []rule{
 	// infra" (the domain rules above say so for events, commands, schemas).
 	{pkg: "infra", only: []string{}},
 	{pkg: "infra/...", never: without(roles, "infra/...", "events/...", "schemas/...")},
-	{pkg: "infra/kafka", only: []string{"events", "schemas"}},
+	{pkg: "infra/kafka", only: []string{"events", "schemas", "infra/telemetry"}},
+	{pkg: "infra/telemetry", only: []string{}},
 	// infra/prom (package comment): "imports only the Prometheus client".
 	{pkg: "infra/prom", only: []string{}, external: []string{"github.com/prometheus/client_golang"}},
 
 	// projections: "imports events, schemas (to decode), infra/kafka and
 	// infra/prom; never gateway, commands or tasks".
-	{pkg: "projections", only: []string{"events", "schemas", "infra/kafka", "infra/prom", "internal/retry"}},
+	{pkg: "projections", only: []string{"events", "schemas", "infra/kafka", "infra/prom", "infra/telemetry", "internal/retry"}},
 	{pkg: "projections/...", never: []string{"gateway/...", "commands/...", "tasks/...", "cmd/..."}},
 	// projections/view: "imports only the standard library (events at most)".
 	{pkg: "projections/view", only: []string{"events"}, external: []string{}},
@@ -73,7 +74,7 @@ var rules = []rule{
 	// projections/view, gateway/clienterr and gateway/auth. It must not
 	// import gateway/presence, gateway/api, the projection adapters or
 	// anything under cmd/".
-	{pkg: "gateway", only: []string{"commands", "events", "schemas", "infra/kafka", "projections/view", "gateway/clienterr", "gateway/auth", "internal/retry"},
+	{pkg: "gateway", only: []string{"commands", "events", "schemas", "infra/kafka", "infra/telemetry", "projections/view", "gateway/clienterr", "gateway/auth", "internal/retry"},
 		never: []string{"gateway/presence/...", "gateway/api/...", "gateway/dedupe/...", "projections", "projections/postgres/...", "projections/redis/...", "cmd/..."}},
 	{pkg: "gateway/...", never: []string{"projections", "projections/postgres/...", "projections/redis/...", "tasks/...", "cmd/..."}},
 	// gateway/api: "imports commands, projections/view, events,
@@ -103,14 +104,14 @@ var rules = []rule{
 	// worker, gateway or projections".
 	{pkg: "tasks/rabbit", only: []string{"tasks"}, never: []string{"tasks/reactor/...", "tasks/worker/..."}},
 	// tasks/reactor: "imports events, schemas, infra/kafka, infra/prom,
-	// internal/keyring, tasks, tasks/rabbit and internal/retry; never
+	// infra/telemetry, internal/keyring, tasks, tasks/rabbit and internal/retry; never
 	// gateway, projections or the worker".
-	{pkg: "tasks/reactor", only: []string{"events", "schemas", "infra/kafka", "infra/prom", "internal/keyring", "tasks", "tasks/rabbit", "internal/retry"},
+	{pkg: "tasks/reactor", only: []string{"events", "schemas", "infra/kafka", "infra/prom", "infra/telemetry", "internal/keyring", "tasks", "tasks/rabbit", "internal/retry"},
 		never: []string{"tasks/worker/..."}},
-	// tasks/worker: "imports tasks, tasks/rabbit, infra/prom, internal/retry,
+	// tasks/worker: "imports tasks, tasks/rabbit, infra/prom, infra/telemetry, internal/retry,
 	// internal/egress and internal/keyring; never commands, gateway or
 	// projections".
-	{pkg: "tasks/worker", only: []string{"tasks", "tasks/rabbit", "infra/prom", "internal/egress", "internal/retry", "internal/keyring"},
+	{pkg: "tasks/worker", only: []string{"tasks", "tasks/rabbit", "infra/prom", "infra/telemetry", "internal/egress", "internal/retry", "internal/keyring"},
 		never: []string{"tasks/reactor/..."}},
 
 	// internal/egress: "imports only the standard library".

@@ -27,6 +27,10 @@
 //	P v<N>:r:<room>:rx    set: reactions (message id, user, emoji; length-prefixed)
 //	P v<N>:r:<room>:rxn   hash: (message id, user) -> distinct emoji counted, for the cap
 //	P v<N>:r:<room>:lb    zset: user -> -(messages sent in the room)
+//	P boards:changed      pub/sub channel: after each committed Apply of the
+//	                      active version, JSON {"leaderboard":true,"rooms":[…]}
+//	                      naming the boards it changed; {"all":true} after a
+//	                      Promote (WatchBoards reads it)
 //
 // Scores are stored negated so that ZRANGE gives highest first and ties by
 // user id ascending; a score that comes back to zero is removed. Room names

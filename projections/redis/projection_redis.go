@@ -257,6 +257,9 @@ func (p *Projection) apply(ctx context.Context, version string, partition int32,
 		}
 		return fmt.Errorf("redis projection: apply %d records of partition %d: %w", len(recs), partition, err)
 	}
+	if c, ok := boardChange(recs); ok && version == "" {
+		p.notify(ctx, c)
+	}
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/projections"
+	"github.com/rtstack/rtstack/projections/view"
 )
 
 // versionStore writes into one version only, whichever is active.
@@ -53,6 +54,7 @@ func (p *Projection) Promote(ctx context.Context, version string) (bool, error) 
 	if res[0] != "1" {
 		return false, nil
 	}
+	p.notify(ctx, view.BoardChange{All: true}) // every board may differ in the new version
 	if old := res[1]; old != "" {
 		p.cfg.Logger.Info("redis projection version promoted", "version", version, "old_version", old)
 		if err := p.drop(ctx, old); err != nil {

@@ -34,3 +34,12 @@ type ScoreEntry struct {
 	User  string `json:"user"`
 	Score int64  `json:"score"`
 }
+
+// BoardChange says which live boards a committed chunk of the log changed:
+// the global leaderboard, the counters of some rooms, or (All) any board,
+// after a rebuild swapped the projection or a reader lost notices.
+type BoardChange struct {
+	All         bool     `json:"all,omitempty"`
+	Leaderboard bool     `json:"leaderboard,omitempty"`
+	Rooms       []string `json:"rooms,omitempty"`
+}

@@ -48,6 +48,9 @@ func (e Envelope) Publishing() (amqp.Publishing, error) {
 		}
 		h[HeaderError] = msg
 	}
+	for k, v := range e.Task.Trace {
+		h[k] = v
+	}
 	return amqp.Publishing{
 		Headers:      h,
 		ContentType:  "application/json",
@@ -72,6 +75,14 @@ func DecodeDelivery(d amqp.Delivery) (Envelope, error) {
 		e.Attempt = 1
 	}
 	e.LastError, _ = d.Headers[HeaderError].(string)
+	for _, k := range tasks.TraceFields {
+		if v, ok := d.Headers[k].(string); ok {
+			if e.Task.Trace == nil {
+				e.Task.Trace = map[string]string{}
+			}
+			e.Task.Trace[k] = v
+		}
+	}
 	return e, nil
 }
 

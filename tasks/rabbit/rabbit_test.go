@@ -2,6 +2,7 @@ package rabbit_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,6 +49,31 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 	}
 	if _, err := rabbit.DecodeDelivery(amqp.Delivery{Body: []byte("{")}); err == nil {
 		t.Error("garbage decoded")
+	}
+}
+
+// A task's trace context travels in the message headers, not the body, and
+// comes back out of a delivery (and so through every retry tier).
+func TestEnvelopeCarriesTraceContext(t *testing.T) {
+	parent := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	in := rabbit.Envelope{Task: tasks.Task{ID: "t1", Kind: tasks.KindNotify, Room: "r", User: "bob", Body: []byte(`{}`),
+		Trace: map[string]string{"traceparent": parent}}}
+	p, err := in.Publishing()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Headers["traceparent"] != parent || strings.Contains(string(p.Body), "traceparent") {
+		t.Fatalf("headers %v, body %s: want traceparent in the headers only", p.Headers, p.Body)
+	}
+	out, err := rabbit.DecodeDelivery(amqp.Delivery{Headers: p.Headers, Body: p.Body})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Task.Trace["traceparent"] != parent || len(out.Task.Trace) != 1 {
+		t.Fatalf("trace %v after the round trip", out.Task.Trace)
+	}
+	if plain, _ := rabbit.DecodeDelivery(amqp.Delivery{Body: p.Body}); plain.Task.Trace != nil {
+		t.Fatalf("trace %v from a delivery without headers", plain.Task.Trace)
 	}
 }
 

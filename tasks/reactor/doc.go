@@ -28,7 +28,7 @@
 // the log does not advance meanwhile. Task ids are deterministic, so a batch
 // published twice is done once by the workers.
 //
-// It imports events, schemas, infra/kafka, infra/prom, internal/keyring,
-// tasks, tasks/rabbit and internal/retry; never gateway, projections or the
-// worker.
+// It imports events, schemas, infra/kafka, infra/prom, infra/telemetry (tasks
+// carry their message's trace context), internal/keyring, tasks,
+// tasks/rabbit and internal/retry; never gateway, projections or the worker.
 package reactor

@@ -12,9 +12,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/infra/telemetry"
 	"github.com/rtstack/rtstack/internal/keyring"
 	"github.com/rtstack/rtstack/internal/retry"
 	"github.com/rtstack/rtstack/schemas"
@@ -276,6 +278,7 @@ func (r *Reactor) describe(ctx context.Context, cl *kgo.Client) bool {
 // then commits the offsets of the records at or past the old commit.
 func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
 	var batch []tasks.Task
+	var spans []trace.Span // one per message with tasks, ended once they are published
 	commits := map[int32]kgo.EpochOffset{}
 	for _, rec := range recs {
 		st := r.partition(rec.Partition)
@@ -309,8 +312,11 @@ func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 			}
 			ts, err := tasks.ForMessage(r.onlyMembers(st, ev), er.Position, st.hooks[ev.Room])
 			if err != nil {
-				r.log.Error("tasks of message", "partition", rec.Partition, "offset", rec.Offset, "err", err)
+				r.log.ErrorContext(kafka.TraceContext(ctx, rec), "tasks of message", "partition", rec.Partition, "offset", rec.Offset, "err", err)
 				continue
+			}
+			if len(ts) > 0 {
+				spans = append(spans, traceTasks(ctx, rec, ts))
 			}
 			batch = append(batch, ts...)
 		}
@@ -318,7 +324,9 @@ func (r *Reactor) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 	if len(commits) == 0 {
 		return nil
 	}
-	if err := r.publish(ctx, batch); err != nil {
+	err := r.publish(ctx, batch)
+	telemetry.EndSpans(spans, err)
+	if err != nil {
 		return err
 	}
 	var cerr error

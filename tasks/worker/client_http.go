@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+
+	"github.com/rtstack/rtstack/infra/telemetry"
 	"github.com/rtstack/rtstack/internal/egress"
 )
 
@@ -30,4 +33,12 @@ func NewHTTPClient(allowPrivate bool) *http.Client {
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+}
+
+// traced returns a copy of c whose requests carry the W3C trace context of
+// their context (traceparent) and, with tracing on, an HTTP client span.
+func traced(c *http.Client) *http.Client {
+	out := *c
+	out.Transport = otelhttp.NewTransport(c.Transport, otelhttp.WithPropagators(telemetry.Propagator()))
+	return &out
 }

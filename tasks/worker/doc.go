@@ -18,8 +18,10 @@
 // opens it with its keyring to sign, and a secret it cannot open is a
 // permanent failure.
 //
-// It imports tasks, tasks/rabbit, infra/prom, internal/retry (backoff),
-// internal/egress (the target rules, shared with the registration path) and
-// internal/keyring (to open sealed secrets); never commands, gateway or
-// projections: online users are reached through the Notifier interface.
+// It imports tasks, tasks/rabbit, infra/prom, infra/telemetry (a task
+// continues its trace; webhook calls send traceparent), internal/retry
+// (backoff), internal/egress (the target rules, shared with the registration
+// path) and internal/keyring (to open sealed secrets); never commands,
+// gateway or projections: online users are reached through the Notifier
+// interface.
 package worker

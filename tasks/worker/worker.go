@@ -16,13 +16,20 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/rtstack/rtstack/infra/telemetry"
 	"github.com/rtstack/rtstack/internal/egress"
 	"github.com/rtstack/rtstack/internal/keyring"
 	"github.com/rtstack/rtstack/internal/retry"
 	"github.com/rtstack/rtstack/tasks"
 	"github.com/rtstack/rtstack/tasks/rabbit"
 )
+
+// tracer is looked up at each use: the provider is installed after package init.
+func tracer() trace.Tracer { return telemetry.Tracer("github.com/rtstack/rtstack/tasks/worker") }
 
 // Notifier reaches users connected to a gateway. The presence tracker
 // satisfies it.
@@ -149,6 +156,7 @@ func New(cfg Config) (*Worker, error) {
 	if w.hooks == nil {
 		w.hooks = NewHTTPClient(cfg.AllowPrivate)
 	}
+	w.hooks = traced(w.hooks)
 	w.pool = cfg.Pool
 	if w.pool == nil {
 		pool, err := pgxpool.New(context.Background(), cfg.PostgresURL)
@@ -288,6 +296,9 @@ func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Deliv
 		return
 	}
 	t := env.Task
+	// The task's trace: its spans continue it and its log lines carry its
+	// trace_id.
+	ctx = telemetry.Propagator().Extract(ctx, propagation.MapCarrier(t.Trace))
 	log := w.log.With("task_id", t.ID, "kind", t.Kind, "attempt", env.Attempt)
 	release := w.claim(ctx, t.ID)
 	defer release()
@@ -295,7 +306,7 @@ func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Deliv
 	requeue := func(err error) {
 		// The outcome could not be made durable (Postgres or RabbitMQ
 		// trouble): give the delivery back after a pause rather than spin.
-		log.Warn("task outcome not recorded, requeueing", "err", err)
+		log.WarnContext(ctx, "task outcome not recorded, requeueing", "err", err)
 		w.m.outcome(string(t.Kind), outcomeRequeued)
 		select {
 		case <-ctx.Done():
@@ -312,7 +323,7 @@ func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Deliv
 		return
 	}
 	if done {
-		log.Debug("task already done, skipped")
+		log.DebugContext(ctx, "task already done, skipped")
 		w.m.outcome(string(t.Kind), outcomeSkipped)
 		_ = d.Ack(false)
 		return
@@ -340,10 +351,10 @@ func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Deliv
 	if errors.As(err, &perm) || env.Attempt >= w.topo.MaxAttempts() {
 		next.Attempt = env.Attempt
 		queue, outcome = w.topo.Dead(), outcomeDead
-		log.Warn("task failed for good, dead-lettered", "err", err)
+		log.WarnContext(ctx, "task failed for good, dead-lettered", "err", err)
 	} else {
 		queue = w.topo.Delay(env.Attempt - 1)
-		log.Info("task failed, retrying", "err", err, "retry_in", w.topo.Delays[env.Attempt-1])
+		log.InfoContext(ctx, "task failed, retrying", "err", err, "retry_in", w.topo.Delays[env.Attempt-1])
 	}
 	pctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 	perr := pub.Publish(pctx, queue, next)
@@ -397,6 +408,11 @@ func permanent(err error) error { return &permanentError{err: err} }
 func (w *Worker) perform(ctx context.Context, t tasks.Task) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 	defer cancel()
+	// ctx carries the task's trace (handle); the HTTP client's transport
+	// sends it on as traceparent.
+	ctx, span := tracer().Start(ctx, "worker "+string(t.Kind),
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attribute.String("rtstack.task_id", t.ID)))
+	defer func() { telemetry.EndSpans([]trace.Span{span}, err) }()
 	defer func() {
 		if p := recover(); p != nil {
 			err = permanent(fmt.Errorf("panic performing task: %v", p))

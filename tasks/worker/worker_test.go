@@ -107,24 +107,7 @@ func dead(t testing.TB, rc rabbit.Config) []rabbit.DeadTask {
 
 func counter(t testing.TB, g prometheus.Gatherer, outcome string) float64 {
 	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != "rtstack_worker_tasks_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "outcome" && l.GetValue() == outcome {
-					sum += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return sum
+	return testsvc.Sum(t, g, "rtstack_worker_tasks_total", "outcome", outcome)
 }
 
 func TestRetryThenSuccess(t *testing.T) {

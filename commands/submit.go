@@ -1,0 +1,184 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/rtstack/rtstack/events"
+)
+
+// AsyncLog is a Log that can issue an append without waiting for the broker,
+// so one caller may have many appends in flight.
+type AsyncLog interface {
+	Log
+	// AppendAsync issues the append of ev and returns; done is called once
+	// with the outcome, possibly before AppendAsync returns, and must not
+	// block (it may run on the log client's only completion goroutine).
+	// Appends issued one after another for one room reach the log in the
+	// order they were issued.
+	AppendAsync(ctx context.Context, ev events.Event, done func(events.Position, error))
+}
+
+// Action is a room action that Submit can pipeline: a SendMessage,
+// EditMessage, DeleteMessage or React.
+type Action interface {
+	decide(ctx context.Context, h *Handler) (decision, error)
+}
+
+var (
+	_ Action = SendMessage{}
+	_ Action = EditMessage{}
+	_ Action = DeleteMessage{}
+	_ Action = React{}
+)
+
+// decision is what an action decided before its append: the event to append
+// (nil: nothing to append, res is the whole answer), the answer once the
+// event is in the log, and what to do then.
+type decision struct {
+	ev    events.Event
+	res   Result
+	after func(ctx context.Context, pos events.Position) // nil: nothing
+	// failed undoes what decide took for the append (a send's idempotency
+	// claim) when the append fails; nil: nothing.
+	failed func()
+}
+
+// run decides a and waits for its append.
+func (h *Handler) run(ctx context.Context, a Action) (Result, error) {
+	d, err := a.decide(ctx, h)
+	if err != nil || d.ev == nil {
+		return d.res, err
+	}
+	pos, err := h.append(ctx, d.ev)
+	if err != nil {
+		d.fail()
+		return Result{}, err
+	}
+	return d.finish(ctx, pos), nil
+}
+
+func (d decision) fail() {
+	if d.failed != nil {
+		d.failed()
+	}
+}
+
+func (d decision) finish(ctx context.Context, pos events.Position) Result {
+	if d.after != nil {
+		d.after(ctx, pos)
+	}
+	d.res.Position = pos
+	return d.res
+}
+
+// Pending is a submitted action: its append is issued, its outcome comes
+// later.
+type Pending struct {
+	ctx context.Context
+	d   decision
+
+	mu         sync.Mutex // guards the fields below
+	known      bool
+	pos        events.Position
+	err        error
+	followedUp chan struct{} // closed when the decision's after, started at the append, ended
+}
+
+// Submit decides a as the method of its type does (validation, authorship,
+// the dedupe store) and issues its append without waiting for the broker.
+// ready is called once when the outcome is known, possibly before Submit
+// returns; it must not block. Then Result gives the outcome. Actions
+// submitted one after another for one room are appended in that order.
+// With a Log that is not an AsyncLog, Submit waits for the append.
+func (h *Handler) Submit(ctx context.Context, a Action, ready func()) *Pending {
+	p := &Pending{ctx: ctx}
+	d, err := a.decide(ctx, h)
+	p.d = d
+	if err != nil || d.ev == nil {
+		p.settle(events.Position{}, err)
+		ready()
+		return p
+	}
+	al, ok := h.cfg.Log.(AsyncLog)
+	if !ok {
+		pos, err := h.append(ctx, d.ev)
+		if err != nil {
+			d.fail()
+		} else {
+			p.followUp(ctx, pos, false)
+		}
+		p.settle(pos, err)
+		ready()
+		return p
+	}
+	al.AppendAsync(ctx, d.ev, func(pos events.Position, err error) {
+		if err != nil {
+			err = appendFailed(err)
+			if d.failed != nil {
+				go d.failed() // the callback must not block on the dedupe store
+			}
+		} else {
+			p.followUp(ctx, pos, true)
+		}
+		p.settle(pos, err)
+		ready()
+	})
+	return p
+}
+
+// followUp runs the decision's follow-up (a send remembering its outcome)
+// as soon as the append is known, not when Result is called: a later action
+// of the same lane waiting on that outcome (the same client id sent again)
+// must not wait for this one to be answered first. async runs it on its
+// own goroutine, bounded by the dedupe store's timeouts, because the append
+// callback must not block.
+func (p *Pending) followUp(ctx context.Context, pos events.Position, async bool) {
+	after := p.d.after
+	if after == nil {
+		return
+	}
+	done := make(chan struct{})
+	p.mu.Lock()
+	p.followedUp = done
+	p.mu.Unlock()
+	if async {
+		go func() {
+			defer close(done)
+			after(context.WithoutCancel(ctx), pos)
+		}()
+		return
+	}
+	after(ctx, pos)
+	close(done)
+}
+
+func (p *Pending) settle(pos events.Position, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.known, p.pos, p.err = true, pos, err
+}
+
+// Result returns the outcome of a submitted action once ready was called,
+// after the action's own follow-up (remembering a send's position in the
+// dedupe store), which may wait on that store. Call it once.
+func (p *Pending) Result() (Result, error) {
+	p.mu.Lock()
+	known, pos, err, followedUp := p.known, p.pos, p.err, p.followedUp
+	p.mu.Unlock()
+	switch {
+	case !known:
+		return Result{}, errors.New("commands: the outcome of the action is not known yet")
+	case err != nil:
+		return Result{}, err
+	case p.d.ev == nil:
+		return p.d.res, nil
+	}
+	d := p.d
+	if followedUp != nil {
+		<-followedUp // the outcome is remembered before the answer, as without pipelining
+		d.after = nil
+	}
+	return d.finish(p.ctx, pos), nil
+}
