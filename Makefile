@@ -45,7 +45,7 @@ test-e2e:
 BENCH_OUT := bin/bench.txt
 bench:
 	@mkdir -p bin; rm -f $(BENCH_OUT) bin/bench.failed
-	($(GO) test -p 1 -run '^$$' -bench . -benchmem -timeout 30m ./gateway/... ./tasks/... || touch bin/bench.failed) 2>&1 | tee -a $(BENCH_OUT)
+	($(GO) test -p 1 -run '^$$' -bench . -benchmem -timeout 30m ./infra/kafka/ ./gateway/... ./tasks/... || touch bin/bench.failed) 2>&1 | tee -a $(BENCH_OUT)
 	($(GO) test -p 1 -run '^$$' -bench Replay -benchmem -benchtime 1x -timeout 30m ./projections/... || touch bin/bench.failed) 2>&1 | tee -a $(BENCH_OUT)
 	@echo; echo "== ratios against the baselines of the same run =="
 	@# A benchmark's log lines may split its result line: the name, then the

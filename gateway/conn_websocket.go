@@ -11,9 +11,12 @@ import (
 	"github.com/rtstack/rtstack/gateway/auth"
 )
 
-// conn is one WebSocket client. Its reader runs in ServeHTTP's goroutine
-// (readLoop, session.go); its writer is the only goroutine writing data frames, and
-// packs everything queued into one text frame with objects separated by \n.
+// conn is one WebSocket client. Its reader is the connection's one
+// long-lived goroutine (readLoop, session.go). Its writer runs only while
+// there is something to write (frames, a ping, the close): it packs
+// everything queued into one text frame with objects separated by \n, and
+// returns when the queue is empty, so an idle connection holds no writer,
+// no write buffer (pooled) and no queue.
 type conn struct {
 	s    *Server
 	ws   *websocket.Conn
@@ -30,21 +33,23 @@ type conn struct {
 	// pipeline holds the room actions between the reader and their answer.
 	pipeline *pipeline
 
-	wake chan struct{} // capacity 1: the writer has something to do
-	done chan struct{} // closed when the writer has returned
+	done chan struct{} // closed when the last writer has closed the socket
 
 	mu        sync.Mutex // guards the fields below
 	space     *sync.Cond // on mu: signalled when the writer took or wrote a batch, or the conn closes
-	queue     [][]byte   // frames waiting for the writer; never longer than cfg.SendQueue
-	spare     [][]byte   // the writer's previous batch, reused as the next queue
+	queue     [][]byte   // frames waiting for the writer; never longer than cfg.SendQueue (nil when idle)
+	spare     [][]byte   // the writer's previous batch, reused as the next queue while it runs
 	pending   int        // bytes queued or being written; over cfg.SendQueueBytes only by one frame alone
-	closing   bool       // no more frames accepted
-	batchMark uint64     // guarded by the hub's mu instead: the fanout batch that last queued here
+	writing   bool       // a writer goroutine is running (or the socket is closed: no more start)
+	pingDue   bool       // the ping timer fired: the writer sends a ping
+	ping      *time.Timer
+	closing   bool   // no more frames accepted
+	batchMark uint64 // guarded by the hub's mu instead: the fanout batch that last queued here
 	closeCode int
 	closeText string
 	flush     bool                // write what is queued before the close frame
-	rooms     map[string]struct{} // rooms joined (membership for actions)
-	boards    map[string]struct{} // board channels subscribed
+	rooms     map[string]struct{} // rooms joined (membership for actions); nil until the first
+	boards    map[string]struct{} // board channels subscribed; nil until the first
 	access    []string            // the token's rooms claim; nil: every room
 	expiry    tokenExpiry         // the token's exp and its timer
 }
@@ -53,41 +58,80 @@ func newConn(s *Server, ws *websocket.Conn, id string, claims auth.Claims) *conn
 	c := &conn{
 		s: s, ws: ws, id: id, user: claims.User(), access: claims.Rooms,
 		limiter:  rate.NewLimiter(s.cfg.RateLimit, s.cfg.Burst),
-		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
-		queue:    make([][]byte, 0, 64),
-		rooms:    map[string]struct{}{},
-		boards:   map[string]struct{}{},
 		pipeline: newPipeline(s.cfg.MaxInflight),
 	}
 	c.space = sync.NewCond(&c.mu)
 	return c
 }
 
-func (c *conn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+// startPings arms the ping timer: a timer, not a ticker in a goroutine, so
+// between pings an idle connection runs nothing.
+func (c *conn) startPings() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closing {
+		c.ping = time.AfterFunc(c.s.cfg.PingInterval, c.pingTick)
 	}
+}
+
+// signal starts the writer if there is something for it to do.
+func (c *conn) signal() {
+	c.mu.Lock()
+	c.signalLocked()
+	c.mu.Unlock()
+}
+
+func (c *conn) signalLocked() {
+	if c.writing || (len(c.queue) == 0 && !c.closing && !c.pingDue) {
+		return
+	}
+	c.writing = true
+	go c.writeLoop()
+}
+
+// pingTick runs on the ping timer: it asks for a ping and, when no writer is
+// running, becomes the writer in the timer's own goroutine.
+func (c *conn) pingTick() {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.pingDue = true
+	c.ping.Reset(c.s.cfg.PingInterval)
+	if c.writing {
+		c.mu.Unlock()
+		return
+	}
+	c.writing = true
+	c.mu.Unlock()
+	c.writeLoop()
 }
 
 // push queues frame without blocking. A full queue closes the connection
 // with CloseSlowClient: it never slows the sender (the fanout). It reports
 // whether the frame was queued.
 func (c *conn) push(frame []byte) bool {
-	ok := c.enqueue(frame)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ok := c.enqueueLocked(frame)
 	if ok {
-		c.signal()
+		c.signalLocked()
 	}
 	return ok
 }
 
-// enqueue is push without waking the writer: the fanout queues a whole
-// batch first and wakes each writer once, so it packs the batch into one
-// frame instead of racing the fanout message by message.
+// enqueue is push without starting the writer: the fanout queues a whole
+// batch first and signals each connection once, so its writer packs the
+// batch into one frame instead of racing the fanout message by message.
 func (c *conn) enqueue(frame []byte) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.enqueueLocked(frame)
+}
+
+func (c *conn) enqueueLocked(frame []byte) bool {
 	if c.closing {
 		return false
 	}
@@ -123,6 +167,7 @@ func (c *conn) closeSlowLocked(text string) {
 // connection with CloseSlowClient.
 func (c *conn) pushWait(frame []byte) bool {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	var stall *time.Timer
 	progress, since := c.written.Load(), time.Now()
 	for !c.closing && !c.fitsLocked(len(frame)) {
@@ -144,12 +189,10 @@ func (c *conn) pushWait(frame []byte) bool {
 		stall.Stop()
 	}
 	if c.closing {
-		c.mu.Unlock()
 		return false
 	}
 	c.appendLocked(frame)
-	c.mu.Unlock()
-	c.signal()
+	c.signalLocked()
 	return true
 }
 
@@ -174,64 +217,79 @@ func (c *conn) closeLocked(code int, text string, flush bool) {
 		return
 	}
 	c.closing, c.closeCode, c.closeText, c.flush = true, code, text, flush
+	if c.ping != nil {
+		c.ping.Stop()
+	}
 	c.space.Broadcast()
-	c.signal()
+	c.signalLocked()
 }
 
-// writeLoop is the connection's writer. It returns after the close frame
-// (or a failed write) and always closes the socket, which ends the reader.
-func (c *conn) writeLoop() {
-	defer close(c.done)
-	defer c.ws.Close()
-	ping := time.NewTicker(c.s.cfg.PingInterval)
-	defer ping.Stop()
-	for {
-		select {
-		case <-c.wake:
-		case <-ping.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.cfg.WriteWait)); err != nil {
-				c.abort()
-				return
-			}
-			continue
-		}
-		c.mu.Lock()
-		batch := c.queue
-		c.queue, c.spare = c.spare[:0], nil
-		closing, code, text, flush := c.closing, c.closeCode, c.closeText, c.flush
-		c.space.Broadcast()
-		c.mu.Unlock()
+// writerTask is what one round of the writer takes from the conn.
+type writerTask struct {
+	batch   [][]byte
+	ping    bool
+	closing bool
+	code    int
+	text    string
+	flush   bool
+}
 
-		var err error
-		if !closing || flush {
-			err = c.writeBatch(batch)
-		}
-		written := 0
-		for _, f := range batch {
-			written += len(f)
-		}
-		clear(batch) // drop references to shared frames
-		c.mu.Lock()
-		c.spare = batch[:0]
-		c.pending -= written // counted until written: the batch is held until then
-		c.space.Broadcast()
-		c.mu.Unlock()
-		if err != nil {
-			c.abort()
+// take hands the writer what is queued; ok is false when there is nothing
+// to do, and then the writer has ended (writing is false) and the idle
+// connection keeps no queue.
+func (c *conn) take() (t writerTask, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queue) == 0 && !c.pingDue && !c.closing {
+		c.writing = false
+		c.queue, c.spare = nil, nil
+		return t, false
+	}
+	t = writerTask{batch: c.queue, ping: c.pingDue, closing: c.closing, code: c.closeCode, text: c.closeText, flush: c.flush}
+	c.queue, c.spare, c.pingDue = c.spare[:0], nil, false
+	c.space.Broadcast()
+	return t, true
+}
+
+// writeLoop is the connection's writer while there is work. It returns when
+// the queue is empty, after the close frame, or after a failed write; in
+// the last two cases it closes the socket, which ends the reader, and no
+// writer starts again (writing stays true).
+func (c *conn) writeLoop() {
+	for {
+		t, ok := c.take()
+		if !ok {
 			return
 		}
-		if closing {
-			_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(c.s.cfg.WriteWait))
+		var err error
+		if t.ping {
+			err = c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.cfg.WriteWait))
+		}
+		if err == nil && (!t.closing || t.flush) {
+			err = c.writeBatch(t.batch)
+		}
+		written := 0
+		for _, f := range t.batch {
+			written += len(f)
+		}
+		clear(t.batch) // drop references to shared frames
+		c.mu.Lock()
+		c.spare = t.batch[:0]
+		c.pending -= written // counted until written: the batch is held until then
+		c.space.Broadcast()
+		if err != nil {
+			c.closeLocked(websocket.CloseAbnormalClosure, "", false)
+		}
+		c.mu.Unlock()
+		if err == nil && t.closing {
+			_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(t.code, t.text), time.Now().Add(c.s.cfg.WriteWait))
+		}
+		if err != nil || t.closing {
+			_ = c.ws.Close()
+			close(c.done)
 			return
 		}
 	}
-}
-
-// abort marks the connection closed after a failed write.
-func (c *conn) abort() {
-	c.mu.Lock()
-	c.closeLocked(websocket.CloseAbnormalClosure, "", false)
-	c.mu.Unlock()
 }
 
 // writeBatch writes frames packed into text frames of at most
@@ -291,6 +349,9 @@ func (c *conn) setMember(room string, in bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if in {
+		if c.rooms == nil {
+			c.rooms = map[string]struct{}{}
+		}
 		c.rooms[room] = struct{}{}
 	} else {
 		delete(c.rooms, room)
@@ -308,6 +369,6 @@ func (c *conn) takeMemberships() (rooms, boards []string) {
 	for b := range c.boards {
 		boards = append(boards, b)
 	}
-	c.rooms, c.boards = map[string]struct{}{}, map[string]struct{}{}
+	c.rooms, c.boards = nil, nil
 	return rooms, boards
 }

@@ -25,6 +25,9 @@ import (
 	"github.com/rtstack/rtstack/projections/view"
 )
 
+// readBufferSize is each connection's read buffer, held for its life.
+const readBufferSize = 1024
+
 // Server is the WebSocket gateway. ServeHTTP serves GET /ws; Run tails the
 // log and fans it out; Shutdown ends every connection. Safe for concurrent
 // use.
@@ -77,11 +80,14 @@ func New(cfg Config) (*Server, error) {
 		users:    map[string]*userShare{},
 	}
 	s.up = websocket.Upgrader{
-		ReadBufferSize:  4096,
+		// Client frames are small actions: a small read buffer per
+		// connection (a bigger frame is read through it in pieces).
+		ReadBufferSize: readBufferSize,
+		// Pooled write buffers, held only while a frame is written: idle
+		// connections hold none, and a big packed frame takes few writes.
 		WriteBufferSize: 16384,
-		CheckOrigin:     s.checkOrigin,
-		// Pooled write buffers: idle connections hold none.
 		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     s.checkOrigin,
 	}
 	return s, nil
 }
@@ -109,7 +115,8 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 // (HTTP 401 when missing, bad or expired), the Origin against
 // AllowedOrigins (403), the user's connections against UserConnLimit (429).
 // The server's read and write deadlines are lifted for the upgraded
-// connection. It returns when the connection ends.
+// connection. It returns once the connection is upgraded; the connection
+// lives on in a goroutine of its own until it ends (Shutdown waits for it).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
@@ -138,8 +145,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		clienterr.WriteHTTP(w, code, fmt.Sprintf("at most %d connections per user", s.cfg.UserConnLimit), nil)
 		return
 	}
-	defer s.connWG.Done()
-	defer s.release(claims.User())
+	// The connection's own goroutine takes over from here: ServeHTTP
+	// returns once the connection is upgraded, so net/http's per-request
+	// buffers and contexts are not held for the connection's life.
+	serving := false
+	defer func() {
+		if !serving {
+			s.release(claims.User())
+			s.connWG.Done()
+		}
+	}()
 
 	// The HTTP server's read and write timeouts are for plain requests; a
 	// WebSocket keeps its own deadlines (PongWait, WriteWait) from here on.
@@ -157,9 +172,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = ws.Close()
 		return
 	}
-	go c.writeLoop()
+	serving = true
+	c.startPings()
 	c.armExpiry(claims.Expiry())
-	c.readLoop()
+	// The reader's goroutine starts in readLoop itself: the frames below
+	// the read an idle connection parks in stay small, so the collector
+	// shrinks its stack (grown handling actions) back to 4 KiB.
+	go c.readLoop() // its teardown releases the user's share and connWG
 }
 
 // userShare is what one user's connections to this gateway share: their

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
 	"unicode/utf8"
 
@@ -21,9 +22,9 @@ import (
 // tracer is looked up at each use: the provider is installed after package init.
 func tracer() trace.Tracer { return telemetry.Tracer("github.com/rtstack/rtstack/gateway") }
 
-// readLoop is the connection's reader: it runs in ServeHTTP's goroutine,
-// handles one client frame at a time, and on return tears the connection
-// down (subscriptions, presence, writer).
+// readLoop is the connection's reader: it runs in the goroutine ServeHTTP
+// starts, handles one client frame at a time, and on return tears the
+// connection down (subscriptions, presence, writer).
 func (c *conn) readLoop() {
 	defer c.teardown()
 	c.ws.SetReadLimit(c.s.cfg.MaxFrameBytes)
@@ -52,8 +53,15 @@ func (c *conn) readLoop() {
 }
 
 // teardown runs when the reader ends: the writer is stopped and waited for,
-// and the connection leaves every room and board.
+// the connection leaves every room and board, and the server stops
+// counting it (ServeHTTP admitted it).
 func (c *conn) teardown() {
+	// The reader is not under net/http's handler any more, whose recover
+	// kept a panic to its own connection: keep it so here.
+	if r := recover(); r != nil {
+		c.s.log.Error("connection reader panicked", "conn", c.id, "panic", r, "stack", string(debug.Stack()))
+		c.close(websocket.CloseInternalServerErr, "internal error", false)
+	}
 	c.close(websocket.CloseNormalClosure, "", false)
 	<-c.done
 	c.mu.Lock()
@@ -68,6 +76,8 @@ func (c *conn) teardown() {
 		c.s.hub.unsubscribeBoard(c, b)
 	}
 	c.s.forget(c)
+	c.s.release(c.user)
+	c.s.connWG.Done()
 }
 
 // handle processes one client frame; false ends the connection.
@@ -392,6 +402,9 @@ func (c *conn) subscribe(f *clientFrame) {
 		return
 	}
 	c.mu.Lock()
+	if c.boards == nil {
+		c.boards = map[string]struct{}{}
+	}
 	c.boards[key] = struct{}{}
 	c.mu.Unlock()
 	c.s.hub.subscribeBoard(c, key, f.Room, snap)

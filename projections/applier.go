@@ -42,8 +42,8 @@ func newBackoff() retry.Backoff { return retry.Backoff{Min: minBackoff, Max: max
 
 // ErrPermanent: the store (or the parking topic) refused a batch with an
 // error that retrying the same batch cannot fix (the store's Classifier, or
-// kafka.IsRetryable for the parking topic, said so; ErrLogChanged always
-// is). The partition stops instead of retrying forever: the live projector's
+// kafka.IsRetryable for the parking topic, said so; ErrLogChanged and
+// ErrOtherLog always are). The partition stops instead of retrying forever: the live projector's
 // Run returns an error wrapping it, a rebuild fails with it. Fix the cause
 // (usually a bug: the edge let through what the store refuses) and start
 // again; the partition resumes at its checkpoint.
@@ -59,7 +59,7 @@ type Classifier interface {
 
 // permanent reports whether err from s.Apply cannot be fixed by retrying.
 func permanent(s Store, err error) bool {
-	if errors.Is(err, ErrLogChanged) {
+	if boundElsewhere(err) {
 		return true
 	}
 	c, ok := s.(Classifier)
@@ -86,6 +86,29 @@ type applier struct {
 	lastTS atomic.Int64 // event time (ms) of the last applied event, 0 if none
 
 	goods []events.Record // reused between batches
+
+	// cut, if set, ends the partition at a point of the log (an as-of
+	// rebuild): records from cut.limit on are not applied.
+	cut *partitionCut
+}
+
+// partitionCut is where an as-of rebuild stops reading one partition.
+type partitionCut struct {
+	limit atomic.Int64 // first offset not applied
+	// byTime: the first record whose event time is after timeMS moves
+	// limit down to its offset.
+	byTime bool
+	timeMS int64
+}
+
+// after reports whether rec is past a time cut, and if so ends the
+// partition at it. A nil cut cuts nothing.
+func (c *partitionCut) after(r *kgo.Record, rec events.Record) bool {
+	if c == nil || !c.byTime || rec.Event.Env().Time <= c.timeMS {
+		return false
+	}
+	c.limit.Store(r.Offset)
+	return true
 }
 
 // process applies recs (ascending offsets) in chunks of maxBatch. Records
@@ -115,14 +138,21 @@ func (a *applier) processChunk(ctx context.Context, recs []*kgo.Record, stop <-c
 		if r.Offset < next {
 			continue
 		}
-		last = r
+		if a.cut != nil && r.Offset >= a.cut.limit.Load() {
+			break
+		}
 		rec, err := a.place.Decode(r)
 		if err != nil {
+			last = r
 			if err := a.parkRecord(ctx, r, err, stop); err != nil {
 				return nil, err
 			}
 			continue
 		}
+		if a.cut.after(r, rec) {
+			break
+		}
+		last = r
 		goods = append(goods, rec)
 	}
 	a.goods = goods[:0]

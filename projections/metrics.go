@@ -17,6 +17,7 @@ type metrics struct {
 	parked     *prometheus.CounterVec   // projection, reason
 	errors     *prometheus.CounterVec   // projection
 	resets     *prometheus.CounterVec   // projection
+	truncated  *prometheus.CounterVec   // projection
 	lag        *prometheus.GaugeVec     // projection, partition
 	age        *prometheus.GaugeVec     // projection, partition
 	latency    *prometheus.HistogramVec // projection
@@ -40,6 +41,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		resets: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtstack_projection_store_resets_total",
 			Help: "Apply calls that found the store had lost its state (ErrStoreReset): the partition re-seeks to the store's checkpoint.",
+		}, []string{"projection"}),
+		truncated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtstack_projection_log_truncated_total",
+			Help: "Times a projector found the projection's checkpoint beyond the log's end (the log lost its tail): it stops, and rtstack dev rebuilds the projection.",
 		}, []string{"projection"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rtstack_projection_lag_records",
@@ -74,6 +79,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	if err == nil {
 		m.resets, err = prom.Register(reg, m.resets)
+	}
+	if err == nil {
+		m.truncated, err = prom.Register(reg, m.truncated)
 	}
 	if err == nil {
 		m.lag, err = prom.Register(reg, m.lag)

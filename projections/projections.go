@@ -55,3 +55,14 @@ type Versioned interface {
 	// version names or checkpoints. Equal digests mean equal state.
 	Digest(ctx context.Context) (string, error)
 }
+
+// Replacer is a Versioned store that can promote a version without
+// comparing its checkpoints with the active version's. Rebuild uses it when
+// the active version's checkpoints are beyond the log's end
+// (ErrLogTruncated): no version built from what the log holds now could
+// catch up with them.
+type Replacer interface {
+	// Replace makes version active, atomically, whatever its checkpoints,
+	// then drops the old version.
+	Replace(ctx context.Context, version string) error
+}

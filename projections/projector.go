@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -130,10 +132,12 @@ type Projector struct {
 	m    *metrics
 	log  *slog.Logger
 
-	// place is set once at the start of Run before the group client
-	// exists; client once it does, and then clientSet is closed. Joining
-	// may assign partitions (and call adjust) before NewClient returns, so
-	// kgo's callbacks wait for clientSet before they touch client.
+	// meta (checks of the log: binding, end offsets) and place are set
+	// once at the start of Run before the group client exists; client once
+	// it does, and then clientSet is closed. Joining may assign partitions
+	// (and call adjust) before NewClient returns, so kgo's callbacks wait
+	// for clientSet before they touch client.
+	meta      *kgo.Client
 	client    *kgo.Client
 	clientSet chan struct{}
 	place     *kafka.Placement
@@ -141,6 +145,11 @@ type Projector struct {
 	// fail ends Run with the cause a partition could not get past (an
 	// error wrapping ErrPermanent); set once at the start of Run.
 	fail context.CancelCauseFunc
+
+	truncOnce sync.Once // a truncation is counted and logged once per Run
+	// logInfo is the log the store was bound to at the start (nil if the
+	// topic could not be described); the lag tick checks the binding again.
+	logInfo atomic.Pointer[kafka.TopicInfo]
 
 	mu       sync.Mutex            // guards assigned, seeks, wake and each assignment's fetchGen
 	assigned map[int32]*assignment // assigned partitions
@@ -193,13 +202,22 @@ func NewProjector(cfg Config) (*Projector, error) {
 // Run consumes until ctx ends, then stops the partition goroutines, commits
 // group offsets and leaves the group. It returns nil when ctx was canceled,
 // or the error that stopped it: the client could not be created, the log
-// was recreated (ErrLogChanged), or a partition met an error retrying
+// was recreated (ErrLogChanged), the log lost its tail under the store's
+// checkpoints (a *TruncatedError wrapping ErrLogTruncated: at the start,
+// at an assignment, or when a fetch or the lag tick shows an end offset
+// below a checkpoint), or a partition met an error retrying
 // cannot fix (ErrPermanent; the message names the partition and offset).
 // Run is called once.
 func (p *Projector) Run(parent context.Context) error {
 	ctx, fail := context.WithCancelCause(parent)
 	defer fail(nil)
 	p.fail = fail
+	meta, err := kafka.NewClient(p.cfg.Kafka)
+	if err != nil {
+		return fmt.Errorf("projector %s: %w", p.name, err)
+	}
+	defer meta.Close()
+	p.meta = meta
 	// Before the group client exists: joining assigns partitions at once,
 	// and their appliers need the log's placement rule.
 	if ok, err := p.prepare(ctx); !ok {
@@ -316,6 +334,12 @@ func (p *Projector) hand(ctx context.Context, ftp kgo.FetchTopicPartition) {
 	if w == nil {
 		return // revoked meanwhile: the next owner starts at the checkpoint
 	}
+	// A fetch past the end is answered from another position (the client
+	// resets an out-of-range offset): its high watermark tells.
+	if next := w.part.next.Load(); ftp.Err == nil && ftp.HighWatermark < next {
+		_ = p.truncated(map[int32]int64{ftp.Partition: next}, map[int32]int64{ftp.Partition: ftp.HighWatermark})
+		return
+	}
 	select {
 	case w.ch <- fetched{gen: gen, recs: ftp.Records}:
 	case <-w.stop:
@@ -323,14 +347,10 @@ func (p *Projector) hand(ctx context.Context, ftp kgo.FetchTopicPartition) {
 	}
 }
 
-// prepare ensures the parking topic and checks the log (checkLog) with a
-// client of its own; ok is false when Run must return err.
+// prepare ensures the parking topic and checks the log (checkLog) with
+// the meta client; ok is false when Run must return err.
 func (p *Projector) prepare(ctx context.Context) (ok bool, err error) {
-	meta, err := kafka.NewClient(p.cfg.Kafka)
-	if err != nil {
-		return false, fmt.Errorf("projector %s: %w", p.name, err)
-	}
-	defer meta.Close()
+	meta := p.meta
 	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	if _, err := kafka.EnsureTopic(ensureCtx, meta, p.cfg.ParkTopic, 1); err != nil {
 		p.log.Warn("parking topic not ensured; parking will retry", "topic", p.cfg.ParkTopic, "err", err)
@@ -340,9 +360,11 @@ func (p *Projector) prepare(ctx context.Context) (ok bool, err error) {
 }
 
 // checkLog describes the log, waiting until it exists, so the appliers
-// check the placement rule over its partition count; and it refuses to
+// check the placement rule over its partition count; it refuses to
 // project a recreated log onto checkpoints of the old one (its offsets mean
-// other records). ok is false when ctx ended first.
+// other records), or a log onto a store bound to another cluster's log
+// (ErrOtherLog); then it checks for a truncation. ok is false when ctx
+// ended first.
 func (p *Projector) checkLog(ctx context.Context, cl *kgo.Client) (ok bool, err error) {
 	backoff := newBackoff()
 	var info kafka.TopicInfo
@@ -360,11 +382,15 @@ func (p *Projector) checkLog(ctx context.Context, cl *kgo.Client) (ok bool, err 
 	}
 	p.place = kafka.NewPlacement(p.cfg.Codec, info)
 	for {
-		err := bindLog(ctx, p.cfg.Store, info.ID)
-		if errors.Is(err, ErrLogChanged) {
+		err := bindLog(ctx, p.cfg.Store, info)
+		if boundElsewhere(err) {
 			return false, fmt.Errorf("projector %s: %w", p.name, err)
 		}
 		if err == nil {
+			p.logInfo.Store(&info)
+			if err := p.checkTruncated(ctx, cl, nil); err != nil {
+				return false, err
+			}
 			return true, nil
 		}
 		p.log.Warn("bind log failed, retrying", "attempt", backoff.Attempt()+1, "err", err)
@@ -372,6 +398,43 @@ func (p *Projector) checkLog(ctx context.Context, cl *kgo.Client) (ok bool, err 
 			return false, nil // shutting down
 		}
 	}
+}
+
+// checkTruncated compares the store's checkpoints of parts (nil: every
+// partition) with the log's end offsets and reports a truncation (see
+// truncated). A checkpoint or end offset that cannot be read is not
+// judged: the lag tick checks again.
+func (p *Projector) checkTruncated(ctx context.Context, cl *kgo.Client, parts map[int32]kgo.Offset) error {
+	cps, err := p.cfg.Store.Checkpoints(ctx)
+	if err != nil {
+		p.log.Warn("checkpoints not read; truncation not checked", "err", err)
+		return nil
+	}
+	if parts != nil {
+		maps.DeleteFunc(cps, func(id int32, _ int64) bool { _, ok := parts[id]; return !ok })
+	}
+	ends, err := kafka.EndOffsets(ctx, cl, p.cfg.Topic)
+	if err != nil {
+		p.log.Warn("end offsets not read; truncation not checked", "err", err)
+		return nil
+	}
+	return p.truncated(cps, ends)
+}
+
+// truncated returns a *TruncatedError if a checkpoint in cps is beyond its
+// partition's end in ends, after counting and logging it (once per Run)
+// and ending Run with it; else nil.
+func (p *Projector) truncated(cps, ends map[int32]int64) error {
+	err := truncatedErr(p.name, cps, ends)
+	if err == nil {
+		return nil
+	}
+	p.truncOnce.Do(func() {
+		p.m.truncated.WithLabelValues(p.name).Inc()
+		p.log.Error("the log lost its tail: the projector stops rather than skip the offsets it reuses", "err", err)
+	})
+	p.fail(err)
+	return err
 }
 
 // assign starts a goroutine per newly assigned partition.
@@ -420,6 +483,9 @@ func (p *Projector) adjust(ctx context.Context, offsets map[string]map[int32]kgo
 	}
 	cps, err := checkpointsRetry(ctx, p.cfg.Store, p.log)
 	if err != nil {
+		return nil, err
+	}
+	if err := p.checkTruncated(ctx, p.meta, parts); err != nil {
 		return nil, err
 	}
 	p.mu.Lock()
@@ -628,7 +694,26 @@ func (p *Projector) park(ctx context.Context, r *kgo.Record, cause error) error 
 	return nil
 }
 
-// lagLoop refreshes the lag and age gauges of the owned partitions.
+// stillBound checks that the store's active version is still bound to the
+// log read (a rebuild elsewhere may have promoted a version of another
+// log: see RebuildConfig.AdoptLog); if not it ends Run with the error.
+// Other errors are left to the next tick.
+func (p *Projector) stillBound(ctx context.Context) error {
+	info := p.logInfo.Load()
+	if info == nil {
+		return nil
+	}
+	err := bindLog(ctx, p.cfg.Store, *info)
+	if !boundElsewhere(err) {
+		return nil
+	}
+	p.log.Error("the store's active version is no longer bound to the log this projector reads; it stops", "err", err)
+	p.fail(err)
+	return err
+}
+
+// lagLoop refreshes the lag and age gauges of the owned partitions and
+// checks the store's binding to the log.
 func (p *Projector) lagLoop(ctx context.Context, cl *kgo.Client) {
 	t := time.NewTicker(p.cfg.LagInterval)
 	defer t.Stop()
@@ -638,18 +723,24 @@ func (p *Projector) lagLoop(ctx context.Context, cl *kgo.Client) {
 			return
 		case <-t.C:
 		}
+		if p.stillBound(ctx) != nil {
+			return
+		}
 		ends, err := kafka.EndOffsets(ctx, cl, p.cfg.Topic)
 		if err != nil {
 			continue
 		}
 		now := time.Now()
+		nexts := map[int32]int64{}
 		p.mu.Lock()
 		for id, w := range p.assigned {
+			next := w.part.next.Load()
+			nexts[id] = next
 			end, ok := ends[id]
 			if !ok {
 				continue
 			}
-			lag := max(0, end-w.part.next.Load())
+			lag := max(0, end-next)
 			p.m.setLag(p.name, id, lag)
 			// Caught up, nothing is late: an idle partition's last event
 			// only gets older, and an age that grew would page someone.
@@ -661,5 +752,8 @@ func (p *Projector) lagLoop(ctx context.Context, cl *kgo.Client) {
 			}
 		}
 		p.mu.Unlock()
+		if p.truncated(nexts, ends) != nil {
+			return
+		}
 	}
 }

@@ -16,6 +16,9 @@ import (
 	"github.com/rtstack/rtstack/schemas"
 )
 
+// DefaultRebuildMaxBatch is RebuildConfig.MaxBatch's default.
+const DefaultRebuildMaxBatch = 20_000
+
 // Rebuild timings.
 const (
 	rebuildTick      = 50 * time.Millisecond  // how often catch-up is checked
@@ -40,9 +43,16 @@ type RebuildConfig struct {
 	// end) with the records replayed so far and the records to replay
 	// (total grows when the live tail moves during catch-up).
 	Progress func(done, total int64)
-	// MaxBatch bounds the records of one Apply. Default DefaultMaxBatch
-	// (5000).
+	// MaxBatch bounds the records of one Apply. Default
+	// DefaultRebuildMaxBatch (20000): a replay has whole fetches waiting,
+	// and a store folds a bigger batch into fewer writes per key.
 	MaxBatch int
+	// AdoptLog lets the rebuild replace a projection bound to another
+	// cluster's log (ErrOtherLog: another deployment's store) with this
+	// log's. Without it such a rebuild fails before it begins, naming both
+	// logs. A projection of an earlier log of this cluster (ErrLogChanged:
+	// the topic was recreated) is rebuilt either way.
+	AdoptLog bool
 	// Logger receives progress and errors; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the progress gauges (rtstack_rebuild_*); nil:
@@ -56,7 +66,7 @@ func (c RebuildConfig) WithDefaults() RebuildConfig {
 		c.Topic = kafka.DefaultTopic
 	}
 	if c.MaxBatch == 0 {
-		c.MaxBatch = DefaultMaxBatch
+		c.MaxBatch = DefaultRebuildMaxBatch
 	}
 	c.Logger = orDiscard(c.Logger)
 	c.Kafka = c.Kafka.OrLogger(c.Logger)
@@ -92,16 +102,36 @@ func (c RebuildConfig) Validate() error {
 // new version is abandoned. Undecodable records are counted, logged and
 // skipped (the live projector parked them already); an Apply error
 // retrying cannot fix fails the rebuild with ErrPermanent.
-func Rebuild(ctx context.Context, cfg RebuildConfig) (err error) {
+func Rebuild(ctx context.Context, cfg RebuildConfig) error {
+	_, err := run(ctx, cfg, Cut{})
+	return err
+}
+
+// RebuildAsOf builds a version of cfg.Target from offset zero up to cut
+// and keeps it beside the active one, read-only: it is sealed, never
+// promoted, and stays until dropped (Snapshots.Drop). It returns the
+// version's name. cfg.Target must implement Snapshots. Undecodable records
+// and failures are handled as in Rebuild.
+func RebuildAsOf(ctx context.Context, cfg RebuildConfig, cut Cut) (string, error) {
+	if cut.IsZero() {
+		return "", errors.New("rebuild as of: no cut")
+	}
+	if _, ok := cfg.Target.(Snapshots); !ok && cfg.Target != nil {
+		return "", fmt.Errorf("rebuild %s as of %s: the projection keeps no as-of versions", cfg.Target.Name(), cut)
+	}
+	return run(ctx, cfg, cut)
+}
+
+func run(ctx context.Context, cfg RebuildConfig, cut Cut) (version string, err error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
-		return err
+		return "", err
 	}
-	r := &rebuild{cfg: cfg, name: cfg.Target.Name()}
+	r := &rebuild{cfg: cfg, name: cfg.Target.Name(), cut: cut}
 	r.log = cfg.Logger.With("projection", r.name)
 	rm, err := newRebuildMetrics(cfg.Registerer)
 	if err != nil {
-		return fmt.Errorf("rebuild %s: %w", r.name, err)
+		return "", fmt.Errorf("rebuild %s: %w", r.name, err)
 	}
 	r.metrics = rm
 	rm.running.WithLabelValues(r.name).Set(1)
@@ -113,15 +143,18 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (err error) {
 		}
 	}()
 	if err := r.begin(ctx); err != nil {
-		return err
+		return "", err
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer r.wg.Wait()
 	defer cancel() // runs before wg.Wait: deferred calls run last-in first-out
 	if err := r.consume(runCtx); err != nil {
-		return err
+		return "", err
 	}
-	return r.promote(ctx)
+	if !cut.IsZero() {
+		return r.version, r.seal(ctx)
+	}
+	return r.version, r.promote(ctx)
 }
 
 // rebuild is one run of Rebuild. Its steps run in order: begin (a new
@@ -130,6 +163,7 @@ func Rebuild(ctx context.Context, cfg RebuildConfig) (err error) {
 // up, promote, catch up again while behind), close.
 type rebuild struct {
 	cfg     RebuildConfig
+	cut     Cut // zero: a whole rebuild, promoted; else an as-of version
 	name    string
 	log     *slog.Logger
 	metrics *rebuildMetrics
@@ -139,6 +173,10 @@ type rebuild struct {
 	store   Store // writes into version only
 	version string
 	start   map[int32]int64 // checkpoints of the new version when it began
+	// truncated lists the partitions where the active version is beyond
+	// the log's end: the new version replaces it (Replacer) instead of
+	// catching up with it.
+	truncated []kafka.Truncation
 
 	fetch      *kgo.Client
 	appliers   []*applier
@@ -157,18 +195,79 @@ func (r *rebuild) begin(ctx context.Context) error {
 	if r.info, err = kafka.DescribeTopic(ctx, meta, r.cfg.Topic); err != nil {
 		return err
 	}
-	if r.store, r.version, err = r.cfg.Target.Begin(ctx); err != nil {
+	if err := r.checkBinding(ctx); err != nil {
+		return err
+	}
+	for p := range r.cut.Positions {
+		if p >= r.info.Partitions {
+			return fmt.Errorf("as of %s: %w: partition %d, the log has %d", r.cut, ErrNoSuchPartition, p, r.info.Partitions)
+		}
+	}
+	if r.cut.IsZero() {
+		r.store, r.version, err = r.cfg.Target.Begin(ctx)
+	} else {
+		r.store, r.version, err = r.cfg.Target.(Snapshots).BeginAsOf(ctx, r.cut.String())
+	}
+	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	r.log = r.log.With("version", r.version)
 	r.log.Info("rebuild started", "partitions", r.info.Partitions)
-	if err := bindLog(ctx, r.store, r.info.ID); err != nil {
+	if err := bindLog(ctx, r.store, r.info); err != nil {
 		return err
 	}
 	if r.start, err = r.store.Checkpoints(ctx); err != nil {
 		return fmt.Errorf("checkpoints: %w", err)
 	}
+	return r.checkTruncated(ctx)
+}
+
+// checkBinding refuses to replace a projection bound to another cluster's
+// log unless AdoptLog says to.
+func (r *rebuild) checkBinding(ctx context.Context) error {
+	err := bindLog(ctx, r.cfg.Target, r.info)
+	switch {
+	case err == nil || errors.Is(err, ErrLogChanged):
+		return nil
+	case errors.Is(err, ErrOtherLog) && r.cfg.AdoptLog:
+		r.log.Warn("adopting a projection bound to another log: its content is replaced by this log's", "err", err)
+		return nil
+	}
+	return err
+}
+
+// checkTruncated notes where the active version is beyond the log's end.
+func (r *rebuild) checkTruncated(ctx context.Context) error {
+	active, err := r.cfg.Target.Checkpoints(ctx)
+	if err != nil {
+		return fmt.Errorf("checkpoints of the active version: %w", err)
+	}
+	ends, err := kafka.EndOffsets(ctx, r.meta, r.cfg.Topic)
+	if err != nil {
+		return err
+	}
+	r.truncated = kafka.Truncations(active, ends)
+	if len(r.truncated) == 0 {
+		return nil
+	}
+	if _, ok := r.cfg.Target.(Replacer); !ok {
+		return &TruncatedError{Projection: r.name, Parts: r.truncated}
+	}
+	r.log.Warn("the active version is beyond the log's end: the rebuilt version replaces it",
+		"err", &TruncatedError{Projection: r.name, Parts: r.truncated})
 	return nil
+}
+
+// swap makes the new version active: Promote, or Replace when the active
+// version is beyond the log's end.
+func (r *rebuild) swap(ctx context.Context) (bool, error) {
+	if len(r.truncated) == 0 {
+		return r.cfg.Target.Promote(ctx, r.version)
+	}
+	if err := r.cfg.Target.(Replacer).Replace(ctx, r.version); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // consume starts an applier goroutine per partition and the poller that
@@ -189,6 +288,12 @@ func (r *rebuild) consume(ctx context.Context) error {
 	}
 	r.fetch = cl
 	m, _ := newMetrics(nil) // a rebuild's counters are its progress
+	var ends map[int32]int64
+	if !r.cut.IsZero() {
+		if ends, err = kafka.EndOffsets(ctx, r.meta, r.cfg.Topic); err != nil {
+			return err
+		}
+	}
 	r.errc = make(chan error, int(n))
 	r.appliers = make([]*applier, n)
 	feeds := make([]chan fetched, n)
@@ -199,6 +304,10 @@ func (r *rebuild) consume(ctx context.Context) error {
 			log: r.log, m: m.forPartition(r.name, id),
 		}
 		a.next.Store(r.start[id])
+		if !r.cut.IsZero() {
+			a.cut = &partitionCut{byTime: !r.cut.Time.IsZero(), timeMS: r.cut.Time.UnixMilli()}
+			a.cut.limit.Store(r.cut.limit(id, ends[id]))
+		}
 		r.appliers[id] = a
 		feeds[id] = make(chan fetched, 1)
 		r.wg.Go(func() { r.apply(ctx, a, feeds[id]) })
@@ -264,12 +373,8 @@ func (r *rebuild) promote(ctx context.Context) error {
 	var lastReport time.Time
 	began := time.Now()
 	for attempt := 0; ; {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case err := <-r.errc:
+		if err := r.tick(ctx, tick); err != nil {
 			return err
-		case <-tick.C:
 		}
 		if time.Since(lastReport) >= rebuildReport {
 			r.report(ends)
@@ -280,7 +385,7 @@ func (r *rebuild) promote(ctx context.Context) error {
 			continue
 		}
 		attempt++
-		ok, err := r.cfg.Target.Promote(ctx, r.version)
+		ok, err := r.swap(ctx)
 		if err != nil {
 			return fmt.Errorf("promote %s: %w", r.version, err)
 		}
@@ -294,6 +399,46 @@ func (r *rebuild) promote(ctx context.Context) error {
 		if ends, err = kafka.EndOffsets(ctx, r.meta, r.cfg.Topic); err != nil {
 			return err
 		}
+	}
+}
+
+// seal waits until every partition reached its cut, then seals the
+// version.
+func (r *rebuild) seal(ctx context.Context) error {
+	tick := time.NewTicker(rebuildTick)
+	defer tick.Stop()
+	began := time.Now()
+	for {
+		limits := map[int32]int64{}
+		for id, a := range r.appliers {
+			limits[int32(id)] = a.cut.limit.Load()
+		}
+		r.report(limits)
+		if r.caughtUp(limits) {
+			break
+		}
+		if err := r.tick(ctx, tick); err != nil {
+			return err
+		}
+	}
+	if err := r.cfg.Target.(Snapshots).Seal(ctx, r.version); err != nil {
+		return fmt.Errorf("seal %s: %w", r.version, err)
+	}
+	r.log.Info("as-of version built", "as_of", r.cut.String(), "records", r.done(),
+		"elapsed", time.Since(began).Round(time.Millisecond))
+	return nil
+}
+
+// tick waits for the next tick; an error when ctx ends or an applier
+// failed.
+func (r *rebuild) tick(ctx context.Context, tick *time.Ticker) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case err := <-r.errc:
+		return err
+	case <-tick.C:
+		return nil
 	}
 }
 

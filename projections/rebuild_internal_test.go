@@ -93,4 +93,7 @@ func TestPermanent(t *testing.T) {
 	if !permanent(nil, ErrLogChanged) {
 		t.Error("ErrLogChanged is not permanent")
 	}
+	if !permanent(nil, LogMismatch("v1", "a@one", "b@two")) {
+		t.Error("a store bound to another cluster's log is not permanent")
+	}
 }

@@ -44,7 +44,7 @@ func startBroker(ctx context.Context, cfg *config, log *slog.Logger) (*kafka.Bro
 		return nil, err
 	}
 	dir, _ := filepath.Abs(filepath.Join(cfg.DataDir, "kafka"))
-	log.Info("embedded broker listening", "addr", b.Addr(), "data_dir", dir, "topic", info.Name, "partitions", info.Partitions)
+	log.Info("embedded broker listening", "addr", b.Addr(), "data_dir", dir, "topic", info.Name, "partitions", info.Partitions, "fsync", cfg.BrokerFsync)
 	return b, nil
 }
 

@@ -38,6 +38,7 @@ type config struct {
 	KafkaTLSKey         string
 	KafkaCompression    string
 	BrokerAddr          string
+	BrokerFsync         bool
 	SchemaRegistryURL   string
 	RetryDelays         string
 	WebhookAllowPrivate string // "" = the mode's default
@@ -85,6 +86,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.KafkaTLSKey, "kafka-tls-key", "", "PEM private key of -kafka-tls-cert")
 	fs.StringVar(&c.KafkaCompression, "kafka-compression", kafka.DefaultCompression, "producer compression: none, gzip, snappy, lz4 or zstd")
 	fs.StringVar(&c.BrokerAddr, "broker-addr", kafka.DefaultBrokerAddr, "where the embedded broker listens (dev, broker) or is reached")
+	fs.BoolVar(&c.BrokerFsync, "broker-fsync", true, "the embedded broker syncs each produce to disk before acknowledging it, so an ack survives a power cut (false: faster, acks survive a crash of the process only)")
 	fs.StringVar(&c.SchemaRegistryURL, "schema-registry-url", "", "a Confluent-compatible schema registry (empty: rtstack serves the registry read API itself)")
 	fs.StringVar(&c.RetryDelays, "retry-delays", formatDelays(tasks.DefaultRetryDelays), "delays between task attempts; attempts = delays + 1, then the DLQ")
 	fs.StringVar(&c.WebhookAllowPrivate, "webhook-allow-private", "", "allow webhook targets on loopback/private addresses (default true under dev, else false)")
@@ -176,7 +178,7 @@ func (c *config) kcatAuth() string {
 
 // brokerConfig configures the embedded broker.
 func (c *config) brokerConfig(log *slog.Logger) kafka.BrokerConfig {
-	return kafka.BrokerConfig{Addr: c.BrokerAddr, DataDir: c.DataDir, SASL: c.sasl(), Logger: log}
+	return kafka.BrokerConfig{Addr: c.BrokerAddr, DataDir: c.DataDir, NoFsync: !c.BrokerFsync, SASL: c.sasl(), Logger: log}
 }
 
 // validateBroker reports what keeps the embedded broker from starting, in

@@ -41,12 +41,17 @@ func devCommand() *ffcli.Command {
 			if err != nil {
 				return err
 			}
-			react, err := buildReactor(p)
+			react, err := buildReactor(p, true)
 			if err != nil {
 				return err
 			}
 			work, err := buildWorker(p, gw.presence)
 			if err != nil {
+				return err
+			}
+			// Before the gateway serves: a message appended to a log that
+			// lost its tail before this check would be taken for a lost one.
+			if err := react.CheckTruncated(ctx); err != nil {
 				return err
 			}
 			fmt.Printf(`rtstack dev is up

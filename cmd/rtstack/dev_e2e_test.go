@@ -28,6 +28,7 @@ import (
 // data, ports, database, Redis prefix and RabbitMQ queues.
 type devEnv struct {
 	env        []string
+	dataDir    string
 	httpAddr   string
 	brokerAddr string
 	keys       *auth.Keys
@@ -48,9 +49,11 @@ func newDevEnv(t *testing.T) *devEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	dataDir := t.TempDir()
 	return &devEnv{
+		dataDir: dataDir,
 		env: []string{
-			"DATA_DIR=" + t.TempDir(),
+			"DATA_DIR=" + dataDir,
 			"BROKER_ADDR=" + brokerAddr,
 			"HTTP_ADDR=" + httpAddr,
 			"POSTGRES_URL=" + pgURL,

@@ -145,25 +145,11 @@ func buildGateway(ctx context.Context, p *parts) (*gatewayPart, error) {
 		return nil, err
 	}
 
-	mux := http.NewServeMux()
-	mux.Handle("/ws", ws)
-	mux.Handle("/api/", apiHandler)
-	mux.Handle("/healthz", apiHandler)
-	mux.Handle("/readyz", apiHandler)
-	mux.Handle("/metrics", metricsHandler(p.reg))
-	if cfg.SchemaRegistryURL == "" {
-		reg := p.codec.Registry().Handler()
-		for _, path := range schemas.RegistryPaths() {
-			mux.Handle(path, reg)
-		}
-	}
-	mux.Handle("/", web.Handler(web.Options{DevLogin: cfg.dev, EmbedOrigins: cfg.origins()}))
-
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 	}
-	srv, err := httpserve.New(mux, cfg.limits.http())
+	srv, err := httpserve.New(gatewayMux(p, ws, apiHandler), cfg.limits.http())
 	if err != nil {
 		_ = ln.Close()
 		return nil, err
@@ -243,4 +229,24 @@ func (l webhookList) ListWebhooks(ctx context.Context, room string) ([]api.Webho
 		out[i] = api.Webhook{ID: h.ID, URL: h.URL, Created: h.Created}
 	}
 	return out, nil
+}
+
+// gatewayMux routes the gateway's one HTTP listener: the WebSocket, the API
+// and its probes, the metrics, the schema registry's read API (unless a real
+// registry is configured) and the web client.
+func gatewayMux(p *parts, ws, apiHandler http.Handler) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/ws", ws)
+	mux.Handle("/api/", apiHandler)
+	mux.Handle("/healthz", apiHandler)
+	mux.Handle("/readyz", apiHandler)
+	mux.Handle("/metrics", metricsHandler(p.reg))
+	if p.cfg.SchemaRegistryURL == "" {
+		reg := p.codec.Registry().Handler()
+		for _, path := range schemas.RegistryPaths() {
+			mux.Handle(path, reg)
+		}
+	}
+	mux.Handle("/", web.Handler(web.Options{DevLogin: p.cfg.dev, EmbedOrigins: p.cfg.origins()}))
+	return mux
 }

@@ -75,6 +75,7 @@ func rootCommand() *ffcli.Command {
 			rebuildCommand(),
 			logCommand(),
 			digestCommand(),
+			versionsCommand(),
 			dlqCommand(),
 			loadtestCommand(),
 		},

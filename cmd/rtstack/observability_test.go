@@ -70,13 +70,13 @@ func registered(t *testing.T) map[string][]string {
 	if _, err := buildProjectors(ctx, p, []string{"postgres", "redis"}, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := buildReactor(p); err != nil {
+	if _, err := buildReactor(p, false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := buildWorker(p, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := rebuild(ctx, p, "redis", io.Discard, false); err != nil {
+	if err := rebuild(ctx, p, "redis", io.Discard, false, false); err != nil {
 		t.Fatal(err)
 	}
 	descs := make(chan *prometheus.Desc)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -17,12 +18,31 @@ import (
 
 func rebuildCommand() *ffcli.Command {
 	var cfg config
-	return command("rebuild", "rebuild postgres|redis|all",
-		"blue/green rebuild from offset zero while the system runs; exits 0 when the new version is active", &cfg, nil,
+	var asOf string
+	var adopt bool
+	var flags *flag.FlagSet
+	return command("rebuild", "rebuild postgres|redis|all [--as-of TIME|P:O,…] [--adopt-log]",
+		"blue/green rebuild from offset zero while the system runs; exits 0 when the new version is active. "+
+			"With --as-of, builds a read-only version up to that point beside the active one and prints its name", &cfg,
+		func(fs *flag.FlagSet) {
+			flags = fs
+			fs.StringVar(&asOf, "as-of", "", "build a read-only version as of an event time (RFC 3339) or log positions P:O,… (O: the last offset included)")
+			fs.BoolVar(&adopt, "adopt-log", false, "replace a projection bound to another deployment's log (another DATA_DIR or Kafka cluster) with this log's; that deployment's projectors stop")
+		},
 		func(ctx context.Context, args []string) error {
+			args, err := flagsAfter(flags, args)
+			if err != nil {
+				return fmt.Errorf("rebuild: %w", err)
+			}
 			targets, err := targetsOf(args, "")
 			if err != nil {
 				return fmt.Errorf("rebuild: %w", err)
+			}
+			var cut projections.Cut
+			if asOf != "" {
+				if cut, err = projections.ParseCut(asOf); err != nil {
+					return fmt.Errorf("rebuild: %w", err)
+				}
 			}
 			p, err := openParts(ctx, &cfg, false, targets...)
 			if err != nil {
@@ -30,24 +50,43 @@ func rebuildCommand() *ffcli.Command {
 			}
 			defer p.close()
 			for _, t := range targets {
-				if err := rebuild(ctx, p, t, os.Stderr, isTerminal(os.Stderr)); err != nil {
-					return err
+				if cut.IsZero() {
+					err = rebuild(ctx, p, t, os.Stderr, isTerminal(os.Stderr), adopt)
+				} else {
+					err = rebuildAsOf(ctx, p, t, cut, os.Stdout, os.Stderr)
+				}
+				if err != nil {
+					return p.withRepair(err, t)
 				}
 			}
 			return nil
 		})
 }
 
-// rebuild rebuilds one projection, reporting progress to w.
-func rebuild(ctx context.Context, p *parts, target string, w io.Writer, tty bool) error {
+// rebuildAsOf builds an as-of version of target, reporting progress to
+// w and printing the version's name to out.
+func rebuildAsOf(ctx context.Context, p *parts, target string, cut projections.Cut, out, w io.Writer) error {
 	v, err := p.versioned(ctx, target)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "rebuilding %s from offset zero\n", target)
-	progress := projections.NewProgress(w, tty)
+	fmt.Fprintf(w, "building %s as of %s\n", target, cut)
+	progress := projections.NewProgress(w, isTerminal(os.Stderr))
 	start := time.Now()
-	err = projections.Rebuild(ctx, projections.RebuildConfig{
+	version, err := projections.RebuildAsOf(ctx, rebuildConfig(p, target, v, progress), cut)
+	progress.Finish()
+	if err != nil {
+		return fmt.Errorf("rebuild %s as of %s: %w", target, cut, err)
+	}
+	fmt.Fprintf(w, "%s as of %s built in %s: version %s (read it with ?version=%s; drop it with rtstack versions drop %s)\n",
+		target, cut, time.Since(start).Round(time.Millisecond), version, version, version)
+	fmt.Fprintln(out, version)
+	return nil
+}
+
+// rebuildConfig is the configuration of a rebuild of target.
+func rebuildConfig(p *parts, target string, v projections.Versioned, progress *projections.Progress) projections.RebuildConfig {
+	return projections.RebuildConfig{
 		Kafka:      p.cfg.kafkaConfig(p.log),
 		Topic:      p.cfg.Topic,
 		Codec:      p.codec,
@@ -55,7 +94,22 @@ func rebuild(ctx context.Context, p *parts, target string, w io.Writer, tty bool
 		Progress:   progress.Update,
 		Logger:     p.log.With("component", "rebuild", "projection", target),
 		Registerer: p.registerer("rebuild"),
-	})
+	}
+}
+
+// rebuild rebuilds one projection, reporting progress to w; adopt is
+// RebuildConfig.AdoptLog.
+func rebuild(ctx context.Context, p *parts, target string, w io.Writer, tty, adopt bool) error {
+	v, err := p.versioned(ctx, target)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "rebuilding %s from offset zero\n", target)
+	progress := projections.NewProgress(w, tty)
+	start := time.Now()
+	cfg := rebuildConfig(p, target, v, progress)
+	cfg.AdoptLog = adopt
+	err = projections.Rebuild(ctx, cfg)
 	progress.Finish()
 	if err != nil {
 		return fmt.Errorf("rebuild %s: %w", target, err)
@@ -102,7 +156,7 @@ func (r *rebuilder) Start(_ context.Context, target string) (string, error) {
 		defer func() { r.mu.Lock(); r.running = false; r.mu.Unlock() }()
 		ctx := r.ctx
 		for _, t := range targets {
-			if err := rebuild(ctx, r.p, t, io.Discard, false); err != nil {
+			if err := rebuild(ctx, r.p, t, io.Discard, false, false); err != nil {
 				r.p.log.Error("rebuild failed", "id", id, "err", err)
 				return
 			}
@@ -136,4 +190,17 @@ func digestCommand() *ffcli.Command {
 			fmt.Println(d)
 			return nil
 		})
+}
+
+// flagsAfter parses the flags that follow the first argument ("rebuild
+// redis --as-of T": the flag package stops at "redis") and returns the
+// arguments left.
+func flagsAfter(fs *flag.FlagSet, args []string) ([]string, error) {
+	if len(args) < 2 {
+		return args, nil
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return nil, err
+	}
+	return append([]string{args[0]}, fs.Args()...), nil
 }

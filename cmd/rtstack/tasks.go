@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -18,7 +19,11 @@ import (
 
 func reactCommand() *ffcli.Command {
 	var cfg config
-	return command("react", "react", "run the reactor alone: log → side-effect tasks in RabbitMQ", &cfg, nil,
+	var resume bool
+	return command("react", "react", "run the reactor alone: log → side-effect tasks in RabbitMQ", &cfg,
+		func(fs *flag.FlagSet) {
+			fs.BoolVar(&resume, "resume-truncated", false, "if the log lost its tail under the reactor's committed offsets, resume at the log's end (old side effects do not fire again; the records appended next are emitted) instead of refusing to start")
+		},
 		func(ctx context.Context, _ []string) error {
 			p, err := openParts(ctx, &cfg, false, "rabbitmq")
 			if err != nil {
@@ -28,7 +33,7 @@ func reactCommand() *ffcli.Command {
 			if _, err := ensureTopic(ctx, &cfg, p.log, cfg.brokers()); err != nil {
 				return err
 			}
-			r, err := buildReactor(p)
+			r, err := buildReactor(p, resume)
 			if err != nil {
 				return err
 			}
@@ -40,22 +45,25 @@ func reactCommand() *ffcli.Command {
 		})
 }
 
-func buildReactor(p *parts) (*reactor.Reactor, error) {
+// buildReactor builds the reactor; resumeTruncated is
+// reactor.Config.ResumeTruncated (always under rtstack dev).
+func buildReactor(p *parts, resumeTruncated bool) (*reactor.Reactor, error) {
 	kr, err := p.keyring()
 	if err != nil {
 		return nil, err
 	}
 	rc := p.rabbitConfig()
 	return reactor.New(reactor.Config{
-		Kafka:       p.cfg.kafkaConfig(p.log),
-		Topic:       p.cfg.Topic,
-		Codec:       p.codec,
-		RabbitURL:   rc.URL,
-		Prefix:      rc.Prefix,
-		RetryDelays: rc.RetryDelays,
-		Logger:      p.log,
-		Registerer:  p.registerer("reactor"),
-		Keyring:     kr,
+		ResumeTruncated: resumeTruncated,
+		Kafka:           p.cfg.kafkaConfig(p.log),
+		Topic:           p.cfg.Topic,
+		Codec:           p.codec,
+		RabbitURL:       rc.URL,
+		Prefix:          rc.Prefix,
+		RetryDelays:     rc.RetryDelays,
+		Logger:          p.log,
+		Registerer:      p.registerer("reactor"),
+		Keyring:         kr,
 	})
 }
 

@@ -46,6 +46,27 @@ type RoomLeaderboard interface {
 	RoomLeaderboard(ctx context.Context, room string, limit int) ([]view.ScoreEntry, error)
 }
 
+// HistoryAt reads a room's messages from a named version of the Postgres
+// projection (an as-of version, say). If Config.History implements it,
+// ?version=NAME is served; an unknown version is an error wrapping
+// view.ErrUnknownVersion (404 unknown_version).
+type HistoryAt interface {
+	HistoryAt(ctx context.Context, version, room string, limit int, before string) ([]view.Message, error)
+}
+
+// CountersAt reads a room's counters from a named version of the Redis
+// projection; see HistoryAt.
+type CountersAt interface {
+	CountersAt(ctx context.Context, version, room string) (view.Counters, error)
+}
+
+// LeaderboardAt reads the leaderboards of a named version of the Redis
+// projection; see HistoryAt.
+type LeaderboardAt interface {
+	LeaderboardAt(ctx context.Context, version string, limit int) ([]view.ScoreEntry, error)
+	RoomLeaderboardAt(ctx context.Context, version, room string, limit int) ([]view.ScoreEntry, error)
+}
+
 // Checkpoints reports a projection's position: per partition, the offset
 // of the next record it will apply (projections.Store.Checkpoints).
 type Checkpoints interface {
@@ -336,10 +357,24 @@ func (s *server) messages(w http.ResponseWriter, r *http.Request) {
 		writeError(w, clienterr.Invalid, "before: not a message id")
 		return
 	}
-	if !s.position(w, r, s.cfg.HistoryPosition) {
+	version, ok := versionParam(w, r)
+	if !ok {
 		return
 	}
-	msgs, err := s.cfg.History.History(r.Context(), room, limit, before)
+	var msgs []view.Message
+	if version != "" {
+		at, ok := s.cfg.History.(HistoryAt)
+		if !ok {
+			writeError(w, clienterr.NotConfigured, "versions of the message history are not configured")
+			return
+		}
+		msgs, err = at.HistoryAt(r.Context(), version, room, limit, before)
+	} else {
+		if !s.position(w, r, s.cfg.HistoryPosition) {
+			return
+		}
+		msgs, err = s.cfg.History.History(r.Context(), room, limit, before)
+	}
 	if err != nil {
 		s.fail(w, r, "read history", err)
 		return
@@ -359,10 +394,25 @@ func (s *server) counters(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !s.position(w, r, s.cfg.RedisPosition) {
+	version, ok := versionParam(w, r)
+	if !ok {
 		return
 	}
-	c, err := s.cfg.Counters.Counters(r.Context(), room)
+	var c view.Counters
+	var err error
+	if version != "" {
+		at, ok := s.cfg.Counters.(CountersAt)
+		if !ok {
+			writeError(w, clienterr.NotConfigured, "versions of the counters are not configured")
+			return
+		}
+		c, err = at.CountersAt(r.Context(), version, room)
+	} else {
+		if !s.position(w, r, s.cfg.RedisPosition) {
+			return
+		}
+		c, err = s.cfg.Counters.Counters(r.Context(), room)
+	}
 	if err != nil {
 		s.fail(w, r, "read counters", err)
 		return
@@ -397,13 +447,24 @@ func (s *server) leaderboard(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if !s.position(w, r, s.cfg.RedisPosition) {
+	version, ok := versionParam(w, r)
+	if !ok {
 		return
 	}
 	var entries []view.ScoreEntry
-	if byRoom != nil {
+	switch at, versioned := s.cfg.Leaderboard.(LeaderboardAt); {
+	case version != "" && !versioned:
+		writeError(w, clienterr.NotConfigured, "versions of the leaderboards are not configured")
+		return
+	case version != "" && byRoom != nil:
+		entries, err = at.RoomLeaderboardAt(r.Context(), version, room, limit)
+	case version != "":
+		entries, err = at.LeaderboardAt(r.Context(), version, limit)
+	case !s.position(w, r, s.cfg.RedisPosition):
+		return
+	case byRoom != nil:
 		entries, err = byRoom.RoomLeaderboard(r.Context(), room, limit)
-	} else {
+	default:
 		entries, err = s.cfg.Leaderboard.Leaderboard(r.Context(), limit)
 	}
 	if err != nil {
@@ -537,8 +598,32 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, what string, err e
 	if r.Context().Err() != nil {
 		return // the client went away
 	}
+	if c, _ := clienterr.Of(err); c.Code == clienterr.UnknownVersion {
+		writeError(w, c.Code, "no such version: list them with `rtstack versions list`")
+		return
+	}
 	s.log.Error("api: "+what, "path", r.URL.Path, "err", err)
 	writeError(w, clienterr.Internal, what+" failed")
+}
+
+// versionParam returns ?version=NAME ("" when absent: the active version),
+// answering 400 for an empty or over-long name, or with ?after= (a
+// version's content is fixed; after= waits for the active one).
+func versionParam(w http.ResponseWriter, r *http.Request) (string, bool) {
+	q := r.URL.Query()
+	if !q.Has("version") {
+		return "", true
+	}
+	v := q.Get("version")
+	switch {
+	case v == "" || len(v) > 64:
+		writeError(w, clienterr.Invalid, "version: want a version name from `rtstack versions list`")
+		return "", false
+	case q.Has("after"):
+		writeError(w, clienterr.Invalid, "after: not with version (a version's content is fixed)")
+		return "", false
+	}
+	return v, true
 }
 
 // roomParam returns the request's {room}, answering 400 for a bad name and

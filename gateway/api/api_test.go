@@ -614,3 +614,82 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ma
 	}
 	return 0
 }
+
+// versions serves the reads of one named version, "asof-1"; any other name
+// is unknown.
+type versions struct {
+	redisReads
+	*history
+}
+
+const knownVersion = "asof-1"
+
+func (v versions) check(version string) error {
+	if version != knownVersion {
+		return fmt.Errorf("version %q: %w", version, view.ErrUnknownVersion)
+	}
+	return nil
+}
+
+func (v versions) HistoryAt(_ context.Context, version, room string, _ int, _ string) ([]view.Message, error) {
+	return []view.Message{{MessageID: "then", Room: room}}, v.check(version)
+}
+
+func (v versions) CountersAt(_ context.Context, version, room string) (view.Counters, error) {
+	return view.Counters{Room: room, Total: 1, PerMinute: []view.MinuteCount{}}, v.check(version)
+}
+
+func (v versions) LeaderboardAt(_ context.Context, version string, _ int) ([]view.ScoreEntry, error) {
+	return []view.ScoreEntry{{User: "then", Score: 1}}, v.check(version)
+}
+
+func (v versions) RoomLeaderboardAt(_ context.Context, version, room string, _ int) ([]view.ScoreEntry, error) {
+	return []view.ScoreEntry{{User: "then-" + room, Score: 1}}, v.check(version)
+}
+
+// TestVersionParam: ?version=NAME reads that version on history, counters
+// and both leaderboards (no position header: a version's content is
+// fixed); an unknown version is 404 unknown_version; an empty name, or
+// ?after= with it, is 400; a reader without versions answers 501.
+func TestVersionParam(t *testing.T) {
+	var vs versions
+	f := setup(t, func(c *api.Config) {
+		vs = versions{redisReads: c.Counters.(redisReads), history: c.History.(*history)}
+		c.History, c.Counters, c.Leaderboard = vs, vs, vs
+		c.HistoryPosition, c.RedisPosition = vs.history.position, vs.redisReads.position
+	})
+	for path, want := range map[string]string{
+		"/api/rooms/lobby/messages": `"message_id":"then"`,
+		"/api/rooms/lobby/counters": `"total":1`,
+		"/api/leaderboard":          `"user":"then"`,
+		"/api/leaderboard?room=x":   `"user":"then-x"`,
+	} {
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		r := f.do(t, "GET", path+sep+"version="+knownVersion, f.user, "").want(t, http.StatusOK)
+		if !strings.Contains(r.raw, want) {
+			t.Errorf("%s at %s = %s, want %s", path, knownVersion, r.raw, want)
+		}
+		if h := r.header.Get(api.PositionHeader); h != "" {
+			t.Errorf("%s at a version carries the active position %q", path, h)
+		}
+		r = f.do(t, "GET", path+sep+"version=nope", f.user, "").want(t, http.StatusNotFound)
+		if r.code() != clienterr.UnknownVersion {
+			t.Errorf("%s at an unknown version: code %q, want %s", path, r.code(), clienterr.UnknownVersion)
+		}
+		f.do(t, "GET", path+sep+"version=", f.user, "").want(t, http.StatusBadRequest)
+		f.do(t, "GET", path+sep+"version="+knownVersion+"&after=0:1", f.user, "").want(t, http.StatusBadRequest)
+	}
+	// Without a version the active one answers, with its position.
+	r := f.do(t, "GET", "/api/rooms/lobby/counters", f.user, "").want(t, http.StatusOK)
+	if r.body["total"] != float64(7) || r.header.Get(api.PositionHeader) == "" {
+		t.Errorf("active counters = %s, position %q", r.raw, r.header.Get(api.PositionHeader))
+	}
+	plain := setup(t)
+	r = plain.do(t, "GET", "/api/rooms/lobby/counters?version="+knownVersion, plain.user, "").want(t, http.StatusNotImplemented)
+	if r.code() != clienterr.NotConfigured {
+		t.Errorf("counters at a version without versions: code %q", r.code())
+	}
+}

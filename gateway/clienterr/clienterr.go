@@ -5,8 +5,8 @@
 // (docs/http.md); both look codes up here, so a code means the same thing
 // on both.
 //
-// It imports commands and gateway/auth for the errors it maps, never
-// gateway or gateway/api.
+// It imports commands, gateway/auth and projections/view for the errors it
+// maps, never gateway or gateway/api.
 package clienterr
 
 import (
@@ -16,6 +16,7 @@ import (
 
 	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/gateway/auth"
+	"github.com/rtstack/rtstack/projections/view"
 )
 
 // Client-facing codes. Add a code to Table and to docs/protocol.md (a
@@ -48,6 +49,7 @@ const (
 	TooLarge           = "too_large"            // request body over the limit
 	NotConfigured      = "not_configured"       // this process runs without that part
 	TooManyConnections = "too_many_connections" // a user's WebSocket over USER_CONN_LIMIT, before the upgrade
+	UnknownVersion     = "unknown_version"      // ?version= names no version of the projection
 	TooManyWebhooks    = "too_many_webhooks"    // the room has WEBHOOKS_PER_ROOM webhooks
 	TooManyReactions   = "too_many_reactions"   // the user has the most distinct reactions on that message
 )
@@ -107,6 +109,7 @@ var Table = []Class{
 	{Code: NotReached, Status: http.StatusConflict, Temporary: true},
 	{Code: TooLarge, Status: http.StatusRequestEntityTooLarge},
 	{Code: NotConfigured, Status: http.StatusNotImplemented},
+	{Code: UnknownVersion, Status: http.StatusNotFound, errs: []error{view.ErrUnknownVersion}},
 	{Code: Internal, Status: http.StatusInternalServerError},
 }
 

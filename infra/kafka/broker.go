@@ -3,10 +3,13 @@ package kafka
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -24,6 +27,11 @@ type BrokerConfig struct {
 	// Required: without it the broker forgets everything on exit and is
 	// several times slower.
 	DataDir string
+	// NoFsync acknowledges a produce once it is written to the page cache
+	// instead of once it is synced to disk: faster, but an acknowledged
+	// record can vanish in a power cut (a crash of the process alone loses
+	// nothing). The zero value syncs: an ack means "on disk".
+	NoFsync bool
 	// SASL, when set, makes the broker require SCRAM (SHA-256 or SHA-512)
 	// with these credentials from every client; the user may do anything.
 	// Without it the broker is open to whoever reaches it, so Addr must
@@ -96,11 +104,16 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.DataDir(dir),
+		// Used when the log is created; a persisted log keeps its own.
+		kfake.ClusterID(ClusterIDFor(cfg.DataDir)),
 		// kfake asks for 127.0.0.1:port; listen where we were told instead.
 		// Listening does not block, and kfake's hook has no context to pass on.
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
 			return (&net.ListenConfig{}).Listen(context.Background(), network, addr)
 		}),
+	}
+	if !cfg.NoFsync {
+		opts = append(opts, kfake.SyncWrites())
 	}
 	opts = append(opts, saslOpts(cfg.SASL)...)
 	if cfg.Logger != nil {
@@ -117,6 +130,22 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		}
 	}
 	return &Broker{c: c}, nil
+}
+
+// ClusterIDFor is the cluster id an embedded broker persisting under
+// dataDir reports: derived from the host and the directory's absolute
+// path, so the log of one DATA_DIR keeps its identity when it is deleted
+// and created again, and the logs of two DATA_DIRs never share one (a
+// projection store bound to one of them refuses the other). kfake's own
+// default is "kfake" for every broker.
+func ClusterIDFor(dataDir string) string {
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		abs = dataDir
+	}
+	host, _ := os.Hostname()
+	sum := sha256.Sum256([]byte(host + "\x00" + abs))
+	return "rtstack-embedded-" + hex.EncodeToString(sum[:8])
 }
 
 // Addr is the address clients should dial.

@@ -129,7 +129,13 @@ type TopicInfo struct {
 	// ID changes when the topic is deleted and created again: positions from
 	// an older ID mean nothing in the new log.
 	ID string
+	// Cluster is the cluster's id: a real cluster's own, or the embedded
+	// broker's (see ClusterIDFor). Topic ids are only unique within it.
+	Cluster string
 }
+
+// LogID identifies the log across clusters: "TOPICID@CLUSTER".
+func (i TopicInfo) LogID() string { return i.ID + "@" + i.Cluster }
 
 // EnsureTopic creates topic with partitions, cleanup.policy=delete and
 // unlimited retention if it does not exist, and returns what the cluster has. An existing topic keeps
@@ -169,7 +175,7 @@ func DescribeTopic(ctx context.Context, cl *kgo.Client, topic string) (TopicInfo
 		case td.Err != nil:
 			last = fmt.Errorf("describe topic %s: %w", topic, td.Err)
 		default:
-			return TopicInfo{Name: topic, Partitions: int32(len(td.Partitions)), ID: td.ID.String()}, nil
+			return TopicInfo{Name: topic, Partitions: int32(len(td.Partitions)), ID: td.ID.String(), Cluster: md.Cluster}, nil
 		}
 		select {
 		case <-ctx.Done():

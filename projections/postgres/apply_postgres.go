@@ -97,8 +97,18 @@ func (p *Projection) applyTx(ctx context.Context, schema string, partition int32
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 
 	var cp int64
+	var bound string
 	b := &pgx.Batch{}
-	if schema == "" {
+	reading := p.logID.Load()
+	live := schema == ""
+	if !live {
+		// A version being built is read by no one yet: its commits need not
+		// wait for the WAL flush. A crash loses at most the last commits,
+		// rows and checkpoint together (the WAL keeps them in order), and
+		// the rebuild applies them again.
+		b.Queue("SET LOCAL synchronous_commit = off")
+	}
+	if live {
 		// Shared with every other Apply, exclusive with Promote: the version
 		// read next stays active until this transaction ends.
 		b.Queue("SELECT pg_advisory_xact_lock_shared($1)", lockKey)
@@ -118,8 +128,16 @@ func (p *Projection) applyTx(ctx context.Context, schema string, partition int32
 	b.Queue(`SELECT next_offset FROM `+schema+`.checkpoints WHERE "partition" = $1 FOR UPDATE`, partition).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&cp)
 	})
+	if live && reading != nil {
+		b.Queue(`SELECT coalesce((SELECT topic_id FROM ` + schema + `.log), '')`).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&bound)
+		})
+	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if live && reading != nil && bound != "" && bound != *reading {
+		return projections.LogMismatch("the active version "+schema, bound, *reading)
 	}
 	i := sort.Search(len(recs), func(i int) bool { return recs[i].Offset >= cp })
 	recs = recs[i:]
@@ -260,6 +278,15 @@ func queueMessages(b *pgx.Batch, schema string, ms []*msg) {
 // queueWrites queues every write but new messages: set-based statements
 // over arrays, so one round trip whatever the batch size.
 func queueWrites(b *pgx.Batch, s string, f *fold) {
+	queueMessageUpdates(b, s, f)
+	queueReactions(b, s, f)
+	queueMembers(b, s, f)
+	queueRoomsAndWebhooks(b, s, f)
+}
+
+// queueMessageUpdates writes the edits and deletes the fold left on rows,
+// and drops the reactions of deleted messages.
+func queueMessageUpdates(b *pgx.Batch, s string, f *fold) {
 	var up struct {
 		rooms, ids, texts   []string
 		edited, deleted     []bool
@@ -291,7 +318,11 @@ func queueWrites(b *pgx.Batch, s string, f *fold) {
 			WHERE r.room = d.room AND r.message_id = d.message_id`, up.delRooms, up.delIDs)
 	}
 
-	// Reactions: removals first, then what is present at the end.
+}
+
+// queueReactions writes the reactions' net change: removals first, then
+// what is present at the end.
+func queueReactions(b *pgx.Batch, s string, f *fold) {
 	var rdel, rins struct {
 		rooms, ids, emojis, users []string
 		ts, offsets               []int64
@@ -316,7 +347,10 @@ func queueWrites(b *pgx.Batch, s string, f *fold) {
 			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::int[], $7::bigint[])
 			ON CONFLICT DO NOTHING`, rins.rooms, rins.ids, rins.emojis, rins.users, rins.ts, rins.parts, rins.offsets)
 	}
+}
 
+// queueMembers writes the memberships' net change.
+func queueMembers(b *pgx.Batch, s string, f *fold) {
 	var mdel, mins struct {
 		rooms, users []string
 		ts, offsets  []int64
@@ -340,7 +374,11 @@ func queueWrites(b *pgx.Batch, s string, f *fold) {
 			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::bigint[])
 			ON CONFLICT DO NOTHING`, mins.rooms, mins.users, mins.ts, mins.parts, mins.offsets)
 	}
+}
 
+// queueRoomsAndWebhooks writes new rooms and the webhooks registered or
+// removed.
+func queueRoomsAndWebhooks(b *pgx.Batch, s string, f *fold) {
 	if len(f.roomOrder) > 0 {
 		n := len(f.roomOrder)
 		ts, parts, offs := make([]int64, n), make([]int32, n), make([]int64, n)

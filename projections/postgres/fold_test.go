@@ -140,8 +140,8 @@ func TestFoldRules(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d1, err1 := p.DigestOf(ctx, active)
-			d2, err2 := p.DigestOf(ctx, version)
+			d1, err1 := p.DigestVersion(ctx, active)
+			d2, err2 := p.DigestVersion(ctx, version)
 			if err1 != nil || err2 != nil {
 				t.Fatal(err1, err2)
 			}
@@ -332,7 +332,7 @@ func TestFoldDoesNotDependOnBatching(t *testing.T) {
 		t.Fatal(err)
 	}
 	active, _ := p.Active(ctx)
-	want, err := p.DigestOf(ctx, active)
+	want, err := p.DigestVersion(ctx, active)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +351,7 @@ func TestFoldDoesNotDependOnBatching(t *testing.T) {
 			}
 			from = to
 		}
-		got, err := p.DigestOf(ctx, version)
+		got, err := p.DigestVersion(ctx, version)
 		if err != nil {
 			t.Fatal(err)
 		}

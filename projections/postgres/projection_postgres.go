@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -75,6 +76,10 @@ type Projection struct {
 	pool    *pgxpool.Pool
 	ownPool bool
 	log     *slog.Logger
+	// logID is the log the last successful BindLog bound the active
+	// version to ("" before): Apply through the projection refuses an
+	// active version bound to another (a rebuild elsewhere adopted it).
+	logID atomic.Pointer[string]
 }
 
 var _ projections.Versioned = (*Projection)(nil)
@@ -184,10 +189,14 @@ CREATE TABLE IF NOT EXISTS rtstack_control.versions (
 	version    text PRIMARY KEY,
 	projection text NOT NULL,
 	layout     int  NOT NULL,
-	state      text NOT NULL CHECK (state IN ('building', 'active', 'retired')),
+	state      text NOT NULL CHECK (state IN ('building', 'active', 'retired', 'as-of')),
 	created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE SEQUENCE IF NOT EXISTS rtstack_control.version_seq;
+ALTER TABLE rtstack_control.versions ADD COLUMN IF NOT EXISTS as_of text NOT NULL DEFAULT '';
+ALTER TABLE rtstack_control.versions DROP CONSTRAINT IF EXISTS versions_state_check;
+ALTER TABLE rtstack_control.versions ADD CONSTRAINT versions_state_check
+	CHECK (state IN ('building', 'active', 'retired', 'as-of'));
 `
 
 // versionDDL creates one version's tables in schema %[1]s. Every row keeps
@@ -209,7 +218,6 @@ CREATE TABLE %[1]s.messages (
 	mentions    text[]  NOT NULL DEFAULT '{}',
 	PRIMARY KEY (room, message_id)
 );
-CREATE INDEX ON %[1]s.messages (room, "offset");
 CREATE TABLE %[1]s.reactions (
 	room        text   NOT NULL,
 	message_id  text   NOT NULL,
@@ -254,6 +262,19 @@ CREATE TABLE %[1]s.checkpoints (
 );
 `
 
+// readIndexDDL creates the index history reads page by, in schema %[1]s.
+// A version being built gets it once its replay is done (Promote, Seal):
+// one bulk build is cheaper than keeping it up to date row by row.
+const readIndexDDL = `CREATE INDEX IF NOT EXISTS messages_room_offset_idx ON %[1]s.messages (room, "offset")`
+
+// addReadIndex creates the read index of version v if it has none.
+func addReadIndex(ctx context.Context, db execer, v string) error {
+	if _, err := db.Exec(ctx, fmt.Sprintf(readIndexDDL, v)); err != nil {
+		return fmt.Errorf("postgres projection: index version %s: %w", v, err)
+	}
+	return nil
+}
+
 func (p *Projection) migrate(ctx context.Context) error {
 	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey); err != nil {
@@ -267,7 +288,7 @@ func (p *Projection) migrate(ctx context.Context) error {
 		err := tx.QueryRow(ctx, "SELECT version, layout FROM rtstack_control.active WHERE projection = $1", name).Scan(&active, &lay)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
-			v, err := createVersion(ctx, tx, "active")
+			v, err := createVersion(ctx, tx, "active", "")
 			if err != nil {
 				return err
 			}
@@ -297,8 +318,9 @@ func (p *Projection) migrate(ctx context.Context) error {
 	})
 }
 
-// createVersion makes an empty version in tx and returns its name.
-func createVersion(ctx context.Context, tx pgx.Tx, state string) (string, error) {
+// createVersion makes an empty version in tx and returns its name; asOf
+// is the cut of an as-of version, else "".
+func createVersion(ctx context.Context, tx pgx.Tx, state, asOf string) (string, error) {
 	var n int64
 	if err := tx.QueryRow(ctx, "SELECT nextval('rtstack_control.version_seq')").Scan(&n); err != nil {
 		return "", fmt.Errorf("postgres projection: next version: %w", err)
@@ -307,7 +329,12 @@ func createVersion(ctx context.Context, tx pgx.Tx, state string) (string, error)
 	if _, err := tx.Exec(ctx, fmt.Sprintf(versionDDL, v)); err != nil {
 		return "", fmt.Errorf("postgres projection: create version %s: %w", v, err)
 	}
-	if _, err := tx.Exec(ctx, "INSERT INTO rtstack_control.versions (version, projection, layout, state) VALUES ($1, $2, $3, $4)", v, name, layout, state); err != nil {
+	if state == "active" {
+		if err := addReadIndex(ctx, tx, v); err != nil {
+			return "", err
+		}
+	}
+	if _, err := tx.Exec(ctx, "INSERT INTO rtstack_control.versions (version, projection, layout, state, as_of) VALUES ($1, $2, $3, $4, $5)", v, name, layout, state, asOf); err != nil {
 		return "", fmt.Errorf("postgres projection: record version %s: %w", v, err)
 	}
 	return v, nil
@@ -345,10 +372,14 @@ func (p *Projection) Active(ctx context.Context) (string, error) {
 // Begin creates a new, empty version; the returned Store writes only into
 // it.
 func (p *Projection) Begin(ctx context.Context) (projections.Store, string, error) {
+	return p.begin(ctx, "")
+}
+
+func (p *Projection) begin(ctx context.Context, asOf string) (projections.Store, string, error) {
 	var v string
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		var err error
-		v, err = createVersion(ctx, tx, "building")
+		v, err = createVersion(ctx, tx, "building", asOf)
 		return err
 	})
 	if err != nil {
@@ -361,8 +392,26 @@ func (p *Projection) Begin(ctx context.Context) (projections.Store, string, erro
 // Promote makes version active if its checkpoints have reached the active
 // version's on every partition, then drops the old version.
 func (p *Projection) Promote(ctx context.Context, version string) (bool, error) {
+	return p.promote(ctx, version, false)
+}
+
+var _ projections.Replacer = (*Projection)(nil)
+
+// Replace makes version active without comparing checkpoints (the active
+// version's are beyond the log's end), then drops the old version.
+func (p *Projection) Replace(ctx context.Context, version string) error {
+	_, err := p.promote(ctx, version, true)
+	return err
+}
+
+// promote is Promote; with force the checkpoints are not compared.
+func (p *Projection) promote(ctx context.Context, version string, force bool) (bool, error) {
 	if !versionName.MatchString(version) {
 		return false, fmt.Errorf("postgres projection: bad version name %q", version)
+	}
+	// Before the swap's lock: the build holds only this version's table.
+	if err := addReadIndex(ctx, p.pool, version); err != nil {
+		return false, err
 	}
 	var old string
 	var promoted bool
@@ -378,12 +427,12 @@ func (p *Projection) Promote(ctx context.Context, version string) (bool, error) 
 			promoted = true
 			return nil
 		}
-		var state string
-		if err := tx.QueryRow(ctx, "SELECT state FROM rtstack_control.versions WHERE version = $1", version).Scan(&state); err != nil {
+		var state, asOf string
+		if err := tx.QueryRow(ctx, "SELECT state, as_of FROM rtstack_control.versions WHERE version = $1", version).Scan(&state, &asOf); err != nil {
 			return fmt.Errorf("promote %s: %w", version, err)
 		}
-		if state != "building" {
-			return fmt.Errorf("promote %s: version is %s", version, state)
+		if state != "building" || asOf != "" {
+			return fmt.Errorf("promote %s: version is %s (as of %q): only a whole rebuild is promoted", version, state, asOf)
 		}
 		var behind bool
 		q := fmt.Sprintf(`SELECT EXISTS (SELECT 1 FROM %s.checkpoints a LEFT JOIN %s.checkpoints b USING ("partition")
@@ -391,7 +440,7 @@ func (p *Projection) Promote(ctx context.Context, version string) (bool, error) 
 		if err := tx.QueryRow(ctx, q).Scan(&behind); err != nil {
 			return fmt.Errorf("promote %s: compare checkpoints: %w", version, err)
 		}
-		if behind {
+		if behind && !force {
 			// Checkpoints of a recreated log's predecessor say nothing:
 			// the new version is then never "behind" the active one.
 			var bothBound, otherLog bool
@@ -406,7 +455,7 @@ func (p *Projection) Promote(ctx context.Context, version string) (bool, error) 
 			}
 			behind = !otherLog
 		}
-		if behind {
+		if behind && !force {
 			return nil
 		}
 		if _, err := tx.Exec(ctx, "UPDATE rtstack_control.active SET version = $2, layout = $3 WHERE projection = $1", name, version, layout); err != nil {
@@ -444,19 +493,4 @@ func (p *Projection) Abandon(ctx context.Context, version string) error {
 		return fmt.Errorf("postgres projection: %s is active, not abandoned", version)
 	}
 	return dropVersion(ctx, p.pool, version)
-}
-
-// Versions lists the versions with their state, oldest first.
-func (p *Projection) Versions(ctx context.Context) (map[string]string, error) {
-	rows, err := p.pool.Query(ctx, "SELECT version, state FROM rtstack_control.versions WHERE projection = $1", name)
-	if err != nil {
-		return nil, fmt.Errorf("postgres projection: versions: %w", err)
-	}
-	out := map[string]string{}
-	var v, s string
-	_, err = pgx.ForEachRow(rows, []any{&v, &s}, func() error { out[v] = s; return nil })
-	if err != nil {
-		return nil, fmt.Errorf("postgres projection: versions: %w", err)
-	}
-	return out, nil
 }

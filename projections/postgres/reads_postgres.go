@@ -58,12 +58,18 @@ func isVersionGone(err error) bool {
 // none if before is unknown. Deleted messages are included with empty text.
 // limit ≤ 0 means DefaultHistoryLimit; it is capped at MaxHistoryLimit.
 func (p *Projection) History(ctx context.Context, room string, limit int, before string) ([]view.Message, error) {
+	return p.HistoryAt(ctx, "", room, limit, before)
+}
+
+// HistoryAt is History of one version ("" = the active one); an unknown
+// version is an error wrapping view.ErrUnknownVersion.
+func (p *Projection) HistoryAt(ctx context.Context, version, room string, limit int, before string) ([]view.Message, error) {
 	if limit <= 0 {
 		limit = DefaultHistoryLimit
 	}
 	limit = min(limit, MaxHistoryLimit)
 	var out []view.Message
-	err := p.withActive(ctx, func(s string) error {
+	err := p.withVersion(ctx, version, func(s string) error {
 		out = out[:0]
 		q := `SELECT message_id, "user", text, ts, "partition", "offset", edited, deleted, mentions
 			FROM ` + s + `.messages WHERE room = $1`
@@ -222,8 +228,13 @@ var digestQueries = []string{
 // Digest is the sha256 (hex) of the active version's content, dumped table
 // by table in a canonical order from one snapshot.
 func (p *Projection) Digest(ctx context.Context) (string, error) {
+	return p.DigestVersion(ctx, "")
+}
+
+// DigestVersion is Digest of one version ("" = the active one).
+func (p *Projection) DigestVersion(ctx context.Context, version string) (string, error) {
 	var sum string
-	err := p.withActive(ctx, func(s string) error {
+	err := p.withVersion(ctx, version, func(s string) error {
 		h := sha256.New()
 		err := pgx.BeginTxFunc(ctx, p.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 			for i, q := range digestQueries {

@@ -21,6 +21,7 @@ import (
 	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
 	"github.com/rtstack/rtstack/internal/testsvc"
 	"github.com/rtstack/rtstack/projections"
+	"github.com/rtstack/rtstack/projections/view"
 )
 
 // Harness is what the contract suite needs of a rebuildable store.
@@ -54,10 +55,13 @@ func Contract(t *testing.T, h Harness) {
 	t.Run("RetriedBatchAppliesOnce", func(t *testing.T) { retriedBatchAppliesOnce(t, h) })
 	t.Run("PromoteRefusesWhileBehind", func(t *testing.T) { promoteRefusesWhileBehind(t, h) })
 	t.Run("RecreatedLogIsRefusedUntilRebuilt", func(t *testing.T) { recreatedLogIsRefusedUntilRebuilt(t, h) })
+	t.Run("AnotherLogIsRefused", func(t *testing.T) { anotherLogIsRefused(t, h) })
+	t.Run("TruncatedLogIsRefusedThenRebuilt", func(t *testing.T) { truncatedLogIsRefusedThenRebuilt(t, h) })
 	t.Run("Kill9LosesAndDoublesNothing", func(t *testing.T) { kill9LosesAndDoublesNothing(t, h) })
 	if h.Lose != nil {
 		t.Run("DataLossIsRecovered", func(t *testing.T) { dataLossIsRecovered(t, h) })
 	}
+	t.Run("AsOfEqualsRebuildOfCutLog", func(t *testing.T) { asOfEqualsRebuildOfCutLog(t, h) })
 }
 
 const topic = kafka.DefaultTopic
@@ -218,6 +222,123 @@ func rebuild(ctx context.Context, l *kafkatest.Log, s projections.Versioned) err
 	return projections.Rebuild(ctx, projections.RebuildConfig{Kafka: kafka.ClientConfig{Brokers: []string{l.Addr}}, Topic: l.Topic, Codec: l.Codec, Target: s})
 }
 
+// asOfEqualsRebuildOfCutLog: a version as of a point of the log (by
+// positions, and by event time) equals a whole rebuild of a log that ends
+// at that point; it stays beside the active one without changing it, is
+// listed with its cut, is never promoted, and is gone once dropped.
+func asOfEqualsRebuildOfCutLog(t *testing.T, h Harness) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	g := NewTraffic(17, 6)
+	first := g.Events(600)
+	cutTime := first[len(first)-1].Env().Time
+	var rest []events.Event
+	for len(rest) < 400 {
+		ev := g.Next()
+		if len(rest) == 0 && ev.Env().Time <= cutTime {
+			first = append(first, ev) // same instant as the cut: before it
+			continue
+		}
+		rest = append(rest, ev)
+	}
+	full := kafkatest.NewLog(t, topic, 3)
+	full.Produce(t, first)
+	atCut := full.Ends(t)
+	full.Produce(t, rest)
+	short := kafkatest.NewLog(t, topic, 3)
+	short.Produce(t, first)
+	if got := short.Ends(t); fmt.Sprint(got) != fmt.Sprint(atCut) {
+		t.Fatalf("the cut log ends at %v, the full log was at %v", got, atCut)
+	}
+	ref, _ := h.Open(t)
+	if err := rebuild(ctx, short, ref); err != nil {
+		t.Fatal(err)
+	}
+	want := digest(t, ref)
+
+	s, _ := h.Open(t)
+	snap, ok := s.(projections.Snapshots)
+	if !ok {
+		t.Fatalf("%T keeps no as-of versions", s)
+	}
+	if err := rebuild(ctx, full, s); err != nil {
+		t.Fatal(err)
+	}
+	live := digest(t, s)
+	if live == want {
+		t.Fatal("the full log and the cut log digest equally: the test proves nothing")
+	}
+	positions := projections.Cut{Positions: map[int32]int64{}}
+	for p, end := range atCut {
+		if end > 0 {
+			positions.Positions[p] = end - 1
+		}
+	}
+	asOf := func(cut projections.Cut) (string, error) {
+		return projections.RebuildAsOf(ctx, projections.RebuildConfig{Kafka: kafka.ClientConfig{Brokers: []string{full.Addr}}, Topic: full.Topic, Codec: full.Codec, Target: s}, cut)
+	}
+	cuts := []projections.Cut{positions, {Time: time.UnixMilli(cutTime)}}
+	names := make([]string, len(cuts))
+	for i, cut := range cuts {
+		v, err := asOf(cut)
+		if err != nil {
+			t.Fatalf("as of %s: %v", cut, err)
+		}
+		names[i] = v
+		got, err := snap.DigestVersion(ctx, v)
+		if err != nil || got != want {
+			t.Errorf("as of %s: digest %s, %v; a rebuild of the cut log digests %s", cut, got, err, want)
+		}
+		if ok, err := s.Promote(ctx, v); err == nil || ok {
+			t.Errorf("as-of version %s promoted: ok=%v err=%v", v, ok, err)
+		}
+	}
+	if got := digest(t, s); got != live {
+		t.Errorf("as-of versions changed the active one: %s → %s", live, got)
+	}
+	bad := projections.Cut{Positions: map[int32]int64{0: 1, 7: 1}}
+	if _, err := asOf(bad); !errors.Is(err, projections.ErrNoSuchPartition) {
+		t.Errorf("as of a partition the log lacks: %v, want ErrNoSuchPartition", err)
+	}
+	vs, err := snap.Versions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]projections.VersionInfo{}
+	for _, v := range vs {
+		listed[v.Name] = v
+	}
+	for i, v := range names {
+		if l := listed[v]; l.State != "as-of" || l.AsOf != cuts[i].String() || l.Created.IsZero() {
+			t.Errorf("version %s listed as %+v, want as-of %s with its creation time", v, l, cuts[i])
+		}
+	}
+	active := 0
+	for _, v := range vs {
+		if v.State == "active" {
+			active++
+			if err := snap.Drop(ctx, v.Name); err == nil {
+				t.Errorf("the active version %s was dropped", v.Name)
+			}
+		}
+	}
+	if active != 1 {
+		t.Errorf("versions %+v: want one active", vs)
+	}
+	if err := snap.Drop(ctx, names[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := snap.DigestVersion(ctx, names[0]); !errors.Is(err, view.ErrUnknownVersion) {
+		t.Errorf("digest of a dropped version: %v, want ErrUnknownVersion", err)
+	}
+	if err := snap.Drop(ctx, names[0]); !errors.Is(err, view.ErrUnknownVersion) {
+		t.Errorf("dropping it again: %v, want ErrUnknownVersion", err)
+	}
+	if got, err := snap.DigestVersion(ctx, names[1]); err != nil || got != want {
+		t.Errorf("dropping one as-of version changed another: %s, %v", got, err)
+	}
+}
+
 func sends(user, prefix string, n int) []events.Event {
 	out := make([]events.Event, n)
 	for i := range out {
@@ -251,12 +372,18 @@ func recreatedLogIsRefusedUntilRebuilt(t *testing.T, h Harness) {
 	oldCps, oldDigest := checkpoints(t, s), digest(t, s)
 
 	// Same name, new id, offsets from zero.
+	old, err := kafka.DescribeTopic(ctx, l.Client, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := kadm.NewClient(l.Client).DeleteTopics(ctx, topic); err != nil {
 		t.Fatal(err)
 	}
+	// Until the deletion is done, creating answers "already exists" with
+	// the old topic.
 	testsvc.Eventually(t, 10*time.Second, "topic recreated", func() bool {
-		_, err := kafka.EnsureTopic(ctx, l.Client, topic, 2)
-		return err == nil
+		info, err := kafka.EnsureTopic(ctx, l.Client, topic, 2)
+		return err == nil && info.ID != old.ID
 	})
 	l.Client = kafkatest.Client(t, l.Addr) // a client that never knew the old id
 	l.Produce(t, sends("bob", "new-", 2))

@@ -96,7 +96,7 @@ func BenchmarkReplayRedis(b *testing.B) {
 
 // rawReplay sends the projection's writes for evs as plain commands,
 // pipelined 1000 events at a time.
-func rawReplay(ctx context.Context, b *testing.B, rdb *goredis.Client, v string, evs []events.Event) {
+func rawReplay(ctx context.Context, b testing.TB, rdb *goredis.Client, v string, evs []events.Event) {
 	pipe := rdb.Pipeline()
 	for i, ev := range evs {
 		e := ev.Env()

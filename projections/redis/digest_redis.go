@@ -13,6 +13,8 @@ import (
 	"strconv"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/rtstack/rtstack/projections/view"
 )
 
 // Digest hashes the active version's content: every key with the version
@@ -51,8 +53,20 @@ func (p *Projection) Digest(ctx context.Context) (string, error) {
 	}
 }
 
-// DigestVersion hashes one version's content like Digest.
+// DigestVersion hashes one version's content like Digest ("" = the
+// active one); an unknown version is an error wrapping
+// view.ErrUnknownVersion.
 func (p *Projection) DigestVersion(ctx context.Context, version string) (string, error) {
+	if version == "" {
+		return p.Digest(ctx)
+	}
+	known, err := p.rdb.SIsMember(ctx, p.cfg.Prefix+"versions", version).Result()
+	if err != nil {
+		return "", fmt.Errorf("redis projection: digest %s: %w", version, err)
+	}
+	if !known {
+		return "", fmt.Errorf("redis projection: digest %q: %w", version, view.ErrUnknownVersion)
+	}
 	return p.digestVersion(ctx, version)
 }
 

@@ -16,6 +16,9 @@
 //	P seq                 string: last version number handed out
 //	P versions            set: versions that exist (active and being built)
 //	P dropping            set: versions whose keys are being deleted
+//	P created             hash: version -> when Begin created it (Unix ms)
+//	P asof                hash: as-of version -> its cut (projections.Cut)
+//	P sealed              set: as-of versions finished (read-only)
 //	P v<N>:cp             hash: partition -> next offset to apply
 //	P v<N>:log            string: topic id the version is built from (see Recreated log)
 //	P v<N>:lb:sent        zset: user -> -(messages sent, all rooms)
@@ -65,10 +68,15 @@
 //
 // # Atomicity
 //
-// Apply sends a partition's batch as chunks (ChunkSize records each, one
-// pipeline), each an EVALSHA of one script that reads the active pointer,
+// Apply sends a partition's batch as chunks (ChunkSize records each;
+// BuildChunkSize into a version being built; one pipeline), each an EVALSHA of one script that reads the active pointer,
 // skips records below the partition's checkpoint, folds the rest and
-// advances the checkpoint, all atomically. A chunk refuses to run if the
+// advances the checkpoint, all atomically. The fold is in memory: the
+// script reads each key the chunk touches once (HMGET of the message ids,
+// SMISMEMBER of the reactions, the room's newest minute and buckets,
+// ZMSCORE of the users), applies the records in order to those values,
+// and writes each key's net change with one command, so a big chunk (a
+// rebuild's) costs a few commands per key rather than five per message. A chunk refuses to run if the
 // checkpoint is below where the previous chunk left it, so a failed chunk
 // never lets a later one skip records. Promote flips the pointer in a script
 // too (only if the new version's checkpoints are at or past the active

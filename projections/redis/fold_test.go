@@ -205,3 +205,40 @@ func TestLeaderboardLimit(t *testing.T) {
 		t.Errorf("top 2 = %v, %v; want %v", got, err, want)
 	}
 }
+
+// TestChunkFoldEqualsEventByEvent: a chunk folds its records in memory and
+// writes each key once; the result must be what applying the same records
+// one Apply each gives. The log reuses keys heavily (three rooms, five
+// users, many messages per minute, resends, reactions added twice and
+// taken back, joins and leaves, a window short enough to trim), and is
+// folded as one chunk, as chunks of 7, and event by event.
+func TestChunkFoldEqualsEventByEvent(t *testing.T) {
+	ctx := context.Background()
+	evs := genLog(11, 3_000, 3, 5)
+	window := func(c *redis.Config) { c.Window = 5 * time.Minute }
+	one, _, _ := open(t, window, func(c *redis.Config) { c.ChunkSize = len(evs) })
+	applyAll(t, one, evs...)
+	sevens, _, _ := open(t, window, func(c *redis.Config) { c.ChunkSize = 7 })
+	applyAll(t, sevens, evs...)
+	each, _, _ := open(t, window)
+	for _, r := range records(0, evs...) {
+		if err := each.Apply(ctx, 0, []events.Record{r}, r.Offset+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := digest(t, each)
+	if got := digest(t, one); got != want {
+		t.Errorf("one chunk digests %s, event by event %s", got, want)
+	}
+	if got := digest(t, sevens); got != want {
+		t.Errorf("chunks of 7 digest %s, event by event %s", got, want)
+	}
+	// The log did exercise every rule: a non-trivial state.
+	c := counters(t, each, "room-0")
+	if c.Total < 100 || c.Members == 0 || len(nonZero(c)) == 0 {
+		t.Errorf("room-0 counters %+v: the log should leave messages, members and buckets", c)
+	}
+	if rx := board(t, each.ReactionsBoard); len(rx) == 0 {
+		t.Error("no reactions counted: the log should leave some")
+	}
+}

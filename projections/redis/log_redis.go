@@ -13,9 +13,10 @@ var (
 	_ projections.LogBinder = (*versionStore)(nil)
 )
 
-// BindLog records the topic id the active version's checkpoints belong to
-// (key P v<N>:log, set once), or returns an error wrapping
-// projections.ErrLogChanged if the version is bound to another one. With no
+// BindLog records the log (topic id @ cluster id) the active version's
+// checkpoints belong to (key P v<N>:log, set once; a bare topic id there is
+// completed with the cluster), or returns a projections.LogMismatch error
+// if the version is bound to another one. With no
 // active version (Redis lost its data) it binds nothing now: the Apply that
 // re-creates the version binds it to topicID. Later Applies through p
 // refuse an active version bound to another topic id.
@@ -46,8 +47,7 @@ func (p *Projection) bind(ctx context.Context, version, topicID string) error {
 		return fmt.Errorf("redis projection: bind log: unexpected reply %q", res)
 	}
 	if ver, bound := res[0], res[1]; ver != "" && bound != topicID {
-		return fmt.Errorf("%w: redis version %s was built from topic id %s, the log is now %s",
-			projections.ErrLogChanged, ver, bound, topicID)
+		return projections.LogMismatch("redis version "+ver, bound, topicID)
 	}
 	return nil
 }

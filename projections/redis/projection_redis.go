@@ -26,6 +26,8 @@ const (
 	DefaultPrefix    = "rtstack:"
 	DefaultWindow    = 60 * time.Minute
 	DefaultChunkSize = 1000
+	// DefaultBuildChunkSize is Config.BuildChunkSize's default.
+	DefaultBuildChunkSize = 10_000
 )
 
 // Config configures the Redis projection.
@@ -45,6 +47,11 @@ type Config struct {
 	// one pipeline). Default DefaultChunkSize (1000). Larger chunks block
 	// Redis longer.
 	ChunkSize int
+	// BuildChunkSize is ChunkSize for a version being built (a rebuild's,
+	// an as-of one's): nothing reads it yet, and a bigger chunk folds more
+	// records into each key's one write. Default DefaultBuildChunkSize
+	// (10000); a chunk of it holds Redis for some milliseconds.
+	BuildChunkSize int
 	// Logger receives version drops; nil discards.
 	Logger *slog.Logger
 }
@@ -59,8 +66,8 @@ func (c Config) Validate() error {
 	if c.Window < 0 || c.Window%time.Minute != 0 {
 		errs = append(errs, fmt.Errorf("redis projection: window %s is not a positive whole number of minutes", c.Window))
 	}
-	if c.ChunkSize < 0 {
-		errs = append(errs, fmt.Errorf("redis projection: chunk size %d is negative", c.ChunkSize))
+	if c.ChunkSize < 0 || c.BuildChunkSize < 0 {
+		errs = append(errs, fmt.Errorf("redis projection: chunk size %d / build chunk size %d is negative", c.ChunkSize, c.BuildChunkSize))
 	}
 	return errors.Join(errs...)
 }
@@ -76,6 +83,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ChunkSize == 0 {
 		c.ChunkSize = DefaultChunkSize
+	}
+	if c.BuildChunkSize == 0 {
+		c.BuildChunkSize = DefaultBuildChunkSize
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -219,10 +229,14 @@ func (p *Projection) apply(ctx context.Context, version string, partition int32,
 		logID = p.logID
 		p.mu.Unlock()
 	}
+	chunk := p.cfg.ChunkSize
+	if version != "" {
+		chunk = p.cfg.BuildChunkSize
+	}
 	var calls [][]any
 	req := int64(-1)
-	for start := 0; start == 0 || start < len(recs); start += p.cfg.ChunkSize {
-		end := min(start+p.cfg.ChunkSize, len(recs))
+	for start := 0; start == 0 || start < len(recs); start += chunk {
+		end := min(start+chunk, len(recs))
 		cp := next
 		if end < len(recs) {
 			cp = recs[end].Offset
@@ -252,8 +266,7 @@ func (p *Projection) apply(ctx context.Context, version string, partition int32,
 			return reset
 		}
 		if f := strings.Fields(err.Error()); len(f) == 3 && f[0] == "RTSTACK" && f[1] == "log" {
-			return fmt.Errorf("redis projection: partition %d: %w: the active version was built from topic id %s, this projector read topic id %s",
-				partition, projections.ErrLogChanged, f[2], logID)
+			return fmt.Errorf("redis projection: partition %d: %w", partition, projections.LogMismatch("the active version", f[2], logID))
 		}
 		return fmt.Errorf("redis projection: apply %d records of partition %d: %w", len(recs), partition, err)
 	}

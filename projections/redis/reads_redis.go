@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/rtstack/rtstack/projections/view"
 )
@@ -20,10 +21,16 @@ const (
 // minutes included) ending at the room's newest event minute. A room that
 // never had a message has no per-minute entries.
 func (p *Projection) Counters(ctx context.Context, room string) (view.Counters, error) {
+	return p.CountersAt(ctx, "", room)
+}
+
+// CountersAt is Counters of one version ("" = the active one); an unknown
+// version is an error wrapping view.ErrUnknownVersion.
+func (p *Projection) CountersAt(ctx context.Context, version, room string) (view.Counters, error) {
 	out := view.Counters{Room: room, PerMinute: []view.MinuteCount{}}
-	res, err := p.run(ctx, countersScript, p.cfg.Prefix, room).Slice()
+	res, err := p.run(ctx, countersScript, p.cfg.Prefix, room, version).Slice()
 	if err != nil {
-		return out, fmt.Errorf("redis projection: counters of %s: %w", room, err)
+		return out, fmt.Errorf("redis projection: counters of %s: %w", room, unknownVersion(err))
 	}
 	if len(res) < 3 {
 		return out, fmt.Errorf("redis projection: counters of %s: short reply", room)
@@ -62,28 +69,39 @@ func (p *Projection) Counters(ctx context.Context, room string) (view.Counters, 
 // Leaderboard returns the users who sent the most messages, all rooms,
 // highest first (ties by user id ascending).
 func (p *Projection) Leaderboard(ctx context.Context, limit int) ([]view.ScoreEntry, error) {
-	return p.board(ctx, "lb:sent", limit)
+	return p.board(ctx, "", "lb:sent", limit)
+}
+
+// LeaderboardAt is Leaderboard of one version ("" = the active one).
+func (p *Projection) LeaderboardAt(ctx context.Context, version string, limit int) ([]view.ScoreEntry, error) {
+	return p.board(ctx, version, "lb:sent", limit)
 }
 
 // RoomLeaderboard returns the users who sent the most messages in room.
 func (p *Projection) RoomLeaderboard(ctx context.Context, room string, limit int) ([]view.ScoreEntry, error) {
-	return p.board(ctx, "r:"+room+":lb", limit)
+	return p.board(ctx, "", "r:"+room+":lb", limit)
+}
+
+// RoomLeaderboardAt is RoomLeaderboard of one version ("" = the active
+// one).
+func (p *Projection) RoomLeaderboardAt(ctx context.Context, version, room string, limit int) ([]view.ScoreEntry, error) {
+	return p.board(ctx, version, "r:"+room+":lb", limit)
 }
 
 // ReactionsBoard returns the users whose messages received the most
 // reactions.
 func (p *Projection) ReactionsBoard(ctx context.Context, limit int) ([]view.ScoreEntry, error) {
-	return p.board(ctx, "lb:rx", limit)
+	return p.board(ctx, "", "lb:rx", limit)
 }
 
-func (p *Projection) board(ctx context.Context, suffix string, limit int) ([]view.ScoreEntry, error) {
+func (p *Projection) board(ctx context.Context, version, suffix string, limit int) ([]view.ScoreEntry, error) {
 	if limit <= 0 {
 		limit = DefaultLimit
 	}
 	limit = min(limit, MaxLimit)
-	res, err := p.run(ctx, boardScript, p.cfg.Prefix, suffix, limit).StringSlice()
+	res, err := p.run(ctx, boardScript, p.cfg.Prefix, suffix, limit, version).StringSlice()
 	if err != nil {
-		return nil, fmt.Errorf("redis projection: leaderboard %s: %w", suffix, err)
+		return nil, fmt.Errorf("redis projection: leaderboard %s: %w", suffix, unknownVersion(err))
 	}
 	out := make([]view.ScoreEntry, 0, len(res)/2)
 	for i := 0; i+1 < len(res); i += 2 {
@@ -106,4 +124,14 @@ func toString(v any) string {
 		return ""
 	}
 	return fmt.Sprint(v)
+}
+
+// unknownVersion wraps view.ErrUnknownVersion into a script's answer that
+// the version it was asked for does not exist.
+func unknownVersion(err error) error {
+	msg := err.Error()
+	if strings.HasPrefix(msg, "RTSTACK version ") && strings.HasSuffix(msg, " does not exist") {
+		return fmt.Errorf("%s: %w", msg, view.ErrUnknownVersion)
+	}
+	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/projections"
@@ -29,7 +30,11 @@ func (s *versionStore) Apply(ctx context.Context, partition int32, recs []events
 // Begin creates a new, empty version ("v<N>", N one more than any version
 // this prefix ever had) and returns a Store writing only into it.
 func (p *Projection) Begin(ctx context.Context) (projections.Store, string, error) {
-	v, err := p.run(ctx, beginScript, p.cfg.Prefix).Text()
+	return p.begin(ctx, "")
+}
+
+func (p *Projection) begin(ctx context.Context, asOf string) (projections.Store, string, error) {
+	v, err := p.run(ctx, beginScript, p.cfg.Prefix, asOf, time.Now().UnixMilli()).Text()
 	if err != nil {
 		return nil, "", fmt.Errorf("redis projection: begin version: %w", err)
 	}
@@ -41,10 +46,26 @@ func (p *Projection) Begin(ctx context.Context) (projections.Store, string, erro
 // in the old version or wholly in the new one. It then deletes the old
 // version's keys in bounded batches; reads already use the new version.
 func (p *Projection) Promote(ctx context.Context, version string) (bool, error) {
+	return p.promote(ctx, version, "0")
+}
+
+var _ projections.Replacer = (*Projection)(nil)
+
+// Replace makes version active without comparing checkpoints (the active
+// version's are beyond the log's end), then drops the old version.
+func (p *Projection) Replace(ctx context.Context, version string) error {
+	ok, err := p.promote(ctx, version, "1")
+	if err == nil && !ok {
+		err = fmt.Errorf("redis projection: replace by %s refused", version)
+	}
+	return err
+}
+
+func (p *Projection) promote(ctx context.Context, version, force string) (bool, error) {
 	if err := checkVersion(version); err != nil {
 		return false, err
 	}
-	res, err := p.run(ctx, promoteScript, p.cfg.Prefix, version).StringSlice()
+	res, err := p.run(ctx, promoteScript, p.cfg.Prefix, version, force).StringSlice()
 	if err != nil {
 		return false, fmt.Errorf("redis projection: promote %s: %w", version, err)
 	}
@@ -101,7 +122,12 @@ func (p *Projection) drop(ctx context.Context, version string) error {
 			break
 		}
 	}
-	if err := p.rdb.SRem(ctx, p.cfg.Prefix+"dropping", version).Err(); err != nil {
+	pipe := p.rdb.TxPipeline()
+	pipe.HDel(ctx, p.cfg.Prefix+"asof", version)
+	pipe.HDel(ctx, p.cfg.Prefix+"created", version)
+	pipe.SRem(ctx, p.cfg.Prefix+"sealed", version)
+	pipe.SRem(ctx, p.cfg.Prefix+"dropping", version)
+	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("redis projection: drop %s: %w", version, err)
 	}
 	p.cfg.Logger.Info("redis projection version dropped", "version", version, "keys", deleted)

@@ -1,5 +1,7 @@
 package view
 
+import "errors"
+
 // Message is one chat message as the history API returns it.
 type Message struct {
 	MessageID string              `json:"message_id"`
@@ -34,6 +36,10 @@ type ScoreEntry struct {
 	User  string `json:"user"`
 	Score int64  `json:"score"`
 }
+
+// ErrUnknownVersion: a read named a version of a projection that does not
+// exist (never built, or dropped). Clients see code unknown_version.
+var ErrUnknownVersion = errors.New("no such version of the projection")
 
 // BoardChange says which live boards a committed chunk of the log changed:
 // the global leaderboard, the counters of some rooms, or (All) any board,

@@ -20,6 +20,7 @@ type metrics struct {
 	decodeErrors    prometheus.Counter
 	misplaced       prometheus.Counter
 	publishFailures prometheus.Counter
+	truncated       prometheus.Counter
 	mentionsSkipped prometheus.Counter
 	lag             *prometheus.GaugeVec // partition
 }
@@ -45,6 +46,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		publishFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rtstack_reactor_publish_failures_total",
 			Help: "Task batches RabbitMQ did not confirm (each retried after a reconnect).",
+		}),
+		truncated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rtstack_reactor_log_truncated_total",
+			Help: "Times the reactor found its committed offsets beyond the log's end (the log lost its tail).",
 		}),
 		mentionsSkipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rtstack_reactor_mentions_skipped_total",
@@ -72,6 +77,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.publishFailures, err = prom.Register(reg, m.publishFailures); err != nil {
+		return nil, err
+	}
+	if m.truncated, err = prom.Register(reg, m.truncated); err != nil {
 		return nil, err
 	}
 	if m.mentionsSkipped, err = prom.Register(reg, m.mentionsSkipped); err != nil {

@@ -52,6 +52,12 @@ type Config struct {
 	RetryDelays []time.Duration
 	// MaxBatch bounds the records per commit; 0 means DefaultMaxBatch.
 	MaxBatch int
+	// ResumeTruncated: when the log lost its tail under the group's
+	// committed offsets, move them back to the log's end and carry on (the
+	// lost records' tasks were published already; the records appended
+	// next are emitted). False: Run returns an error wrapping
+	// ErrLogTruncated naming the partitions and offsets.
+	ResumeTruncated bool
 	// Logger receives the logs; nil discards them (the binary injects its own).
 	Logger *slog.Logger
 	// Registerer for the metrics; nil means they are not registered.
@@ -109,6 +115,11 @@ type Reactor struct {
 
 	pub   *rabbit.Publisher // owned by the poll loop
 	place *kafka.Placement  // set by Run before the first poll
+
+	// meta reads committed and end offsets for the checks; set at the
+	// start of Run, before the group client exists (its callbacks use it).
+	meta *kgo.Client
+	fail context.CancelCauseFunc // ends Run with a cause; set at the start of Run
 }
 
 // partitionState is what the reactor knows of one assigned partition.
@@ -142,9 +153,22 @@ func New(cfg Config) (*Reactor, error) {
 }
 
 // Run tails the log until ctx ends and returns nil then; it returns an
-// error only if the Kafka client cannot be built. RabbitMQ outages are
+// error if the Kafka client cannot be built, or one wrapping
+// ErrLogTruncated (see Config.ResumeTruncated). RabbitMQ outages are
 // waited out.
-func (r *Reactor) Run(ctx context.Context) error {
+func (r *Reactor) Run(parent context.Context) error {
+	ctx, fail := context.WithCancelCause(parent)
+	defer fail(nil)
+	r.fail = fail
+	meta, err := kafka.NewClient(r.cfg.Kafka)
+	if err != nil {
+		return fmt.Errorf("reactor: %w", err)
+	}
+	defer meta.Close()
+	r.meta = meta
+	if err := r.checkTruncated(ctx, meta); err != nil {
+		return err
+	}
 	cl, err := kafka.NewClient(r.cfg.Kafka,
 		kgo.ConsumerGroup(r.cfg.Group),
 		kgo.ConsumeTopics(r.cfg.Topic),
@@ -169,8 +193,16 @@ func (r *Reactor) Run(ctx context.Context) error {
 	}
 	for {
 		fs := cl.PollRecords(ctx, r.cfg.MaxBatch)
+		if ctx.Err() == nil {
+			if err := r.fetchedPastEnd(fs); err != nil {
+				fail(err)
+			}
+		}
 		if ctx.Err() != nil {
 			cl.AllowRebalance()
+			if parent.Err() == nil {
+				return context.Cause(ctx)
+			}
 			return nil
 		}
 		fs.EachError(func(topic string, p int32, err error) {
@@ -190,14 +222,48 @@ func (r *Reactor) Run(ctx context.Context) error {
 	}
 }
 
+// CheckTruncated compares the group's committed offsets with the log's end
+// before the group is joined, with a client of its own; with ResumeTruncated it moves them back to
+// the end of a log that lost its tail, otherwise it returns an error
+// wrapping ErrLogTruncated. Run calls it first; call it earlier, before
+// anything appends to the log (rtstack dev does, before its gateway
+// serves), so that no new record lands between the truncation and the
+// check: one there would be taken for a lost one and not emitted.
+func (r *Reactor) CheckTruncated(ctx context.Context) error {
+	cl, err := kafka.NewClient(r.cfg.Kafka)
+	if err != nil {
+		return fmt.Errorf("reactor: %w", err)
+	}
+	defer cl.Close()
+	return r.checkTruncated(ctx, cl)
+}
+
 // assigned runs when partitions are assigned: it notes the committed
-// offsets and restarts each partition at zero to fold its registrations.
-func (r *Reactor) assigned(_ context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+// offsets (moved back to the log's end where the log lost its tail, with
+// ResumeTruncated; otherwise such a partition ends Run) and restarts each
+// partition at zero to fold its registrations.
+func (r *Reactor) assigned(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	ends, err := kafka.EndOffsets(ctx, r.meta, r.cfg.Topic)
+	if err != nil {
+		r.log.Warn("end offsets not read; truncation not checked at assignment", "err", err)
+	}
+	positions := map[int32]int64{}
+	for p, o := range offsets[r.cfg.Topic] {
+		positions[p] = o.EpochOffset().Offset
+	}
+	if ts := r.truncations(positions, ends); len(ts) > 0 && !r.cfg.ResumeTruncated {
+		err := truncatedErr(ts)
+		r.fail(err)
+		return nil, err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, parts := range offsets {
 		for p, o := range parts {
 			c := max(o.EpochOffset().Offset, 0) // no commit yet: emit from the start
+			if end, ok := ends[p]; ok && c > end {
+				c = end // ResumeTruncated: the records from the end on are new
+			}
 			r.parts[p] = newPartitionState(c)
 			parts[p] = kgo.NewOffset().AtStart()
 			r.log.Info("partition assigned", "partition", p, "committed", c)

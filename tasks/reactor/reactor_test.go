@@ -30,6 +30,8 @@ var fast = []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}
 
 type env struct {
 	t      *testing.T
+	dir    string // the broker's DATA_DIR
+	broker *kafka.Broker
 	addr   string
 	codec  *schemas.Codec
 	log    *kafka.Log
@@ -41,7 +43,8 @@ type env struct {
 
 func setup(t *testing.T) *env {
 	testsvc.Integration(t)
-	b := kafkatest.Broker(t, "")
+	dir := t.TempDir()
+	b := kafkatest.Broker(t, dir)
 	kafkatest.Topic(t, b.Addr(), kafka.DefaultTopic, 3)
 	codec := kafkatest.Codec(t)
 	db, err := pgxpool.New(context.Background(), testsvc.Postgres(t))
@@ -50,7 +53,7 @@ func setup(t *testing.T) *env {
 	}
 	t.Cleanup(db.Close)
 	return &env{
-		t: t, addr: b.Addr(), codec: codec,
+		t: t, dir: dir, broker: b, addr: b.Addr(), codec: codec,
 		log:    kafka.NewLog(kafkatest.Client(t, b.Addr()), codec, kafka.DefaultTopic),
 		rc:     taskstest.Rabbit(t, fast...),
 		db:     db,
@@ -58,18 +61,20 @@ func setup(t *testing.T) *env {
 	}
 }
 
-func (e *env) append(ev events.Event) {
+func (e *env) append(ev events.Event) events.Position {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := e.log.Append(ctx, ev); err != nil {
+	pos, err := e.log.Append(ctx, ev)
+	if err != nil {
 		e.t.Fatal(err)
 	}
 	e.n++
+	return pos
 }
 
-func (e *env) register(room, id string) {
-	e.append(&events.WebhookRegistered{
+func (e *env) register(room, id string) events.Position {
+	return e.append(&events.WebhookRegistered{
 		Envelope:  events.Envelope{ID: "reg-" + id, Room: room, User: "admin", Time: 1},
 		WebhookID: id, URL: e.target.URL + "/" + id, Secret: "secret-" + id,
 	})
