@@ -10,7 +10,8 @@
 // (Sealer) before a registration reaches the log.
 //
 // It imports events, internal/egress (the webhook target rules, shared
-// with the worker that delivers them) and the Unicode libraries (uniseg,
+// with the worker that delivers them), internal/retry (the backoff of a
+// send waiting for a concurrent one) and the Unicode libraries (uniseg,
 // gomoji) for the emoji rule; adapters (Kafka, Redis, Postgres, the
 // keyring) are injected.
 package commands

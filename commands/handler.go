@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rtstack/rtstack/events"
+	"github.com/rtstack/rtstack/internal/retry"
 )
 
 // Log appends an event and returns its position once the broker has it.
@@ -63,20 +64,33 @@ type Reactions interface {
 // nowhere.
 const MaxReactionsPerUser = events.MaxReactionsPerUser
 
-// Claimer is an Outcomes that can also claim a key before the append,
-// which makes check-then-append atomic across connections and gateways:
-// of two sends of one client id at once, one claims and appends, the other
-// waits for its outcome. Release drops a claim whose append failed.
+// Claimer is an Outcomes that answers and claims in one step, which makes
+// check-then-append atomic across connections and gateways: of two sends
+// of one client id at once, one claims and appends, the other waits for
+// its outcome. Release drops a claim whose append failed.
 type Claimer interface {
-	Claim(ctx context.Context, key string, ttl time.Duration) (token string, ok bool, err error)
+	// Claim returns the outcome of key if it has one (Done), or claims key
+	// for one append for ttl (Token set), or neither while another
+	// connection holds the claim.
+	Claim(ctx context.Context, key string, ttl time.Duration) (Claim, error)
 	Release(ctx context.Context, key, token string) error
 }
 
+// Claim is a Claimer's answer for one key.
+type Claim struct {
+	Position events.Position // the first append's, when Done
+	Done     bool
+	Token    string // identifies the caller's claim to Release; "" if not claimed
+}
+
 // Claims of idempotency keys: a claim outlives any append (the producer
-// gives up sooner), and a duplicate polls for the outcome meanwhile.
+// gives up sooner); a duplicate polls for the outcome meanwhile, from
+// about a round trip up to a few milliseconds apart, until its command's
+// deadline or the claim's expiry.
 const (
-	claimTTL       = 30 * time.Second
-	claimPollEvery = 5 * time.Millisecond
+	claimTTL     = 30 * time.Second
+	claimPollMin = 500 * time.Microsecond
+	claimPollMax = 20 * time.Millisecond
 )
 
 // Errors from deciding against the read model.
@@ -265,30 +279,23 @@ func (c SendMessage) decide(ctx context.Context, h *Handler) (decision, error) {
 // the deterministic message id still makes the projections keep one row.
 func (h *Handler) claim(ctx context.Context, key string) (pos events.Position, dup bool, release func(), err error) {
 	cl, canClaim := h.cfg.Outcomes.(Claimer)
-	tick := time.NewTicker(claimPollEvery)
-	defer tick.Stop()
-	for {
+	if !canClaim {
 		pos, ok, gerr := h.cfg.Outcomes.Get(ctx, key)
-		if gerr != nil {
+		return pos, ok && gerr == nil, nil, nil
+	}
+	wait := retry.Backoff{Min: claimPollMin, Max: claimPollMax, Jitter: true}
+	for {
+		c, cerr := cl.Claim(ctx, key, claimTTL)
+		switch {
+		case cerr != nil:
 			return events.Position{}, false, nil, nil
+		case c.Done:
+			return c.Position, true, nil, nil
+		case c.Token != "":
+			return events.Position{}, false, func() { _ = cl.Release(context.WithoutCancel(ctx), key, c.Token) }, nil
 		}
-		if ok {
-			return pos, true, nil, nil
-		}
-		if !canClaim {
-			return events.Position{}, false, nil, nil
-		}
-		token, claimed, cerr := cl.Claim(ctx, key, claimTTL)
-		if cerr != nil {
-			return events.Position{}, false, nil, nil
-		}
-		if claimed {
-			return events.Position{}, false, func() { _ = cl.Release(context.WithoutCancel(ctx), key, token) }, nil
-		}
-		select { // another connection is appending it: wait for its outcome
-		case <-ctx.Done():
+		if !wait.Wait(ctx, nil) { // another connection is appending it
 			return events.Position{}, false, nil, fmt.Errorf("%w: waiting for a concurrent send of the same client_id: %w", ErrAppend, ctx.Err())
-		case <-tick.C:
 		}
 	}
 }

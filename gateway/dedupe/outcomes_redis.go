@@ -24,6 +24,7 @@ type Outcomes struct {
 	rdb    *redis.Client
 	prefix string
 	ttl    time.Duration
+	pipe   *pipeline // Claim and Put, batched across concurrent sends
 }
 
 var (
@@ -42,11 +43,11 @@ func New(rdb *redis.Client, prefix string, ttl time.Duration) *Outcomes {
 	if ttl <= 0 {
 		ttl = DefaultTTL
 	}
-	return &Outcomes{rdb: rdb, prefix: prefix + "outcome:", ttl: ttl}
+	return &Outcomes{rdb: rdb, prefix: prefix + "outcome:", ttl: ttl, pipe: &pipeline{rdb: rdb}}
 }
 
 // Get returns the position stored for key; ok is false when there is none
-// (never stored, or expired).
+// (never stored, expired, or claimed and not appended yet).
 func (o *Outcomes) Get(ctx context.Context, key string) (events.Position, bool, error) {
 	v, err := o.rdb.Get(ctx, o.prefix+key).Result()
 	if errors.Is(err, redis.Nil) {
@@ -55,15 +56,30 @@ func (o *Outcomes) Get(ctx context.Context, key string) (events.Position, bool, 
 	if err != nil {
 		return events.Position{}, false, fmt.Errorf("get outcome: %w", err)
 	}
+	c, err := decode(v)
+	return c.Position, c.Done, err
+}
+
+// decode reads a stored value: a claim (Done false) or a position.
+func decode(v string) (commands.Claim, error) {
 	if strings.HasPrefix(v, claimPrefix) {
-		return events.Position{}, false, nil // being appended; no outcome yet
+		return commands.Claim{}, nil // being appended; no outcome yet
 	}
 	pos, err := parse(v)
 	if err != nil {
-		return events.Position{}, false, fmt.Errorf("outcome %q: %w", v, err)
+		return commands.Claim{}, fmt.Errorf("outcome %q: %w", v, err)
 	}
-	return pos, true, nil
+	return commands.Claim{Position: pos, Done: true}, nil
 }
+
+// claimScript returns the value stored (an outcome or another's claim), or
+// stores the caller's claim and returns nil: the check and the claim in
+// one round trip.
+var claimScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false`)
 
 // putScript stores a position unless one is there: over nothing or over a
 // claim, never over the first outcome.
@@ -80,24 +96,31 @@ return 0`)
 
 // Put stores pos for key unless key already has a position: the first
 // append of a message is the one every resend is answered with. It
-// replaces a claim.
+// replaces a claim. It shares a round trip with concurrent Claims and Puts.
 func (o *Outcomes) Put(ctx context.Context, key string, pos events.Position) error {
-	if err := putScript.Run(ctx, o.rdb, []string{o.prefix + key}, pos.String(), o.ttl.Milliseconds(), claimPrefix).Err(); err != nil {
+	if _, err := o.pipe.run(ctx, putScript, []string{o.prefix + key}, pos.String(), o.ttl.Milliseconds(), claimPrefix); err != nil {
 		return fmt.Errorf("put outcome: %w", err)
 	}
 	return nil
 }
 
-// Claim takes key for one append (SET NX) for ttl; ok is false when the key
-// has a claim or an outcome already. The token identifies the claim to
-// Release.
-func (o *Outcomes) Claim(ctx context.Context, key string, ttl time.Duration) (token string, ok bool, err error) {
-	token = claimPrefix + rand.Text()
-	ok, err = o.rdb.SetNX(ctx, o.prefix+key, token, ttl).Result()
-	if err != nil {
-		return "", false, fmt.Errorf("claim outcome: %w", err)
+// Claim returns key's outcome, or another's claim on it, or takes it for
+// one append for ttl, in one script that shares a round trip with
+// concurrent Claims and Puts.
+func (o *Outcomes) Claim(ctx context.Context, key string, ttl time.Duration) (commands.Claim, error) {
+	token := claimPrefix + rand.Text()
+	v, err := o.pipe.run(ctx, claimScript, []string{o.prefix + key}, token, ttl.Milliseconds())
+	if errors.Is(err, redis.Nil) {
+		return commands.Claim{Token: token}, nil
 	}
-	return token, ok, nil
+	if err != nil {
+		return commands.Claim{}, fmt.Errorf("claim outcome: %w", err)
+	}
+	s, ok := v.(string)
+	if !ok {
+		return commands.Claim{}, fmt.Errorf("claim outcome: reply %T", v)
+	}
+	return decode(s)
 }
 
 // Release drops the claim of token on key (its append failed), so a

@@ -78,12 +78,12 @@ func TestClaim(t *testing.T) {
 	rdb, prefix := testsvc.Redis(t)
 	ctx := context.Background()
 	o := dedupe.New(rdb, prefix, time.Hour)
-	tok, ok, err := o.Claim(ctx, "k1", time.Minute)
-	if err != nil || !ok {
-		t.Fatalf("first claim = %v, %v", ok, err)
+	first, err := o.Claim(ctx, "k1", time.Minute)
+	if err != nil || first.Token == "" || first.Done {
+		t.Fatalf("first claim = %+v, %v", first, err)
 	}
-	if _, ok, err := dedupe.New(rdb, prefix, time.Hour).Claim(ctx, "k1", time.Minute); err != nil || ok {
-		t.Fatalf("second claim from another gateway = %v, %v; want refused", ok, err)
+	if c, err := dedupe.New(rdb, prefix, time.Hour).Claim(ctx, "k1", time.Minute); err != nil || c.Token != "" || c.Done {
+		t.Fatalf("second claim from another gateway = %+v, %v; want refused, no outcome yet", c, err)
 	}
 	if _, ok, err := o.Get(ctx, "k1"); err != nil || ok {
 		t.Fatalf("Get of a claimed key = %v, %v; want no outcome yet", ok, err)
@@ -91,7 +91,7 @@ func TestClaim(t *testing.T) {
 	if err := o.Release(ctx, "k1", "claim:someone-else"); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, _ := o.Claim(ctx, "k1", time.Minute); ok {
+	if c, _ := o.Claim(ctx, "k1", time.Minute); c.Token != "" {
 		t.Fatal("a release with another token dropped the claim")
 	}
 	pos := events.Position{Partition: 1, Offset: 7}
@@ -101,17 +101,20 @@ func TestClaim(t *testing.T) {
 	if got, ok, err := o.Get(ctx, "k1"); err != nil || !ok || got != pos {
 		t.Fatalf("Get after Put = %v, %v, %v", got, ok, err)
 	}
-	if err := o.Release(ctx, "k1", tok); err != nil {
+	if c, err := o.Claim(ctx, "k1", time.Minute); err != nil || !c.Done || c.Position != pos || c.Token != "" {
+		t.Fatalf("Claim after Put = %+v, %v; want the outcome", c, err)
+	}
+	if err := o.Release(ctx, "k1", first.Token); err != nil {
 		t.Fatal(err)
 	}
 	if got, ok, _ := o.Get(ctx, "k1"); !ok || got != pos {
 		t.Fatal("a release after the outcome dropped the outcome")
 	}
-	tok2, ok, _ := o.Claim(ctx, "k2", time.Minute)
-	if err := o.Release(ctx, "k2", tok2); err != nil || !ok {
+	c2, _ := o.Claim(ctx, "k2", time.Minute)
+	if err := o.Release(ctx, "k2", c2.Token); err != nil || c2.Token == "" {
 		t.Fatal(err)
 	}
-	if _, ok, _ := o.Claim(ctx, "k2", time.Minute); !ok {
+	if c, _ := o.Claim(ctx, "k2", time.Minute); c.Token == "" {
 		t.Fatal("a released claim cannot be taken again")
 	}
 }

@@ -40,8 +40,9 @@ var rules = []rule{
 	// events: "imports nothing outside the standard library".
 	{pkg: "events/...", only: []string{}, external: []string{}},
 
-	// commands: "imports events, internal/egress and the Unicode libraries".
-	{pkg: "commands", only: []string{"events", "internal/egress"},
+	// commands: "imports events, internal/egress, internal/retry and the
+	// Unicode libraries".
+	{pkg: "commands", only: []string{"events", "internal/egress", "internal/retry"},
 		external: []string{"github.com/forPelevin/gomoji", "github.com/rivo/uniseg"}},
 	{pkg: "commands/...", never: without(roles, "commands/...", "events/...")},
 
