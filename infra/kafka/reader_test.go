@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,26 +14,6 @@ import (
 	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
 	"github.com/rtstack/rtstack/internal/testsvc"
 )
-
-// syncBuffer is written by the reader's goroutine and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// ids returns the event ids of the lines written so far.
-func (s *syncBuffer) ids(t *testing.T) []string {
-	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return lineIDs(t, s.b.String())
-}
 
 func lineIDs(t *testing.T, out string) []string {
 	t.Helper()
@@ -113,7 +92,7 @@ func TestTailFollowsFromTheEndOrFromTheBeginning(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	tail := func(fromBeginning bool, run func(out *syncBuffer)) []string {
+	tail := func(fromBeginning bool, run func(out *testsvc.Buffer)) []string {
 		lr, err := kafka.OpenLogReader(ctx, kafka.ReaderConfig{
 			Kafka: kafka.ClientConfig{Brokers: []string{addr}}, Topic: kafka.DefaultTopic, Codec: kafkatest.Codec(t),
 			Follow: true, FromBeginning: fromBeginning,
@@ -123,7 +102,7 @@ func TestTailFollowsFromTheEndOrFromTheBeginning(t *testing.T) {
 		}
 		defer lr.Close()
 		tailCtx, stop := context.WithCancel(ctx)
-		var out syncBuffer
+		var out testsvc.Buffer
 		done := make(chan error, 1)
 		go func() { done <- lr.WriteJSON(tailCtx, &out) }()
 		run(&out)
@@ -131,14 +110,14 @@ func TestTailFollowsFromTheEndOrFromTheBeginning(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Errorf("tail ended with %v, want nil on cancel", err)
 		}
-		return out.ids(t)
+		return lineIDs(t, out.String())
 	}
 
 	// From the end: only what is appended while it runs. The tail fixes its
 	// start at its first fetch, so append until one record shows up.
-	got := tail(false, func(out *syncBuffer) {
+	got := tail(false, func(out *testsvc.Buffer) {
 		testsvc.Eventually(t, 10*time.Second, "a record appended during the tail", func() bool {
-			if len(out.ids(t)) > 0 {
+			if len(lineIDs(t, out.String())) > 0 {
 				return true
 			}
 			appendNew()
@@ -153,10 +132,10 @@ func TestTailFollowsFromTheEndOrFromTheBeginning(t *testing.T) {
 
 	// From the beginning: the whole log, then what is appended.
 	before := appended
-	got = tail(true, func(out *syncBuffer) {
-		testsvc.Eventually(t, 10*time.Second, "the existing records", func() bool { return len(out.ids(t)) >= 3+before })
+	got = tail(true, func(out *testsvc.Buffer) {
+		testsvc.Eventually(t, 10*time.Second, "the existing records", func() bool { return len(lineIDs(t, out.String())) >= 3+before })
 		appendNew()
-		testsvc.Eventually(t, 10*time.Second, "the appended record", func() bool { return len(out.ids(t)) == 4+before })
+		testsvc.Eventually(t, 10*time.Second, "the appended record", func() bool { return len(lineIDs(t, out.String())) == 4+before })
 	})
 	want := []string{"e0", "e1", "e2"}
 	for i := range before + 1 {
