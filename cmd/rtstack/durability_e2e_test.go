@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
+	"github.com/rtstack/rtstack/internal/keyring"
 	"github.com/rtstack/rtstack/internal/testsvc"
 )
 
@@ -85,8 +87,10 @@ func TestDevLogLostItsTail(t *testing.T) {
 	b := start(t, d.env, "broker")
 	waitListening(t, d.brokerAddr, b)
 	lost := fmt.Sprintf("partition %d: position %d, log end %d", part, int64(acks[5]["offset"].(float64))+1, keep)
+	// Outside dev the reactor needs its webhook key before anything else.
+	alone := append(slices.Clone(d.env), "WEBHOOK_SECRET_KEY="+keyring.NewSpec("e2e"))
 	for cmd, repair := range map[string]string{"project": "repair: rtstack rebuild ", "react": "rtstack react --resume-truncated"} {
-		out := start(t, d.env, cmd).exited(t, time.Minute)
+		out := start(t, alone, cmd).exited(t, time.Minute)
 		if !strings.Contains(out, lost) || !strings.Contains(out, repair) {
 			t.Errorf("rtstack %s on the truncated log does not name %q and %q:\n%s", cmd, lost, repair, out)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
 	"github.com/rtstack/rtstack/internal/testsvc"
+	"github.com/rtstack/rtstack/tasks/internal/taskstest"
 	"github.com/rtstack/rtstack/tasks/reactor"
 )
 
@@ -35,7 +36,7 @@ func (e *env) loseTail(part int32, keep int64) int64 {
 func (e *env) newReactor(group string, resume bool, reg prometheus.Registerer) *reactor.Reactor {
 	r, err := reactor.New(reactor.Config{
 		Kafka: kafka.ClientConfig{Brokers: []string{e.addr}}, Group: group, Codec: e.codec, RabbitURL: e.rc.URL, Prefix: e.rc.Prefix,
-		RetryDelays: e.rc.RetryDelays, Registerer: reg, ResumeTruncated: resume,
+		RetryDelays: e.rc.RetryDelays, Registerer: reg, ResumeTruncated: resume, Keyring: taskstest.Keyring,
 	})
 	if err != nil {
 		e.t.Fatal(err)
