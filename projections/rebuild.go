@@ -469,10 +469,8 @@ func (r *rebuild) report(ends map[int32]int64) {
 	}
 	done := r.done()
 	total = max(total, done)
-	if r.metrics != nil {
-		r.metrics.replayed.WithLabelValues(r.name).Set(float64(done))
-		r.metrics.target.WithLabelValues(r.name).Set(float64(total))
-	}
+	r.metrics.replayed.WithLabelValues(r.name).Set(float64(done))
+	r.metrics.target.WithLabelValues(r.name).Set(float64(total))
 	if r.cfg.Progress != nil {
 		r.cfg.Progress(done, total)
 	}

@@ -60,8 +60,13 @@ func TestGather(t *testing.T) {
 // much is done of how much.
 func TestRebuildCaughtUpAndProgress(t *testing.T) {
 	var calls [][2]int64
+	rm, err := newRebuildMetrics(nil) // unregistered gauges, as Rebuild makes them without a Registerer
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := &rebuild{
 		cfg:      RebuildConfig{Progress: func(done, total int64) { calls = append(calls, [2]int64{done, total}) }},
+		metrics:  rm,
 		start:    map[int32]int64{0: 10, 1: 0},
 		appliers: []*applier{{}, {}},
 	}
