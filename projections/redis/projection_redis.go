@@ -220,6 +220,9 @@ func (p *Projection) apply(ctx context.Context, version string, partition int32,
 	if n := len(recs); n > 0 && recs[n-1].Offset >= next {
 		return fmt.Errorf("redis projection: next %d is not past the last record's offset %d", next, recs[n-1].Offset)
 	}
+	if version != "" {
+		return p.applyBuilt(ctx, version, partition, recs, next)
+	}
 	part := strconv.FormatInt(int64(partition), 10)
 	span := strconv.FormatInt(p.span, 10)
 	var epoch, fresh, logID string
@@ -230,9 +233,6 @@ func (p *Projection) apply(ctx context.Context, version string, partition int32,
 		p.mu.Unlock()
 	}
 	chunk := p.cfg.ChunkSize
-	if version != "" {
-		chunk = p.cfg.BuildChunkSize
-	}
 	var calls [][]any
 	req := int64(-1)
 	for start := 0; start == 0 || start < len(recs); start += chunk {
