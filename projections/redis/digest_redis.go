@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -20,9 +21,9 @@ import (
 // Digest hashes the active version's content: every key with the version
 // prefix stripped, in sorted order, with its type and its elements in
 // sorted order (hash fields, set members, sorted-set members with integer
-// scores), each string length-prefixed. The checkpoints, the bound topic id
-// and the pointer are left out, so a live projection and a rebuild of the same log digest
-// equally. Call it when no batch is being applied (a concurrent Apply may
+// scores), each string length-prefixed. The checkpoints (and a build's
+// bw keys, see applyBuilt), the bound topic id and the pointer are left
+// out, so a live projection and a rebuild of the same log digest equally. Call it when no batch is being applied (a concurrent Apply may
 // be half-seen); if a Promote happens meanwhile it starts again. With no
 // active version (Redis lost its data and no Apply re-created it yet) it
 // is the digest of an empty projection.
@@ -80,7 +81,7 @@ func (p *Projection) digestVersion(ctx context.Context, version string) (string,
 			return "", fmt.Errorf("redis projection: digest: %w", err)
 		}
 		for _, k := range batch {
-			if k != base+"cp" && k != base+"log" {
+			if k != base+"cp" && k != base+"log" && !strings.HasPrefix(k, base+"bw:") {
 				keys = append(keys, k)
 			}
 		}

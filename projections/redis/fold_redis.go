@@ -2,10 +2,8 @@ package redis
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -14,61 +12,85 @@ import (
 
 // fold is one chunk of a partition's records folded in Go, for a version
 // being built (see applyBuilt): gather names what the records refer to,
-// the values are read once per key, apply runs the rules of applyScript
-// on them record by record, and writes lists each key's net change. It
-// holds only what the chunk touches: at most a few entries per record, plus
-// the per-minute buckets of the rooms that receive messages (at most Window
-// minutes each).
+// load takes in the values read (one read per key), apply runs the rules
+// of doc.go on them record by record, and queueWrites sends each key's net
+// change. It holds only what the chunk touches: a few entries per record,
+// plus the per-minute buckets of the rooms that receive messages (at most
+// Window minutes each).
 type fold struct {
 	v     string // the version's key prefix: prefix + version + ":"
 	span  int64  // (window-1) minutes in ms
 	rooms map[string]*roomFold
 	order []*roomFold // first seen first, so the writes come in a stable order
-	sent  deltas      // lb:sent
-	rx    deltas      // lb:rx
+	ops   []op        // the chunk's records, resolved to indices by gather
+	sent  names       // senders, for lb:sent
+	sentD []int64     // their lb:sent changes
+	rxD   map[string]int64
+	rxOf  []string // rxD's authors, first seen first
 }
 
-// roomFold is what a chunk touches of one room.
+// op is one record as gather resolved it.
+type op struct {
+	kind   byte // 'S' sent, 'A'/'D' reaction added/removed, 'J'/'L' joined/left
+	off    int64
+	room   *roomFold
+	id     int32 // message: index in room.ids
+	rx, mu int32 // reaction: indices in room.rxs, room.mus
+	user   int32 // S: index in room.users; J/L: in room.members
+	sender int32 // S: index in fold.sent
+	minute int64 // S: the event's minute (ms)
+	who    string
+}
+
+// names numbers distinct strings in first-seen order.
+type names struct {
+	list []string
+	idx  map[string]int32
+}
+
+func (n *names) of(s string) int32 {
+	if i, ok := n.idx[s]; ok {
+		return i
+	}
+	if n.idx == nil {
+		n.idx = map[string]int32{}
+	}
+	i := int32(len(n.list))
+	n.idx[s] = i
+	n.list = append(n.list, s)
+	return i
+}
+
+// roomFold is what a chunk touches of one room; the slices run parallel
+// to the names they are about.
 type roomFold struct {
-	key string // V + "r:" + room + ":"
+	name   string
+	key    string // V + "r:" + room + ":"
+	sends  bool
+	reacts bool
 
-	// What the records refer to, each once, in first-seen order.
-	ids, rxs, mus, users []string
-	seen                 map[string]struct{} // kind byte + name, for the four lists
-	sends                bool
+	ids        names    // message ids (sends and reactions)
+	toRead     []string // those the ids filter may have seen: read their author
+	readAt     []int32  // their indices in ids
+	author     []string // "" and !known: unknown
+	known      []bool
+	rxs, mus   names // reaction set members, rxn fields
+	inRx, in0  []bool
+	rxN, rxN0  []int64
+	users      names   // senders: the room board's members to read
+	score, lbD []int64 // their stored (negated) scores, and changes
+	members    names
+	member     []bool // after the chunk
 
-	// The values read, then folded.
-	author            map[string]string // message id → author; absent: unknown
-	inRx, inRx0       map[string]bool   // reaction set members
-	rxN, rxN0         map[string]int64  // rxn counts
-	score             map[string]int64  // room board, as stored (negated)
-	newest, oldest    int64
-	hasNew, hasOld    bool
-	newestStr, newest0 string // the newest field as written, and as read ("" = none)
-	buckets, buckets0 map[int64]int64
-	names             map[int64]string // bucket minute → its field name
+	newest, oldest   int64
+	hasNew, hasOld   bool
+	newest0          string // the newest field as read ("" = none)
+	moved            bool   // newest changed
+	buckets, bucket0 map[int64]int64
+	bucketName       map[int64]string // minute → its field name as read
 
-	newMsgs []string // message id, author, …
+	newMsgs []any // message id, author, … (HSET arguments)
 	total   int64
-	lb      deltas
-	mem     map[string]bool // user → member after the chunk
-	memOf   []string        // mem's users, first seen first
-}
-
-// deltas sums score changes per user, remembering the order users came.
-type deltas struct {
-	by    map[string]int64
-	order []string
-}
-
-func (d *deltas) add(user string, by int64) {
-	if d.by == nil {
-		d.by = map[string]int64{}
-	}
-	if _, ok := d.by[user]; !ok {
-		d.order = append(d.order, user)
-	}
-	d.by[user] += by
 }
 
 func newFold(v string, span int64) *fold {
@@ -79,49 +101,49 @@ func (f *fold) room(name string) *roomFold {
 	if r, ok := f.rooms[name]; ok {
 		return r
 	}
-	r := &roomFold{key: f.v + "r:" + name + ":", seen: map[string]struct{}{}, mem: map[string]bool{}}
+	r := &roomFold{name: name, key: f.v + "r:" + name + ":"}
 	f.rooms[name] = r
 	f.order = append(f.order, r)
 	return r
 }
 
-// want appends name to *list once per kind.
-func (r *roomFold) want(kind byte, list *[]string, name string) {
-	k := string(kind) + name
-	if _, ok := r.seen[k]; !ok {
-		r.seen[k] = struct{}{}
-		*list = append(*list, name)
-	}
-}
-
-// gather notes what recs refer to. It looks at every record, also those
-// the checkpoint will turn out to skip: reading a few keys more is
-// harmless, and the checkpoint is read with the values.
+// gather resolves recs to ops and notes what they refer to. It takes every
+// record, also those the checkpoint will turn out to skip: reading a few
+// keys more is harmless, and the checkpoint is read with the values.
 func (f *fold) gather(recs []events.Record) {
+	f.ops = make([]op, 0, len(recs))
 	for _, rec := range recs {
+		o := op{off: rec.Offset}
 		switch e := rec.Event.(type) {
 		case *events.MessageSent:
-			r := f.room(e.Room)
-			r.sends = true
-			r.want('i', &r.ids, e.MessageID)
-			r.want('u', &r.users, e.User)
+			o.kind, o.room, o.who = 'S', f.room(e.Room), e.User
+			o.room.sends = true
+			o.id, o.user, o.sender = o.room.ids.of(e.MessageID), o.room.users.of(e.User), f.sent.of(e.User)
+			o.minute = minuteOf(e.Time)
 		case *events.ReactionAdded:
-			f.gatherReaction(e.Room, e.User, e.MessageID, e.Emoji)
+			o = f.reaction(o, 'A', e.Room, e.User, e.MessageID, e.Emoji)
 		case *events.ReactionRemoved:
-			f.gatherReaction(e.Room, e.User, e.MessageID, e.Emoji)
+			o = f.reaction(o, 'D', e.Room, e.User, e.MessageID, e.Emoji)
 		case *events.MemberJoined:
-			f.room(e.Room)
+			o.kind, o.room = 'J', f.room(e.Room)
+			o.user = o.room.members.of(e.User)
 		case *events.MemberLeft:
-			f.room(e.Room)
+			o.kind, o.room = 'L', f.room(e.Room)
+			o.user = o.room.members.of(e.User)
+		default:
+			continue // changes nothing here (edits, deletes, webhooks)
 		}
+		f.ops = append(f.ops, o)
 	}
 }
 
-func (f *fold) gatherReaction(room, user, mid, emoji string) {
-	r := f.room(room)
-	r.want('i', &r.ids, mid)
-	r.want('r', &r.rxs, reactionMember(mid, user, emoji))
-	r.want('m', &r.mus, reactionMember(mid, user, ""))
+func (f *fold) reaction(o op, kind byte, room, user, mid, emoji string) op {
+	o.kind, o.room, o.who = kind, f.room(room), user
+	o.room.reacts = true
+	o.id = o.room.ids.of(mid)
+	o.rx = o.room.rxs.of(reactionMember(mid, user, emoji))
+	o.mu = o.room.mus.of(reactionMember(mid, user, ""))
+	return o
 }
 
 // roomReads are the queued reads of one room (nil: not needed).
@@ -134,22 +156,53 @@ type roomReads struct {
 	scores  *goredis.FloatSliceCmd
 }
 
+// watchKeys are the keys the chunk may write, but for the boards every
+// partition shares (written with increments).
+func (f *fold) watchKeys(keys []string) []string {
+	for _, r := range f.order {
+		if r.sends {
+			keys = append(keys, r.key+"msgs", r.key+"meta", r.key+"pm", r.key+"lb")
+		}
+		if r.reacts {
+			keys = append(keys, r.key+"rx", r.key+"rxn")
+		}
+		if len(r.members.list) > 0 {
+			keys = append(keys, r.key+"members")
+		}
+	}
+	return keys
+}
+
+// pick chooses the message ids whose author to read: those the filter
+// may have seen (all of them with no filter). Call it after WATCH, so a
+// write that adds an id after this look is one EXEC notices.
+func (f *fold) pick(seen *idFilter) {
+	for _, r := range f.order {
+		for j, id := range r.ids.list {
+			if seen == nil || seen.mayHave(r.name, id) {
+				r.toRead = append(r.toRead, id)
+				r.readAt = append(r.readAt, int32(j))
+			}
+		}
+	}
+}
+
 // queueReads queues on pipe one read per key the chunk touches.
 func (f *fold) queueReads(ctx context.Context, pipe goredis.Pipeliner) []roomReads {
 	out := make([]roomReads, len(f.order))
 	for i, r := range f.order {
 		q := &out[i]
-		if len(r.ids) > 0 {
-			q.authors = pipe.HMGet(ctx, r.key+"msgs", r.ids...)
+		if len(r.toRead) > 0 {
+			q.authors = pipe.HMGet(ctx, r.key+"msgs", r.toRead...)
 		}
-		if len(r.rxs) > 0 {
-			q.inRx = pipe.SMIsMember(ctx, r.key+"rx", anys(r.rxs)...)
-			q.rxN = pipe.HMGet(ctx, r.key+"rxn", r.mus...)
+		if len(r.rxs.list) > 0 {
+			q.inRx = pipe.SMIsMember(ctx, r.key+"rx", anys(r.rxs.list)...)
+			q.rxN = pipe.HMGet(ctx, r.key+"rxn", r.mus.list...)
 		}
 		if r.sends {
 			q.newest = pipe.HGet(ctx, r.key+"meta", "newest")
 			q.pm = pipe.HGetAll(ctx, r.key+"pm")
-			q.scores = pipe.ZMScore(ctx, r.key+"lb", r.users...)
+			q.scores = pipe.ZMScore(ctx, r.key+"lb", r.users.list...)
 		}
 	}
 	return out
@@ -162,32 +215,32 @@ func (f *fold) load(reads []roomReads) error {
 			return err
 		}
 	}
+	f.sentD = make([]int64, len(f.sent.list))
 	return nil
 }
 
 func (r *roomFold) load(q *roomReads) error {
-	r.author = make(map[string]string, len(r.ids))
+	r.author, r.known = make([]string, len(r.ids.list)), make([]bool, len(r.ids.list))
 	if q.authors != nil {
 		for j, v := range q.authors.Val() {
-			if s, ok := v.(string); ok {
-				r.author[r.ids[j]] = s
-			}
+			at := r.readAt[j]
+			r.author[at], r.known[at] = v.(string)
 		}
 	}
-	r.inRx, r.inRx0 = make(map[string]bool, len(r.rxs)), make(map[string]bool, len(r.rxs))
-	r.rxN, r.rxN0 = make(map[string]int64, len(r.mus)), make(map[string]int64, len(r.mus))
+	r.inRx, r.rxN, r.rxN0 = make([]bool, len(r.rxs.list)), make([]int64, len(r.mus.list)), make([]int64, len(r.mus.list))
 	if q.inRx != nil {
-		for j, in := range q.inRx.Val() {
-			r.inRx[r.rxs[j]], r.inRx0[r.rxs[j]] = in, in
-		}
+		r.in0 = q.inRx.Val()
+		copy(r.inRx, r.in0)
 		for j, v := range q.rxN.Val() {
 			n, err := intOr0(v)
 			if err != nil {
-				return fmt.Errorf("rxn %s: %w", r.mus[j], err)
+				return fmt.Errorf("rxn %s: %w", r.mus.list[j], err)
 			}
-			r.rxN[r.mus[j]], r.rxN0[r.mus[j]] = n, n
+			r.rxN[j], r.rxN0[j] = n, n
 		}
 	}
+	r.member = make([]bool, len(r.members.list))
+	r.lbD = make([]int64, len(r.users.list))
 	if !r.sends {
 		return nil
 	}
@@ -196,80 +249,74 @@ func (r *roomFold) load(q *roomReads) error {
 
 // loadSends takes in the newest minute, the buckets and the board scores.
 func (r *roomFold) loadSends(q *roomReads) error {
-	if s, err := q.newest.Result(); err == nil {
-		n, perr := strconv.ParseInt(s, 10, 64)
-		if perr != nil {
-			return fmt.Errorf("newest minute %q: %w", s, perr)
+	if s := q.newest.Val(); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("newest minute %q: %w", s, err)
 		}
-		r.newest, r.hasNew, r.newestStr, r.newest0 = n, true, s, s
-	} else if err != goredis.Nil { //nolint:errorlint // go-redis returns Nil itself, unwrapped
-		return err
+		r.newest, r.hasNew, r.newest0 = n, true, s
 	}
 	kv := q.pm.Val()
-	r.buckets, r.buckets0, r.names = make(map[int64]int64, len(kv)), make(map[int64]int64, len(kv)), make(map[int64]string, len(kv))
+	r.buckets, r.bucket0, r.bucketName = make(map[int64]int64, len(kv)+8), make(map[int64]int64, len(kv)), make(map[int64]string, len(kv))
 	for name, v := range kv {
 		m, err1 := strconv.ParseInt(name, 10, 64)
 		c, err2 := strconv.ParseInt(v, 10, 64)
 		if err1 != nil || err2 != nil {
 			return fmt.Errorf("bucket %q=%q is not a number", name, v)
 		}
-		r.buckets[m], r.buckets0[m], r.names[m] = c, c, name
+		r.buckets[m], r.bucket0[m], r.bucketName[m] = c, c, name
 		if !r.hasOld || m < r.oldest {
 			r.oldest, r.hasOld = m, true
 		}
 	}
-	r.score = make(map[string]int64, len(r.users))
+	r.score = make([]int64, len(r.users.list))
 	for j, s := range q.scores.Val() {
-		r.score[r.users[j]] = int64(s)
+		r.score[j] = int64(s)
 	}
 	return nil
 }
 
-// apply folds the records at or past cp, in order, into the values read.
-// The rules are applyScript's (see doc.go).
-func (f *fold) apply(recs []events.Record, cp int64) {
-	for _, rec := range recs {
-		if rec.Offset < cp {
+// apply folds the ops at or past checkpoint cp, in order, into the values
+// read: the rules of doc.go, as applyScript runs them.
+func (f *fold) apply(cp int64) {
+	for i := range f.ops {
+		o := &f.ops[i]
+		if o.off < cp {
 			continue
 		}
-		switch e := rec.Event.(type) {
-		case *events.MessageSent:
-			f.sent1(f.rooms[e.Room], e.User, e.MessageID, minuteOf(e.Time))
-		case *events.ReactionAdded:
-			f.react(f.rooms[e.Room], true, e.User, e.MessageID, e.Emoji)
-		case *events.ReactionRemoved:
-			f.react(f.rooms[e.Room], false, e.User, e.MessageID, e.Emoji)
-		case *events.MemberJoined:
-			f.rooms[e.Room].member(e.User, true)
-		case *events.MemberLeft:
-			f.rooms[e.Room].member(e.User, false)
+		switch o.kind {
+		case 'S':
+			f.sent1(o)
+		case 'A', 'D':
+			f.react(o)
+		case 'J', 'L':
+			o.room.member[o.user] = o.kind == 'J'
 		}
 	}
 }
 
 // sent1 counts a message once per id: the total, both boards, and the
-// bucket of its minute m when m is within the window of the room's newest
-// minute (which only moves forward, dropping the buckets it leaves behind).
-func (f *fold) sent1(r *roomFold, user, id string, m int64) {
-	if _, known := r.author[id]; known {
+// bucket of its minute when that is within the window of the room's
+// newest minute (which only moves forward, dropping the buckets it leaves
+// behind).
+func (f *fold) sent1(o *op) {
+	r, m := o.room, o.minute
+	if r.known[o.id] {
 		return
 	}
-	r.author[id] = user
-	r.newMsgs = append(r.newMsgs, id, user)
+	r.author[o.id], r.known[o.id] = o.who, true
+	r.newMsgs = append(r.newMsgs, r.ids.list[o.id], o.who)
 	r.total++
-	f.sent.add(user, -1)
-	r.lb.add(user, -1)
+	f.sentD[o.sender]--
+	r.lbD[o.user]--
 	if !r.hasNew || m > r.newest {
-		r.newestStr = strconv.FormatInt(m, 10)
-		keep := m - f.span
-		if r.hasNew && r.hasOld && keep > r.oldest {
+		if keep := m - f.span; r.hasNew && r.hasOld && keep > r.oldest {
 			r.trim(keep)
 		}
-		r.newest, r.hasNew = m, true
+		r.newest, r.hasNew, r.moved = m, true, true
 	}
 	if m >= r.newest-f.span {
 		r.buckets[m]++
-		r.names[m] = strconv.FormatInt(m, 10)
 		if !r.hasOld || m < r.oldest {
 			r.oldest, r.hasOld = m, true
 		}
@@ -293,107 +340,161 @@ func (r *roomFold) trim(keep int64) {
 	r.oldest = keep
 }
 
-// react adds (add) or removes a reaction. Only a reaction by someone
-// other than the author of a known message counts, and a user's distinct
-// reactions on one message at most events.MaxReactionsPerUser times.
-func (f *fold) react(r *roomFold, add bool, user, mid, emoji string) {
-	author, known := r.author[mid]
-	if !known || author == user {
+// react adds or removes a reaction. Only a reaction by someone other than
+// the author of a known message counts, and a user's distinct reactions on
+// one message at most events.MaxReactionsPerUser times.
+func (f *fold) react(o *op) {
+	r := o.room
+	if !r.known[o.id] || r.author[o.id] == o.who {
 		return
 	}
-	member, mu := reactionMember(mid, user, emoji), reactionMember(mid, user, "")
+	author := r.author[o.id]
 	switch {
-	case add && !r.inRx[member] && r.rxN[mu] < events.MaxReactionsPerUser:
-		r.inRx[member] = true
-		r.rxN[mu]++
-		f.rx.add(author, -1)
-	case !add && r.inRx[member]:
-		r.inRx[member] = false
-		r.rxN[mu]--
-		f.rx.add(author, 1)
+	case o.kind == 'A' && !r.inRx[o.rx] && r.rxN[o.mu] < events.MaxReactionsPerUser:
+		r.inRx[o.rx] = true
+		r.rxN[o.mu]++
+		f.rxDelta(author, -1)
+	case o.kind == 'D' && r.inRx[o.rx]:
+		r.inRx[o.rx] = false
+		r.rxN[o.mu]--
+		f.rxDelta(author, 1)
 	}
 }
 
-func (r *roomFold) member(user string, in bool) {
-	if _, ok := r.mem[user]; !ok {
-		r.memOf = append(r.memOf, user)
+func (f *fold) rxDelta(author string, by int64) {
+	if f.rxD == nil {
+		f.rxD = map[string]int64{}
 	}
-	r.mem[user] = in
+	if _, ok := f.rxD[author]; !ok {
+		f.rxOf = append(f.rxOf, author)
+	}
+	f.rxD[author] += by
 }
 
-// writes encodes each key's net change as buildScript's commands:
-// op, key, argument count, arguments; no command has more than
-// maxWriteArgs arguments.
-func (f *fold) writes(args []any) []any {
-	w := writer{args: args}
+// queueWrites queues on pipe each key's net change. The changes to the
+// boards every partition shares (lb:sent, lb:rx) are added to the stored
+// scores by addScoresScript, inside the same MULTI, since another
+// partition may change the same user's score in between.
+func (f *fold) queueWrites(ctx context.Context, pipe goredis.Pipeliner, seen *idFilter) {
 	for _, r := range f.order {
-		r.writes(&w)
+		if seen != nil {
+			for j := 0; j < len(r.newMsgs); j += 2 {
+				seen.add(r.name, r.newMsgs[j].(string))
+			}
+		}
+		r.queueWrites(ctx, pipe)
 	}
-	w.zinc(f.v+"lb:sent", &f.sent)
-	w.zinc(f.v+"lb:rx", &f.rx)
-	return w.args
+	var args []any
+	for j, u := range f.sent.list {
+		if d := f.sentD[j]; d != 0 {
+			args = append(args, u, d)
+		}
+	}
+	addScores(ctx, pipe, f.v+"lb:sent", args)
+	args = nil
+	for _, u := range f.rxOf {
+		if d := f.rxD[u]; d != 0 {
+			args = append(args, u, d)
+		}
+	}
+	addScores(ctx, pipe, f.v+"lb:rx", args)
 }
 
-func (r *roomFold) writes(w *writer) {
-	w.cmd("HSET", r.key+"msgs", r.newMsgs)
+// addScores queues addScoresScript over key for pairs (user, delta, …),
+// in calls of at most maxScoreArgs arguments. It is sent whole (EVAL, not
+// EVALSHA): inside MULTI a script Redis lost would fail alone, after the
+// other writes.
+func addScores(ctx context.Context, pipe goredis.Pipeliner, key string, pairs []any) {
+	for len(pairs) > 0 {
+		n := min(len(pairs), maxScoreArgs)
+		pipe.Eval(ctx, addScoresScript, []string{key}, pairs[:n]...)
+		pairs = pairs[n:]
+	}
+}
+
+func (r *roomFold) queueWrites(ctx context.Context, pipe goredis.Pipeliner) {
+	if len(r.newMsgs) > 0 {
+		pipe.HSet(ctx, r.key+"msgs", r.newMsgs...)
+	}
 	if r.total > 0 {
-		w.cmd("HINCRBY", r.key+"meta", []string{"total", strconv.FormatInt(r.total, 10)})
+		pipe.HIncrBy(ctx, r.key+"meta", "total", r.total)
 	}
 	if r.sends {
-		if r.newestStr != r.newest0 {
-			w.cmd("HSET", r.key+"meta", []string{"newest", r.newestStr})
+		if s := strconv.FormatInt(r.newest, 10); r.moved && s != r.newest0 {
+			pipe.HSet(ctx, r.key+"meta", "newest", s)
 		}
-		var set, del []string
-		for b, c := range r.buckets {
-			if r.buckets0[b] != c {
-				set = append(set, r.names[b], strconv.FormatInt(c, 10))
-			}
-		}
-		for b := range r.buckets0 {
-			if _, ok := r.buckets[b]; !ok {
-				del = append(del, r.names[b])
-			}
-		}
-		w.cmd("HDEL", r.key+"pm", del)
-		w.cmd("HSET", r.key+"pm", set)
+		r.queueBuckets(ctx, pipe)
 	}
-	r.boardWrites(w)
-	r.reactionWrites(w)
-	var add, rem []string
-	for _, u := range r.memOf {
-		if r.mem[u] {
+	var board []goredis.Z
+	for j, u := range r.users.list {
+		if d := r.lbD[j]; d != 0 {
+			// The room board only goes down: a score stays below zero.
+			board = append(board, goredis.Z{Score: float64(r.score[j] + d), Member: u})
+		}
+	}
+	if len(board) > 0 {
+		pipe.ZAdd(ctx, r.key+"lb", board...)
+	}
+	add, rem := r.reactionChanges()
+	if len(add) > 0 {
+		pipe.SAdd(ctx, r.key+"rx", add...)
+	}
+	if len(rem) > 0 {
+		pipe.SRem(ctx, r.key+"rx", rem...)
+	}
+	set, del := r.countChanges()
+	if len(set) > 0 {
+		pipe.HSet(ctx, r.key+"rxn", set...)
+	}
+	if len(del) > 0 {
+		pipe.HDel(ctx, r.key+"rxn", del...)
+	}
+	add, rem = nil, nil
+	for j, u := range r.members.list {
+		if r.member[j] {
 			add = append(add, u)
 		} else {
 			rem = append(rem, u)
 		}
 	}
-	w.cmd("SADD", r.key+"members", add)
-	w.cmd("SREM", r.key+"members", rem)
+	if len(add) > 0 {
+		pipe.SAdd(ctx, r.key+"members", add...)
+	}
+	if len(rem) > 0 {
+		pipe.SRem(ctx, r.key+"members", rem...)
+	}
 }
 
-// boardWrites sets the room board's changed scores; a score that reaches
-// zero or more is removed (as in applyScript; the room board only goes down).
-func (r *roomFold) boardWrites(w *writer) {
-	var add, rem []string
-	for _, u := range r.lb.order {
-		d := r.lb.by[u]
-		if d == 0 {
-			continue
-		}
-		if s := r.score[u] + d; s >= 0 {
-			rem = append(rem, u)
-		} else {
-			add = append(add, strconv.FormatInt(s, 10), u)
+// queueBuckets writes the buckets that changed and deletes those trimmed.
+func (r *roomFold) queueBuckets(ctx context.Context, pipe goredis.Pipeliner) {
+	var set []any
+	var del []string
+	for b, c := range r.buckets {
+		if r.bucket0[b] != c {
+			name, ok := r.bucketName[b]
+			if !ok {
+				name = strconv.FormatInt(b, 10)
+			}
+			set = append(set, name, c)
 		}
 	}
-	w.cmd("ZADD", r.key+"lb", add)
-	w.cmd("ZREM", r.key+"lb", rem)
+	for b := range r.bucket0 {
+		if _, ok := r.buckets[b]; !ok {
+			del = append(del, r.bucketName[b])
+		}
+	}
+	if len(del) > 0 {
+		pipe.HDel(ctx, r.key+"pm", del...)
+	}
+	if len(set) > 0 {
+		pipe.HSet(ctx, r.key+"pm", set...)
+	}
 }
 
-func (r *roomFold) reactionWrites(w *writer) {
-	var add, rem []string
-	for _, m := range r.rxs {
-		if now := r.inRx[m]; now != r.inRx0[m] {
+// reactionChanges are the reaction set's members to add and to remove.
+func (r *roomFold) reactionChanges() (add, rem []any) {
+	for j, m := range r.rxs.list {
+		if now := r.inRx[j]; now != r.in0[j] {
 			if now {
 				add = append(add, m)
 			} else {
@@ -401,53 +502,22 @@ func (r *roomFold) reactionWrites(w *writer) {
 			}
 		}
 	}
-	w.cmd("SADD", r.key+"rx", add)
-	w.cmd("SREM", r.key+"rx", rem)
-	var set, del []string
-	for _, mu := range r.mus {
-		if c := r.rxN[mu]; c != r.rxN0[mu] {
+	return add, rem
+}
+
+// countChanges are the rxn counts to set (field, count, …) and to delete
+// (back to zero).
+func (r *roomFold) countChanges() (set []any, del []string) {
+	for j, mu := range r.mus.list {
+		if c := r.rxN[j]; c != r.rxN0[j] {
 			if c > 0 {
-				set = append(set, mu, strconv.FormatInt(c, 10))
+				set = append(set, mu, c)
 			} else {
 				del = append(del, mu)
 			}
 		}
 	}
-	w.cmd("HSET", r.key+"rxn", set)
-	w.cmd("HDEL", r.key+"rxn", del)
-}
-
-// maxWriteArgs bounds one command's arguments in buildScript: below Lua's
-// unpack limit (8000), and even, so pairs are never split.
-const maxWriteArgs = 4000
-
-// writer appends buildScript's commands.
-type writer struct{ args []any }
-
-// cmd appends op key args…, split into commands of at most maxWriteArgs
-// arguments; nothing when args is empty.
-func (w *writer) cmd(op, key string, args []string) {
-	for len(args) > 0 {
-		n := min(len(args), maxWriteArgs)
-		w.args = append(w.args, op, key, strconv.Itoa(n))
-		for _, a := range args[:n] {
-			w.args = append(w.args, a)
-		}
-		args = args[n:]
-	}
-}
-
-// zinc appends the score changes d of a board shared by every partition:
-// the script adds them to the stored scores itself (ZINC), atomically,
-// since another partition may change the same user's score in between.
-func (w *writer) zinc(key string, d *deltas) {
-	var args []string
-	for _, u := range d.order {
-		if by := d.by[u]; by != 0 {
-			args = append(args, u, strconv.FormatInt(by, 10))
-		}
-	}
-	w.cmd("ZINC", key, args)
+	return set, del
 }
 
 // intOr0 reads an HMGET value: nil is 0.
@@ -465,91 +535,4 @@ func anys(ss []string) []any {
 		out[i] = s
 	}
 	return out
-}
-
-// maxFoldAttempts bounds how often buildChunk reads a chunk again because
-// another write of the partition came between its read and its write.
-const maxFoldAttempts = 3
-
-// applyBuilt folds recs into a version being built, chunk by chunk
-// (BuildChunkSize records), each in two round trips: one MULTI reads the
-// checkpoint and every key the chunk touches, Go folds the records into
-// those values, and buildScript writes each key's net change with the
-// checkpoint, atomically, if the checkpoint is still the one read. Only a
-// rebuild writes a version being built, so nothing else changes its keys
-// in between; if anything did (a promoted version is also the live
-// projector's), the checkpoint moved with it and the chunk is read again.
-// A crash between the two leaves the version as the read found it.
-func (p *Projection) applyBuilt(ctx context.Context, version string, partition int32, recs []events.Record, next int64) error {
-	for _, r := range recs {
-		if r.Partition != partition {
-			return fmt.Errorf("redis projection: record at %s in a batch of partition %d", r.Position, partition)
-		}
-	}
-	part := strconv.FormatInt(int64(partition), 10)
-	chunk := p.cfg.BuildChunkSize
-	for start := 0; start == 0 || start < len(recs); start += chunk {
-		end := min(start+chunk, len(recs))
-		to := next
-		if end < len(recs) {
-			to = recs[end].Offset
-		}
-		if err := p.buildChunk(ctx, version, part, recs[start:end], to); err != nil {
-			if reset := p.reset(partition, version, err); reset != nil {
-				return reset
-			}
-			return fmt.Errorf("redis projection: apply %d records of partition %d to %s: %w", len(recs), partition, version, err)
-		}
-	}
-	return nil
-}
-
-// buildChunk folds one chunk, reading it again while another write of the
-// partition comes between its read and its write (at most
-// maxFoldAttempts times).
-func (p *Projection) buildChunk(ctx context.Context, version, part string, recs []events.Record, next int64) error {
-	for attempt := 1; ; attempt++ {
-		err := p.foldOnce(ctx, version, part, recs, next)
-		if err == nil || !strings.HasPrefix(err.Error(), "RTSTACK moved") || attempt == maxFoldAttempts {
-			return err
-		}
-	}
-}
-
-func (p *Projection) foldOnce(ctx context.Context, version, part string, recs []events.Record, next int64) error {
-	f := newFold(p.cfg.Prefix+version+":", p.span)
-	f.gather(recs)
-	pipe := p.rdb.TxPipeline()
-	known := pipe.SIsMember(ctx, p.cfg.Prefix+"versions", version)
-	cpCmd := pipe.HGet(ctx, f.v+"cp", part)
-	reads := f.queueReads(ctx, pipe)
-	cmds, err := pipe.Exec(ctx)
-	for _, c := range cmds {
-		if c.Err() != nil && !errors.Is(c.Err(), goredis.Nil) {
-			return c.Err()
-		}
-	}
-	if err != nil && !errors.Is(err, goredis.Nil) {
-		return err
-	}
-	if !known.Val() {
-		return errors.New("RTSTACK version " + version + " does not exist")
-	}
-	cpStr := cpCmd.Val()
-	if cpStr == "" {
-		cpStr = "0"
-	}
-	cp, err := strconv.ParseInt(cpStr, 10, 64)
-	if err != nil {
-		return fmt.Errorf("checkpoint %q: %w", cpStr, err)
-	}
-	if next <= cp {
-		return nil // every record is below the checkpoint, which stays
-	}
-	if err := f.load(reads); err != nil {
-		return err
-	}
-	f.apply(recs, cp)
-	args := f.writes([]any{p.cfg.Prefix, version, part, cpStr, strconv.FormatInt(next, 10)})
-	return p.run(ctx, buildScript, args...).Err()
 }

@@ -27,7 +27,7 @@ const (
 	DefaultWindow    = 60 * time.Minute
 	DefaultChunkSize = 1000
 	// DefaultBuildChunkSize is Config.BuildChunkSize's default.
-	DefaultBuildChunkSize = 10_000
+	DefaultBuildChunkSize = 20_000
 )
 
 // Config configures the Redis projection.
@@ -191,7 +191,18 @@ func (p *Projection) Checkpoints(ctx context.Context) (map[int32]int64, error) {
 // and returns an error wrapping projections.ErrStoreReset: the runtime then
 // reloads Checkpoints (empty: the log is replayed from offset zero).
 func (p *Projection) Apply(ctx context.Context, partition int32, recs []events.Record, next int64) error {
-	return p.apply(ctx, "", partition, recs, next)
+	if err := checkNext(recs, next); err != nil {
+		return err
+	}
+	return p.applyScripted(ctx, "", partition, recs, next)
+}
+
+// checkNext refuses a next checkpoint that is not past recs.
+func checkNext(recs []events.Record, next int64) error {
+	if n := len(recs); n > 0 && recs[n-1].Offset >= next {
+		return fmt.Errorf("redis projection: next %d is not past the last record's offset %d", next, recs[n-1].Offset)
+	}
+	return nil
 }
 
 func (p *Projection) checkpoints(ctx context.Context, version string) (map[int32]int64, error) {
@@ -211,18 +222,12 @@ func (p *Projection) checkpoints(ctx context.Context, version string) (map[int32
 	return out, nil
 }
 
-// apply encodes recs in chunks and sends every chunk's script call in one
-// pipeline. Each chunk advances the checkpoint to the offset of the chunk
-// after it (next for the last), and requires the checkpoint the chunk
-// before it set, so a failed chunk stops the ones after it from skipping
-// records. A failed Apply is safe to call again with the same arguments.
-func (p *Projection) apply(ctx context.Context, version string, partition int32, recs []events.Record, next int64) error {
-	if n := len(recs); n > 0 && recs[n-1].Offset >= next {
-		return fmt.Errorf("redis projection: next %d is not past the last record's offset %d", next, recs[n-1].Offset)
-	}
-	if version != "" {
-		return p.applyBuilt(ctx, version, partition, recs, next)
-	}
+// applyScripted encodes recs in chunks of ChunkSize and sends every
+// chunk's applyScript call in one pipeline. Each chunk advances the
+// checkpoint to the offset of the chunk after it (next for the last), and
+// requires the checkpoint the chunk before it set, so a failed chunk stops
+// the ones after it from skipping records.
+func (p *Projection) applyScripted(ctx context.Context, version string, partition int32, recs []events.Record, next int64) error {
 	part := strconv.FormatInt(int64(partition), 10)
 	span := strconv.FormatInt(p.span, 10)
 	var epoch, fresh, logID string
@@ -397,7 +402,7 @@ func IsRetryable(err error) bool {
 		return false
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, goredis.ErrClosed) || errors.Is(err, goredis.ErrPoolTimeout) {
+		errors.Is(err, goredis.ErrClosed) || errors.Is(err, goredis.ErrPoolTimeout) || errors.Is(err, goredis.TxFailedErr) {
 		return true
 	}
 	var ne net.Error

@@ -319,73 +319,33 @@ if nxt > cp then redis.call('HSET', V .. 'cp', part, ARGV[4]) end
 return applied
 `, "MAX_REACTIONS", strconv.Itoa(events.MaxReactionsPerUser)))
 
-// buildScript writes the net changes of one chunk folded in Go into a
-// version being built (see applyBuilt), and advances that partition's
-// checkpoint, in one atomic step. It applies no rule: it only writes given
-// values, and adds given deltas to the two boards every partition shares.
-//
-// ARGV: 1 prefix, 2 version, 3 partition, 4 the checkpoint the values were
-// read at, 5 next checkpoint, then commands, each op, key, argument count,
-// arguments: HSET, HDEL, HINCRBY, SADD, SREM, ZADD, ZREM as in Redis, and
-// ZINC key user delta …, which adds each delta to the user's score and
-// removes a score that reaches zero or more.
-//
-// Before writing it checks the version exists ("RTSTACK version … does not
-// exist" otherwise) and that the checkpoint is still the one the values
-// were read at ("RTSTACK moved <checkpoint>" otherwise: another write of
-// the partition came in between, and the chunk must be read again), and
-// that every command is well formed, so it never stops half-way.
-var buildScript = goredis.NewScript(`
-local P, ver, part = ARGV[1], ARGV[2], ARGV[3]
-if redis.call('SISMEMBER', P .. 'versions', ver) == 0 then
-  return redis.error_reply('RTSTACK version ' .. ver .. ' does not exist')
-end
-local cpKey = P .. ver .. ':cp'
-local cp = redis.call('HGET', cpKey, part) or '0'
-if cp ~= ARGV[4] then
-  return redis.error_reply('RTSTACK moved ' .. cp)
-end
--- op -> 2 when its arguments are pairs, 1 otherwise
-local ops = {HSET = 2, HDEL = 1, HINCRBY = 2, SADD = 1, SREM = 1, ZADD = 2, ZREM = 1, ZINC = 2}
-local n = #ARGV
-local i = 6
-while i <= n do
-  local per, k = ops[ARGV[i]], tonumber(ARGV[i+2])
-  if not per or not k or k < 1 or k > 4000 or k % per ~= 0 or i + 2 + k > n then
-    return redis.error_reply('RTSTACK bad command at argument ' .. i)
-  end
-  i = i + 3 + k
-end
-local function zinc(key, s, e)
-  local users = {}
-  for j = s, e, 2 do users[#users+1] = ARGV[j] end
-  local old = redis.call('ZMSCORE', key, unpack(users))
-  local add, rem = {}, {}
-  for j, u in ipairs(users) do
-    local score = tonumber(old[j] or '0') + tonumber(ARGV[s + 2*j - 1])
-    if score >= 0 then
-      rem[#rem+1] = u
-    else
-      add[#add+1] = score
-      add[#add+1] = u
-    end
-  end
-  if #add > 0 then redis.call('ZADD', key, unpack(add)) end
-  if #rem > 0 then redis.call('ZREM', key, unpack(rem)) end
-end
-i = 6
-while i <= n do
-  local op, key, k = ARGV[i], ARGV[i+1], tonumber(ARGV[i+2])
-  if op == 'ZINC' then
-    zinc(key, i + 3, i + 2 + k)
+// addScoresScript adds deltas to scores of the sorted set KEYS[1]. ARGV:
+// user, delta, … (at most maxScoreArgs). A score that reaches zero or more
+// is removed (scores are stored negated; see doc.go). One call reads the
+// scores with one ZMSCORE and writes them with one ZADD.
+const addScoresScript = `
+local key = KEYS[1]
+local users = {}
+for j = 1, #ARGV, 2 do users[#users+1] = ARGV[j] end
+local old = redis.call('ZMSCORE', key, unpack(users))
+local add, rem = {}, {}
+for j, u in ipairs(users) do
+  local score = tonumber(old[j] or '0') + tonumber(ARGV[2*j])
+  if score >= 0 then
+    rem[#rem+1] = u
   else
-    redis.call(op, key, unpack(ARGV, i + 3, i + 2 + k))
+    add[#add+1] = score
+    add[#add+1] = u
   end
-  i = i + 3 + k
 end
-if tonumber(ARGV[5]) > tonumber(cp) then redis.call('HSET', cpKey, part, ARGV[5]) end
-return 1
-`)
+if #add > 0 then redis.call('ZADD', key, unpack(add)) end
+if #rem > 0 then redis.call('ZREM', key, unpack(rem)) end
+return #users
+`
+
+// maxScoreArgs bounds the arguments of one addScoresScript call: below
+// Lua's unpack limit (8000), and even.
+const maxScoreArgs = 4000
 
 // initScript makes sure an active version and an epoch exist. ARGV: 1
 // prefix, 2 a fresh epoch (set whenever the active version is created, or
@@ -558,6 +518,6 @@ return redis.call('ZRANGE', P .. ver .. ':' .. ARGV[2], 0, tonumber(ARGV[3]) - 1
 `)
 
 var allScripts = []*goredis.Script{
-	applyScript, buildScript, initScript, beginScript, sealScript, promoteScript, abandonScript,
+	applyScript, initScript, beginScript, sealScript, promoteScript, abandonScript,
 	bindScript, checkpointsScript, countersScript, boardScript,
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rtstack/rtstack/events"
@@ -15,6 +16,16 @@ import (
 type versionStore struct {
 	p       *Projection
 	version string
+
+	filterOnce sync.Once
+	filter     *idFilter // the message ids written through it (see applyBuilt)
+}
+
+// ids returns the filter of the message ids written through s, made on
+// first use.
+func (s *versionStore) ids() *idFilter {
+	s.filterOnce.Do(func() { s.filter = newIDFilter(idFilterBits) })
+	return s.filter
 }
 
 func (s *versionStore) Name() string { return "redis" }
@@ -24,7 +35,10 @@ func (s *versionStore) Checkpoints(ctx context.Context) (map[int32]int64, error)
 }
 
 func (s *versionStore) Apply(ctx context.Context, partition int32, recs []events.Record, next int64) error {
-	return s.p.apply(ctx, s.version, partition, recs, next)
+	if err := checkNext(recs, next); err != nil {
+		return err
+	}
+	return s.p.applyBuilt(ctx, s, partition, recs, next)
 }
 
 // Begin creates a new, empty version ("v<N>", N one more than any version
