@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -240,5 +241,119 @@ func TestChunkFoldEqualsEventByEvent(t *testing.T) {
 	}
 	if rx := board(t, each.ReactionsBoard); len(rx) == 0 {
 		t.Error("no reactions counted: the log should leave some")
+	}
+}
+
+// edgeLog exercises every event type and the edge rules in room "edge":
+// a reaction before its message exists, self-reactions, the cap on one
+// user's reactions on one message, removals past the cap and twice, a
+// resend by another user (the author stays), joins and leaves repeated,
+// a jump of the newest minute far past the window, late events inside and
+// outside it, and events that change nothing (edits, deletes, webhooks).
+func edgeLog() []events.Event {
+	const r = "edge"
+	evs := []events.Event{
+		react(r, "bob", "m1", "early", base), // unknown message yet
+		sent(r, "ann", "m1", base),
+		react(r, "ann", "m1", "self", base), // own message
+	}
+	for i := range events.MaxReactionsPerUser + 3 {
+		evs = append(evs, react(r, "bob", "m1", fmt.Sprint("e", i), base+int64(i)))
+	}
+	evs = append(evs,
+		unreact(r, "bob", "m1", fmt.Sprint("e", events.MaxReactionsPerUser+2), base), // past the cap: never scored
+		unreact(r, "bob", "m1", "e0", base),
+		react(r, "bob", "m1", "again", base),
+		sent(r, "cat", "m1", base+minute), // a resend by another user
+		react(r, "cat", "m1", "+1", base),
+		unreact(r, "cat", "m1", "+1", base),
+		unreact(r, "cat", "m1", "+1", base), // twice
+		unreact(r, "ann", "m1", "self", base),
+		join(r, "dan", base), join(r, "dan", base), leave(r, "dan", base), leave(r, "eve", base), join(r, "ann", base),
+		sent(r, "bob", "m2", base+2*minute),
+		&events.MessageEdited{Envelope: env(r, "bob", base), MessageID: "m2", Text: "x"},
+		&events.MessageDeleted{Envelope: env(r, "bob", base), MessageID: "m2"},
+		react(r, "ann", "m2", "+1", base), // on a deleted message: the usual rules
+		&events.WebhookRegistered{Envelope: env(r, "ann", base), WebhookID: "w1", URL: "https://example.com/hook", Secret: events.SealedSecretPrefix + "x"},
+		sent(r, "ann", "m3", base+200*minute), // the newest minute jumps far past the window
+		sent(r, "bob", "m4", base+3*minute),   // late, outside the window: total and boards only
+		sent(r, "cat", "m5", base+198*minute), // late, inside it
+		react(r, "bob", "m3", "+1", base),
+	)
+	return evs
+}
+
+// TestBuiltVersionEqualsLive: a version built in Go (chunks folded in
+// memory, one read and one write per key per chunk) equals the live
+// projection fed the same log event by event, whatever the chunk size
+// (7 records puts boundaries in the middle of every key's history), with
+// the id filter or with one that says "maybe" for every id, over two
+// partitions; a batch applied again changes nothing; and once promoted the
+// version keeps following the live rules.
+func TestBuiltVersionEqualsLive(t *testing.T) {
+	ctx := context.Background()
+	evs := append(edgeLog(), genLog(5, 3_000, 4, 6)...)
+	evs = append(evs, edgeLog()...) // again: every edge now meets existing state
+	parts := partitioned(evs, 2)
+	window := func(c *redis.Config) { c.Window = 5 * time.Minute }
+	for _, tc := range []struct {
+		name  string
+		chunk int
+		bits  int
+	}{{"chunks of 7", 7, 0}, {"chunks of 500, filter always maybe", 500, 64}, {"one chunk per batch", 0, 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, _, _ := open(t, window, func(c *redis.Config) { c.BuildChunkSize = tc.chunk })
+			for part, recs := range parts {
+				for _, r := range recs[:len(recs)-40] {
+					if err := p.Apply(ctx, part, []events.Record{r}, r.Offset+1); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			store, ver, err := p.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.bits > 0 {
+				redis.SetIDFilterBits(store, tc.bits)
+			}
+			for part, recs := range parts {
+				built := recs[:len(recs)-40]
+				applyBatches(t, store, part, built, 900)
+				applyBatches(t, store, part, built[len(built)/2:], 900) // retried: below the checkpoint
+			}
+			live := digest(t, p)
+			if got, err := p.DigestVersion(ctx, ver); err != nil || got != live {
+				t.Fatalf("built version digests %s, %v; live %s", got, err, live)
+			}
+			if ok, err := p.Promote(ctx, ver); err != nil || !ok {
+				t.Fatalf("promote: %v, %v", ok, err)
+			}
+			other, _, _ := open(t, window)
+			for part, recs := range parts {
+				applyBatches(t, store, part, recs[len(recs)-40:], 15) // the version is live now
+				for _, r := range recs {
+					if err := other.Apply(ctx, part, []events.Record{r}, r.Offset+1); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if got, want := digest(t, p), digest(t, other); got != want {
+				t.Errorf("after promotion the version digests %s, the live projection %s", got, want)
+			}
+		})
+	}
+}
+
+// applyBatches applies recs to s in batches of n.
+func applyBatches(t *testing.T, s interface {
+	Apply(context.Context, int32, []events.Record, int64) error
+}, part int32, recs []events.Record, n int) {
+	t.Helper()
+	for from := 0; from < len(recs); from += n {
+		b := recs[from:min(from+n, len(recs))]
+		if err := s.Apply(context.Background(), part, b, b[len(b)-1].Offset+1); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
