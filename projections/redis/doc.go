@@ -30,6 +30,8 @@
 //	P v<N>:r:<room>:rx    set: reactions (message id, user, emoji; length-prefixed)
 //	P v<N>:r:<room>:rxn   hash: (message id, user) -> distinct emoji counted, for the cap
 //	P v<N>:r:<room>:lb    zset: user -> -(messages sent in the room)
+//	P v<N>:bw:<p>         string: checkpoint of partition p's last write by a
+//	                      build (WATCHed; see Atomicity)
 //	P boards:changed      pub/sub channel: after each committed Apply of the
 //	                      active version, JSON {"leaderboard":true,"rooms":[…]}
 //	                      naming the boards it changed; {"all":true} after a
@@ -68,19 +70,44 @@
 //
 // # Atomicity
 //
-// Apply sends a partition's batch as chunks (ChunkSize records each;
-// BuildChunkSize into a version being built; one pipeline), each an EVALSHA of one script that reads the active pointer,
+// Apply sends a partition's batch as chunks (ChunkSize records each; one
+// pipeline), each an EVALSHA of one script that reads the active pointer,
 // skips records below the partition's checkpoint, folds the rest and
 // advances the checkpoint, all atomically. The fold is in memory: the
 // script reads each key the chunk touches once (HMGET of the message ids,
 // SMISMEMBER of the reactions, the room's newest minute and buckets,
 // ZMSCORE of the users), applies the records in order to those values,
-// and writes each key's net change with one command, so a big chunk (a
-// rebuild's) costs a few commands per key rather than five per message. A chunk refuses to run if the
-// checkpoint is below where the previous chunk left it, so a failed chunk
-// never lets a later one skip records. Promote flips the pointer in a script
-// too (only if the new version's checkpoints are at or past the active
-// one's on every partition), so every live chunk lands wholly in one version.
+// and writes each key's net change with one command, so a chunk costs a
+// few commands per key rather than five per message. A chunk refuses to
+// run if the checkpoint is below where the previous chunk left it, so a
+// failed chunk never lets a later one skip records.
+//
+// A version being built (Begin, BeginAsOf: only the rebuild writes it)
+// folds in Go instead, with no per-record script, in chunks of
+// BuildChunkSize records. Under WATCH of the active pointer, the version
+// list, the partition's bw key and every key the chunk may write, one
+// pipeline reads the checkpoint and those keys (the authors of the message
+// ids the chunk names, reaction set members and counts, the newest minute
+// and buckets, the room board's scores); Go applies the records at or past
+// the checkpoint to those values with the rules above; one MULTI/EXEC
+// writes each key's net change (HSET, HDEL, SADD, SREM, ZADD, HINCRBY),
+// the checkpoint and the bw key, and adds the changes of the two boards
+// every partition shares (lb:sent, lb:rx) to their stored scores with one
+// small EVAL. EXEC applies nothing if a watched key changed since the read
+// (a late copy of the same chunk, another partition's chunk on the same
+// room, a Promote, a dropped version): the chunk is then read and folded
+// again. So a crash leaves a chunk wholly applied, checkpoint included, or
+// not at all. Once the version is active (promoted while the rebuild still
+// catches up) the rest of the batch goes through the script, as the live
+// projector's does. A build holds in memory what one chunk touches (a few
+// entries per record, and up to Window minutes of buckets per room that
+// gets messages), plus a fixed 8 MiB Bloom filter of the message ids it
+// wrote: an id the filter never saw is certainly new (the version began
+// empty), so its dedupe read is skipped.
+//
+// Promote flips the pointer in a script too (only if the new version's
+// checkpoints are at or past the active one's on every partition), so
+// every live chunk lands wholly in one version.
 // The old version's keys are then deleted with SCAN + UNLINK in batches;
 // a crash in between is finished by the next Open. Reads are scripts too
 // (pointer and data read together), so they never see a half-dropped

@@ -47,10 +47,11 @@ type Config struct {
 	// one pipeline). Default DefaultChunkSize (1000). Larger chunks block
 	// Redis longer.
 	ChunkSize int
-	// BuildChunkSize is ChunkSize for a version being built (a rebuild's,
-	// an as-of one's): nothing reads it yet, and a bigger chunk folds more
-	// records into each key's one write. Default DefaultBuildChunkSize
-	// (10000); a chunk of it holds Redis for some milliseconds.
+	// BuildChunkSize is the number of records folded in Go into one
+	// MULTI/EXEC for a version being built (a rebuild's, an as-of one's;
+	// see doc.go): a bigger chunk folds more records into each key's one
+	// write, and the fold holds what one chunk touches in memory. Default
+	// DefaultBuildChunkSize (20000, a rebuild's batch).
 	BuildChunkSize int
 	// Logger receives version drops; nil discards.
 	Logger *slog.Logger
