@@ -253,6 +253,10 @@ func (w *Worker) session(ctx context.Context) error {
 		return fmt.Errorf("consume %s: %w", w.topo.Main(), err)
 	}
 	w.log.Info("consuming tasks", "queue", w.topo.Main(), "prefetch", w.cfg.Prefetch)
+	// Deferred in this order, they run: handlers finish, their acks go
+	// out, then the connection closes.
+	acks := newAcker(ch, w.cfg.Prefetch, ackHold)
+	defer acks.close()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
@@ -271,7 +275,7 @@ func (w *Worker) session(ctx context.Context) error {
 				defer wg.Done()
 				// Work in progress outlives shutdown, bounded by Timeout,
 				// so a stopping worker finishes what it started.
-				w.handle(context.WithoutCancel(ctx), pub, d)
+				acks.settle(d.DeliveryTag, w.handle(context.WithoutCancel(ctx), pub, d))
 			}()
 		}
 	}
@@ -286,9 +290,9 @@ const (
 	outcomeRequeued = "requeued" // could not record the outcome; RabbitMQ redelivers
 )
 
-// handle performs one delivery and acknowledges it once its outcome is
-// durable.
-func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Delivery) {
+// handle performs one delivery and returns how to settle it: an ack only
+// once its outcome is durable.
+func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Delivery) settlement {
 	env, err := rabbit.DecodeDelivery(d)
 	if err == nil {
 		err = env.Task.Validate()
@@ -297,8 +301,7 @@ func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Deliv
 		// Permanent: to the DLQ through the main queue's dead-letter route.
 		w.log.Error("undecodable task, dead-lettered", "task_id", d.MessageId, "err", err)
 		w.m.outcome("unknown", outcomeDead)
-		_ = d.Nack(false, false)
-		return
+		return settleReject
 	}
 	t := env.Task
 	// The task's trace: its spans continue it and its log lines carry its
@@ -308,7 +311,7 @@ func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Deliv
 	release := w.claim(ctx, t.ID)
 	defer release()
 
-	requeue := func(err error) {
+	requeue := func(err error) settlement {
 		// The outcome could not be made durable (Postgres or RabbitMQ
 		// trouble): give the delivery back after a pause rather than spin.
 		log.WarnContext(ctx, "task outcome not recorded, requeueing", "err", err)
@@ -317,21 +320,19 @@ func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Deliv
 		case <-ctx.Done():
 		case <-time.After(time.Second):
 		}
-		_ = d.Nack(false, true)
+		return settleRequeue
 	}
 
 	qctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 	done, err := w.done.isDone(qctx, t.ID)
 	cancel()
 	if err != nil {
-		requeue(err)
-		return
+		return requeue(err)
 	}
 	if done {
 		log.DebugContext(ctx, "task already done, skipped")
 		w.m.outcome(string(t.Kind), outcomeSkipped)
-		_ = d.Ack(false)
-		return
+		return settleAck
 	}
 
 	start := time.Now()
@@ -342,12 +343,10 @@ func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Deliv
 		err := w.done.markDone(rctx, t.ID, string(t.Kind), env.Attempt)
 		cancel()
 		if err != nil {
-			requeue(err)
-			return
+			return requeue(err)
 		}
 		w.m.outcome(string(t.Kind), outcomeDone)
-		_ = d.Ack(false)
-		return
+		return settleAck
 	}
 
 	next := rabbit.Envelope{Task: t, Attempt: env.Attempt + 1, LastError: err.Error()}
@@ -365,11 +364,10 @@ func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Deliv
 	perr := pub.Publish(pctx, queue, next)
 	cancel()
 	if perr != nil {
-		requeue(perr)
-		return
+		return requeue(perr)
 	}
 	w.m.outcome(string(t.Kind), outcome)
-	_ = d.Ack(false)
+	return settleAck
 }
 
 // claim waits until no other delivery of id is in progress in this worker
