@@ -77,8 +77,9 @@ type Config struct {
 	// offline.
 	Notifier Notifier
 	// Pool is the Postgres pool of the completion records; the Worker does
-	// not close it. When nil, PostgresURL is used and the Worker owns its
-	// pool.
+	// not close it, and its batches use up to 4 connections of it at once.
+	// When nil, PostgresURL is used and the Worker owns its pool, of at
+	// least 4 connections.
 	Pool *pgxpool.Pool
 	// PostgresURL is used when Pool is nil.
 	PostgresURL string
@@ -159,7 +160,7 @@ func New(cfg Config) (*Worker, error) {
 	w.hooks = traced(w.hooks)
 	w.pool = cfg.Pool
 	if w.pool == nil {
-		pool, err := pgxpool.New(context.Background(), cfg.PostgresURL)
+		pool, err := newPool(cfg.PostgresURL)
 		if err != nil {
 			return nil, fmt.Errorf("worker: postgres: %w", err)
 		}
@@ -176,6 +177,18 @@ func New(cfg Config) (*Worker, error) {
 	}
 	w.m = m
 	return w, nil
+}
+
+// newPool opens the worker's own pool with a connection for each batch
+// that may be in flight (checks and records), so no batch waits for a
+// connection behind another; pool_max_conns in url may raise it.
+func newPool(url string) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	pc.MaxConns = max(pc.MaxConns, 2*doneParallel)
+	return pgxpool.NewWithConfig(context.Background(), pc)
 }
 
 // Run consumes tasks until ctx ends, reconnecting to RabbitMQ and Postgres
