@@ -324,18 +324,7 @@ func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Deliv
 	release := w.claim(ctx, t.ID)
 	defer release()
 
-	requeue := func(err error) settlement {
-		// The outcome could not be made durable (Postgres or RabbitMQ
-		// trouble): give the delivery back after a pause rather than spin.
-		log.WarnContext(ctx, "task outcome not recorded, requeueing", "err", err)
-		w.m.outcome(string(t.Kind), outcomeRequeued)
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
-		return settleRequeue
-	}
-
+	requeue := func(err error) settlement { return w.requeue(ctx, log, t.Kind, err) }
 	qctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 	done, err := w.done.isDone(qctx, t.ID)
 	cancel()
@@ -351,18 +340,36 @@ func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Deliv
 	start := time.Now()
 	err = w.perform(ctx, t)
 	w.m.duration(string(t.Kind), time.Since(start))
-	if err == nil {
-		rctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
-		err := w.done.markDone(rctx, t.ID, string(t.Kind), env.Attempt)
-		cancel()
-		if err != nil {
-			return requeue(err)
-		}
-		w.m.outcome(string(t.Kind), outcomeDone)
-		return settleAck
+	if err != nil {
+		return w.failed(ctx, pub, log, env, err)
 	}
+	rctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+	err = w.done.markDone(rctx, t.ID, string(t.Kind), env.Attempt)
+	cancel()
+	if err != nil {
+		return requeue(err)
+	}
+	w.m.outcome(string(t.Kind), outcomeDone)
+	return settleAck
+}
 
-	next := rabbit.Envelope{Task: t, Attempt: env.Attempt + 1, LastError: err.Error()}
+// requeue gives a delivery whose outcome could not be made durable
+// (Postgres or RabbitMQ trouble) back after a pause rather than spin.
+func (w *Worker) requeue(ctx context.Context, log *slog.Logger, kind tasks.Kind, err error) settlement {
+	log.WarnContext(ctx, "task outcome not recorded, requeueing", "err", err)
+	w.m.outcome(string(kind), outcomeRequeued)
+	select {
+	case <-ctx.Done():
+	case <-time.After(time.Second):
+	}
+	return settleRequeue
+}
+
+// failed publishes a failed attempt to its retry tier, or to the DLQ when
+// it was the last or the failure is permanent; the delivery is acked once
+// that copy is confirmed.
+func (w *Worker) failed(ctx context.Context, pub *rabbit.Publisher, log *slog.Logger, env rabbit.Envelope, err error) settlement {
+	next := rabbit.Envelope{Task: env.Task, Attempt: env.Attempt + 1, LastError: err.Error()}
 	queue, outcome := "", outcomeRetry
 	var perm *permanentError
 	if errors.As(err, &perm) || env.Attempt >= w.topo.MaxAttempts() {
@@ -377,9 +384,9 @@ func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Deliv
 	perr := pub.Publish(pctx, queue, next)
 	cancel()
 	if perr != nil {
-		return requeue(perr)
+		return w.requeue(ctx, log, env.Task.Kind, perr)
 	}
-	w.m.outcome(string(t.Kind), outcome)
+	w.m.outcome(string(env.Task.Kind), outcome)
 	return settleAck
 }
 
