@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,7 +23,9 @@ const benchEvents = 1_000_000
 // rebuild (projections.Rebuild from the embedded broker: fetch, Avro
 // decode, Store, promote); and as the baseline the same writes as plain
 // pipelined commands (no scripts, no reads, no checkpoints). Reports each
-// rate and the ratios to the baseline (goal: ratio >= 0.5).
+// rate and the ratios to the baseline (goal: ratio >= 0.5), and Redis's
+// own CPU time per event on each path (INFO cpu around each phase; other
+// clients of the same Redis count too).
 //
 //	go test -run '^$' -bench BenchmarkReplayRedis -benchtime 1x ./projections/redis/
 func BenchmarkReplayRedis(b *testing.B) {
@@ -45,6 +48,7 @@ func BenchmarkReplayRedis(b *testing.B) {
 	ctx := context.Background()
 	p, rdb, prefix := open(b)
 	var storeDur, rebuildDur, rawDur time.Duration
+	var storeCPU, rebuildCPU, rawCPU float64 // Redis CPU seconds
 	b.ResetTimer()
 	for i := range b.N {
 		store, ver, err := p.Begin(ctx)
@@ -53,7 +57,7 @@ func BenchmarkReplayRedis(b *testing.B) {
 		}
 		raw := prefix + "raw" + strconv.Itoa(i) + ":"
 		for k, seg := range segs {
-			start := time.Now()
+			start, cpu := time.Now(), redisCPU(b, rdb)
 			for part, recs := range seg {
 				for from := 0; from < len(recs); from += 10_000 {
 					batch := recs[from:min(from+10_000, len(recs))]
@@ -63,9 +67,12 @@ func BenchmarkReplayRedis(b *testing.B) {
 				}
 			}
 			storeDur += time.Since(start)
-			start = time.Now()
+			now := redisCPU(b, rdb)
+			storeCPU += now - cpu
+			start, cpu = time.Now(), now
 			rawReplay(ctx, b, rdb, raw, evs[k*segLen:(k+1)*segLen])
 			rawDur += time.Since(start)
+			rawCPU += redisCPU(b, rdb) - cpu
 		}
 		b.StopTimer()
 		if err := p.Abandon(ctx, ver); err != nil {
@@ -74,13 +81,14 @@ func BenchmarkReplayRedis(b *testing.B) {
 		dropPrefix(ctx, b, rdb, raw)
 		b.StartTimer()
 
-		start := time.Now()
+		start, cpu := time.Now(), redisCPU(b, rdb)
 		if err := projections.Rebuild(ctx, projections.RebuildConfig{
 			Kafka: kafka.ClientConfig{Brokers: []string{addr}}, Topic: topic, Codec: kafkatest.Codec(b), Target: p,
 		}); err != nil {
 			b.Fatal(err)
 		}
 		rebuildDur += time.Since(start)
+		rebuildCPU += redisCPU(b, rdb) - cpu
 	}
 	total := float64(benchEvents * b.N)
 	storeRate := total / storeDur.Seconds()
@@ -91,6 +99,9 @@ func BenchmarkReplayRedis(b *testing.B) {
 	b.ReportMetric(rawRate, "raw_events/s")
 	b.ReportMetric(storeRate/rawRate, "ratio")
 	b.ReportMetric(rebuildRate/rawRate, "rebuild_ratio")
+	b.ReportMetric(storeCPU*1e6/total, "store_redis_us/event")
+	b.ReportMetric(rebuildCPU*1e6/total, "rebuild_redis_us/event")
+	b.ReportMetric(rawCPU*1e6/total, "raw_redis_us/event")
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -138,4 +149,24 @@ func dropPrefix(ctx context.Context, b *testing.B, rdb *goredis.Client, prefix s
 			b.Fatal(err)
 		}
 	}
+}
+
+// redisCPU is the CPU time Redis has used (user + system), in seconds.
+func redisCPU(b *testing.B, rdb *goredis.Client) float64 {
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sum float64
+	for _, line := range strings.Split(info, "\n") {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+		if k == "used_cpu_user" || k == "used_cpu_sys" {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				b.Fatalf("INFO cpu %s: %v", line, err)
+			}
+			sum += f
+		}
+	}
+	return sum
 }
