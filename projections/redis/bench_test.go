@@ -58,14 +58,7 @@ func BenchmarkReplayRedis(b *testing.B) {
 		raw := prefix + "raw" + strconv.Itoa(i) + ":"
 		for k, seg := range segs {
 			start, cpu := time.Now(), redisCPU(b, rdb)
-			for part, recs := range seg {
-				for from := 0; from < len(recs); from += 10_000 {
-					batch := recs[from:min(from+10_000, len(recs))]
-					if err := store.Apply(ctx, part, batch, batch[len(batch)-1].Offset+1); err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
+			applySegment(ctx, b, store, seg)
 			storeDur += time.Since(start)
 			now := redisCPU(b, rdb)
 			storeCPU += now - cpu
@@ -103,6 +96,19 @@ func BenchmarkReplayRedis(b *testing.B) {
 	b.ReportMetric(rebuildCPU*1e6/total, "rebuild_redis_us/event")
 	b.ReportMetric(rawCPU*1e6/total, "raw_redis_us/event")
 	b.ReportMetric(0, "ns/op")
+}
+
+// applySegment applies each partition's records of seg to store in
+// batches of 10,000.
+func applySegment(ctx context.Context, b *testing.B, store projections.Store, seg map[int32][]events.Record) {
+	for part, recs := range seg {
+		for from := 0; from < len(recs); from += 10_000 {
+			batch := recs[from:min(from+10_000, len(recs))]
+			if err := store.Apply(ctx, part, batch, batch[len(batch)-1].Offset+1); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 }
 
 // rawReplay sends the projection's writes for evs as plain commands,

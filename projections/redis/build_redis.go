@@ -20,14 +20,15 @@ const maxFoldAttempts = 5
 var errBuiltActive = errors.New("the version is active")
 
 // applyBuilt folds recs into a version being built (one only a rebuild
-// writes), chunk by chunk (BuildChunkSize records), with no script: under
-// WATCH of the active pointer, the version list and the partition's build
-// key (bw:<partition>), one pipeline reads the checkpoint and every key the
-// chunk touches; Go folds the records at or past the checkpoint into those
-// values (fold); one MULTI/EXEC writes each key's net change, the
-// checkpoint and the build key. EXEC fails if a watched key changed since
-// the read (another write of this partition's chunk, a Promote, a version
-// dropped), and the chunk is read again. A crash anywhere leaves either
+// writes), chunk by chunk (BuildChunkSize records), with no per-record
+// script: under WATCH of the active pointer, the version list, the
+// partition's build key (bw:<partition>) and the keys the chunk may write,
+// one pipeline reads the checkpoint and those keys; Go folds the records at
+// or past the checkpoint into the values read (fold); one MULTI/EXEC writes
+// each key's net change, the checkpoint and the build key. EXEC applies
+// nothing if a watched key changed since the read (a late copy of the same
+// chunk, a Promote, a version dropped, another partition's chunk on the
+// same room), and the chunk is read again. A crash anywhere leaves either
 // all of a chunk or none of it. Once the version is active, the rest of
 // the batch goes through applyScript like the live projector's.
 func (p *Projection) applyBuilt(ctx context.Context, s *versionStore, partition int32, recs []events.Record, next int64) error {

@@ -23,8 +23,9 @@ import (
 // sorted order (hash fields, set members, sorted-set members with integer
 // scores), each string length-prefixed. The checkpoints (and a build's
 // bw keys, see applyBuilt), the bound topic id and the pointer are left
-// out, so a live projection and a rebuild of the same log digest equally. Call it when no batch is being applied (a concurrent Apply may
-// be half-seen); if a Promote happens meanwhile it starts again. With no
+// out, so a live projection and a rebuild of the same log digest equally.
+// Call it when no batch is being applied (a concurrent Apply may be
+// half-seen); if a Promote happens meanwhile it starts again. With no
 // active version (Redis lost its data and no Apply re-created it yet) it
 // is the digest of an empty projection.
 func (p *Projection) Digest(ctx context.Context) (string, error) {
