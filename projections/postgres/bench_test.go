@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,7 +23,10 @@ import (
 	"github.com/rtstack/rtstack/projections"
 )
 
-var replayEvents = flag.Int("replay.events", 1_000_000, "events BenchmarkReplayPostgres replays")
+var (
+	replayEvents  = flag.Int("replay.events", 1_000_000, "events BenchmarkReplayPostgres replays")
+	replayProfile = flag.String("replay.profile", "", "file prefix: CPU and allocation profiles of the replay alone (PREFIX.cpu.pprof, PREFIX.allocs.pprof, PREFIX.allocs-before.pprof)")
+)
 
 // benchSend is the i-th event of the benchmark log: a chat message of ~100
 // bytes in one of 1000 rooms.
@@ -102,12 +106,14 @@ func BenchmarkReplayPostgres(b *testing.B) {
 	var peak int64
 	b.ResetTimer()
 	for range b.N {
+		stopProfile := startProfile(b, *replayProfile)
 		t0 := time.Now()
 		if err := projections.Rebuild(ctx, projections.RebuildConfig{Kafka: kafka.ClientConfig{Brokers: []string{br.Addr()}}, Topic: topic, Codec: codec, Target: p, Logger: quiet()}); err != nil {
 			b.Fatal(err)
 		}
 		replay += time.Since(t0)
 		peak = max(peak, procStatus("VmHWM:"))
+		stopProfile()
 
 		b.StopTimer()
 		if _, err := p.Pool().Exec(ctx, "TRUNCATE copy_baseline"); err != nil {
@@ -142,6 +148,41 @@ func BenchmarkReplayPostgres(b *testing.B) {
 	b.ReportMetric(float64(peak)/(1<<20), "replay-peak-RSS-MiB")
 	b.ReportMetric(float64(baseRSS)/(1<<20), "RSS-before-MiB")
 	b.ReportMetric(0, "ns/op") // the whole-run figures above are the result
+}
+
+// startProfile starts a CPU profile into prefix.cpu.pprof and writes the
+// allocations so far to prefix.allocs-before.pprof; the returned func stops
+// it and writes prefix.allocs.pprof, so
+// `go tool pprof -diff_base PREFIX.allocs-before.pprof PREFIX.allocs.pprof`
+// shows what the replay alone allocated. An empty prefix profiles nothing.
+func startProfile(b *testing.B, prefix string) (stop func()) {
+	b.Helper()
+	if prefix == "" {
+		return func() {}
+	}
+	writeAllocs := func(path string) {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	writeAllocs(prefix + ".allocs-before.pprof")
+	f, err := os.Create(prefix + ".cpu.pprof")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+		writeAllocs(prefix + ".allocs.pprof")
+	}
 }
 
 // procStatus returns a size field of /proc/self/status (VmHWM: peak resident
