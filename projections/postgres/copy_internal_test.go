@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"testing"
 	"testing/iotest"
@@ -32,7 +33,7 @@ func TestMessageCopyReadsTheSameInAnyChunking(t *testing.T) {
 		for {
 			n, err := r.Read(buf)
 			got.Write(buf[:n])
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				break
 			}
 			if err != nil {
