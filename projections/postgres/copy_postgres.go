@@ -11,7 +11,7 @@ import (
 
 // The messages COPY writes Postgres' binary COPY format itself: pgx's
 // CopyFrom boxes every value in an interface and plans its encoding per
-// value, which cost a replay more CPU than decoding the events did. The
+// value, which cost a replay about as much CPU as decoding the events. The
 // format: a header, then per row a field count and each field as a length
 // and its binary send form, then a trailer (see "COPY … Binary Format" in
 // the Postgres manual).
