@@ -66,12 +66,13 @@ func (p *Projection) applyBuilt(ctx context.Context, s *versionStore, partition 
 func (p *Projection) buildChunk(ctx context.Context, s *versionStore, part string, recs []events.Record, next int64) error {
 	var err error
 	for range maxFoldAttempts {
-		f := newFold(p.cfg.Prefix+s.version+":", p.span)
+		f := s.fold()
 		f.gather(recs)
 		watched := f.watchKeys([]string{p.cfg.Prefix + "active", p.cfg.Prefix + "versions", f.v + "bw:" + part})
 		err = p.rdb.Watch(ctx, func(tx *goredis.Tx) error {
 			return p.foldOnce(ctx, tx, f, s, part, next)
 		}, watched...)
+		s.release(f)
 		if !errors.Is(err, goredis.TxFailedErr) {
 			return err
 		}

@@ -27,6 +27,8 @@ type fold struct {
 	sentD []int64     // their lb:sent changes
 	rxD   map[string]int64
 	rxOf  []string // rxD's authors, first seen first
+
+	free []*roomFold // rooms of earlier chunks, to reuse (see reset)
 }
 
 // op is one record as gather resolved it.
@@ -46,6 +48,12 @@ type op struct {
 type names struct {
 	list []string
 	idx  map[string]int32
+}
+
+func (n *names) reset() {
+	clear(n.list)
+	n.list = n.list[:0]
+	clear(n.idx)
 }
 
 func (n *names) of(s string) int32 {
@@ -97,11 +105,68 @@ func newFold(v string, span int64) *fold {
 	return &fold{v: v, span: span, rooms: map[string]*roomFold{}}
 }
 
+// reset empties f for the next chunk but keeps what it allocated: a build
+// reuses its folds (versionStore.folds), so it allocates for the largest
+// chunk once instead of for every chunk.
+func (f *fold) reset() {
+	for _, r := range f.order {
+		r.reset()
+	}
+	f.free = append(f.free, f.order...)
+	clear(f.order)
+	f.order = f.order[:0]
+	clear(f.rooms)
+	clear(f.ops)
+	f.ops = f.ops[:0]
+	f.sent.reset()
+	f.sentD = f.sentD[:0]
+	clear(f.rxD)
+	clear(f.rxOf)
+	f.rxOf = f.rxOf[:0]
+}
+
+func (r *roomFold) reset() {
+	for _, n := range []*names{&r.ids, &r.rxs, &r.mus, &r.users, &r.members} {
+		n.reset()
+	}
+	clear(r.toRead)
+	clear(r.author)
+	clear(r.newMsgs)
+	*r = roomFold{
+		ids: r.ids, rxs: r.rxs, mus: r.mus, users: r.users, members: r.members,
+		toRead: r.toRead[:0], readAt: r.readAt[:0], author: r.author[:0], known: r.known[:0],
+		inRx: r.inRx[:0], rxN: r.rxN[:0], rxN0: r.rxN0[:0], score: r.score[:0], lbD: r.lbD[:0],
+		member: r.member[:0], newMsgs: r.newMsgs[:0],
+		buckets: clearMap(r.buckets), bucket0: clearMap(r.bucket0), bucketName: clearMap(r.bucketName),
+	}
+}
+
+func clearMap[K comparable, V any](m map[K]V) map[K]V {
+	clear(m)
+	return m
+}
+
+// zeroed returns s with length n, every element zero, reusing its array.
+func zeroed[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
+}
+
 func (f *fold) room(name string) *roomFold {
 	if r, ok := f.rooms[name]; ok {
 		return r
 	}
-	r := &roomFold{name: name, key: f.v + "r:" + name + ":"}
+	var r *roomFold
+	if n := len(f.free); n > 0 {
+		r, f.free = f.free[n-1], f.free[:n-1]
+	} else {
+		r = &roomFold{}
+	}
+	r.name, r.key = name, f.v+"r:"+name+":"
 	f.rooms[name] = r
 	f.order = append(f.order, r)
 	return r
@@ -111,7 +176,7 @@ func (f *fold) room(name string) *roomFold {
 // record, also those the checkpoint will turn out to skip: reading a few
 // keys more is harmless, and the checkpoint is read with the values.
 func (f *fold) gather(recs []events.Record) {
-	f.ops = make([]op, 0, len(recs))
+	f.ops = f.ops[:0]
 	for _, rec := range recs {
 		o := op{off: rec.Offset}
 		switch e := rec.Event.(type) {
@@ -215,19 +280,19 @@ func (f *fold) load(reads []roomReads) error {
 			return err
 		}
 	}
-	f.sentD = make([]int64, len(f.sent.list))
+	f.sentD = zeroed(f.sentD, len(f.sent.list))
 	return nil
 }
 
 func (r *roomFold) load(q *roomReads) error {
-	r.author, r.known = make([]string, len(r.ids.list)), make([]bool, len(r.ids.list))
+	r.author, r.known = zeroed(r.author, len(r.ids.list)), zeroed(r.known, len(r.ids.list))
 	if q.authors != nil {
 		for j, v := range q.authors.Val() {
 			at := r.readAt[j]
 			r.author[at], r.known[at] = v.(string)
 		}
 	}
-	r.inRx, r.rxN, r.rxN0 = make([]bool, len(r.rxs.list)), make([]int64, len(r.mus.list)), make([]int64, len(r.mus.list))
+	r.inRx, r.rxN, r.rxN0 = zeroed(r.inRx, len(r.rxs.list)), zeroed(r.rxN, len(r.mus.list)), zeroed(r.rxN0, len(r.mus.list))
 	if q.inRx != nil {
 		r.in0 = q.inRx.Val()
 		copy(r.inRx, r.in0)
@@ -239,8 +304,8 @@ func (r *roomFold) load(q *roomReads) error {
 			r.rxN[j], r.rxN0[j] = n, n
 		}
 	}
-	r.member = make([]bool, len(r.members.list))
-	r.lbD = make([]int64, len(r.users.list))
+	r.member = zeroed(r.member, len(r.members.list))
+	r.lbD = zeroed(r.lbD, len(r.users.list))
 	if !r.sends {
 		return nil
 	}
@@ -257,7 +322,9 @@ func (r *roomFold) loadSends(q *roomReads) error {
 		r.newest, r.hasNew, r.newest0 = n, true, s
 	}
 	kv := q.pm.Val()
-	r.buckets, r.bucket0, r.bucketName = make(map[int64]int64, len(kv)+8), make(map[int64]int64, len(kv)), make(map[int64]string, len(kv))
+	if r.buckets == nil {
+		r.buckets, r.bucket0, r.bucketName = make(map[int64]int64, len(kv)+8), make(map[int64]int64, len(kv)), make(map[int64]string, len(kv))
+	}
 	for name, v := range kv {
 		m, err1 := strconv.ParseInt(name, 10, 64)
 		c, err2 := strconv.ParseInt(v, 10, 64)
@@ -269,7 +336,7 @@ func (r *roomFold) loadSends(q *roomReads) error {
 			r.oldest, r.hasOld = m, true
 		}
 	}
-	r.score = make([]int64, len(r.users.list))
+	r.score = zeroed(r.score, len(r.users.list))
 	for j, s := range q.scores.Val() {
 		r.score[j] = int64(s)
 	}

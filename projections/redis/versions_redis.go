@@ -19,6 +19,21 @@ type versionStore struct {
 
 	filterOnce sync.Once
 	filter     *idFilter // the message ids written through it (see applyBuilt)
+	folds      sync.Pool // of *fold, reset: one per chunk being folded
+}
+
+// fold returns an empty fold for a chunk of s's version.
+func (s *versionStore) fold() *fold {
+	if f, ok := s.folds.Get().(*fold); ok {
+		return f
+	}
+	return newFold(s.p.cfg.Prefix+s.version+":", s.p.span)
+}
+
+// release resets f and keeps it for the next chunk.
+func (s *versionStore) release(f *fold) {
+	f.reset()
+	s.folds.Put(f)
 }
 
 // ids returns the filter of the message ids written through s, made on
