@@ -101,8 +101,9 @@
 // catches up) the rest of the batch goes through the script, as the live
 // projector's does. A build holds in memory what one chunk touches (a few
 // entries per record, and up to Window minutes of buckets per room that
-// gets messages), plus a fixed 8 MiB Bloom filter of the message ids it
-// wrote: an id the filter never saw is certainly new (the version began
+// gets messages; the tables are reused from chunk to chunk, so the largest
+// chunk sets the size), plus a fixed 8 MiB Bloom filter of the message ids
+// it wrote: an id the filter never saw is certainly new (the version began
 // empty), so its dedupe read is skipped.
 //
 // Promote flips the pointer in a script too (only if the new version's
