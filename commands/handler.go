@@ -528,6 +528,9 @@ var mention = regexp.MustCompile(`(?:^|[^\w@])@([A-Za-z0-9_.-]{1,64})`)
 // Mentions returns the distinct user ids named as @user in text, in order of
 // first appearance, at most MaxMentions.
 func Mentions(text string) []string {
+	if strings.IndexByte(text, '@') < 0 {
+		return nil // most messages: skip the expression
+	}
 	var out []string
 	for _, m := range mention.FindAllStringSubmatch(text, -1) {
 		u := strings.TrimRight(m[1], ".-") // "@bob." ends a sentence
