@@ -156,7 +156,9 @@ type Submission struct {
 // wait for that append's outcome; then the claims taken for the sends after
 // it are released, and it and the rest are submitted one by one, as Submit
 // does: a lane never holds a later claim while it waits, so two
-// connections waiting on each other's claims cannot wait forever.
+// connections waiting on each other's claims cannot wait forever. The
+// first send's context bounds the wait for the claims of all (the gateway
+// gives a run one deadline).
 func (h *Handler) SubmitAll(subs []Submission) []*Pending {
 	out := make([]*Pending, len(subs))
 	if len(subs) == 1 {
@@ -201,7 +203,7 @@ func (h *Handler) decideAll(subs []Submission) ([]decision, []error) {
 	if len(keys) == 0 {
 		return ds, errs
 	}
-	claims, cerrs := bc.ClaimAll(subs[at[0]].Ctx, keys, claimTTL) // every action of a run has the same deadline
+	claims, cerrs := bc.ClaimAll(subs[at[0]].Ctx, keys, claimTTL)
 	for n, i := range at {
 		sm := subs[i].Action.(SendMessage)
 		pos, dup, release, held := claimed(subs[i].Ctx, bc, keys[n], claims[n], cerrs[n])

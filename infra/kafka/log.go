@@ -34,9 +34,16 @@ type Log struct {
 	topic string
 
 	mu     sync.Mutex // guards held and flying
+	space  *sync.Cond // on mu: broadcast when the held records leave as a flight
 	held   []heldRecord
 	flying int // records of the flight under way not answered yet
 }
+
+// maxHeld bounds the appends held for the next flight, as the producer's
+// own buffer (kgo's MaxBufferedRecords default) bounds what it holds: past
+// it AppendAsync waits, so a broker that does not answer backs the callers
+// up instead of growing the queue.
+const maxHeld = 10000
 
 // heldRecord is an append waiting for the flight under way.
 type heldRecord struct {
@@ -46,7 +53,9 @@ type heldRecord struct {
 
 // NewLog returns an appender writing to topic through cl.
 func NewLog(cl *kgo.Client, codec *schemas.Codec, topic string) *Log {
-	return &Log{cl: cl, codec: codec, topic: topic}
+	l := &Log{cl: cl, codec: codec, topic: topic}
+	l.space = sync.NewCond(&l.mu)
+	return l
 }
 
 // Append writes ev and returns its position once the broker acknowledged it
@@ -70,7 +79,7 @@ func (l *Log) Append(ctx context.Context, ev events.Event) (events.Position, err
 // order of the appends, the idempotent producer keeps it per partition,
 // and a room is one partition (the room is the key), so appends issued one
 // after another for a room land in that order. It blocks only while the
-// producer's buffer is full.
+// producer's buffer, or the next flight (maxHeld), is full.
 func (l *Log) AppendAsync(ctx context.Context, ev events.Event, done func(events.Position, error)) {
 	rec, err := l.record(ctx, ev)
 	if err != nil {
@@ -82,6 +91,9 @@ func (l *Log) AppendAsync(ctx context.Context, ev events.Event, done func(events
 		l.landed()
 	}
 	l.mu.Lock()
+	for l.flying > 0 && len(l.held) >= maxHeld {
+		l.space.Wait()
+	}
 	if l.flying > 0 {
 		l.held = append(l.held, heldRecord{rec, promise})
 		l.mu.Unlock()
@@ -103,6 +115,7 @@ func (l *Log) landed() {
 	}
 	next := l.held
 	l.held, l.flying = nil, len(next)
+	l.space.Broadcast()
 	l.mu.Unlock()
 	// Not in this promise: Produce may block on a full buffer, which only
 	// promises free. The goroutine ends once the flight is handed over.
