@@ -43,11 +43,8 @@ type conn struct {
 	spare     [][]byte      // the writer's previous batch, reused as the next queue while it runs
 	pending   int           // bytes queued or being written; over cfg.SendQueueBytes only by one frame alone
 	writing   bool          // a writer goroutine is running (or the socket is closed: no more start)
-	parked    bool          // the writer waits on wake for more
+	parked    bool          // the writer waits on wake for more, up to writerLinger
 	wake      chan struct{} // capacity 1; made the first time the writer parks
-	linger    *time.Timer   // while a writer runs: ends it once parked a whole writerLinger
-	busy      bool          // the writer took work since the linger timer last fired
-	retire    bool          // the linger timer found the writer idle: it ends
 	pingDue   bool          // the ping timer fired: the writer sends a ping
 	ping      *time.Timer
 	closing   bool   // no more frames accepted
@@ -104,42 +101,11 @@ func (c *conn) signalLocked() {
 	}
 }
 
-// writerLinger is how long, at least, a writer that wrote frames waits
-// for the next batch before it ends (at most twice as long). Under load
-// batches come milliseconds apart: a writer started for each would cost a
-// goroutine and the growth of its stack every time (13 % of the CPU at
-// 1,000 members × 200 msg/s). A timer per writer, firing every
-// writerLinger, ends it: not one per wait, which costs as much.
+// writerLinger is how long a writer that just wrote frames waits for the
+// next batch before it ends. Under load batches come milliseconds apart:
+// a writer started for each would cost a goroutine and the growth of its
+// stack every time (13 % of the CPU at 1,000 members × 200 msg/s).
 const writerLinger = 20 * time.Millisecond
-
-// lingerTick runs every writerLinger while a writer runs: a writer parked
-// since the last tick is told to end; a busy one is left alone.
-func (c *conn) lingerTick() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.linger == nil {
-		return // the writer ended meanwhile
-	}
-	if c.busy || !c.parked {
-		c.busy = false
-		c.linger.Reset(writerLinger)
-		return
-	}
-	c.retire, c.parked = true, false
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-
-// stopLingerLocked ends the linger timer of a writer that ends.
-func (c *conn) stopLingerLocked() {
-	if c.linger != nil {
-		c.linger.Stop()
-		c.linger = nil
-	}
-	c.retire, c.parked = false, false
-}
 
 // pingTick runs on the ping timer: it asks for a ping and, when no writer is
 // running, becomes the writer in the timer's own goroutine.
@@ -302,22 +268,18 @@ func (c *conn) take(mayPark bool) (t writerTask, st takeState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.queue) == 0 && !c.pingDue && !c.closing {
-		if mayPark && !c.retire {
+		if mayPark {
 			if c.wake == nil {
 				c.wake = make(chan struct{}, 1)
-			}
-			if c.linger == nil {
-				c.linger = time.AfterFunc(writerLinger, c.lingerTick)
 			}
 			c.parked = true
 			return t, takePark
 		}
-		c.stopLingerLocked()
-		c.writing = false
+		c.writing, c.parked = false, false
 		c.queue, c.spare = nil, nil
 		return t, takeEnd
 	}
-	c.parked, c.retire, c.busy = false, false, true
+	c.parked = false
 	t = writerTask{batch: c.queue, ping: c.pingDue, closing: c.closing, code: c.closeCode, text: c.closeText, flush: c.flush}
 	c.queue, c.spare, c.pingDue = c.spare[:0], nil, false
 	c.space.Broadcast()
@@ -329,6 +291,12 @@ func (c *conn) take(mayPark bool) (t writerTask, st takeState) {
 // after a failed write; in the last two cases it closes the socket, which
 // ends the reader, and no writer starts again (writing stays true).
 func (c *conn) writeLoop() {
+	var linger *time.Timer
+	defer func() {
+		if linger != nil {
+			linger.Stop()
+		}
+	}()
 	wrote := false // the last round wrote frames: wait for more before ending
 	for {
 		t, st := c.take(wrote)
@@ -336,7 +304,16 @@ func (c *conn) writeLoop() {
 		case takeEnd:
 			return
 		case takePark:
-			<-c.wake // a push, the close, a ping, or lingerTick
+			if linger == nil {
+				linger = time.NewTimer(writerLinger)
+			} else {
+				linger.Reset(writerLinger)
+			}
+			select {
+			case <-c.wake:
+			case <-linger.C:
+				wrote = false // the next take ends the writer if nothing came
+			}
 			continue
 		}
 		wrote = len(t.batch) > 0
@@ -367,9 +344,6 @@ func (c *conn) write(t writerTask) (ended bool) {
 	c.space.Broadcast()
 	if err != nil {
 		c.closeLocked(websocket.CloseAbnormalClosure, "", false)
-	}
-	if err != nil || t.closing {
-		c.stopLingerLocked() // this writer is the last
 	}
 	c.mu.Unlock()
 	if err == nil && t.closing {
