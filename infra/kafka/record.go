@@ -23,16 +23,24 @@ func Partitioner() kgo.Partitioner { return kgo.StickyKeyPartitioner(nil) }
 // RoomPartitioner tells which partition of one topic holds a room, with the
 // producers' own Partitioner. Like kgo.TopicPartitioner it is not safe for
 // concurrent use.
-type RoomPartitioner struct{ tp kgo.TopicPartitioner }
+type RoomPartitioner struct {
+	tp kgo.TopicPartitioner
+	// scratch is the record partitioned, reused: every consumer checks the
+	// placement of every record, and a new one each time was a replay's
+	// biggest allocation after the events themselves.
+	scratch *kgo.Record
+}
 
 // NewRoomPartitioner returns the room partitioner of topic.
 func NewRoomPartitioner(topic string) RoomPartitioner {
-	return RoomPartitioner{tp: Partitioner().ForTopic(topic)}
+	// A non-nil key even for "": a nil key would be partitioned at random.
+	return RoomPartitioner{tp: Partitioner().ForTopic(topic), scratch: &kgo.Record{Key: make([]byte, 0, 64)}}
 }
 
 // Partition returns the partition of room among partitions.
 func (p RoomPartitioner) Partition(room string, partitions int) int32 {
-	return int32(p.tp.Partition(&kgo.Record{Key: []byte(room)}, partitions))
+	p.scratch.Key = append(p.scratch.Key[:0], room...)
+	return int32(p.tp.Partition(p.scratch, partitions))
 }
 
 // InRoom reports whether r belongs to room, without decoding it or copying

@@ -3,8 +3,11 @@ package kafka_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/infra/kafka"
@@ -60,5 +63,22 @@ func TestRoomPartitionerAgreesWithTheProducer(t *testing.T) {
 	}
 	if len(seen) < 2 {
 		t.Errorf("40 rooms all in %d partition(s): the key is not what partitions", len(seen))
+	}
+}
+
+// RoomPartitioner reuses one scratch record: rooms of any length, in any
+// order, and the empty room (hashed, not sticky) get the partition a
+// fresh record of their key gets.
+func TestRoomPartitionerReusesItsRecordSafely(t *testing.T) {
+	part := kafka.NewRoomPartitioner(kafka.DefaultTopic)
+	// "" first: a nil key would be partitioned at random (sticky), not hashed.
+	rooms := []string{"", "a-much-longer-room-name-than-the-others-" + strings.Repeat("x", 100), "r", "", "room-7", "r", "ünïcode"}
+	for range 3 {
+		for _, room := range rooms {
+			fresh := kafka.Partitioner().ForTopic(kafka.DefaultTopic).Partition(&kgo.Record{Key: []byte(room)}, 1000)
+			if got := part.Partition(room, 1000); got != int32(fresh) {
+				t.Errorf("room %q: partition %d, a fresh record's %d", room, got, fresh)
+			}
+		}
 	}
 }

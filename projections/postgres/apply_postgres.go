@@ -257,17 +257,6 @@ func (m *msg) row() []any {
 		m.edited, m.editedTS, m.deleted, m.deletedTS, mentions}
 }
 
-// copyMessages inserts new rows with COPY. A duplicate key fails the copy,
-// and apply folds again with the existing rows loaded.
-func copyMessages(ctx context.Context, tx pgx.Tx, schema string, ms []*msg) error {
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{schema, "messages"}, messageColumns,
-		pgx.CopyFromSlice(len(ms), func(i int) ([]any, error) { return ms[i].row(), nil }))
-	if err != nil {
-		return fmt.Errorf("copy messages: %w", err)
-	}
-	return nil
-}
-
 func queueMessages(b *pgx.Batch, schema string, ms []*msg) {
 	for _, m := range ms {
 		b.Queue(`INSERT INTO `+schema+`.messages (room, message_id, "user", text, ts, "partition", "offset", edited, edited_ts, deleted, deleted_ts, mentions)

@@ -8,12 +8,15 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/rtstack/rtstack/events"
@@ -22,7 +25,10 @@ import (
 	"github.com/rtstack/rtstack/projections"
 )
 
-var replayEvents = flag.Int("replay.events", 1_000_000, "events BenchmarkReplayPostgres replays")
+var (
+	replayEvents  = flag.Int("replay.events", 1_000_000, "events BenchmarkReplayPostgres replays")
+	replayProfile = flag.String("replay.profile", "", "file prefix: CPU and allocation profiles of the replay alone (PREFIX.cpu.pprof, PREFIX.allocs.pprof, PREFIX.allocs-before.pprof)")
+)
 
 // benchSend is the i-th event of the benchmark log: a chat message of ~100
 // bytes in one of 1000 rooms.
@@ -99,21 +105,27 @@ func BenchmarkReplayPostgres(b *testing.B) {
 	baseRSS := procStatus("VmRSS:")
 
 	var replay, copying time.Duration
+	var replayCPU, copyCPU cpuTimes
 	var peak int64
 	b.ResetTimer()
 	for range b.N {
+		stopProfile := startProfile(b, *replayProfile)
+		c0 := cpuNow(ctx, b, p.Pool())
 		t0 := time.Now()
 		if err := projections.Rebuild(ctx, projections.RebuildConfig{Kafka: kafka.ClientConfig{Brokers: []string{br.Addr()}}, Topic: topic, Codec: codec, Target: p, Logger: quiet()}); err != nil {
 			b.Fatal(err)
 		}
 		replay += time.Since(t0)
+		replayCPU = replayCPU.add(cpuNow(ctx, b, p.Pool()).sub(c0))
 		peak = max(peak, procStatus("VmHWM:"))
+		stopProfile()
 
 		b.StopTimer()
 		if _, err := p.Pool().Exec(ctx, "TRUNCATE copy_baseline"); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
+		c1 := cpuNow(ctx, b, p.Pool())
 		t1 := time.Now()
 		i := 0
 		empty := []string{}
@@ -129,6 +141,7 @@ func BenchmarkReplayPostgres(b *testing.B) {
 			b.Fatal(err)
 		}
 		copying += time.Since(t1)
+		copyCPU = copyCPU.add(cpuNow(ctx, b, p.Pool()).sub(c1))
 	}
 	b.StopTimer()
 	if got := messageCount(b, p); got != n {
@@ -139,9 +152,101 @@ func BenchmarkReplayPostgres(b *testing.B) {
 	b.ReportMetric(replayRate, "events/s")
 	b.ReportMetric(copyRate, "copyfrom-rows/s")
 	b.ReportMetric(replayRate/copyRate, "ratio")
+	b.ReportMetric(replayCPU.self/float64(b.N), "replay-cpu-s")
+	b.ReportMetric(replayCPU.pg/float64(b.N), "replay-pg-cpu-s")
+	b.ReportMetric(copyCPU.self/float64(b.N), "copyfrom-cpu-s")
+	b.ReportMetric(copyCPU.pg/float64(b.N), "copyfrom-pg-cpu-s")
 	b.ReportMetric(float64(peak)/(1<<20), "replay-peak-RSS-MiB")
 	b.ReportMetric(float64(baseRSS)/(1<<20), "RSS-before-MiB")
 	b.ReportMetric(0, "ns/op") // the whole-run figures above are the result
+}
+
+// startProfile starts a CPU profile into prefix.cpu.pprof and writes the
+// allocations so far to prefix.allocs-before.pprof; the returned func stops
+// it and writes prefix.allocs.pprof, so
+// `go tool pprof -diff_base PREFIX.allocs-before.pprof PREFIX.allocs.pprof`
+// shows what the replay alone allocated. An empty prefix profiles nothing.
+func startProfile(b *testing.B, prefix string) (stop func()) {
+	b.Helper()
+	if prefix == "" {
+		return func() {}
+	}
+	writeAllocs := func(path string) {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	writeAllocs(prefix + ".allocs-before.pprof")
+	f, err := os.Create(prefix + ".cpu.pprof")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+		writeAllocs(prefix + ".allocs.pprof")
+	}
+}
+
+// cpuTimes are CPU-seconds (user + system) spent by this process (the
+// replay's Go side, the in-process broker included) and by the Postgres
+// backends of this database. On a shared machine they move much less than
+// rates do. Parallel index-build workers exit before they can be read, so
+// the Postgres figure leaves out most of the history index's build.
+type cpuTimes struct{ self, pg float64 }
+
+func (c cpuTimes) add(d cpuTimes) cpuTimes { return cpuTimes{c.self + d.self, c.pg + d.pg} }
+
+// sub is c − d (a backend that started after d counts from zero).
+func (c cpuTimes) sub(d cpuTimes) cpuTimes { return cpuTimes{c.self - d.self, c.pg - d.pg} }
+
+// cpuNow reads both; where /proc or getrusage is missing a part is 0.
+func cpuNow(ctx context.Context, b *testing.B, pool *pgxpool.Pool) cpuTimes {
+	b.Helper()
+	var c cpuTimes
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		c.self = float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
+	}
+	rows, err := pool.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+	if err != nil {
+		b.Fatal(err)
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, pid := range pids {
+		c.pg += procCPU(pid)
+	}
+	return c
+}
+
+// procCPU returns the CPU-seconds of process pid, 0 if unreadable.
+func procCPU(pid int32) float64 {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// Fields after the command, which is in parentheses and may hold spaces:
+	// utime and stime are the 12th and 13th, in clock ticks (100 a second
+	// on Linux).
+	i := strings.LastIndexByte(string(raw), ')')
+	f := strings.Fields(string(raw[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	s, _ := strconv.ParseFloat(f[12], 64)
+	return (u + s) / 100
 }
 
 // procStatus returns a size field of /proc/self/status (VmHWM: peak resident

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -83,38 +84,51 @@ type fold struct {
 	hooksRemoved []msgKey
 	// reactsOf indexes reactions by message, so a delete drops them fast.
 	reactsOf map[msgKey][]reactKey
+	slab     []msg // newMsg's current allocation
 	// present are the emoji each user has on a message (loaded from the
 	// table for the pairs the batch adds to, then folded), for the cap.
 	present map[msgKey]map[string]map[string]bool
 }
 
 // refs returns the message keys recs refers to without sending them first
-// (edits, deletes, reactions): the rows to load before folding.
+// (edits, deletes, reactions): the rows to load before folding. Its maps
+// hold only referenced keys, so a batch of sends alone allocates nothing.
 func refs(recs []events.Record) []msgKey {
-	sent := map[msgKey]bool{}
-	seen := map[msgKey]bool{}
+	first := map[msgKey]int{} // index of the first reference
 	var out []msgKey
-	add := func(k msgKey) {
-		if !sent[k] && !seen[k] {
-			seen[k] = true
+	for i, r := range recs {
+		var room, id string
+		switch ev := r.Event.(type) {
+		case *events.MessageEdited:
+			room, id = ev.Room, ev.MessageID
+		case *events.MessageDeleted:
+			room, id = ev.Room, ev.MessageID
+		case *events.ReactionAdded:
+			room, id = ev.Room, ev.MessageID
+		case *events.ReactionRemoved:
+			room, id = ev.Room, ev.MessageID
+		default:
+			continue
+		}
+		k := msgKey{clean(room), clean(id)}
+		if _, ok := first[k]; !ok {
+			first[k] = i
 			out = append(out, k)
 		}
 	}
-	for _, r := range recs {
-		switch ev := r.Event.(type) {
-		case *events.MessageSent:
-			sent[msgKey{clean(ev.Room), clean(ev.MessageID)}] = true
-		case *events.MessageEdited:
-			add(msgKey{clean(ev.Room), clean(ev.MessageID)})
-		case *events.MessageDeleted:
-			add(msgKey{clean(ev.Room), clean(ev.MessageID)})
-		case *events.ReactionAdded:
-			add(msgKey{clean(ev.Room), clean(ev.MessageID)})
-		case *events.ReactionRemoved:
-			add(msgKey{clean(ev.Room), clean(ev.MessageID)})
+	if len(out) == 0 {
+		return nil
+	}
+	sentFirst := map[msgKey]bool{}
+	for i, r := range recs {
+		if ev, ok := r.Event.(*events.MessageSent); ok {
+			k := msgKey{clean(ev.Room), clean(ev.MessageID)}
+			if j, ok := first[k]; ok && i < j {
+				sentFirst[k] = true
+			}
 		}
 	}
-	return out
+	return slices.DeleteFunc(out, func(k msgKey) bool { return sentFirst[k] })
 }
 
 // sentKeys returns the keys of the messages recs send.
@@ -136,16 +150,16 @@ func foldBatch(recs []events.Record, loaded map[msgKey]*msg, present map[msgKey]
 	}
 	f := &fold{
 		present:   present,
-		msgs:      loaded,
+		msgs:      make(map[msgKey]*msg, len(loaded)+len(recs)),
 		reactions: map[reactKey]*setOp{},
 		members:   map[memberKey]*setOp{},
 		rooms:     map[string]room{},
 		hookSeen:  map[msgKey]bool{},
 		reactsOf:  map[msgKey][]reactKey{},
 	}
-	if f.msgs == nil {
-		f.msgs = map[msgKey]*msg{}
-	}
+	// Sized once: growing a map of a replay's 20,000 sends rehashed it a
+	// dozen times.
+	maps.Copy(f.msgs, loaded)
 	for _, r := range recs {
 		env := r.Event.Env()
 		rm, user := clean(env.Room), clean(env.User)
@@ -159,7 +173,8 @@ func foldBatch(recs []events.Record, loaded map[msgKey]*msg, present map[msgKey]
 			if _, ok := f.msgs[k]; ok {
 				continue // duplicate: the first row stays
 			}
-			m := &msg{room: rm, id: k.id, user: user, text: clean(ev.Text), ts: env.Time,
+			m := f.newMsg()
+			*m = msg{room: rm, id: k.id, user: user, text: clean(ev.Text), ts: env.Time,
 				partition: r.Partition, offset: r.Offset, mentions: cleanAll(ev.Mentions)}
 			f.msgs[k] = m
 			f.newMsgs = append(f.newMsgs, m)
@@ -229,6 +244,19 @@ func foldBatch(recs []events.Record, loaded map[msgKey]*msg, present map[msgKey]
 	}
 	return f
 }
+
+// newMsg returns a zero msg from the fold's slab: a replay batch sends
+// thousands of messages, allocated a slab at a time rather than one by one.
+func (f *fold) newMsg() *msg {
+	if len(f.slab) == cap(f.slab) {
+		f.slab = make([]msg, 0, msgSlab)
+	}
+	f.slab = f.slab[:len(f.slab)+1]
+	return &f.slab[len(f.slab)-1]
+}
+
+// msgSlab is how many msgs newMsg allocates at once.
+const msgSlab = 256
 
 // mayReact notes k's emoji as the user's on the message and reports true,
 // unless the user has events.MaxReactionsPerUser other emoji there.

@@ -120,13 +120,19 @@ func (b *doneBatcher) markDone(ctx context.Context, id, kind string, attempts in
 	return err
 }
 
+// checkQuery finds which of $1 are recorded done.
+const checkQuery = `SELECT task_id FROM rtstack_tasks.done WHERE task_id = ANY($1)`
+
 // checkMany returns which of the ids are recorded done.
 func (s doneStore) checkMany(ctx context.Context, reqs []doneReq) (map[string]bool, error) {
 	ids := make([]string, len(reqs))
 	for i, r := range reqs {
 		ids[i] = r.id
 	}
-	rows, err := s.pool.Query(ctx, `SELECT task_id FROM rtstack_tasks.done WHERE task_id = ANY($1)`, ids)
+	// Planned at each execution (an unnamed statement), not once per
+	// connection: a generic plan made while the table was small is a
+	// sequential scan, kept for the connection's life as the table grows.
+	rows, err := s.pool.Query(ctx, checkQuery, pgx.QueryExecModeCacheDescribe, ids)
 	if err != nil {
 		return nil, fmt.Errorf("check tasks done: %w", err)
 	}

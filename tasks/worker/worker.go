@@ -77,8 +77,9 @@ type Config struct {
 	// offline.
 	Notifier Notifier
 	// Pool is the Postgres pool of the completion records; the Worker does
-	// not close it. When nil, PostgresURL is used and the Worker owns its
-	// pool.
+	// not close it, and its batches use up to 4 connections of it at once.
+	// When nil, PostgresURL is used and the Worker owns its pool, of at
+	// least 4 connections.
 	Pool *pgxpool.Pool
 	// PostgresURL is used when Pool is nil.
 	PostgresURL string
@@ -159,7 +160,7 @@ func New(cfg Config) (*Worker, error) {
 	w.hooks = traced(w.hooks)
 	w.pool = cfg.Pool
 	if w.pool == nil {
-		pool, err := pgxpool.New(context.Background(), cfg.PostgresURL)
+		pool, err := newPool(cfg.PostgresURL)
 		if err != nil {
 			return nil, fmt.Errorf("worker: postgres: %w", err)
 		}
@@ -176,6 +177,18 @@ func New(cfg Config) (*Worker, error) {
 	}
 	w.m = m
 	return w, nil
+}
+
+// newPool opens the worker's own pool with a connection for each batch
+// that may be in flight (checks and records), so no batch waits for a
+// connection behind another; pool_max_conns in url may raise it.
+func newPool(url string) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	pc.MaxConns = max(pc.MaxConns, 2*doneParallel)
+	return pgxpool.NewWithConfig(context.Background(), pc)
 }
 
 // Run consumes tasks until ctx ends, reconnecting to RabbitMQ and Postgres
@@ -253,6 +266,10 @@ func (w *Worker) session(ctx context.Context) error {
 		return fmt.Errorf("consume %s: %w", w.topo.Main(), err)
 	}
 	w.log.Info("consuming tasks", "queue", w.topo.Main(), "prefetch", w.cfg.Prefetch)
+	// Deferred in this order, they run: handlers finish, their acks go
+	// out, then the connection closes.
+	acks := newAcker(ch, w.cfg.Prefetch, ackHold)
+	defer acks.close()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
@@ -271,7 +288,7 @@ func (w *Worker) session(ctx context.Context) error {
 				defer wg.Done()
 				// Work in progress outlives shutdown, bounded by Timeout,
 				// so a stopping worker finishes what it started.
-				w.handle(context.WithoutCancel(ctx), pub, d)
+				acks.settle(d.DeliveryTag, w.handle(context.WithoutCancel(ctx), pub, d))
 			}()
 		}
 	}
@@ -286,9 +303,9 @@ const (
 	outcomeRequeued = "requeued" // could not record the outcome; RabbitMQ redelivers
 )
 
-// handle performs one delivery and acknowledges it once its outcome is
-// durable.
-func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Delivery) {
+// handle performs one delivery and returns how to settle it: an ack only
+// once its outcome is durable.
+func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Delivery) settlement {
 	env, err := rabbit.DecodeDelivery(d)
 	if err == nil {
 		err = env.Task.Validate()
@@ -297,8 +314,7 @@ func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Deliv
 		// Permanent: to the DLQ through the main queue's dead-letter route.
 		w.log.Error("undecodable task, dead-lettered", "task_id", d.MessageId, "err", err)
 		w.m.outcome("unknown", outcomeDead)
-		_ = d.Nack(false, false)
-		return
+		return settleReject
 	}
 	t := env.Task
 	// The task's trace: its spans continue it and its log lines carry its
@@ -308,49 +324,52 @@ func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Deliv
 	release := w.claim(ctx, t.ID)
 	defer release()
 
-	requeue := func(err error) {
-		// The outcome could not be made durable (Postgres or RabbitMQ
-		// trouble): give the delivery back after a pause rather than spin.
-		log.WarnContext(ctx, "task outcome not recorded, requeueing", "err", err)
-		w.m.outcome(string(t.Kind), outcomeRequeued)
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
-		_ = d.Nack(false, true)
-	}
-
+	requeue := func(err error) settlement { return w.requeue(ctx, log, t.Kind, err) }
 	qctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 	done, err := w.done.isDone(qctx, t.ID)
 	cancel()
 	if err != nil {
-		requeue(err)
-		return
+		return requeue(err)
 	}
 	if done {
 		log.DebugContext(ctx, "task already done, skipped")
 		w.m.outcome(string(t.Kind), outcomeSkipped)
-		_ = d.Ack(false)
-		return
+		return settleAck
 	}
 
 	start := time.Now()
 	err = w.perform(ctx, t)
 	w.m.duration(string(t.Kind), time.Since(start))
-	if err == nil {
-		rctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
-		err := w.done.markDone(rctx, t.ID, string(t.Kind), env.Attempt)
-		cancel()
-		if err != nil {
-			requeue(err)
-			return
-		}
-		w.m.outcome(string(t.Kind), outcomeDone)
-		_ = d.Ack(false)
-		return
+	if err != nil {
+		return w.failed(ctx, pub, log, env, err)
 	}
+	rctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+	err = w.done.markDone(rctx, t.ID, string(t.Kind), env.Attempt)
+	cancel()
+	if err != nil {
+		return requeue(err)
+	}
+	w.m.outcome(string(t.Kind), outcomeDone)
+	return settleAck
+}
 
-	next := rabbit.Envelope{Task: t, Attempt: env.Attempt + 1, LastError: err.Error()}
+// requeue gives a delivery whose outcome could not be made durable
+// (Postgres or RabbitMQ trouble) back after a pause rather than spin.
+func (w *Worker) requeue(ctx context.Context, log *slog.Logger, kind tasks.Kind, err error) settlement {
+	log.WarnContext(ctx, "task outcome not recorded, requeueing", "err", err)
+	w.m.outcome(string(kind), outcomeRequeued)
+	select {
+	case <-ctx.Done():
+	case <-time.After(time.Second):
+	}
+	return settleRequeue
+}
+
+// failed publishes a failed attempt to its retry tier, or to the DLQ when
+// it was the last or the failure is permanent; the delivery is acked once
+// that copy is confirmed.
+func (w *Worker) failed(ctx context.Context, pub *rabbit.Publisher, log *slog.Logger, env rabbit.Envelope, err error) settlement {
+	next := rabbit.Envelope{Task: env.Task, Attempt: env.Attempt + 1, LastError: err.Error()}
 	queue, outcome := "", outcomeRetry
 	var perm *permanentError
 	if errors.As(err, &perm) || env.Attempt >= w.topo.MaxAttempts() {
@@ -365,11 +384,10 @@ func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Deliv
 	perr := pub.Publish(pctx, queue, next)
 	cancel()
 	if perr != nil {
-		requeue(perr)
-		return
+		return w.requeue(ctx, log, env.Task.Kind, perr)
 	}
-	w.m.outcome(string(t.Kind), outcome)
-	_ = d.Ack(false)
+	w.m.outcome(string(env.Task.Kind), outcome)
+	return settleAck
 }
 
 // claim waits until no other delivery of id is in progress in this worker
