@@ -76,6 +76,15 @@ type Claimer interface {
 	Release(ctx context.Context, key, token string) error
 }
 
+// BatchClaimer is a Claimer that claims several keys together, in one
+// round trip where it can.
+type BatchClaimer interface {
+	Claimer
+	// ClaimAll answers as Claim would for each key, in order; errs[i] is
+	// keys[i]'s error.
+	ClaimAll(ctx context.Context, keys []string, ttl time.Duration) (claims []Claim, errs []error)
+}
+
 // Claim is a Claimer's answer for one key.
 type Claim struct {
 	Position events.Position // the first append's, when Done
@@ -236,26 +245,45 @@ func (h *Handler) SendMessage(ctx context.Context, c SendMessage) (Result, error
 	return h.run(ctx, c)
 }
 
-func (c SendMessage) decide(ctx context.Context, h *Handler) (decision, error) {
+func (c SendMessage) decide(ctx context.Context, h *Handler, once bool) (decision, error) {
 	if err := c.validate(); err != nil {
 		return decision{}, err
 	}
-	msgID := MessageID(c.Room, c.User, c.ClientID)
+	if !c.deduped(h) {
+		return c.decision(h, nil), nil
+	}
+	pos, dup, release, err := h.claim(ctx, c.key(), once)
+	if err != nil {
+		return decision{}, err
+	}
+	if dup {
+		return c.duplicate(h, pos), nil
+	}
+	return c.decision(h, release), nil
+}
+
+// deduped: the send has a client id and there is a store to remember it in.
+func (c SendMessage) deduped(h *Handler) bool { return c.ClientID != "" && h.cfg.Outcomes != nil }
+
+// key is the send's idempotency key.
+func (c SendMessage) key() string { return c.Room + "\x00" + c.User + "\x00" + c.ClientID }
+
+func (c SendMessage) messageID(h *Handler) string {
 	if c.ClientID == "" {
-		msgID = "m" + h.cfg.NewID()
+		return "m" + h.cfg.NewID()
 	}
-	key := c.Room + "\x00" + c.User + "\x00" + c.ClientID
-	var release func()
-	if c.ClientID != "" && h.cfg.Outcomes != nil {
-		pos, dup, rel, err := h.claim(ctx, key)
-		if err != nil {
-			return decision{}, err
-		}
-		if dup {
-			return decision{res: Result{Position: pos, MessageID: msgID, Duplicate: true}}, nil
-		}
-		release = rel
-	}
+	return MessageID(c.Room, c.User, c.ClientID)
+}
+
+// duplicate answers a resend with the first append's position.
+func (c SendMessage) duplicate(h *Handler, pos events.Position) decision {
+	return decision{res: Result{Position: pos, MessageID: c.messageID(h), Duplicate: true}}
+}
+
+// decision is the append of a send that holds its claim (release drops it)
+// or needs none.
+func (c SendMessage) decision(h *Handler, release func()) decision {
+	msgID := c.messageID(h)
 	ev := &events.MessageSent{
 		Envelope:  h.envelope(c.Room, c.User),
 		MessageID: msgID,
@@ -264,20 +292,22 @@ func (c SendMessage) decide(ctx context.Context, h *Handler) (decision, error) {
 		Mentions:  Mentions(c.Text),
 	}
 	d := decision{ev: ev, res: Result{Event: ev, MessageID: msgID}, failed: release}
-	if c.ClientID != "" && h.cfg.Outcomes != nil {
+	if c.deduped(h) {
+		key := c.key()
 		d.after = func(ctx context.Context, pos events.Position) {
 			_ = h.cfg.Outcomes.Put(ctx, key, pos) // best effort, see claim
 		}
 	}
-	return d, nil
+	return d
 }
 
 // claim returns the outcome of key if it has one (dup), or claims key for
 // this append: release drops the claim if the append fails. While another
-// connection holds the claim it waits for that append's outcome. A failing
+// connection holds the claim it waits for that append's outcome, or with
+// once returns errClaimHeld at once. A failing
 // dedupe store must not stop chat: then it neither dedupes nor claims, and
 // the deterministic message id still makes the projections keep one row.
-func (h *Handler) claim(ctx context.Context, key string) (pos events.Position, dup bool, release func(), err error) {
+func (h *Handler) claim(ctx context.Context, key string, once bool) (pos events.Position, dup bool, release func(), err error) {
 	cl, canClaim := h.cfg.Outcomes.(Claimer)
 	if !canClaim {
 		pos, ok, gerr := h.cfg.Outcomes.Get(ctx, key)
@@ -286,18 +316,32 @@ func (h *Handler) claim(ctx context.Context, key string) (pos events.Position, d
 	wait := retry.Backoff{Min: claimPollMin, Max: claimPollMax, Jitter: true}
 	for {
 		c, cerr := cl.Claim(ctx, key, claimTTL)
+		pos, dup, release, held := claimed(ctx, cl, key, c, cerr)
 		switch {
-		case cerr != nil:
-			return events.Position{}, false, nil, nil
-		case c.Done:
-			return c.Position, true, nil, nil
-		case c.Token != "":
-			return events.Position{}, false, func() { _ = cl.Release(context.WithoutCancel(ctx), key, c.Token) }, nil
+		case !held:
+			return pos, dup, release, nil
+		case once:
+			return events.Position{}, false, nil, errClaimHeld
 		}
 		if !wait.Wait(ctx, nil) { // another connection is appending it
 			return events.Position{}, false, nil, fmt.Errorf("%w: waiting for a concurrent send of the same client_id: %w", ErrAppend, ctx.Err())
 		}
 	}
+}
+
+// claimed reads a Claimer's answer for key: its outcome (dup), or the claim
+// taken (release drops it), or neither (nothing to dedupe against: the
+// store failed), or held by another append.
+func claimed(ctx context.Context, cl Claimer, key string, c Claim, err error) (pos events.Position, dup bool, release func(), held bool) {
+	switch {
+	case err != nil:
+		return events.Position{}, false, nil, false
+	case c.Done:
+		return c.Position, true, nil, false
+	case c.Token != "":
+		return events.Position{}, false, func() { _ = cl.Release(context.WithoutCancel(ctx), key, c.Token) }, false
+	}
+	return events.Position{}, false, nil, true
 }
 
 func (h *Handler) checkAuthor(ctx context.Context, room, user, messageID string) error {
@@ -321,7 +365,7 @@ func (h *Handler) EditMessage(ctx context.Context, c EditMessage) (Result, error
 	return h.run(ctx, c)
 }
 
-func (c EditMessage) decide(ctx context.Context, h *Handler) (decision, error) {
+func (c EditMessage) decide(ctx context.Context, h *Handler, _ bool) (decision, error) {
 	if err := c.validate(); err != nil {
 		return decision{}, err
 	}
@@ -337,7 +381,7 @@ func (h *Handler) DeleteMessage(ctx context.Context, c DeleteMessage) (Result, e
 	return h.run(ctx, c)
 }
 
-func (c DeleteMessage) decide(ctx context.Context, h *Handler) (decision, error) {
+func (c DeleteMessage) decide(ctx context.Context, h *Handler, _ bool) (decision, error) {
 	if err := c.validate(); err != nil {
 		return decision{}, err
 	}
@@ -353,7 +397,7 @@ func (h *Handler) React(ctx context.Context, c React) (Result, error) {
 	return h.run(ctx, c)
 }
 
-func (c React) decide(ctx context.Context, h *Handler) (decision, error) {
+func (c React) decide(ctx context.Context, h *Handler, _ bool) (decision, error) {
 	if err := c.validate(); err != nil {
 		return decision{}, err
 	}
@@ -484,6 +528,9 @@ var mention = regexp.MustCompile(`(?:^|[^\w@])@([A-Za-z0-9_.-]{1,64})`)
 // Mentions returns the distinct user ids named as @user in text, in order of
 // first appearance, at most MaxMentions.
 func Mentions(text string) []string {
+	if strings.IndexByte(text, '@') < 0 {
+		return nil // most messages: skip the expression
+	}
 	var out []string
 	for _, m := range mention.FindAllStringSubmatch(text, -1) {
 		u := strings.TrimRight(m[1], ".-") // "@bob." ends a sentence

@@ -23,8 +23,15 @@ type AsyncLog interface {
 // Action is a room action that Submit can pipeline: a SendMessage,
 // EditMessage, DeleteMessage or React.
 type Action interface {
-	decide(ctx context.Context, h *Handler) (decision, error)
+	// decide checks the action and takes what its append needs; with
+	// once, a send whose client id another connection holds the claim of
+	// returns errClaimHeld instead of waiting for that append's outcome.
+	decide(ctx context.Context, h *Handler, once bool) (decision, error)
 }
+
+// errClaimHeld: a decide with once found another append's claim on the
+// send's idempotency key.
+var errClaimHeld = errors.New("commands: the idempotency key is claimed by another append")
 
 var (
 	_ Action = SendMessage{}
@@ -47,7 +54,7 @@ type decision struct {
 
 // run decides a and waits for its append.
 func (h *Handler) run(ctx context.Context, a Action) (Result, error) {
-	d, err := a.decide(ctx, h)
+	d, err := a.decide(ctx, h, false)
 	if err != nil || d.ev == nil {
 		return d.res, err
 	}
@@ -93,8 +100,13 @@ type Pending struct {
 // submitted one after another for one room are appended in that order.
 // With a Log that is not an AsyncLog, Submit waits for the append.
 func (h *Handler) Submit(ctx context.Context, a Action, ready func()) *Pending {
+	d, err := a.decide(ctx, h, false)
+	return h.issue(ctx, d, err, ready)
+}
+
+// issue appends what decide decided (or settles its error) as Submit does.
+func (h *Handler) issue(ctx context.Context, d decision, err error, ready func()) *Pending {
 	p := &Pending{ctx: ctx}
-	d, err := a.decide(ctx, h)
 	p.d = d
 	if err != nil || d.ev == nil {
 		p.settle(events.Position{}, err)
@@ -126,6 +138,85 @@ func (h *Handler) Submit(ctx context.Context, a Action, ready func()) *Pending {
 		ready()
 	})
 	return p
+}
+
+// Submission is one action for SubmitAll, with its context and ready
+// callback as Submit takes them.
+type Submission struct {
+	Ctx    context.Context
+	Action Action
+	Ready  func()
+}
+
+// SubmitAll submits actions of one room in order, as Submit one after
+// another would, but decides them together: their idempotency claims go to
+// the store at once (one round trip when it pipelines) instead of one
+// round trip after another, and then their appends are issued in order.
+// A send whose client id another append holds the claim of would have to
+// wait for that append's outcome; then the claims taken for the sends after
+// it are released, and it and the rest are submitted one by one, as Submit
+// does: a lane never holds a later claim while it waits, so two
+// connections waiting on each other's claims cannot wait forever. The
+// first send's context bounds the wait for the claims of all (the gateway
+// gives a run one deadline).
+func (h *Handler) SubmitAll(subs []Submission) []*Pending {
+	out := make([]*Pending, len(subs))
+	if len(subs) == 1 {
+		out[0] = h.Submit(subs[0].Ctx, subs[0].Action, subs[0].Ready)
+		return out
+	}
+	ds, errs := h.decideAll(subs)
+	for i, s := range subs {
+		if errors.Is(errs[i], errClaimHeld) {
+			for j := i + 1; j < len(subs); j++ {
+				if errs[j] == nil {
+					ds[j].fail() // drop a claim taken: it is taken again in turn
+				}
+			}
+			for j := i; j < len(subs); j++ {
+				out[j] = h.Submit(subs[j].Ctx, subs[j].Action, subs[j].Ready)
+			}
+			return out
+		}
+		out[i] = h.issue(s.Ctx, ds[i], errs[i], s.Ready)
+	}
+	return out
+}
+
+// decideAll decides subs as decide with once would, but claims the sends'
+// idempotency keys together when the store can (a BatchClaimer).
+func (h *Handler) decideAll(subs []Submission) ([]decision, []error) {
+	ds, errs := make([]decision, len(subs)), make([]error, len(subs))
+	bc, batch := h.cfg.Outcomes.(BatchClaimer)
+	var keys []string
+	var at []int // the index in subs of each key
+	for i, s := range subs {
+		sm, ok := s.Action.(SendMessage)
+		if !batch || !ok || !sm.deduped(h) {
+			ds[i], errs[i] = s.Action.decide(s.Ctx, h, true)
+			continue
+		}
+		if errs[i] = sm.validate(); errs[i] == nil {
+			keys, at = append(keys, sm.key()), append(at, i)
+		}
+	}
+	if len(keys) == 0 {
+		return ds, errs
+	}
+	claims, cerrs := bc.ClaimAll(subs[at[0]].Ctx, keys, claimTTL)
+	for n, i := range at {
+		sm := subs[i].Action.(SendMessage)
+		pos, dup, release, held := claimed(subs[i].Ctx, bc, keys[n], claims[n], cerrs[n])
+		switch {
+		case held:
+			errs[i] = errClaimHeld
+		case dup:
+			ds[i] = sm.duplicate(h, pos)
+		default:
+			ds[i] = sm.decision(h, release)
+		}
+	}
+	return ds, errs
 }
 
 // followUp runs the decision's follow-up (a send remembering its outcome)

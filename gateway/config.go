@@ -23,9 +23,11 @@ import (
 // known (see commands.Handler.Submit): the gateway keeps many in flight per
 // connection, submitted in order per room. JoinRoom and LeaveRoom return
 // only after the broker acknowledged the append (or with an error, and then
-// nothing may be acknowledged).
+// nothing may be acknowledged). SubmitAll submits a run of one room's
+// actions as Submit in turn would, deciding them together.
 type Commands interface {
 	Submit(ctx context.Context, a commands.Action, ready func()) *commands.Pending
+	SubmitAll(subs []commands.Submission) []*commands.Pending
 	JoinRoom(ctx context.Context, c commands.JoinRoom) (commands.Result, error)
 	LeaveRoom(ctx context.Context, c commands.LeaveRoom) (commands.Result, error)
 }

@@ -5,11 +5,12 @@
 // rooms' connections, in log order, with history recovery from a position.
 //
 // It owns the WebSocket sessions (one reader goroutine per connection; a
-// writer goroutine only while there is something to write, packing the
-// send queue, bounded in frames and bytes, into \n-separated frames; pings
-// on a timer; and the pipeline of room actions in flight: MaxInflight per
-// connection, appended without waiting for each other, in order per room,
-// by a goroutine per room only while that room has actions), what one
+// writer goroutine only while there is something to write and briefly
+// after, packing the send queue, bounded in frames and bytes, into
+// \n-separated frames; pings on a timer; and the pipeline of room actions
+// in flight: MaxInflight per connection, decided together and appended
+// without waiting for each other, in order per room, by a goroutine per
+// room only while that room has actions), what one
 // connection and one user may cost (frame rates,
 // connections per user, rooms and subscriptions per connection), the room
 // subscriptions, the log tail and the recovery reads (which read the log

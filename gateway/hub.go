@@ -334,8 +334,10 @@ func (h *hub) broadcast(roomName string, frame []byte) {
 }
 
 // resyncAll ends every subscription with a resync frame (the log was
-// recreated) and moves the tail to a new log. It returns the connections
-// affected, whose memberships the caller drops.
+// recreated) and moves the tail to a new log. Each connection leaves the
+// room before its frame is queued, so a client that acts on the frame at
+// once is no longer a member. It returns the connections affected, whose
+// presence the caller ends.
 func (h *hub) resyncAll(reason, id string, next []int64) map[*conn][]string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -343,6 +345,7 @@ func (h *hub) resyncAll(reason, id string, next []int64) map[*conn][]string {
 	for name, r := range h.rooms {
 		f := mustJSON(resyncFrame{Type: "resync", Room: name, Reason: reason})
 		for c := range r.subs {
+			c.setMember(name, false)
 			c.push(f)
 			out[c] = append(out[c], name)
 		}

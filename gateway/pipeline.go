@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -122,7 +123,7 @@ func (c *conn) runLane(room string, l *lane) {
 		for _, a := range answers {
 			c.answer(a)
 		}
-		if next != nil {
+		if len(next) > 0 {
 			c.submit(l, next)
 			continue
 		}
@@ -132,10 +133,12 @@ func (c *conn) runLane(room string, l *lane) {
 	}
 }
 
-// step takes the decided actions at the head of l and the next action to
-// submit, if it may be submitted now; done when l has nothing left, and
-// then l is gone.
-func (p *pipeline) step(room string, l *lane) (next *action, answers []*action, done bool) {
+// step takes the decided actions at the head of l and the next actions to
+// submit, those that may be submitted now: every action read and not yet
+// submitted, up to the first that needs a read (which goes alone, once
+// every earlier one was answered). done when l has nothing left, and then
+// l is gone.
+func (p *pipeline) step(room string, l *lane) (next, answers []*action, done bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for len(l.actions) > 0 && l.issued > 0 && l.actions[0].decided {
@@ -144,11 +147,17 @@ func (p *pipeline) step(room string, l *lane) (next *action, answers []*action, 
 		l.actions = l.actions[1:]
 		l.issued--
 	}
-	if l.issued < len(l.actions) {
-		if a := l.actions[l.issued]; !a.needsRead || l.issued == 0 {
-			next = a
+	if l.issued < len(l.actions) && l.actions[l.issued].needsRead {
+		if l.issued == 0 {
+			next = l.actions[:1:1]
 			l.issued++
 		}
+	} else {
+		from := l.issued
+		for l.issued < len(l.actions) && !l.actions[l.issued].needsRead {
+			l.issued++
+		}
+		next = slices.Clone(l.actions[from:l.issued])
 	}
 	if len(l.actions) == 0 && len(answers) == 0 {
 		delete(p.lanes, room)
@@ -169,21 +178,29 @@ func (p *pipeline) decide(l *lane, a *action, timedOut bool) {
 	l.signal()
 }
 
-// submit issues a's append without waiting for it. Its outcome decides it,
-// or CommandTimeout does: an idempotent producer cannot fail a request
-// already sent to a broker that went away, so the client is answered at the
-// timeout while the append finishes (or fails) when the broker is back.
-// The append holds an inflight token until then, so Shutdown waits for it.
-func (c *conn) submit(l *lane, a *action) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.CommandTimeout)
-	ctx, span := c.startSpan(ctx, a.f.Type)
-	a.ctx, a.cancel, a.span, a.start = ctx, cancel, span, time.Now()
-	context.AfterFunc(ctx, func() { c.pipeline.decide(l, a, true) })
-	c.s.inflight.Add(1)
-	a.pending = c.s.cfg.Commands.Submit(ctx, a.cmd, func() {
-		c.pipeline.decide(l, a, false)
-		c.s.endCommand()
-	})
+// submit issues the appends of as, in order, without waiting for them
+// (decided together: see commands.Handler.SubmitAll). Each outcome decides
+// its action, or CommandTimeout does: an idempotent producer cannot fail a
+// request already sent to a broker that went away, so the client is
+// answered at the timeout while the append finishes (or fails) when the
+// broker is back. Each append holds an inflight token until then, so
+// Shutdown waits for it.
+func (c *conn) submit(l *lane, as []*action) {
+	subs := make([]commands.Submission, len(as))
+	for i, a := range as {
+		ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.CommandTimeout)
+		ctx, span := c.startSpan(ctx, a.f.Type)
+		a.ctx, a.cancel, a.span, a.start = ctx, cancel, span, time.Now()
+		context.AfterFunc(ctx, func() { c.pipeline.decide(l, a, true) })
+		c.s.inflight.Add(1)
+		subs[i] = commands.Submission{Ctx: ctx, Action: a.cmd, Ready: func() {
+			c.pipeline.decide(l, a, false)
+			c.s.endCommand()
+		}}
+	}
+	for i, p := range c.s.cfg.Commands.SubmitAll(subs) {
+		as[i].pending = p
+	}
 }
 
 // answer queues a's ack or error and frees its slot.

@@ -66,7 +66,6 @@ func (s *Server) Run(ctx context.Context) error {
 		s.place.Store(kafka.NewPlacement(s.cfg.Codec, info))
 		for c, rooms := range s.hub.resyncAll("log_recreated", info.ID, next) {
 			for _, r := range rooms {
-				c.setMember(r, false)
 				s.presenceLeave(r, c)
 			}
 		}

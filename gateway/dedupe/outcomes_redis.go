@@ -28,8 +28,9 @@ type Outcomes struct {
 }
 
 var (
-	_ commands.Outcomes = (*Outcomes)(nil)
-	_ commands.Claimer  = (*Outcomes)(nil)
+	_ commands.Outcomes     = (*Outcomes)(nil)
+	_ commands.Claimer      = (*Outcomes)(nil)
+	_ commands.BatchClaimer = (*Outcomes)(nil)
 )
 
 // claimPrefix marks a key whose message is being appended: the value is
@@ -108,8 +109,34 @@ func (o *Outcomes) Put(ctx context.Context, key string, pos events.Position) err
 // one append for ttl, in one script that shares a round trip with
 // concurrent Claims and Puts.
 func (o *Outcomes) Claim(ctx context.Context, key string, ttl time.Duration) (commands.Claim, error) {
-	token := claimPrefix + rand.Text()
-	v, err := o.pipe.run(ctx, claimScript, []string{o.prefix + key}, token, ttl.Milliseconds())
+	cs, errs := o.ClaimAll(ctx, []string{key}, ttl)
+	return cs[0], errs[0]
+}
+
+// ClaimAll answers as Claim for each key, in order, queued together so
+// they share round trips (one, unless the batch bound splits them).
+func (o *Outcomes) ClaimAll(ctx context.Context, keys []string, ttl time.Duration) ([]commands.Claim, []error) {
+	calls := make([]*call, len(keys))
+	tokens := make([]string, len(keys))
+	for i, k := range keys {
+		tokens[i] = claimPrefix + rand.Text()
+		calls[i] = &call{script: claimScript, keys: []string{o.prefix + k}, args: []any{tokens[i], ttl.Milliseconds()}, done: make(chan struct{})}
+	}
+	cs, errs := make([]commands.Claim, len(keys)), make([]error, len(keys))
+	if err := o.pipe.runAll(ctx, calls); err != nil {
+		for i := range errs {
+			errs[i] = fmt.Errorf("claim outcome: %w", err)
+		}
+		return cs, errs
+	}
+	for i, c := range calls {
+		cs[i], errs[i] = claimReply(c.cmd, tokens[i])
+	}
+	return cs, errs
+}
+
+func claimReply(cmd *redis.Cmd, token string) (commands.Claim, error) {
+	v, err := cmd.Result()
 	if errors.Is(err, redis.Nil) {
 		return commands.Claim{Token: token}, nil
 	}

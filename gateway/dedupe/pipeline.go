@@ -43,22 +43,33 @@ type call struct {
 // bounds only the wait (the command itself is sent regardless).
 func (p *pipeline) run(ctx context.Context, script *redis.Script, keys []string, args ...any) (any, error) {
 	c := &call{script: script, keys: keys, args: args, done: make(chan struct{})}
+	if err := p.runAll(ctx, []*call{c}); err != nil {
+		return nil, err
+	}
+	return c.cmd.Result()
+}
+
+// runAll queues calls together, in order, and waits until each has its
+// reply (read it from its cmd) or ctx ends.
+func (p *pipeline) runAll(ctx context.Context, calls []*call) error {
 	p.mu.Lock()
-	p.queue = append(p.queue, c)
+	p.queue = append(p.queue, calls...)
 	lead := p.running < maxInFlight
 	if lead {
 		p.running++
 	}
 	p.mu.Unlock()
 	if lead {
-		p.lead(c)
+		p.lead(calls[len(calls)-1]) // the queue is in order: the last taken means every one was
 	}
-	select {
-	case <-c.done:
-		return c.cmd.Result()
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	for _, c := range calls {
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
+	return nil
 }
 
 // next takes the next batch off the queue, or marks the pipeline idle and

@@ -122,3 +122,52 @@ func TestDecodeChecksTheEventTypeHeader(t *testing.T) {
 		t.Fatalf("no header: %v, %v", rec, err)
 	}
 }
+
+// Appends issued while a flight is unanswered go in the next one: every
+// append is answered, a room's land in the order issued, and an Append
+// between them waits its turn in the flights too.
+func TestAppendAsyncFlightsKeepOrder(t *testing.T) {
+	testsvc.Integration(t)
+	b := kafkatest.Broker(t, "")
+	kafkatest.Topic(t, b.Addr(), kafka.DefaultTopic, 3)
+	log := kafka.NewLog(kafkatest.Client(t, b.Addr()), kafkatest.Codec(t), kafka.DefaultTopic)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const rooms, each = 4, 100
+	type landed struct {
+		room string
+		seq  int
+		pos  events.Position
+	}
+	results := make(chan landed, rooms*each)
+	for i := range each {
+		for r := range rooms {
+			room := fmt.Sprint("room-", r)
+			ev := &events.MessageSent{Envelope: events.Envelope{ID: fmt.Sprint("e", r, "-", i), Room: room, User: "u"}, MessageID: fmt.Sprint("m", i), Text: "hi"}
+			log.AppendAsync(ctx, ev, func(pos events.Position, err error) {
+				if err != nil {
+					t.Errorf("append %s #%d: %v", room, i, err)
+				}
+				results <- landed{room, i, pos}
+			})
+		}
+		if i == each/2 {
+			if _, err := log.Append(ctx, &events.MemberJoined{Envelope: events.Envelope{ID: "sync", Room: "room-0", User: "v"}}); err != nil {
+				t.Fatalf("Append amid the flights: %v", err)
+			}
+		}
+	}
+	last := map[string]landed{}
+	for range rooms * each {
+		var l landed
+		select {
+		case l = <-results:
+		case <-ctx.Done():
+			t.Fatal("appends unanswered")
+		}
+		if prev, ok := last[l.room]; ok && (l.pos.Partition != prev.pos.Partition || (l.seq > prev.seq) != (l.pos.Offset > prev.pos.Offset)) {
+			t.Fatalf("%s: #%d at %v, #%d at %v: not in issue order", l.room, prev.seq, prev.pos, l.seq, l.pos)
+		}
+		last[l.room] = l
+	}
+}
