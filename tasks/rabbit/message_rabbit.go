@@ -67,7 +67,8 @@ func (e Envelope) Publishing() (amqp.Publishing, error) {
 // RabbitMQ) count as attempt 1.
 func DecodeDelivery(d amqp.Delivery) (Envelope, error) {
 	var e Envelope
-	if err := json.Unmarshal(d.Body, &e.Task); err != nil {
+	var err error
+	if e.Task, err = decodeTask(d.Body); err != nil {
 		return e, fmt.Errorf("decode task %s: %w", d.MessageId, err)
 	}
 	e.Attempt = headerInt(d.Headers[HeaderAttempt])
