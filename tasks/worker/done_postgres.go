@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -41,10 +42,15 @@ func (s doneStore) ensure(ctx context.Context) error {
 // doneBatcher groups the completion checks and records of the deliveries in
 // progress into one query each (a group commit): under load one round trip
 // and one commit serve many tasks, and a lone task waits for nothing.
+//
+// A batch's query is bounded by timeout (Config.Timeout), so every request
+// gets its reply: a check or record waits at most for a query in flight and
+// then its own, without a deadline (a timer) of its own per task.
 type doneBatcher struct {
-	store  doneStore
-	checks chan doneReq
-	marks  chan doneReq
+	store   doneStore
+	timeout time.Duration
+	checks  chan doneReq
+	marks   chan doneReq
 }
 
 type doneReq struct {
@@ -66,8 +72,8 @@ const maxDoneBatch = 256
 // worker's limit: each batch waited for the one before it to be flushed.
 const doneParallel = 2
 
-func newDoneBatcher(s doneStore) *doneBatcher {
-	return &doneBatcher{store: s, checks: make(chan doneReq), marks: make(chan doneReq)}
+func newDoneBatcher(s doneStore, timeout time.Duration) *doneBatcher {
+	return &doneBatcher{store: s, timeout: timeout, checks: make(chan doneReq), marks: make(chan doneReq)}
 }
 
 // run serves requests until ctx ends; its caller waits for it.
@@ -89,34 +95,31 @@ func (b *doneBatcher) run(ctx context.Context, reqs chan doneReq, do func(contex
 				break fill
 			}
 		}
-		res, err := do(ctx, batch)
+		qctx, cancel := context.WithTimeout(ctx, b.timeout)
+		res, err := do(qctx, batch)
+		cancel()
 		for _, r := range batch {
 			r.reply <- doneReply{done: res[r.id], err: err}
 		}
 	}
 }
 
-func (b *doneBatcher) ask(ctx context.Context, reqs chan doneReq, r doneReq) (bool, error) {
+// ask hands r to a batcher and waits for its reply. The batchers outlive
+// the deliveries (Run stops them last) and bound each query, so the reply
+// always comes.
+func (b *doneBatcher) ask(reqs chan doneReq, r doneReq) (bool, error) {
 	r.reply = make(chan doneReply, 1)
-	select {
-	case reqs <- r:
-	case <-ctx.Done():
-		return false, ctx.Err()
-	}
-	select {
-	case rep := <-r.reply:
-		return rep.done, rep.err
-	case <-ctx.Done():
-		return false, ctx.Err()
-	}
+	reqs <- r
+	rep := <-r.reply
+	return rep.done, rep.err
 }
 
-func (b *doneBatcher) isDone(ctx context.Context, id string) (bool, error) {
-	return b.ask(ctx, b.checks, doneReq{id: id})
+func (b *doneBatcher) isDone(id string) (bool, error) {
+	return b.ask(b.checks, doneReq{id: id})
 }
 
-func (b *doneBatcher) markDone(ctx context.Context, id, kind string, attempts int) error {
-	_, err := b.ask(ctx, b.marks, doneReq{id: id, kind: kind, attempts: attempts})
+func (b *doneBatcher) markDone(id, kind string, attempts int) error {
+	_, err := b.ask(b.marks, doneReq{id: id, kind: kind, attempts: attempts})
 	return err
 }
 

@@ -59,7 +59,8 @@ type Config struct {
 	// Prefetch bounds the tasks in progress at once (WORKER_PREFETCH), each
 	// on its own goroutine; 0 means DefaultPrefetch, at most MaxPrefetch.
 	Prefetch int
-	// Timeout bounds one attempt (the HTTP request included); 0 means
+	// Timeout bounds one attempt (the HTTP request included) and each
+	// completion query (a batch of checks or records); 0 means
 	// DefaultTimeout.
 	Timeout time.Duration
 	// AllowPrivate lets webhooks reach loopback and private addresses
@@ -167,7 +168,7 @@ func New(cfg Config) (*Worker, error) {
 		w.pool, w.ownsPool = pool, true
 	}
 	w.store = doneStore{pool: w.pool}
-	w.done = newDoneBatcher(w.store)
+	w.done = newDoneBatcher(w.store, cfg.Timeout)
 	m, err := newMetrics(cfg.Registerer, cfg.rabbit())
 	if err != nil {
 		if w.ownsPool {
@@ -325,9 +326,7 @@ func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Deliv
 	defer release()
 
 	requeue := func(err error) settlement { return w.requeue(ctx, log, t.Kind, err) }
-	qctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
-	done, err := w.done.isDone(qctx, t.ID)
-	cancel()
+	done, err := w.done.isDone(t.ID)
 	if err != nil {
 		return requeue(err)
 	}
@@ -343,9 +342,7 @@ func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Deliv
 	if err != nil {
 		return w.failed(ctx, pub, log, env, err)
 	}
-	rctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
-	err = w.done.markDone(rctx, t.ID, string(t.Kind), env.Attempt)
-	cancel()
+	err = w.done.markDone(t.ID, string(t.Kind), env.Attempt)
 	if err != nil {
 		return requeue(err)
 	}
