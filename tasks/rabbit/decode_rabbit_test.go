@@ -97,3 +97,25 @@ func FuzzDecodeTask(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) { agree(t, body) })
 }
+
+// BenchmarkDecodeTask compares the fast path with json.Unmarshal on a
+// webhook task as the reactor publishes it.
+func BenchmarkDecodeTask(b *testing.B) {
+	body, _ := json.Marshal(tasks.Task{ID: "5f1c0e7d9a2b4c6e8f0a1b2c3d4e5f60", Kind: tasks.KindWebhook, EventID: "ev-1", Room: "r1",
+		WebhookID: "w1", URL: "http://127.0.0.1:8080/hook", SealedSecret: "v1.QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODkw",
+		Body: json.RawMessage(`{"room":"r1","message_id":"m-1","user":"alice","text":"hello","ts":1}`)})
+	b.Run("fast", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := decodeTask(body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("unmarshal", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := oldDecode(body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
