@@ -321,17 +321,15 @@ func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Deliv
 	// The task's trace: its spans continue it and its log lines carry its
 	// trace_id.
 	ctx = telemetry.Propagator().Extract(ctx, propagation.MapCarrier(t.Trace))
-	log := w.log.With("task_id", t.ID, "kind", t.Kind, "attempt", env.Attempt)
 	release := w.claim(ctx, t.ID)
 	defer release()
 
-	requeue := func(err error) settlement { return w.requeue(ctx, log, t.Kind, err) }
 	done, err := w.done.isDone(t.ID)
 	if err != nil {
-		return requeue(err)
+		return w.requeue(ctx, w.taskLog(env), t.Kind, err)
 	}
 	if done {
-		log.DebugContext(ctx, "task already done, skipped")
+		w.taskLog(env).DebugContext(ctx, "task already done, skipped")
 		w.m.outcome(string(t.Kind), outcomeSkipped)
 		return settleAck
 	}
@@ -340,14 +338,21 @@ func (w *Worker) handle(ctx context.Context, pub *rabbit.Publisher, d amqp.Deliv
 	err = w.perform(ctx, t)
 	w.m.duration(string(t.Kind), time.Since(start))
 	if err != nil {
-		return w.failed(ctx, pub, log, env, err)
+		return w.failed(ctx, pub, env, err)
 	}
 	err = w.done.markDone(t.ID, string(t.Kind), env.Attempt)
 	if err != nil {
-		return requeue(err)
+		return w.requeue(ctx, w.taskLog(env), t.Kind, err)
 	}
 	w.m.outcome(string(t.Kind), outcomeDone)
 	return settleAck
+}
+
+// taskLog is the logger of env's lines. It is made only when a line is
+// logged: a logger's With formats its attributes, which a task that succeeds
+// never needs.
+func (w *Worker) taskLog(env rabbit.Envelope) *slog.Logger {
+	return w.log.With("task_id", env.Task.ID, "kind", env.Task.Kind, "attempt", env.Attempt)
 }
 
 // requeue gives a delivery whose outcome could not be made durable
@@ -365,7 +370,8 @@ func (w *Worker) requeue(ctx context.Context, log *slog.Logger, kind tasks.Kind,
 // failed publishes a failed attempt to its retry tier, or to the DLQ when
 // it was the last or the failure is permanent; the delivery is acked once
 // that copy is confirmed.
-func (w *Worker) failed(ctx context.Context, pub *rabbit.Publisher, log *slog.Logger, env rabbit.Envelope, err error) settlement {
+func (w *Worker) failed(ctx context.Context, pub *rabbit.Publisher, env rabbit.Envelope, err error) settlement {
+	log := w.taskLog(env)
 	next := rabbit.Envelope{Task: env.Task, Attempt: env.Attempt + 1, LastError: err.Error()}
 	queue, outcome := "", outcomeRetry
 	var perm *permanentError
@@ -503,11 +509,15 @@ func (w *Worker) post(ctx context.Context, c *http.Client, url, id string, body 
 	if err != nil {
 		return permanent(fmt.Errorf("request to %s: %w", url, err))
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "rtstack-webhook/1")
-	req.Header.Set(tasks.HeaderDelivery, id)
-	if sig != "" {
-		req.Header.Set(tasks.HeaderSignature, sig)
+	// Set in one map of the right size; the keys are canonical already.
+	req.Header = http.Header{
+		"Content-Type":        {"application/json"},
+		"User-Agent":          {"rtstack-webhook/1"},
+		tasks.HeaderDelivery:  {id},
+		tasks.HeaderSignature: {sig},
+	}
+	if sig == "" {
+		delete(req.Header, tasks.HeaderSignature)
 	}
 	resp, err := c.Do(req)
 	if err != nil {
