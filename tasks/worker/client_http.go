@@ -70,10 +70,14 @@ func (t tracingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		)
 	}
 	// A RoundTripper must not change the caller's request: the headers
-	// the propagator writes go into a copy.
+	// the propagator writes go into a copy, made only if it writes one
+	// (a task without a trace context has none to send).
 	out := r.WithContext(ctx)
-	out.Header = r.Header.Clone()
-	telemetry.Propagator().Inject(ctx, propagation.HeaderCarrier(out.Header))
+	carrier := &copyOnSetHeader{src: r.Header}
+	telemetry.Propagator().Inject(ctx, carrier)
+	if carrier.out != nil {
+		out.Header = carrier.out
+	}
 	resp, err := t.base.RoundTrip(out)
 	switch {
 	case err != nil:
@@ -85,4 +89,33 @@ func (t tracingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 	}
 	return resp, err
+}
+
+// copyOnSetHeader is a propagation.TextMapCarrier over src that clones src
+// on the first Set and writes into the clone, leaving src as it was.
+type copyOnSetHeader struct{ src, out http.Header }
+
+func (c *copyOnSetHeader) Get(key string) string {
+	if c.out != nil {
+		return c.out.Get(key)
+	}
+	return c.src.Get(key)
+}
+
+func (c *copyOnSetHeader) Set(key, value string) {
+	if c.out == nil {
+		c.out = c.src.Clone()
+		if c.out == nil {
+			c.out = http.Header{}
+		}
+	}
+	c.out.Set(key, value)
+}
+
+func (c *copyOnSetHeader) Keys() []string {
+	h := c.src
+	if c.out != nil {
+		h = c.out
+	}
+	return propagation.HeaderCarrier(h).Keys()
 }
