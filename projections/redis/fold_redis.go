@@ -23,7 +23,7 @@ type fold struct {
 	rooms map[string]*roomFold
 	order []*roomFold // first seen first, so the writes come in a stable order
 	ops   []op        // the chunk's records, resolved to indices by gather
-	sent  names       // senders, for lb:sent
+	sent  names       // senders, for lb:sent (see sentDeltas)
 	sentD []int64     // their lb:sent changes
 	rxD   map[string]int64
 	rxOf  []string // rxD's authors, first seen first
@@ -42,7 +42,6 @@ type op struct {
 	id     int32 // message: index in room.ids
 	rx, mu int32 // reaction: indices in room.rxs, room.mus
 	user   int32 // S: index in room.users; J/L: in room.members
-	sender int32 // S: index in fold.sent
 	minute int64 // S: the event's minute (ms)
 	who    string
 }
@@ -189,7 +188,7 @@ func (f *fold) gather(recs []events.Record) {
 		case *events.MessageSent:
 			o.kind, o.room, o.who = 'S', f.room(e.Room), e.User
 			o.room.sends = true
-			o.id, o.user, o.sender = o.room.ids.of(e.MessageID), o.room.users.of(e.User), f.sent.of(e.User)
+			o.id, o.user = o.room.ids.of(e.MessageID), o.room.users.of(e.User)
 			o.minute = minuteOf(e.Time)
 		case *events.ReactionAdded:
 			o = f.reaction(o, 'A', e.Room, e.User, e.MessageID, e.Emoji)
@@ -295,7 +294,6 @@ func (f *fold) load(reads []roomReads) error {
 			return err
 		}
 	}
-	f.sentD = zeroed(f.sentD, len(f.sent.list))
 	return nil
 }
 
@@ -389,7 +387,6 @@ func (f *fold) sent1(o *op) {
 	r.author[o.id], r.known[o.id] = o.who, true
 	r.newMsgs = append(r.newMsgs, o.id)
 	r.total++
-	f.sentD[o.sender]--
 	r.lbD[o.user]--
 	if !r.hasNew || m > r.newest {
 		if keep := m - f.span; r.hasNew && r.hasOld && keep > r.oldest {
@@ -466,6 +463,7 @@ func (f *fold) queueWrites(ctx context.Context, pipe goredis.Pipeliner, seen *id
 		}
 		r.queueWrites(ctx, pipe, f)
 	}
+	f.sentDeltas()
 	args := f.args.take(2 * len(f.sent.list))
 	for j := range f.sent.list {
 		if f.sentD[j] != 0 {
@@ -480,6 +478,25 @@ func (f *fold) queueWrites(ctx context.Context, pipe goredis.Pipeliner, seen *id
 		}
 	}
 	f.addScores(ctx, pipe, f.v+"lb:rx", args)
+}
+
+// sentDeltas sums the room boards' changes per user into the global
+// board's (sent, sentD): each counted message moves both by one, so this
+// costs a look-up per (room, sender) rather than one per message.
+func (f *fold) sentDeltas() {
+	f.sent.reset()
+	f.sentD = f.sentD[:0]
+	for _, r := range f.order {
+		for j, u := range r.users.list {
+			if d := r.lbD[j]; d != 0 {
+				i := f.sent.of(u)
+				if int(i) == len(f.sentD) {
+					f.sentD = append(f.sentD, 0)
+				}
+				f.sentD[i] += d
+			}
+		}
+	}
 }
 
 // addScores queues addScoresScript over key for pairs (user, delta, …),
