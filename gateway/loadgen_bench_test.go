@@ -27,6 +27,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/rtstack/rtstack/commands"
+	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/gateway"
 	"github.com/rtstack/rtstack/gateway/auth"
 	"github.com/rtstack/rtstack/gateway/dedupe"
@@ -187,7 +188,7 @@ func processCPU() time.Duration {
 // frame rate limits (RATE_LIMIT=0 USER_RATE_LIMIT=0). It returns the endpoint and the secret its tokens are signed with.
 func benchGateway(b *testing.B, reg prometheus.Registerer) (url, secret string) {
 	rdb, prefix := testsvc.Redis(b)
-	o := stackOpts{outcomes: dedupe.New(rdb, prefix+"dedupe:", dedupe.DefaultTTL)}
+	o := stackOpts{outcomes: newTimedOutcomes(dedupe.New(rdb, prefix+"dedupe:", dedupe.DefaultTTL), reg)}
 	if *loadNoFsync {
 		br, err := kafka.StartBroker(kafka.BrokerConfig{Addr: "127.0.0.1:0", DataDir: b.TempDir(), NoFsync: true})
 		if err != nil {
@@ -204,6 +205,37 @@ func benchGateway(b *testing.B, reg prometheus.Registerer) (url, secret string) 
 	return g.endpoint(), testSecret
 }
 
+// timedOutcomes is the dedupe store timing its claims and outcome writes
+// (each call's round trip, shared ones included), for reportStages.
+type timedOutcomes struct {
+	*dedupe.Outcomes
+	claim, put prometheus.Histogram
+}
+
+func newTimedOutcomes(o *dedupe.Outcomes, reg prometheus.Registerer) commands.Outcomes {
+	if reg == nil {
+		return o
+	}
+	h := func(name string) prometheus.Histogram {
+		return prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16)})
+	}
+	t := &timedOutcomes{Outcomes: o, claim: h("bench_claim_seconds"), put: h("bench_put_seconds")}
+	reg.MustRegister(t.claim, t.put)
+	return t
+}
+
+func (t *timedOutcomes) ClaimAll(ctx context.Context, keys []string, ttl time.Duration) ([]commands.Claim, []error) {
+	defer observeSince(t.claim, time.Now())
+	return t.Outcomes.ClaimAll(ctx, keys, ttl)
+}
+
+func (t *timedOutcomes) Put(ctx context.Context, key string, pos events.Position) error {
+	defer observeSince(t.put, time.Now())
+	return t.Outcomes.Put(ctx, key, pos)
+}
+
+func observeSince(h prometheus.Histogram, start time.Time) { h.Observe(time.Since(start).Seconds()) }
+
 // loadNoFsync runs rtstack's side on a broker that acknowledges before
 // fsync: an attribution run (how much of the latency is the durable
 // write), never the default, which syncs as production does.
@@ -211,8 +243,9 @@ var loadNoFsync = flag.Bool("loadnofsync", false, "run rtstack's side of the loa
 
 // reportStages reports where rtstack's time went, from the gateway's own
 // histograms: a send's ack path (claim, append with the broker's fsync,
-// outcome) and the tail's lag (a record's producer timestamp to its batch
-// queued to the subscribers: append, fetch, fanout).
+// outcome), the tail's lag (a record's producer timestamp to its batch
+// queued to the subscribers: append, fetch, fanout), and the dedupe
+// store's claims and outcome writes (timedOutcomes).
 func reportStages(b *testing.B, reg *prometheus.Registry) {
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -225,6 +258,10 @@ func reportStages(b *testing.B, reg *prometheus.Registry) {
 			who = "append"
 		case "rtstack_gateway_fanout_seconds":
 			who = "tail-lag"
+		case "bench_claim_seconds":
+			who = "claim"
+		case "bench_put_seconds":
+			who = "put"
 		default:
 			continue
 		}
