@@ -229,6 +229,12 @@ func (t *timedOutcomes) ClaimAll(ctx context.Context, keys []string, ttl time.Du
 	return t.Outcomes.ClaimAll(ctx, keys, ttl)
 }
 
+// Claim is timed as well: a lone send claims through it, not ClaimAll.
+func (t *timedOutcomes) Claim(ctx context.Context, key string, ttl time.Duration) (commands.Claim, error) {
+	defer observeSince(t.claim, time.Now())
+	return t.Outcomes.Claim(ctx, key, ttl)
+}
+
 func (t *timedOutcomes) Put(ctx context.Context, key string, pos events.Position) error {
 	defer observeSince(t.put, time.Now())
 	return t.Outcomes.Put(ctx, key, pos)
