@@ -95,8 +95,9 @@ type Pending struct {
 
 // Submit decides a as the method of its type does (validation, authorship,
 // the dedupe store) and issues its append without waiting for the broker.
-// ready is called once when the outcome is known, possibly before Submit
-// returns; it must not block. Then Result gives the outcome. Actions
+// ready is called once when the outcome is known and, for a send, stored in
+// the dedupe store (or that store gave up), possibly before Submit returns;
+// it must not block. Then Result gives the outcome. Actions
 // submitted one after another for one room are appended in that order.
 // With a Log that is not an AsyncLog, Submit waits for the append.
 func (h *Handler) Submit(ctx context.Context, a Action, ready func()) *Pending {
@@ -119,7 +120,7 @@ func (h *Handler) issue(ctx context.Context, d decision, err error, ready func()
 		if err != nil {
 			d.fail()
 		} else {
-			p.followUp(ctx, pos, false)
+			p.followUp(ctx, pos, nil)
 		}
 		p.settle(pos, err)
 		ready()
@@ -131,11 +132,15 @@ func (h *Handler) issue(ctx context.Context, d decision, err error, ready func()
 			if d.failed != nil {
 				go d.failed() // the callback must not block on the dedupe store
 			}
-		} else {
-			p.followUp(ctx, pos, true)
+			p.settle(pos, err)
+			ready()
+			return
 		}
-		p.settle(pos, err)
-		ready()
+		p.settle(pos, nil)
+		// ready waits for the follow-up: the lane that answers this action
+		// then never blocks on the dedupe store, and keeps submitting the
+		// actions read meanwhile (their claims and appends) instead.
+		p.followUp(ctx, pos, ready)
 	})
 	return p
 }
@@ -222,22 +227,27 @@ func (h *Handler) decideAll(subs []Submission) ([]decision, []error) {
 // followUp runs the decision's follow-up (a send remembering its outcome)
 // as soon as the append is known, not when Result is called: a later action
 // of the same lane waiting on that outcome (the same client id sent again)
-// must not wait for this one to be answered first. async runs it on its
-// own goroutine, bounded by the dedupe store's timeouts, because the append
-// callback must not block.
-func (p *Pending) followUp(ctx context.Context, pos events.Position, async bool) {
+// must not wait for this one to be answered first. With ready it runs on
+// its own goroutine, bounded by the dedupe store's timeouts, because the
+// append callback must not block, and calls ready once it ended (or at
+// once when there is none).
+func (p *Pending) followUp(ctx context.Context, pos events.Position, ready func()) {
 	after := p.d.after
 	if after == nil {
+		if ready != nil {
+			ready()
+		}
 		return
 	}
 	done := make(chan struct{})
 	p.mu.Lock()
 	p.followedUp = done
 	p.mu.Unlock()
-	if async {
+	if ready != nil {
 		go func() {
-			defer close(done)
 			after(context.WithoutCancel(ctx), pos)
+			close(done)
+			ready()
 		}()
 		return
 	}
@@ -251,9 +261,9 @@ func (p *Pending) settle(pos events.Position, err error) {
 	p.known, p.pos, p.err = true, pos, err
 }
 
-// Result returns the outcome of a submitted action once ready was called,
-// after the action's own follow-up (remembering a send's position in the
-// dedupe store), which may wait on that store. Call it once.
+// Result returns the outcome of a submitted action once ready was called
+// (by then the action's own follow-up, remembering a send's position in the
+// dedupe store, ended, so it does not wait). Call it once.
 func (p *Pending) Result() (Result, error) {
 	p.mu.Lock()
 	known, pos, err, followedUp := p.known, p.pos, p.err, p.followedUp

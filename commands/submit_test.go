@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/rtstack/rtstack/commands"
 	"github.com/rtstack/rtstack/events"
@@ -38,17 +39,29 @@ func TestSubmitIssuesWithoutWaiting(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	var ready [3]bool
+	var ready [3]chan events.Position // each gets the stored position when ready is called
 	var pending [3]*commands.Pending
 	for i, id := range []string{"a", "b", "c"} {
-		pending[i] = h.Submit(ctx, commands.SendMessage{Room: "r", User: "u", ClientID: id, Text: "hi " + id}, func() { ready[i] = true })
+		ready[i] = make(chan events.Position, 1)
+		key := "r\x00u\x00" + id // the dedupe key of (room, user, client id)
+		pending[i] = h.Submit(ctx, commands.SendMessage{Room: "r", User: "u", ClientID: id, Text: "hi " + id}, func() {
+			pos, _, _ := outcomes.Get(ctx, key)
+			ready[i] <- pos
+		})
 	}
-	if ready != [3]bool{} || len(log.held) != 3 {
-		t.Fatalf("ready %v with %d appends held: Submit waited for an outcome", ready, len(log.held))
+	for i := range ready {
+		if len(ready[i]) != 0 || len(log.held) != 3 {
+			t.Fatalf("%d ready with %d appends held: Submit waited for an outcome", i, len(log.held))
+		}
 	}
 	log.release()
 	for i, id := range []string{"a", "b", "c"} {
-		if !ready[i] {
+		select {
+		case pos := <-ready[i]:
+			if pos.Offset != int64(i) {
+				t.Fatalf("%s ready with %+v in the dedupe store, want offset %d: ready before the outcome was stored", id, pos, i)
+			}
+		case <-time.After(5 * time.Second):
 			t.Fatalf("%s not ready after its append completed", id)
 		}
 		res, err := pending[i].Result()

@@ -22,13 +22,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/time/rate"
 
 	"github.com/rtstack/rtstack/commands"
+	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/gateway"
 	"github.com/rtstack/rtstack/gateway/auth"
 	"github.com/rtstack/rtstack/gateway/dedupe"
 	"github.com/rtstack/rtstack/gateway/loadgen"
+	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/internal/testsvc"
 )
 
@@ -182,11 +186,128 @@ func processCPU() time.Duration {
 // benchGateway is rtstack's side of the load benchmarks: the gateway with
 // the embedded broker over TCP and the Redis idempotency store, with no
 // frame rate limits (RATE_LIMIT=0 USER_RATE_LIMIT=0). It returns the endpoint and the secret its tokens are signed with.
-func benchGateway(b *testing.B) (url, secret string) {
+func benchGateway(b *testing.B, reg prometheus.Registerer) (url, secret string) {
 	rdb, prefix := testsvc.Redis(b)
-	st := newStack(b, stackOpts{outcomes: dedupe.New(rdb, prefix+"dedupe:", dedupe.DefaultTTL)})
-	g := st.gateway(b, func(c *gateway.Config) { c.RateLimit, c.UserRateLimit = rate.Inf, rate.Inf })
+	o := stackOpts{outcomes: newTimedOutcomes(dedupe.New(rdb, prefix+"dedupe:", dedupe.DefaultTTL), reg)}
+	if *loadNoFsync {
+		br, err := kafka.StartBroker(kafka.BrokerConfig{Addr: "127.0.0.1:0", DataDir: b.TempDir(), NoFsync: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(br.Close)
+		o.addr = br.Addr()
+	}
+	st := newStack(b, o)
+	g := st.gateway(b, func(c *gateway.Config) {
+		c.RateLimit, c.UserRateLimit = rate.Inf, rate.Inf
+		c.Registerer = reg
+	})
 	return g.endpoint(), testSecret
+}
+
+// timedOutcomes is the dedupe store timing its claims and outcome writes
+// (each call's round trip, shared ones included), for reportStages.
+type timedOutcomes struct {
+	*dedupe.Outcomes
+	claim, put prometheus.Histogram
+}
+
+func newTimedOutcomes(o *dedupe.Outcomes, reg prometheus.Registerer) commands.Outcomes {
+	if reg == nil {
+		return o
+	}
+	h := func(name string) prometheus.Histogram {
+		return prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16)})
+	}
+	t := &timedOutcomes{Outcomes: o, claim: h("bench_claim_seconds"), put: h("bench_put_seconds")}
+	reg.MustRegister(t.claim, t.put)
+	return t
+}
+
+func (t *timedOutcomes) ClaimAll(ctx context.Context, keys []string, ttl time.Duration) ([]commands.Claim, []error) {
+	defer observeSince(t.claim, time.Now())
+	return t.Outcomes.ClaimAll(ctx, keys, ttl)
+}
+
+// Claim is timed as well: a lone send claims through it, not ClaimAll.
+func (t *timedOutcomes) Claim(ctx context.Context, key string, ttl time.Duration) (commands.Claim, error) {
+	defer observeSince(t.claim, time.Now())
+	return t.Outcomes.Claim(ctx, key, ttl)
+}
+
+func (t *timedOutcomes) Put(ctx context.Context, key string, pos events.Position) error {
+	defer observeSince(t.put, time.Now())
+	return t.Outcomes.Put(ctx, key, pos)
+}
+
+func observeSince(h prometheus.Histogram, start time.Time) { h.Observe(time.Since(start).Seconds()) }
+
+// loadNoFsync runs rtstack's side on a broker that acknowledges before
+// fsync: an attribution run (how much of the latency is the durable
+// write), never the default, which syncs as production does.
+var loadNoFsync = flag.Bool("loadnofsync", false, "run rtstack's side of the load benchmarks on a broker that does not fsync")
+
+// reportStages reports where rtstack's time went, from the gateway's own
+// histograms: a send's ack path (claim, append with the broker's fsync,
+// outcome), the tail's lag (a record's producer timestamp to its batch
+// queued to the subscribers: append, fetch, fanout), and the dedupe
+// store's claims and outcome writes (timedOutcomes).
+func reportStages(b *testing.B, reg *prometheus.Registry) {
+	mfs, err := reg.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mf := range mfs {
+		var who string
+		switch mf.GetName() {
+		case "rtstack_gateway_append_seconds":
+			who = "append"
+		case "rtstack_gateway_fanout_seconds":
+			who = "tail-lag"
+		case "bench_claim_seconds":
+			who = "claim"
+		case "bench_put_seconds":
+			who = "put"
+		default:
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			h := m.GetHistogram()
+			if who == "append" && !hasLabel(m, "op", "send") || h.GetSampleCount() == 0 {
+				continue
+			}
+			b.ReportMetric(1000*h.GetSampleSum()/float64(h.GetSampleCount()), "rtstack-"+who+"-mean-ms")
+			b.ReportMetric(1000*histQuantile(h, 0.99), "rtstack-"+who+"-p99-ms")
+		}
+	}
+}
+
+func hasLabel(m *dto.Metric, name, value string) bool {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name && l.GetValue() == value {
+			return true
+		}
+	}
+	return false
+}
+
+// histQuantile estimates the q quantile of a histogram as Prometheus's
+// histogram_quantile does: linearly within the bucket it falls in.
+func histQuantile(h *dto.Histogram, q float64) float64 {
+	rank := q * float64(h.GetSampleCount())
+	var lower float64
+	var below uint64
+	for _, bk := range h.GetBucket() {
+		if float64(bk.GetCumulativeCount()) >= rank {
+			in := bk.GetCumulativeCount() - below
+			if in == 0 {
+				return bk.GetUpperBound()
+			}
+			return lower + (bk.GetUpperBound()-lower)*(rank-float64(below))/float64(in)
+		}
+		lower, below = bk.GetUpperBound(), bk.GetCumulativeCount()
+	}
+	return lower
 }
 
 // compareLoad runs the same load against the raw baseline and then rtstack
@@ -197,10 +318,12 @@ func compareLoad(b *testing.B, s generatorSpec) {
 	base := drive(b, s, nil, false)
 	raw.hs.Close()
 
-	s.URL, s.Secret = benchGateway(b)
+	reg := prometheus.NewRegistry()
+	s.URL, s.Secret = benchGateway(b, reg)
 	stopProfile := profileCPU(b)
 	ours := drive(b, s, nil, false)
 	stopProfile()
+	reportStages(b, reg)
 
 	for _, d := range []struct {
 		who string
@@ -283,7 +406,7 @@ func BenchmarkIdleConnRSS(b *testing.B) {
 	raw := startRawBroadcast(b)
 	base := measure("raw", raw.url(), "")
 	raw.hs.Close()
-	url, secret := benchGateway(b)
+	url, secret := benchGateway(b, nil)
 	ours := measure("rtstack", url, secret)
 	b.Logf("per idle connection: rtstack %.1f KiB RSS, %.1f goroutines; raw %.1f KiB, %.1f goroutines",
 		ours.kib, ours.goroutines, base.kib, base.goroutines)

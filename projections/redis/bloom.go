@@ -28,15 +28,21 @@ func newIDFilter(bits int) *idFilter {
 	return &idFilter{seed: maphash.MakeSeed(), bits: make([]atomic.Uint64, max(bits/64, 1))}
 }
 
-// word returns the word of (room, id) and the bits it sets there: one
-// word, so a look costs one cache miss however many bits it tests.
-func (f *idFilter) word(room, id string) (*atomic.Uint64, uint64) {
-	var h maphash.Hash
-	h.SetSeed(f.seed)
-	h.WriteString(room)
-	h.WriteByte(0)
-	h.WriteString(id)
-	s := h.Sum64()
+// roomHash is the part of a (room, id) pair's hash that comes from the
+// room: a fold computes it once per room, not once per id.
+func (f *idFilter) roomHash(room string) uint64 {
+	// Multiplied so that it mixes into every bit the id's hash is cut into.
+	return maphash.String(f.seed, room) * 0x9e3779b97f4a7c15
+}
+
+// hash is the hash of (room, id), room given by its roomHash.
+func (f *idFilter) hash(room uint64, id string) uint64 {
+	return maphash.String(f.seed, id) ^ room
+}
+
+// word returns the word of a hash and the bits it sets there: one word,
+// so a look costs one cache miss however many bits it tests.
+func (f *idFilter) word(s uint64) (*atomic.Uint64, uint64) {
 	w := &f.bits[(s>>32)%uint64(len(f.bits))]
 	var mask uint64
 	for i := range idFilterHashes {
@@ -45,15 +51,15 @@ func (f *idFilter) word(room, id string) (*atomic.Uint64, uint64) {
 	return w, mask
 }
 
-// add records (room, id). Call it before the write that stores the id
-// commits, so a reader that finds it missing here cannot miss the write.
-func (f *idFilter) add(room, id string) {
-	w, mask := f.word(room, id)
+// add records the pair of hash s. Call it before the write that stores the
+// id commits, so a reader that finds it missing here cannot miss the write.
+func (f *idFilter) add(s uint64) {
+	w, mask := f.word(s)
 	w.Or(mask)
 }
 
-// mayHave reports whether (room, id) may have been added.
-func (f *idFilter) mayHave(room, id string) bool {
-	w, mask := f.word(room, id)
+// mayHave reports whether the pair of hash s may have been added.
+func (f *idFilter) mayHave(s uint64) bool {
+	w, mask := f.word(s)
 	return w.Load()&mask == mask
 }

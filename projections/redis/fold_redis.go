@@ -23,12 +23,15 @@ type fold struct {
 	rooms map[string]*roomFold
 	order []*roomFold // first seen first, so the writes come in a stable order
 	ops   []op        // the chunk's records, resolved to indices by gather
-	sent  names       // senders, for lb:sent
+	sent  names       // senders, for lb:sent (see sentDeltas)
 	sentD []int64     // their lb:sent changes
 	rxD   map[string]int64
 	rxOf  []string // rxD's authors, first seen first
 
-	free []*roomFold // rooms of earlier chunks, to reuse (see reset)
+	free  []*roomFold  // rooms of earlier chunks, to reuse (see reset)
+	args  arena[any]   // the writes' arguments (see arena)
+	nums  arena[int64] // numbers computed for the writes
+	reads []roomReads  // the reads queued for the chunk
 }
 
 // op is one record as gather resolved it.
@@ -39,7 +42,6 @@ type op struct {
 	id     int32 // message: index in room.ids
 	rx, mu int32 // reaction: indices in room.rxs, room.mus
 	user   int32 // S: index in room.users; J/L: in room.members
-	sender int32 // S: index in fold.sent
 	minute int64 // S: the event's minute (ms)
 	who    string
 }
@@ -78,6 +80,7 @@ type roomFold struct {
 	reacts bool
 
 	ids        names    // message ids (sends and reactions)
+	idHash     []uint64 // their hashes in the build's idFilter
 	toRead     []string // those the ids filter may have seen: read their author
 	readAt     []int32  // their indices in ids
 	author     []string // "" and !known: unknown
@@ -97,7 +100,7 @@ type roomFold struct {
 	buckets, bucket0 map[int64]int64
 	bucketName       map[int64]string // minute → its field name as read
 
-	newMsgs []any // message id, author, … (HSET arguments)
+	newMsgs []int32 // indices in ids of the messages first sent in the chunk
 	total   int64
 }
 
@@ -123,6 +126,9 @@ func (f *fold) reset() {
 	clear(f.rxD)
 	clear(f.rxOf)
 	f.rxOf = f.rxOf[:0]
+	f.args.reset()
+	f.nums.reset()
+	clear(f.reads)
 }
 
 func (r *roomFold) reset() {
@@ -131,10 +137,9 @@ func (r *roomFold) reset() {
 	}
 	clear(r.toRead)
 	clear(r.author)
-	clear(r.newMsgs)
 	*r = roomFold{
 		ids: r.ids, rxs: r.rxs, mus: r.mus, users: r.users, members: r.members,
-		toRead: r.toRead[:0], readAt: r.readAt[:0], author: r.author[:0], known: r.known[:0],
+		idHash: r.idHash[:0], toRead: r.toRead[:0], readAt: r.readAt[:0], author: r.author[:0], known: r.known[:0],
 		inRx: r.inRx[:0], rxN: r.rxN[:0], rxN0: r.rxN0[:0], score: r.score[:0], lbD: r.lbD[:0],
 		member: r.member[:0], newMsgs: r.newMsgs[:0],
 		buckets: clearMap(r.buckets), bucket0: clearMap(r.bucket0), bucketName: clearMap(r.bucketName),
@@ -183,7 +188,7 @@ func (f *fold) gather(recs []events.Record) {
 		case *events.MessageSent:
 			o.kind, o.room, o.who = 'S', f.room(e.Room), e.User
 			o.room.sends = true
-			o.id, o.user, o.sender = o.room.ids.of(e.MessageID), o.room.users.of(e.User), f.sent.of(e.User)
+			o.id, o.user = o.room.ids.of(e.MessageID), o.room.users.of(e.User)
 			o.minute = minuteOf(e.Time)
 		case *events.ReactionAdded:
 			o = f.reaction(o, 'A', e.Room, e.User, e.MessageID, e.Emoji)
@@ -206,8 +211,9 @@ func (f *fold) reaction(o op, kind byte, room, user, mid, emoji string) op {
 	o.kind, o.room, o.who = kind, f.room(room), user
 	o.room.reacts = true
 	o.id = o.room.ids.of(mid)
-	o.rx = o.room.rxs.of(reactionMember(mid, user, emoji))
-	o.mu = o.room.mus.of(reactionMember(mid, user, ""))
+	rx := reactionMember(mid, user, emoji)
+	o.rx = o.room.rxs.of(rx)
+	o.mu = o.room.mus.of(rx[:len(rx)-len(emoji)]) // reactionMember(mid, user, "")
 	return o
 }
 
@@ -243,8 +249,15 @@ func (f *fold) watchKeys(keys []string) []string {
 // write that adds an id after this look is one EXEC notices.
 func (f *fold) pick(seen *idFilter) {
 	for _, r := range f.order {
+		if seen != nil {
+			r.idHash = zeroed(r.idHash, len(r.ids.list))
+			rh := seen.roomHash(r.name)
+			for j, id := range r.ids.list {
+				r.idHash[j] = seen.hash(rh, id)
+			}
+		}
 		for j, id := range r.ids.list {
-			if seen == nil || seen.mayHave(r.name, id) {
+			if seen == nil || seen.mayHave(r.idHash[j]) {
 				r.toRead = append(r.toRead, id)
 				r.readAt = append(r.readAt, int32(j))
 			}
@@ -254,14 +267,15 @@ func (f *fold) pick(seen *idFilter) {
 
 // queueReads queues on pipe one read per key the chunk touches.
 func (f *fold) queueReads(ctx context.Context, pipe goredis.Pipeliner) []roomReads {
-	out := make([]roomReads, len(f.order))
+	f.reads = zeroed(f.reads, len(f.order))
+	out := f.reads
 	for i, r := range f.order {
 		q := &out[i]
 		if len(r.toRead) > 0 {
 			q.authors = pipe.HMGet(ctx, r.key+"msgs", r.toRead...)
 		}
 		if len(r.rxs.list) > 0 {
-			q.inRx = pipe.SMIsMember(ctx, r.key+"rx", anys(r.rxs.list)...)
+			q.inRx = pipe.SMIsMember(ctx, r.key+"rx", f.ptrs(r.rxs.list)...)
 			q.rxN = pipe.HMGet(ctx, r.key+"rxn", r.mus.list...)
 		}
 		if r.sends {
@@ -280,7 +294,6 @@ func (f *fold) load(reads []roomReads) error {
 			return err
 		}
 	}
-	f.sentD = zeroed(f.sentD, len(f.sent.list))
 	return nil
 }
 
@@ -372,9 +385,8 @@ func (f *fold) sent1(o *op) {
 		return
 	}
 	r.author[o.id], r.known[o.id] = o.who, true
-	r.newMsgs = append(r.newMsgs, r.ids.list[o.id], o.who)
+	r.newMsgs = append(r.newMsgs, o.id)
 	r.total++
-	f.sentD[o.sender]--
 	r.lbD[o.user]--
 	if !r.hasNew || m > r.newest {
 		if keep := m - f.span; r.hasNew && r.hasOld && keep > r.oldest {
@@ -445,43 +457,74 @@ func (f *fold) rxDelta(author string, by int64) {
 func (f *fold) queueWrites(ctx context.Context, pipe goredis.Pipeliner, seen *idFilter) {
 	for _, r := range f.order {
 		if seen != nil {
-			for j := 0; j < len(r.newMsgs); j += 2 {
-				seen.add(r.name, r.newMsgs[j].(string))
+			for _, j := range r.newMsgs {
+				seen.add(r.idHash[j])
 			}
 		}
-		r.queueWrites(ctx, pipe)
+		r.queueWrites(ctx, pipe, f)
 	}
-	var args []any
-	for j, u := range f.sent.list {
-		if d := f.sentD[j]; d != 0 {
-			args = append(args, u, d)
+	f.sentDeltas()
+	args := f.args.take(2 * len(f.sent.list))
+	for j := range f.sent.list {
+		if f.sentD[j] != 0 {
+			args = append(args, &f.sent.list[j], &f.sentD[j])
 		}
 	}
-	addScores(ctx, pipe, f.v+"lb:sent", args)
-	args = nil
-	for _, u := range f.rxOf {
-		if d := f.rxD[u]; d != 0 {
-			args = append(args, u, d)
+	f.addScores(ctx, pipe, f.v+"lb:sent", args)
+	args = f.args.take(2 * len(f.rxOf))
+	for j := range f.rxOf {
+		if d := f.rxD[f.rxOf[j]]; d != 0 {
+			args = append(args, &f.rxOf[j], f.nums.one(d))
 		}
 	}
-	addScores(ctx, pipe, f.v+"lb:rx", args)
+	f.addScores(ctx, pipe, f.v+"lb:rx", args)
+}
+
+// sentDeltas sums the room boards' changes per user into the global
+// board's (sent, sentD): each counted message moves both by one, so this
+// costs a look-up per (room, sender) rather than one per message.
+func (f *fold) sentDeltas() {
+	f.sent.reset()
+	f.sentD = f.sentD[:0]
+	for _, r := range f.order {
+		for j, u := range r.users.list {
+			if d := r.lbD[j]; d != 0 {
+				i := f.sent.of(u)
+				if int(i) == len(f.sentD) {
+					f.sentD = append(f.sentD, 0)
+				}
+				f.sentD[i] += d
+			}
+		}
+	}
 }
 
 // addScores queues addScoresScript over key for pairs (user, delta, …),
 // in calls of at most maxScoreArgs arguments. It is sent whole (EVAL, not
 // EVALSHA): inside MULTI a script Redis lost would fail alone, after the
 // other writes.
-func addScores(ctx context.Context, pipe goredis.Pipeliner, key string, pairs []any) {
+func (f *fold) addScores(ctx context.Context, pipe goredis.Pipeliner, key string, pairs []any) {
 	for len(pairs) > 0 {
 		n := min(len(pairs), maxScoreArgs)
-		pipe.Eval(ctx, addScoresScript, []string{key}, pairs[:n]...)
+		args := append(f.args.take(4+n), "eval", addScoresScript, 1, key)
+		pipe.Do(ctx, append(args, pairs[:n]...)...)
 		pairs = pairs[n:]
 	}
 }
 
-func (r *roomFold) queueWrites(ctx context.Context, pipe goredis.Pipeliner) {
+// cmd returns the start of a command's arguments (name, key) with room
+// for n more.
+func (f *fold) cmd(name, key string, n int) []any {
+	return append(f.args.take(2+n), name, key)
+}
+
+func (r *roomFold) queueWrites(ctx context.Context, pipe goredis.Pipeliner, f *fold) {
 	if len(r.newMsgs) > 0 {
-		pipe.HSet(ctx, r.key+"msgs", r.newMsgs...)
+		args := f.cmd("hset", r.key+"msgs", 2*len(r.newMsgs))
+		for _, j := range r.newMsgs {
+			args = append(args, &r.ids.list[j], &r.author[j])
+		}
+		pipe.Do(ctx, args...)
 	}
 	if r.total > 0 {
 		pipe.HIncrBy(ctx, r.key+"meta", "total", r.total)
@@ -492,43 +535,78 @@ func (r *roomFold) queueWrites(ctx context.Context, pipe goredis.Pipeliner) {
 		}
 		r.queueBuckets(ctx, pipe)
 	}
-	var board []goredis.Z
-	for j, u := range r.users.list {
+	r.queueBoard(ctx, pipe, f)
+	r.queueReactions(ctx, pipe, f)
+	r.queueMembers(ctx, pipe, f)
+}
+
+// queueBoard writes the room board's changed scores. The room board only
+// goes down: a score stays below zero.
+func (r *roomFold) queueBoard(ctx context.Context, pipe goredis.Pipeliner, f *fold) {
+	args := f.cmd("zadd", r.key+"lb", 2*len(r.users.list))
+	for j := range r.users.list {
 		if d := r.lbD[j]; d != 0 {
-			// The room board only goes down: a score stays below zero.
-			board = append(board, goredis.Z{Score: float64(r.score[j] + d), Member: u})
+			r.score[j] += d // the new score, written as an integer
+			args = append(args, &r.score[j], &r.users.list[j])
 		}
 	}
-	if len(board) > 0 {
-		pipe.ZAdd(ctx, r.key+"lb", board...)
+	if len(args) > 2 {
+		pipe.Do(ctx, args...)
 	}
-	add, rem := r.reactionChanges()
-	if len(add) > 0 {
-		pipe.SAdd(ctx, r.key+"rx", add...)
+}
+
+// queueReactions writes the reaction set's and the counts' changes.
+func (r *roomFold) queueReactions(ctx context.Context, pipe goredis.Pipeliner, f *fold) {
+	if len(r.rxs.list) == 0 {
+		return
 	}
-	if len(rem) > 0 {
-		pipe.SRem(ctx, r.key+"rx", rem...)
+	add, rem := f.cmd("sadd", r.key+"rx", len(r.rxs.list)), f.cmd("srem", r.key+"rx", len(r.rxs.list))
+	for j := range r.rxs.list {
+		if now := r.inRx[j]; now != r.in0[j] {
+			if now {
+				add = append(add, &r.rxs.list[j])
+			} else {
+				rem = append(rem, &r.rxs.list[j])
+			}
+		}
 	}
-	set, del := r.countChanges()
-	if len(set) > 0 {
-		pipe.HSet(ctx, r.key+"rxn", set...)
+	queueIfArgs(ctx, pipe, add)
+	queueIfArgs(ctx, pipe, rem)
+	set, del := f.cmd("hset", r.key+"rxn", 2*len(r.mus.list)), f.cmd("hdel", r.key+"rxn", len(r.mus.list))
+	for j := range r.mus.list {
+		if c := r.rxN[j]; c != r.rxN0[j] {
+			if c > 0 {
+				set = append(set, &r.mus.list[j], &r.rxN[j])
+			} else {
+				del = append(del, &r.mus.list[j])
+			}
+		}
 	}
-	if len(del) > 0 {
-		pipe.HDel(ctx, r.key+"rxn", del...)
+	queueIfArgs(ctx, pipe, set)
+	queueIfArgs(ctx, pipe, del)
+}
+
+// queueMembers writes the members set's changes.
+func (r *roomFold) queueMembers(ctx context.Context, pipe goredis.Pipeliner, f *fold) {
+	if len(r.members.list) == 0 {
+		return
 	}
-	add, rem = nil, nil
-	for j, u := range r.members.list {
+	add, rem := f.cmd("sadd", r.key+"members", len(r.members.list)), f.cmd("srem", r.key+"members", len(r.members.list))
+	for j := range r.members.list {
 		if r.member[j] {
-			add = append(add, u)
+			add = append(add, &r.members.list[j])
 		} else {
-			rem = append(rem, u)
+			rem = append(rem, &r.members.list[j])
 		}
 	}
-	if len(add) > 0 {
-		pipe.SAdd(ctx, r.key+"members", add...)
-	}
-	if len(rem) > 0 {
-		pipe.SRem(ctx, r.key+"members", rem...)
+	queueIfArgs(ctx, pipe, add)
+	queueIfArgs(ctx, pipe, rem)
+}
+
+// queueIfArgs queues args unless it holds only a command and its key.
+func queueIfArgs(ctx context.Context, pipe goredis.Pipeliner, args []any) {
+	if len(args) > 2 {
+		pipe.Do(ctx, args...)
 	}
 }
 
@@ -558,35 +636,6 @@ func (r *roomFold) queueBuckets(ctx context.Context, pipe goredis.Pipeliner) {
 	}
 }
 
-// reactionChanges are the reaction set's members to add and to remove.
-func (r *roomFold) reactionChanges() (add, rem []any) {
-	for j, m := range r.rxs.list {
-		if now := r.inRx[j]; now != r.in0[j] {
-			if now {
-				add = append(add, m)
-			} else {
-				rem = append(rem, m)
-			}
-		}
-	}
-	return add, rem
-}
-
-// countChanges are the rxn counts to set (field, count, …) and to delete
-// (back to zero).
-func (r *roomFold) countChanges() (set []any, del []string) {
-	for j, mu := range r.mus.list {
-		if c := r.rxN[j]; c != r.rxN0[j] {
-			if c > 0 {
-				set = append(set, mu, c)
-			} else {
-				del = append(del, mu)
-			}
-		}
-	}
-	return set, del
-}
-
 // intOr0 reads an HMGET value: nil is 0.
 func intOr0(v any) (int64, error) {
 	s, ok := v.(string)
@@ -596,10 +645,11 @@ func intOr0(v any) (int64, error) {
 	return strconv.ParseInt(s, 10, 64)
 }
 
-func anys(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, s := range ss {
-		out[i] = s
+// ptrs are pointers to ss's elements, as command arguments (see arena).
+func (f *fold) ptrs(ss []string) []any {
+	out := f.args.take(len(ss))
+	for i := range ss {
+		out = append(out, &ss[i])
 	}
 	return out
 }
