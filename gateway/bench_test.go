@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/gateway"
 	"github.com/rtstack/rtstack/infra/kafka"
+	"github.com/rtstack/rtstack/internal/testsvc"
 )
 
 func percentile(ds []time.Duration, p float64) time.Duration {
@@ -228,7 +228,7 @@ func benchFanout(b *testing.B, pace time.Duration) {
 	}
 
 	b.ResetTimer()
-	start, cpu := time.Now(), cpuTime(b)
+	start, cpu := time.Now(), testsvc.ProcessCPU(b)
 	var perr atomic.Value
 	tick := newPacer(pace)
 	for i := range b.N {
@@ -240,7 +240,7 @@ func benchFanout(b *testing.B, pace time.Duration) {
 		})
 	}
 	cc.wait(b, bases, int64(b.N))
-	gwElapsed, gwCPU := time.Since(start), cpuTime(b)-cpu
+	gwElapsed, gwCPU := time.Since(start), testsvc.ProcessCPU(b)-cpu
 	b.StopTimer()
 	if err, _ := perr.Load().(error); err != nil {
 		b.Fatal(err)
@@ -283,10 +283,10 @@ func benchFanout(b *testing.B, pace time.Duration) {
 	defer hs.Close()
 	base := dialCounting(b, "ws"+strings.TrimPrefix(hs.URL, "http"), fanoutClients, nil)
 	<-ready
-	start, cpu = time.Now(), cpuTime(b)
+	start, cpu = time.Now(), testsvc.ProcessCPU(b)
 	close(begin)
 	base.wait(b, nil, int64(b.N))
-	baseElapsed, baseCPU := time.Since(start), cpuTime(b)-cpu
+	baseElapsed, baseCPU := time.Since(start), testsvc.ProcessCPU(b)-cpu
 	srvWG.Wait()
 	base.close()
 	baseRate := float64(b.N*fanoutClients) / baseElapsed.Seconds()
@@ -315,15 +315,6 @@ func (p pacer) wait() {
 	if p.t != nil {
 		<-p.t.C
 	}
-}
-
-// cpuTime is the user and system CPU the process has used.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkPipelinedSends measures a closed loop of sends over one

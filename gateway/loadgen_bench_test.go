@@ -128,7 +128,7 @@ func drive(b *testing.B, s generatorSpec, onReady func(), interrupt bool) driven
 		switch {
 		case line == "ready":
 			joined = true
-			cpu0 = processCPU()
+			cpu0 = testsvc.ProcessCPU(b)
 			if onReady != nil {
 				onReady()
 			}
@@ -145,7 +145,7 @@ func drive(b *testing.B, s generatorSpec, onReady func(), interrupt bool) driven
 	if err := cmd.Wait(); err != nil || d.rep == nil || !joined {
 		b.Fatalf("generator: %v (joined %v)\n%s", err, joined, stderr.String())
 	}
-	d.serverCPU = processCPU() - cpu0
+	d.serverCPU = testsvc.ProcessCPU(b) - cpu0
 	return d
 }
 
@@ -160,27 +160,7 @@ func profileCPU(b *testing.B) (stop func()) {
 	if *loadProfile == "" {
 		return func() {}
 	}
-	f, err := os.Create(filepath.Join(*loadProfile, b.Name()+".rtstack.pprof"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		b.Fatal(err)
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		_ = f.Close()
-	}
-}
-
-// processCPU is this process's user+system CPU time so far (the child's is
-// not included).
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return testsvc.CPUProfile(b, filepath.Join(*loadProfile, b.Name()+".rtstack.pprof"))
 }
 
 // benchGateway is rtstack's side of the load benchmarks: the gateway with

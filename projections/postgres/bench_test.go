@@ -11,7 +11,6 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/rtstack/rtstack/events"
 	"github.com/rtstack/rtstack/infra/kafka"
 	"github.com/rtstack/rtstack/infra/kafka/kafkatest"
+	"github.com/rtstack/rtstack/internal/testsvc"
 	"github.com/rtstack/rtstack/projections"
 )
 
@@ -182,16 +182,9 @@ func startProfile(b *testing.B, prefix string) (stop func()) {
 		}
 	}
 	writeAllocs(prefix + ".allocs-before.pprof")
-	f, err := os.Create(prefix + ".cpu.pprof")
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		b.Fatal(err)
-	}
+	stopCPU := testsvc.CPUProfile(b, prefix+".cpu.pprof")
 	return func() {
-		pprof.StopCPUProfile()
-		_ = f.Close()
+		stopCPU()
 		writeAllocs(prefix + ".allocs.pprof")
 	}
 }
@@ -212,10 +205,7 @@ func (c cpuTimes) sub(d cpuTimes) cpuTimes { return cpuTimes{c.self - d.self, c.
 func cpuNow(ctx context.Context, b *testing.B, pool *pgxpool.Pool) cpuTimes {
 	b.Helper()
 	var c cpuTimes
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		c.self = float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
-	}
+	c.self = testsvc.ProcessCPU(b).Seconds()
 	rows, err := pool.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
 	if err != nil {
 		b.Fatal(err)

@@ -3,7 +3,6 @@ package worker_test
 import (
 	"context"
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
@@ -41,7 +40,7 @@ func BenchmarkTasks(b *testing.B) {
 			batch[j] = webhookTask(fmt.Sprintf("b%d-%d", i, j), target.URL)
 		}
 		before := target.Count()
-		c0 := processCPU(b)
+		c0 := testsvc.ProcessCPU(b)
 		t0 := time.Now()
 		if err := pub.PublishTasks(ctx, batch...); err != nil {
 			b.Fatal(err)
@@ -55,9 +54,9 @@ func BenchmarkTasks(b *testing.B) {
 			return done >= (i+1)*n
 		})
 		full += time.Since(t0)
-		c1 := processCPU(b)
+		c1 := testsvc.ProcessCPU(b)
 		raw += rawRoundTrip(b, rc.URL, rc.Prefix+"raw", n)
-		fullCPU, rawCPU = fullCPU+c1-c0, rawCPU+processCPU(b)-c1
+		fullCPU, rawCPU = fullCPU+c1-c0, rawCPU+testsvc.ProcessCPU(b)-c1
 	}
 	b.StopTimer()
 	fullRate := float64(b.N*n) / full.Seconds()
@@ -71,15 +70,6 @@ func BenchmarkTasks(b *testing.B) {
 	per10k := func(d time.Duration) float64 { return float64(d.Milliseconds()) * 10000 / float64(b.N*n) }
 	b.ReportMetric(per10k(fullCPU), "cpu_ms/10k")
 	b.ReportMetric(per10k(rawCPU), "raw_cpu_ms/10k")
-}
-
-// processCPU is the user and system CPU time the process has used.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // rawRoundTrip publishes n messages with confirms and consumes them with
